@@ -1,0 +1,53 @@
+// Child processes of sluice: spawning a handler runtime in its own session,
+// walking its process tree, reading its memory, signalling it, and the reaper
+// that guarantees no handler process outlives sluice.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sluice::proc {
+
+struct SpawnOptions {
+  std::vector<std::string> argv;  // argv[0] is the program path
+  std::vector<std::string> env;   // complete environment, "KEY=VALUE"
+  std::string cwd;
+  int output_fd = -1;             // becomes both stdout and stderr; /dev/null when -1
+};
+
+struct SpawnResult {
+  pid_t pid = -1;
+  int exec_errno = 0;  // non-zero: the program could not be executed (pid is then -1)
+};
+
+// fork + exec: the child becomes a session and process-group leader, dies with
+// sluice (PR_SET_PDEATHSIG) and is registered with the reaper.
+SpawnResult spawn(const SpawnOptions& opts);
+
+// root and every descendant still alive (via /proc/<pid>/task/<tid>/children)
+std::vector<pid_t> process_tree(pid_t root);
+
+struct Memory {
+  std::uint64_t rss_kb = 0;  // resident now, summed over the tree
+  std::uint64_t hwm_kb = 0;  // peak resident, summed over the tree
+};
+Memory tree_memory(pid_t root);
+
+// Signal a whole process group (the session started by spawn()).
+void signal_group(pid_t pgid, int sig);
+// SIGKILL every process whose session id is sid, then the group.
+void kill_session(pid_t sid);
+
+// Go's exec.ExitError wording, which Lambda's error messages carry:
+// "exit status 3", "signal: killed", "signal: segmentation fault (core dumped)".
+std::string describe_wait_status(int status);
+
+// Forks the reaper. Call once at start-up, before any thread or socket exists.
+void start_reaper();
+void reaper_track(pid_t sid);
+void reaper_untrack(pid_t sid);
+
+}  // namespace sluice::proc

@@ -1,0 +1,241 @@
+#include "sluice/common/http_server.hpp"
+
+#include "sluice/common/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <nlohmann/json.hpp>
+
+#include <optional>
+
+namespace sluice::http {
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+auto logger() {
+  static auto l = log::get("http");
+  return l;
+}
+}  // namespace
+
+Response json_error(unsigned status, const std::string& message) {
+  Response res{static_cast<bhttp::status>(status), 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.body() = nlohmann::json{{"message", message}}.dump();
+  res.prepare_payload();
+  return res;
+}
+
+Responder::Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version)
+    : stream_(stream), limits_(limits), keep_alive_(keep_alive), version_(version) {
+  boost::system::error_code ec;
+  remote_ = stream_.socket().remote_endpoint(ec);
+  local_ = stream_.socket().local_endpoint(ec);
+}
+
+asio::awaitable<void> Responder::send(Response res) {
+  if (answered_) co_return;
+  answered_ = true;
+  res.version(version_);
+  res.keep_alive(keep_alive_);
+  if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
+  stream_.expires_after(limits_.write_timeout);
+  auto [ec, n] = co_await bhttp::async_write(stream_, res, nothrow);
+  error_ = ec;
+}
+
+asio::awaitable<void> Responder::start_chunked(Response head) {
+  if (answered_) co_return;
+  answered_ = true;
+  chunked_ = true;
+  bhttp::response<bhttp::empty_body> h{head.result(), version_};
+  for (const auto& f : head) h.set(f.name_string(), f.value());
+  h.keep_alive(keep_alive_);
+  h.chunked(true);
+  bhttp::response_serializer<bhttp::empty_body> sr{h};
+  stream_.expires_after(limits_.write_timeout);
+  auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, nothrow);
+  error_ = ec;
+}
+
+asio::awaitable<void> Responder::write_chunk(std::string_view data) {
+  if (!chunked_ || error_ || data.empty()) co_return;
+  stream_.expires_after(limits_.write_timeout);
+  auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data.data(), data.size())),
+                                            nothrow);
+  error_ = ec;
+}
+
+asio::awaitable<void> Responder::finish_chunked() {
+  if (!chunked_ || error_) co_return;
+  stream_.expires_after(limits_.write_timeout);
+  auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), nothrow);
+  error_ = ec;
+}
+
+struct Server::Conn {
+  explicit Conn(tcp::socket s) : stream(std::move(s)) {}
+  beast::tcp_stream stream;
+  bool busy = false;
+};
+
+Server::Server(asio::any_io_executor ex, std::string name, ServerLimits limits, Handler handler,
+               ErrorFormatter errors)
+    : ex_(ex),
+      name_(std::move(name)),
+      limits_(limits),
+      handler_(std::move(handler)),
+      errors_(errors ? std::move(errors) : ErrorFormatter(json_error)),
+      acceptor_(ex) {}
+
+Server::~Server() = default;
+
+tcp::endpoint Server::listen(const std::string& host, unsigned short port) {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) throw std::runtime_error(name_ + ": invalid listen address " + host + ": " + ec.message());
+  tcp::endpoint ep{addr, port};
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw std::runtime_error(name_ + ": cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                             ec.message());
+  return acceptor_.local_endpoint();
+}
+
+void Server::start() {
+  asio::co_spawn(ex_, [self = shared_from_this()] { return self->accept_loop(); }, asio::detached);
+}
+
+asio::awaitable<void> Server::accept_loop() {
+  while (!draining_) {
+    auto [ec, sock] = co_await acceptor_.async_accept(nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || draining_) break;
+      // Out of descriptors and the like: back off instead of spinning.
+      logger()->warn("{}: accept failed: {}", name_, ec.message());
+      asio::steady_timer t(ex_, std::chrono::milliseconds(50));
+      co_await t.async_wait(nothrow);
+      continue;
+    }
+    sock.set_option(tcp::no_delay(true), ec);
+    auto conn = std::make_shared<Conn>(std::move(sock));
+    conns_.insert(conn);
+    asio::co_spawn(ex_, serve(conn), asio::detached);
+  }
+}
+
+asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
+  auto self = shared_from_this();
+  auto& stream = conn->stream;
+  beast::flat_buffer buffer;
+  std::size_t handled = 0;
+
+  auto reject = [&](unsigned status, const std::string& message) -> asio::awaitable<void> {
+    Response res = errors_(status, message);
+    res.keep_alive(false);
+    res.prepare_payload();
+    stream.expires_after(limits_.write_timeout);
+    co_await bhttp::async_write(stream, res, nothrow);
+    // Lingering close: stop sending, then swallow what the client is still
+    // sending for a moment, so it reads our answer instead of a reset.
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.expires_after(std::chrono::milliseconds(500));
+    std::array<char, 8192> sink;
+    for (int i = 0; i < 256; ++i) {
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), nothrow);
+      if (ec) break;
+    }
+  };
+
+  while (!draining_) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(limits_.header_limit));
+    parser.body_limit(limits_.body_limit);
+
+    conn->busy = false;
+    stream.expires_after(handled == 0 ? limits_.read_timeout : limits_.idle_timeout);
+    auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, nothrow);
+    if (!ec && !parser.is_done()) {
+      conn->busy = true;
+      stream.expires_after(limits_.read_timeout);
+      auto [ec2, n2] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+      ec = ec2;
+    }
+    if (ec) {
+      bool started = parser.got_some() || buffer.size() > 0;
+      if (ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
+          ec == asio::error::operation_aborted || (!started && ec == beast::error::timeout)) {
+        break;
+      }
+      if (ec == bhttp::error::header_limit) {
+        co_await reject(431, "Request header fields too large: the request line and headers exceed " +
+                                 std::to_string(limits_.header_limit) + " bytes");
+      } else if (ec == bhttp::error::body_limit) {
+        co_await reject(413, "Request body too large: the limit is " + std::to_string(limits_.body_limit) +
+                                 " bytes");
+      } else if (ec == beast::error::timeout) {
+        co_await reject(408, "Request timed out: the whole request did not arrive within " +
+                                 std::to_string(limits_.read_timeout.count()) + " ms");
+      } else if (ec == bhttp::error::partial_message) {
+        co_await reject(400, "Truncated request: the connection was closed before the whole message arrived");
+      } else {
+        co_await reject(400, "Malformed HTTP request: " + ec.message());
+      }
+      break;
+    }
+
+    conn->busy = true;
+    Request req = parser.release();
+    Responder responder(stream, limits_, req.keep_alive() && !draining_, req.version());
+    try {
+      co_await handler_(req, responder);
+    } catch (const std::exception& e) {
+      logger()->error("{}: handler failed on {} {}: {}", name_, std::string(req.method_string()),
+                      std::string(req.target()), e.what());
+    }
+    if (!responder.answered()) {
+      co_await responder.send(errors_(500, "Internal server error"));
+    }
+    ++handled;
+    if (responder.failed() || !responder.keep_alive()) break;
+  }
+
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream.socket().close(ignored);
+  conns_.erase(conn);
+}
+
+asio::awaitable<void> Server::drain(std::chrono::milliseconds deadline) {
+  draining_ = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  for (auto& c : conns_)
+    if (!c->busy) c->stream.socket().cancel(ignored);
+  auto until = std::chrono::steady_clock::now() + deadline;
+  asio::steady_timer t(ex_);
+  while (!conns_.empty() && std::chrono::steady_clock::now() < until) {
+    for (auto& c : conns_)
+      if (!c->busy) c->stream.socket().cancel(ignored);
+    t.expires_after(std::chrono::milliseconds(10));
+    co_await t.async_wait(nothrow);
+  }
+  for (auto& c : conns_) c->stream.socket().close(ignored);
+}
+
+}  // namespace sluice::http

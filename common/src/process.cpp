@@ -1,0 +1,290 @@
+#include "sluice/common/process.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <string_view>
+
+namespace sluice::proc {
+namespace {
+
+int reaper_fd = -1;
+
+bool read_small_file(const char* path, char* buf, std::size_t cap, std::size_t& len) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = ::read(fd, buf, cap - 1);
+  ::close(fd);
+  if (n < 0) return false;
+  len = static_cast<std::size_t>(n);
+  buf[len] = 0;
+  return true;
+}
+
+void add_children(pid_t pid, std::vector<pid_t>& out, int depth) {
+  if (depth > 64) return;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR* d = ::opendir(path);
+  if (!d) return;
+  while (auto* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char cpath[512];
+    std::snprintf(cpath, sizeof cpath, "/proc/%d/task/%s/children", pid, e->d_name);
+    char buf[4096];
+    std::size_t len = 0;
+    if (!read_small_file(cpath, buf, sizeof buf, len)) continue;
+    char* p = buf;
+    while (*p) {
+      char* end = nullptr;
+      long child = std::strtol(p, &end, 10);
+      if (end == p) break;
+      out.push_back(static_cast<pid_t>(child));
+      add_children(static_cast<pid_t>(child), out, depth + 1);
+      p = end;
+      while (*p == ' ' || *p == '\n') ++p;
+    }
+  }
+  ::closedir(d);
+}
+
+std::uint64_t status_field_kb(const char* buf, const char* key) {
+  const char* p = std::strstr(buf, key);
+  if (!p) return 0;
+  p += std::strlen(key);
+  return std::strtoull(p, nullptr, 10);
+}
+
+// Go's syscall.Signal.String() table, for the signals a handler realistically dies of.
+const char* go_signal_name(int sig) {
+  switch (sig) {
+    case SIGHUP: return "hangup";
+    case SIGINT: return "interrupt";
+    case SIGQUIT: return "quit";
+    case SIGILL: return "illegal instruction";
+    case SIGTRAP: return "trace/breakpoint trap";
+    case SIGABRT: return "aborted";
+    case SIGBUS: return "bus error";
+    case SIGFPE: return "floating point exception";
+    case SIGKILL: return "killed";
+    case SIGUSR1: return "user defined signal 1";
+    case SIGSEGV: return "segmentation fault";
+    case SIGUSR2: return "user defined signal 2";
+    case SIGPIPE: return "broken pipe";
+    case SIGALRM: return "alarm clock";
+    case SIGTERM: return "terminated";
+    case SIGXCPU: return "CPU time limit exceeded";
+    case SIGXFSZ: return "file size limit exceeded";
+    case SIGSYS: return "bad system call";
+    default: return nullptr;
+  }
+}
+
+void reaper_send(char op, pid_t sid) {
+  if (reaper_fd < 0) return;
+  char line[32];
+  int n = std::snprintf(line, sizeof line, "%c%d\n", op, sid);
+  ssize_t w;
+  do {
+    w = ::write(reaper_fd, line, static_cast<std::size_t>(n));
+  } while (w < 0 && errno == EINTR);
+}
+
+[[noreturn]] void reaper_main(int fd) {
+  // The reaper outlives sluice by design; it must ignore the terminal's
+  // Ctrl-C (sluice handles that) and only act when sluice's end of the pipe closes.
+  ::signal(SIGINT, SIG_IGN);
+  ::signal(SIGTERM, SIG_IGN);
+  ::signal(SIGHUP, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);
+  ::prctl(PR_SET_NAME, "sluice-reaper");
+  std::set<pid_t> sessions;
+  std::string pending;
+  char buf[4096];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    pending.append(buf, static_cast<std::size_t>(n));
+    std::size_t pos;
+    while ((pos = pending.find('\n')) != std::string::npos) {
+      std::string line = pending.substr(0, pos);
+      pending.erase(0, pos + 1);
+      if (line.size() < 2) continue;
+      pid_t sid = static_cast<pid_t>(std::strtol(line.c_str() + 1, nullptr, 10));
+      if (line[0] == '+') sessions.insert(sid);
+      else sessions.erase(sid);
+    }
+  }
+  for (pid_t sid : sessions) kill_session(sid);
+  ::_exit(0);
+}
+
+}  // namespace
+
+SpawnResult spawn(const SpawnOptions& opts) {
+  SpawnResult result;
+  std::vector<char*> argv;
+  for (const auto& a : opts.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : opts.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  int errpipe[2];
+  if (::pipe2(errpipe, O_CLOEXEC) != 0) {
+    result.exec_errno = errno;
+    return result;
+  }
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    result.exec_errno = errno;
+    ::close(errpipe[0]);
+    ::close(errpipe[1]);
+    if (devnull >= 0) ::close(devnull);
+    return result;
+  }
+  if (pid == 0) {
+    // Only async-signal-safe calls from here to exec.
+    ::setsid();
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    sigset_t all;
+    sigemptyset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, nullptr);
+    for (int s = 1; s < NSIG; ++s) {
+      if (s == SIGKILL || s == SIGSTOP) continue;
+      ::signal(s, SIG_DFL);
+    }
+    if (devnull >= 0) ::dup2(devnull, 0);
+    int out = opts.output_fd >= 0 ? opts.output_fd : devnull;
+    if (out >= 0) {
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+    }
+    if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) != 0) {
+      int e = errno;
+      (void)!::write(errpipe[1], &e, sizeof e);
+      ::_exit(127);
+    }
+    ::execve(argv[0], argv.data(), envp.data());
+    int e = errno;
+    (void)!::write(errpipe[1], &e, sizeof e);
+    ::_exit(e == ENOENT ? 127 : 126);
+  }
+  ::close(errpipe[1]);
+  if (devnull >= 0) ::close(devnull);
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(errpipe[0], &child_errno, sizeof child_errno);
+  } while (n < 0 && errno == EINTR);
+  ::close(errpipe[0]);
+  if (n == static_cast<ssize_t>(sizeof child_errno)) {
+    int status;
+    ::waitpid(pid, &status, 0);
+    result.exec_errno = child_errno;
+    return result;
+  }
+  reaper_send('+', pid);
+  result.pid = pid;
+  return result;
+}
+
+std::vector<pid_t> process_tree(pid_t root) {
+  std::vector<pid_t> out{root};
+  add_children(root, out, 0);
+  return out;
+}
+
+Memory tree_memory(pid_t root) {
+  Memory m;
+  for (pid_t p : process_tree(root)) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/status", p);
+    char buf[4096];
+    std::size_t len = 0;
+    if (!read_small_file(path, buf, sizeof buf, len)) continue;
+    m.rss_kb += status_field_kb(buf, "VmRSS:");
+    m.hwm_kb += status_field_kb(buf, "VmHWM:");
+  }
+  return m;
+}
+
+void signal_group(pid_t pgid, int sig) {
+  if (pgid > 0) ::kill(-pgid, sig);
+}
+
+void kill_session(pid_t sid) {
+  if (sid <= 0) return;
+  ::kill(-sid, SIGKILL);
+  DIR* d = ::opendir("/proc");
+  if (!d) return;
+  while (auto* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char path[300];
+    std::snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    char buf[1024];
+    std::size_t len = 0;
+    if (!read_small_file(path, buf, sizeof buf, len)) continue;
+    // Fields after the parenthesised command: state ppid pgrp session ...
+    const char* rp = std::strrchr(buf, ')');
+    if (!rp) continue;
+    char state;
+    int ppid, pgrp, session;
+    if (std::sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4) continue;
+    if (session == sid) ::kill(static_cast<pid_t>(std::atoi(e->d_name)), SIGKILL);
+  }
+  ::closedir(d);
+}
+
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    const char* name = go_signal_name(sig);
+    std::string s = "signal: " + (name ? std::string(name) : "signal " + std::to_string(sig));
+    if (WCOREDUMP(status)) s += " (core dumped)";
+    return s;
+  }
+  return "exit status " + std::to_string(status);
+}
+
+void start_reaper() {
+  if (reaper_fd >= 0) return;
+  int fds[2];
+  if (::pipe(fds) != 0) return;
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return;
+  }
+  if (pid == 0) {
+    ::close(fds[1]);
+    // Detach from the terminal's process group so Ctrl-C never reaches it.
+    ::setpgid(0, 0);
+    for (int fd = 3; fd < 1024; ++fd)
+      if (fd != fds[0]) ::close(fd);
+    reaper_main(fds[0]);
+  }
+  ::close(fds[0]);
+  ::fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+  reaper_fd = fds[1];
+}
+
+void reaper_track(pid_t sid) { reaper_send('+', sid); }
+void reaper_untrack(pid_t sid) { reaper_send('-', sid); }
+
+}  // namespace sluice::proc

@@ -1,0 +1,123 @@
+#include "cli.hpp"
+
+#include "sluice/common/log.hpp"
+#include "sluice/common/util.hpp"
+#include "sluice/stack/loader.hpp"
+
+#include <cstdio>
+#include <stdexcept>
+
+namespace sluice::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* usage_text = R"(sluice: AWS Lambda and API Gateway on your machine
+
+usage:
+  sluice serve [STACK] [--host H] [--port P] [--lambda-port P] [--endpoints-file F]
+               [--no-freeze] [--no-watch] [--idle-timeout SECONDS] [--account-concurrency N]
+               [--async-retry-delays S1,S2] [--interpreter RUNTIME=PATH] [--state-dir DIR]
+               [--drain-timeout SECONDS] [--log-format Text|JSON]
+  sluice invoke FUNCTION[:QUALIFIER] [--event FILE|-] [--stack STACK] [--no-freeze]
+               [--interpreter RUNTIME=PATH] [--state-dir DIR] [--log-format Text|JSON]
+  sluice publish FUNCTION [--description TEXT] [--stack STACK] [--state-dir DIR]
+  sluice validate [STACK]
+
+STACK defaults to ./sluice.yaml (sluice.yml and sluice.json are found too).
+Every listener binds 127.0.0.1 unless --host says otherwise.
+)";
+
+}  // namespace
+
+std::optional<std::string> Args::get(const std::string& name) const {
+  auto it = options.find(name);
+  if (it == options.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<std::string> Args::all(const std::string& name) const {
+  std::vector<std::string> out;
+  auto [b, e] = options.equal_range(name);
+  for (auto it = b; it != e; ++it) out.push_back(it->second);
+  return out;
+}
+
+Args parse_args(int argc, char** argv, const std::vector<std::string>& valued) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    if (starts_with(s, "--") && s.size() > 2) {
+      std::string name = s.substr(2), value;
+      auto eq = name.find('=');
+      bool takes = false;
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+        takes = true;
+      } else {
+        for (const auto& v : valued)
+          if (v == name) takes = true;
+        if (takes) {
+          if (i + 1 >= argc) throw std::runtime_error("option --" + name + " needs a value");
+          value = argv[++i];
+        }
+      }
+      a.options.emplace(name, value);
+    } else if (s == "-h") {
+      a.options.emplace("help", "");
+    } else if (a.command.empty()) {
+      a.command = s;
+    } else {
+      a.positionals.push_back(s);
+    }
+  }
+  return a;
+}
+
+fs::path default_stack_path() {
+  for (const char* name : {"sluice.yaml", "sluice.yml", "sluice.json"})
+    if (fs::exists(name)) return fs::absolute(name);
+  return fs::absolute("sluice.yaml");
+}
+
+int cmd_validate(const Args& a) {
+  fs::path file = a.positionals.empty() ? default_stack_path() : fs::path(a.positionals[0]);
+  auto result = stack::load_file(file);
+  std::string report = stack::format_report(result, file);
+  if (!result.ok()) {
+    std::fputs(report.c_str(), stderr);
+    return 1;
+  }
+  if (!result.problems.empty()) std::fputs(report.c_str(), stderr);
+  const auto& s = *result.stack;
+  std::printf("%s: valid: stack %s, %zu function%s, %zu API%s\n", file.string().c_str(), s.name.c_str(),
+              s.functions.size(), s.functions.size() == 1 ? "" : "s", s.apis.size(), s.apis.size() == 1 ? "" : "s");
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  const std::vector<std::string> valued = {"host",          "port",           "lambda-port",        "endpoints-file",
+                                           "idle-timeout",  "account-concurrency", "async-retry-delays",
+                                           "interpreter",   "state-dir",      "event",              "stack",
+                                           "description",   "drain-timeout",  "log-format",         "init-timeout"};
+  Args a = parse_args(argc, argv, valued);
+  if (a.command.empty() || a.command == "help" || a.has("help")) {
+    std::fputs(usage_text, a.command.empty() && !a.has("help") ? stderr : stdout);
+    return a.command.empty() && !a.has("help") ? 2 : 0;
+  }
+  if (a.command == "--version" || a.command == "version" || a.has("version")) {
+    std::printf("sluice 0.1.0\n");
+    return 0;
+  }
+  log::init(a.has("quiet"));
+  if (a.command == "validate") return cmd_validate(a);
+  if (a.command == "invoke") return cmd_invoke(a);
+  if (a.command == "publish") return cmd_publish(a);
+  if (a.command == "serve") return cmd_serve(a);
+  std::fprintf(stderr, "sluice: unknown command '%s'\n\n%s", a.command.c_str(), usage_text);
+  return 2;
+}
+
+}  // namespace sluice::cli

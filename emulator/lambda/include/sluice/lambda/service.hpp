@@ -1,0 +1,129 @@
+// The Lambda service: functions, published versions and aliases, pools of
+// execution environments per version, concurrency limits, synchronous,
+// asynchronous (Event) and DryRun invocations. Runs on one io thread.
+#pragma once
+
+#include "sluice/lambda/versions.hpp"
+#include "sluice/runtime/types.hpp"
+#include "sluice/stack/model.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::lambda {
+
+enum class InvocationType { request_response, event, dry_run };
+
+struct InvokeRequest {
+  std::string function;   // name, name:qualifier, ARN or partial ARN
+  std::string qualifier;  // the separate Qualifier parameter; may be empty
+  std::string payload;
+  InvocationType type = InvocationType::request_response;
+  bool tail = false;                // X-Amz-Log-Type: Tail
+  std::string client_context_b64;   // X-Amz-Client-Context (base64 JSON)
+  std::string trace_header;         // X-Amzn-Trace-Id from the caller
+  std::string cognito_identity;     // JSON, from callers that have one
+  std::string tenant_id;
+  bool payload_must_be_json = true;  // the Invoke API requires JSON
+  std::string request_id;            // normally empty: a new id is made
+  std::string source = "invoke";     // who is calling, for logs
+};
+
+struct ServiceError {
+  unsigned status = 500;
+  std::string code;     // ResourceNotFoundException, TooManyRequestsException, ...
+  std::string message;
+  std::string reason;   // TooManyRequestsException only
+  std::string type = "User";
+};
+
+struct InvokeResponse {
+  std::optional<ServiceError> error;
+  unsigned status = 200;  // 200 | 202 | 204
+  std::string request_id;
+  std::string function_name;
+  std::string executed_version;
+  bool function_error = false;  // X-Amz-Function-Error: Unhandled
+  std::string error_type;       // e.g. Runtime.ExitError, for access logs
+  std::string payload;
+  std::string content_type = "application/json";
+  std::string log_result;  // base64 of the last 4 KB of the log, when tail was asked for
+  std::string trace_id;
+  bool cold_start = false;
+  double duration_ms = 0;
+  std::shared_ptr<runtime::ResponseStream> stream;  // the function streamed its response
+};
+
+struct ServiceOptions {
+  std::filesystem::path state_dir;      // .sluice next to the stack file
+  std::filesystem::path bootstrap_dir;  // sluice's bootstraps
+  bool freeze = true;
+  bool watch_code = true;
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
+  std::chrono::milliseconds init_timeout{10'000};
+  std::chrono::milliseconds handoff_window{100};  // wait for a finishing environment before a cold start
+  int account_concurrency = 1000;
+  std::vector<std::chrono::milliseconds> async_retry_delays{std::chrono::seconds(60), std::chrono::seconds(120)};
+  std::map<std::string, std::filesystem::path> interpreters;  // "python3.12" -> path, "nodejs20.x" -> path
+  std::string log_format;  // AWS_LAMBDA_LOG_FORMAT for managed runtimes ("" = Text)
+};
+
+struct FunctionStats {
+  int environments = 0;
+  int busy = 0;
+  int cold_starts = 0;
+  int invocations = 0;
+};
+
+class LambdaService {
+ public:
+  LambdaService(boost::asio::any_io_executor ex, stack::Stack stack, ServiceOptions options,
+                std::shared_ptr<runtime::LogSink> logs);
+  ~LambdaService();
+  LambdaService(const LambdaService&) = delete;
+  LambdaService& operator=(const LambdaService&) = delete;
+
+  boost::asio::awaitable<InvokeResponse> invoke(InvokeRequest req);
+
+  // Publishes $LATEST of a function (PublishVersion). Throws std::runtime_error with a clear message.
+  VersionStore::Published publish(const std::string& function, const std::string& description = "");
+
+  // Applies a new validated stack: functions whose definition changed get fresh environments.
+  void reload(stack::Stack stack);
+  const stack::Stack& stack() const;
+  VersionStore& versions();
+
+  // Stop accepting work, wait for in-flight invocations (up to the deadline),
+  // then stop every environment (SIGTERM, then SIGKILL).
+  boost::asio::awaitable<void> shutdown(std::chrono::milliseconds deadline);
+  // Immediate stop of every environment.
+  void stop_all();
+
+  FunctionStats stats(const std::string& function) const;
+  std::size_t in_flight() const;
+  std::size_t queued_events() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Interpreter for a managed runtime: explicit override, then `python3.12` /
+// `node` on PATH, then `python3`. Empty path when none is found.
+struct Interpreter {
+  std::filesystem::path path;
+  std::string version;  // "3.11.7", "20.20.2"
+  std::string note;     // e.g. "python3.12 not found; using python3 (3.11.7)"
+};
+Interpreter find_interpreter(const stack::RuntimeId& runtime,
+                             const std::map<std::string, std::filesystem::path>& overrides);
+
+}  // namespace sluice::lambda

@@ -1,0 +1,839 @@
+#include "sluice/lambda/service.hpp"
+
+#include "sluice/common/log.hpp"
+#include "sluice/common/util.hpp"
+#include "sluice/lambda/code_watch.hpp"
+#include "sluice/lambda/function_ref.hpp"
+#include "sluice/lambda/payload_check.hpp"
+#include "sluice/runtime/environment.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <unistd.h>
+#include <cstdio>
+#include <deque>
+#include <random>
+#include <set>
+
+namespace sluice::lambda {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using mono = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t max_sync_payload = 6 * 1024 * 1024;  // 6,291,456
+constexpr std::size_t max_async_payload = 1024 * 1024;     // 1 MB since 2025
+
+auto logger() {
+  static auto l = log::get("lambda");
+  return l;
+}
+
+ServiceError not_found(const std::string& arn) {
+  return ServiceError{404, "ResourceNotFoundException", "Function not found: " + arn, "", "User"};
+}
+
+ServiceError throttled(const std::string& reason) {
+  return ServiceError{429, "TooManyRequestsException", "Rate Exceeded.", reason, "User"};
+}
+
+std::string run_capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[256];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  ::pclose(p);
+  return std::string(trim(out));
+}
+
+fs::path which(const std::string& exe) {
+  const char* path = std::getenv("PATH");
+  if (!path) return {};
+  for (const auto& dir : split(path, ':')) {
+    if (dir.empty()) continue;
+    fs::path cand = fs::path(dir) / exe;
+    if (::access(cand.c_str(), X_OK) == 0 && fs::is_regular_file(cand)) return cand;
+  }
+  return {};
+}
+
+runtime::RuntimeKind kind_of(stack::RuntimeFamily f) {
+  switch (f) {
+    case stack::RuntimeFamily::python: return runtime::RuntimeKind::python;
+    case stack::RuntimeFamily::node: return runtime::RuntimeKind::node;
+    case stack::RuntimeFamily::provided: return runtime::RuntimeKind::provided;
+  }
+  return runtime::RuntimeKind::provided;
+}
+
+std::string runtime_label(const stack::RuntimeId& rt) {
+  switch (rt.family) {
+    case stack::RuntimeFamily::python:
+      return "python:" + std::to_string(rt.major) + "." + std::to_string(rt.minor) + ".local";
+    case stack::RuntimeFamily::node: return "nodejs:" + std::to_string(rt.major) + ".local";
+    case stack::RuntimeFamily::provided: {
+      auto dot = rt.id.find('.');
+      return "provided:" + (dot == std::string::npos ? std::string("al1") : rt.id.substr(dot + 1)) + ".local";
+    }
+  }
+  return rt.id;
+}
+
+}  // namespace
+
+namespace {
+
+// Runs a candidate interpreter once to learn where it really lives (version
+// managers put slow shell shims on PATH) and which version it is.
+std::optional<std::pair<fs::path, std::string>> probe_interpreter(const fs::path& candidate, stack::RuntimeFamily f) {
+  std::string q = "'" + candidate.string() + "'";
+  std::string out = f == stack::RuntimeFamily::python
+                        ? run_capture(q + " -c 'import sys; print(sys.executable); print(\"%d.%d.%d\" % sys.version_info[:3])' 2>/dev/null")
+                        : run_capture(q + " -e 'console.log(process.execPath); console.log(process.versions.node)' 2>/dev/null");
+  auto lines = split(out, '\n');
+  if (lines.size() < 2 || lines[0].empty() || lines[1].empty()) return std::nullopt;
+  fs::path real = std::string(trim(lines[0]));
+  if (::access(real.c_str(), X_OK) != 0) return std::nullopt;
+  return std::make_pair(real, std::string(trim(lines[1])));
+}
+
+}  // namespace
+
+Interpreter find_interpreter(const stack::RuntimeId& rt, const std::map<std::string, fs::path>& overrides) {
+  Interpreter out;
+  if (rt.family == stack::RuntimeFamily::provided) return out;
+  std::vector<fs::path> candidates;
+  if (auto it = overrides.find(rt.id); it != overrides.end()) {
+    candidates.push_back(it->second);
+  } else if (rt.family == stack::RuntimeFamily::python) {
+    for (const auto& name : {"python" + std::to_string(rt.major) + "." + std::to_string(rt.minor), std::string("python3")})
+      if (auto p = which(name); !p.empty()) candidates.push_back(p);
+  } else {
+    if (auto p = which("node"); !p.empty()) candidates.push_back(p);
+  }
+  for (const auto& c : candidates) {
+    auto found = probe_interpreter(c, rt.family);
+    if (!found) continue;
+    out.path = found->first;
+    out.version = found->second;
+    break;
+  }
+  if (out.path.empty()) return out;
+  if (rt.family == stack::RuntimeFamily::python) {
+    std::string want = std::to_string(rt.major) + "." + std::to_string(rt.minor) + ".";
+    if (!starts_with(out.version + ".", want))
+      out.note = rt.id + ": no working python" + std::to_string(rt.major) + "." + std::to_string(rt.minor) +
+                 " on PATH; using " + out.path.string() + " (Python " + out.version + ")";
+  } else if (!starts_with(out.version, std::to_string(rt.major) + ".")) {
+    out.note = rt.id + ": using " + out.path.string() + " (Node.js " + out.version + ")";
+  }
+  return out;
+}
+
+struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
+  struct Job;
+  struct Entry {
+    std::shared_ptr<runtime::Environment> env;
+    std::string function, version;
+    bool busy = false;
+    std::shared_ptr<Job> job;
+  };
+  struct Job {
+    VersionConfig config;
+    runtime::Invocation inv;
+    bool want_report = false;
+    bool cold = false;
+    bool have_result = false, have_report = false, completed = false;
+    runtime::InvocationResult result;
+    std::optional<runtime::InvocationReport> report;
+    std::optional<ServiceError> error;
+    std::function<void()> done;
+    std::shared_ptr<Entry> entry;
+    std::unique_ptr<asio::steady_timer> handoff;
+  };
+  struct Pool {
+    std::vector<std::shared_ptr<Entry>> entries;
+    std::deque<std::shared_ptr<Job>> waiters;  // jobs waiting for a finishing environment
+  };
+  struct FnState {
+    int busy = 0;
+    FunctionStats stats;
+    bool opt_dirty = true;
+    fs::path merged_opt;
+  };
+
+  Impl(asio::any_io_executor ex_, stack::Stack st, ServiceOptions opts, std::shared_ptr<runtime::LogSink> sink)
+      : ex(ex_),
+        stack(std::move(st)),
+        options(std::move(opts)),
+        logs(std::move(sink)),
+        versions(options.state_dir),
+        reap_timer(ex_),
+        rng(std::random_device{}()) {}
+
+  asio::any_io_executor ex;
+  stack::Stack stack;
+  ServiceOptions options;
+  std::shared_ptr<runtime::LogSink> logs;
+  VersionStore versions;
+  std::unique_ptr<CodeWatch> watch;
+  asio::steady_timer reap_timer;
+  std::mt19937_64 rng;
+
+  std::map<std::pair<std::string, std::string>, Pool> pools;
+  std::map<std::string, FnState> fns;
+  std::map<std::string, Interpreter> interpreters;
+  int account_busy = 0;
+  std::size_t jobs_in_flight = 0;
+  std::size_t async_pending = 0;
+  bool shutting_down = false;
+
+  void init() {
+    runtime::install_child_watch(ex);
+    resolve_interpreters();
+    if (options.watch_code) {
+      watch = std::make_unique<CodeWatch>(ex, [w = weak_from_this()](const std::vector<fs::path>& roots) {
+        if (auto self = w.lock()) self->on_code_change(roots);
+      });
+      setup_watches();
+    }
+    schedule_reap();
+  }
+
+  void resolve_interpreters() {
+    for (const auto& [name, fn] : stack.functions) {
+      if (fn.runtime.family == stack::RuntimeFamily::provided || interpreters.count(fn.runtime.id)) continue;
+      auto in = find_interpreter(fn.runtime, options.interpreters);
+      if (in.path.empty())
+        logger()->warn("{}: no interpreter found for runtime {} (functions using it will fail with "
+                       "Runtime.InvalidEntrypoint; pass --interpreter {}=/path/to/interpreter)",
+                       name, fn.runtime.id, fn.runtime.id);
+      else if (!in.note.empty())
+        logger()->warn("{}", in.note);
+      interpreters[fn.runtime.id] = in;
+    }
+  }
+
+  void setup_watches() {
+    if (!watch) return;
+    watch->clear();
+    std::set<fs::path> roots;
+    for (const auto& [name, fn] : stack.functions) {
+      roots.insert(fn.code_dir);
+      for (const auto& l : fn.layers) roots.insert(l);
+    }
+    for (const auto& r : roots) watch->watch_tree(r);
+  }
+
+  static bool under(const fs::path& p, const fs::path& root) {
+    auto rs = root.string(), ps = p.string();
+    return ps == rs || starts_with(ps, rs + "/");
+  }
+
+  void on_code_change(const std::vector<fs::path>& roots) {
+    for (const auto& [name, fn] : stack.functions) {
+      bool hit = false;
+      for (const auto& r : roots) {
+        if (under(r, fn.code_dir) || under(fn.code_dir, r)) hit = true;
+        for (const auto& l : fn.layers)
+          if (under(r, l) || under(l, r)) {
+            hit = true;
+            fns[name].opt_dirty = true;
+          }
+      }
+      if (hit) retire_latest(name, "code changed");
+    }
+  }
+
+  void retire_latest(const std::string& function, const std::string& why) {
+    auto it = pools.find({function, "$LATEST"});
+    if (it == pools.end()) return;
+    int n = 0;
+    for (auto& e : it->second.entries) {
+      if (e->env->retiring() || e->env->state() == runtime::EnvState::dead) continue;
+      e->env->retire(why);
+      ++n;
+    }
+    if (n) logger()->info("{}: {}; retiring {} environment{} of $LATEST", function, why, n, n == 1 ? "" : "s");
+  }
+
+  void schedule_reap() {
+    auto every = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(200), options.idle_timeout / 10);
+    every = std::min<std::chrono::milliseconds>(every, std::chrono::seconds(5));
+    reap_timer.expires_after(every);
+    reap_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+      auto self = w.lock();
+      if (!self || ec) return;
+      self->reap_idle();
+      self->schedule_reap();
+    });
+  }
+
+  void reap_idle() {
+    auto now = mono::now();
+    for (auto& [key, pool] : pools)
+      for (auto& e : pool.entries)
+        if (!e->busy && e->env->state() == runtime::EnvState::idle && now - e->env->idle_since() > options.idle_timeout)
+          e->env->stop("idle for " + std::to_string(options.idle_timeout.count() / 1000) + " s");
+  }
+
+  // ------------------------------------------------------------ resolution
+
+  struct Resolved {
+    std::optional<ServiceError> error;
+    VersionConfig config;
+    std::string invoked_arn;
+  };
+
+  Resolved resolve(const FunctionRef& ref) {
+    Resolved r;
+    std::string region = stack.region, account = stack.account_id;
+    std::string arn_unq = function_arn(region, account, ref.name);
+    auto fit = stack.functions.find(ref.name);
+    if (fit == stack.functions.end()) {
+      r.error = not_found(function_arn(region, account, ref.name, ref.qualifier));
+      return r;
+    }
+    const auto& fn = fit->second;
+    r.invoked_arn = function_arn(region, account, ref.name, ref.qualifier);
+    std::string q = ref.qualifier;
+    if (q.empty() || q == "$LATEST") {
+      r.config = latest_config(fn);
+      return r;
+    }
+    std::string version = q;
+    if (!is_version_number(q)) {
+      auto ait = fn.aliases.find(q);
+      if (ait == fn.aliases.end()) {
+        r.error = not_found(r.invoked_arn);
+        return r;
+      }
+      const auto& alias = ait->second;
+      version = alias.version;
+      if (alias.additional) {
+        std::uniform_real_distribution<double> dist(0.0, 1.0);
+        if (dist(rng) < alias.additional->second) version = alias.additional->first;
+      }
+      if (version == "$LATEST") {
+        r.config = latest_config(fn);
+        return r;
+      }
+    }
+    auto cfg = versions.get(ref.name, version);
+    if (!cfg) {
+      if (version != q)
+        logger()->warn("{}: alias {} points at version {}, which has not been published here (sluice publish {})",
+                       ref.name, q, version, ref.name);
+      r.error = not_found(function_arn(region, account, ref.name, version == q ? q : q));
+      return r;
+    }
+    r.config = *cfg;
+    return r;
+  }
+
+  // ------------------------------------------------------------ environments
+
+  runtime::EnvironmentSpec env_spec(const VersionConfig& c) {
+    runtime::EnvironmentSpec s;
+    s.function_name = c.function;
+    s.version = c.version;
+    s.kind = kind_of(c.runtime.family);
+    s.runtime_id = c.runtime.id;
+    s.handler = c.handler;
+    s.code_dir = c.code_dir;
+    if (c.version == "$LATEST") {
+      auto& st = fns[c.function];
+      if (st.opt_dirty) {
+        st.merged_opt = merge_layers(c.layers, options.state_dir / "opt" / c.function);
+        st.opt_dirty = false;
+      }
+      s.opt_dir = st.merged_opt;
+    } else {
+      s.opt_dir = c.opt_dir;
+    }
+    s.memory_mb = c.memory_mb;
+    s.timeout_s = c.timeout_s;
+    s.user_env = c.environment;
+    s.region = stack.region;
+    s.account_id = stack.account_id;
+    if (auto it = interpreters.find(c.runtime.id); it != interpreters.end()) s.interpreter = it->second.path;
+    s.bootstrap_dir = options.bootstrap_dir;
+    s.freeze = options.freeze;
+    s.init_timeout = options.init_timeout;
+    s.log_format = options.log_format;
+    s.runtime_version = runtime_label(c.runtime);
+    return s;
+  }
+
+  std::shared_ptr<Entry> create_entry(const VersionConfig& c) {
+    auto entry = std::make_shared<Entry>();
+    entry->function = c.function;
+    entry->version = c.version;
+    std::weak_ptr<Entry> we = entry;
+    std::weak_ptr<Impl> wi = weak_from_this();
+    runtime::EnvironmentEvents ev;
+    ev.on_idle = [wi, we] {
+      auto self = wi.lock();
+      auto e = we.lock();
+      if (self && e) self->on_env_idle(e);
+    };
+    ev.on_dead = [wi, we](const std::string& reason) {
+      auto self = wi.lock();
+      auto e = we.lock();
+      if (self && e) self->on_env_dead(e, reason);
+    };
+    entry->env = std::make_shared<runtime::Environment>(ex, env_spec(c), logs, std::move(ev));
+    pools[{c.function, c.version}].entries.push_back(entry);
+    fns[c.function].stats.cold_starts++;
+    return entry;
+  }
+
+  void mark_busy(const std::shared_ptr<Entry>& e) {
+    if (e->busy) return;
+    e->busy = true;
+    fns[e->function].busy++;
+    account_busy++;
+  }
+  void mark_free(const std::shared_ptr<Entry>& e) {
+    if (!e->busy) return;
+    e->busy = false;
+    fns[e->function].busy--;
+    account_busy--;
+  }
+
+  void on_env_idle(const std::shared_ptr<Entry>& e) {
+    e->job.reset();
+    auto& pool = pools[{e->function, e->version}];
+    // A caller waiting for this version takes the environment at once: no freeze, no cold start.
+    while (!pool.waiters.empty()) {
+      auto job = pool.waiters.front();
+      pool.waiters.pop_front();
+      if (job->completed || job->entry) continue;
+      if (job->handoff) job->handoff->cancel();
+      run_on(e, job);
+      return;
+    }
+    mark_free(e);
+    if (shutting_down) e->env->stop("sluice is shutting down");
+  }
+
+  void on_env_dead(const std::shared_ptr<Entry>& e, const std::string& reason) {
+    mark_free(e);
+    auto key = std::make_pair(e->function, e->version);
+    auto& pool = pools[key];
+    pool.entries.erase(std::remove(pool.entries.begin(), pool.entries.end(), e), pool.entries.end());
+    logger()->debug("{}:{} environment {} ended: {}", e->function, e->version, e->env->id(), reason);
+    if (e->job && !e->job->completed) {
+      auto job = e->job;
+      e->job.reset();
+      job->have_report = true;  // there will be no report now
+      maybe_complete(job);
+    }
+    // Jobs waiting for a finishing environment of this pool try again.
+    if (!pool.waiters.empty()) {
+      auto waiters = std::move(pool.waiters);
+      pool.waiters.clear();
+      for (auto& job : waiters)
+        if (!job->completed && !job->entry) {
+          if (job->handoff) job->handoff->cancel();
+          place(job, false);
+        }
+    }
+    // Keep the environment object alive until its own callbacks have unwound.
+    asio::post(ex, [e] {});
+  }
+
+  void maybe_complete(const std::shared_ptr<Job>& job) {
+    if (job->completed) return;
+    if (!job->error && !(job->have_result && (!job->want_report || job->have_report))) return;
+    job->completed = true;
+    jobs_in_flight--;
+    auto done = std::move(job->done);
+    if (done) asio::post(ex, std::move(done));
+  }
+
+  void run_on(const std::shared_ptr<Entry>& e, const std::shared_ptr<Job>& job) {
+    mark_busy(e);
+    e->job = job;
+    job->entry = e;
+    fns[e->function].stats.invocations++;
+    std::weak_ptr<Job> wj = job;
+    auto self = shared_from_this();
+    e->env->invoke(
+        job->inv,
+        [self, job](runtime::InvocationResult r) {
+          job->result = std::move(r);
+          job->have_result = true;
+          self->maybe_complete(job);
+        },
+        [self, job](const runtime::InvocationReport& rep) {
+          job->report = rep;
+          job->have_report = true;
+          self->maybe_complete(job);
+        });
+  }
+
+  // Finds an environment for the job: a warm idle one, a finishing one (short
+  // hand-off wait), or a cold start within the concurrency limits.
+  void place(const std::shared_ptr<Job>& job, bool allow_wait) {
+    const auto& c = job->config;
+    if (c.version == "$LATEST" && watch) watch->poll();
+    auto& pool = pools[{c.function, c.version}];
+    auto fit = stack.functions.find(c.function);
+    std::optional<int> reserved = fit != stack.functions.end() ? fit->second.reserved_concurrency : std::nullopt;
+
+    // Most recently used idle environment first; the others age out.
+    std::shared_ptr<Entry> best;
+    for (auto& e : pool.entries) {
+      if (e->busy || e->env->retiring() || e->env->state() != runtime::EnvState::idle) continue;
+      if (!best || e->env->idle_since() > best->env->idle_since()) best = e;
+    }
+    auto& fs_ = fns[c.function];
+    if (best) {
+      if (reserved && fs_.busy >= *reserved) {
+        fail(job, throttled("ReservedFunctionConcurrentInvocationLimitExceeded"));
+        return;
+      }
+      run_on(best, job);
+      return;
+    }
+    if (allow_wait && options.handoff_window.count() > 0) {
+      bool finishing = false;
+      for (auto& e : pool.entries)
+        if (e->busy && !e->env->retiring() && e->env->state() == runtime::EnvState::response_sent) finishing = true;
+      if (finishing) {
+        job->handoff = std::make_unique<asio::steady_timer>(ex, options.handoff_window);
+        pool.waiters.push_back(job);
+        std::weak_ptr<Impl> wi = weak_from_this();
+        job->handoff->async_wait([wi, job](boost::system::error_code ec) {
+          auto self = wi.lock();
+          if (!self || job->completed || job->entry) return;
+          auto& p = self->pools[{job->config.function, job->config.version}];
+          p.waiters.erase(std::remove(p.waiters.begin(), p.waiters.end(), job), p.waiters.end());
+          self->place(job, false);
+        });
+        return;
+      }
+    }
+    if (reserved && fs_.busy >= *reserved) {
+      fail(job, throttled("ReservedFunctionConcurrentInvocationLimitExceeded"));
+      return;
+    }
+    if (account_busy >= options.account_concurrency) {
+      fail(job, throttled("ConcurrentInvocationLimitExceeded"));
+      return;
+    }
+    auto interp = interpreters.find(c.runtime.id);
+    if (c.runtime.family != stack::RuntimeFamily::provided &&
+        (interp == interpreters.end() || interp->second.path.empty())) {
+      job->result.outcome = runtime::Outcome::spawn_failed;
+      job->result.function_error = true;
+      job->result.error_type = "Runtime.InvalidEntrypoint";
+      job->result.payload = nlohmann_error("Runtime.InvalidEntrypoint",
+                                           "RequestId: " + job->inv.request_id + " Error: no interpreter for runtime " +
+                                               c.runtime.id + " was found on PATH (use --interpreter " + c.runtime.id +
+                                               "=/path/to/interpreter)");
+      job->have_result = job->have_report = true;
+      maybe_complete(job);
+      return;
+    }
+    auto entry = create_entry(c);
+    job->cold = true;
+    run_on(entry, job);
+    entry->env->start();
+  }
+
+  static std::string nlohmann_error(const std::string& type, const std::string& msg);
+
+  void fail(const std::shared_ptr<Job>& job, ServiceError err) {
+    job->error = std::move(err);
+    maybe_complete(job);
+  }
+
+  std::shared_ptr<Job> new_job(const VersionConfig& config, const runtime::Invocation& inv, bool want_report) {
+    auto job = std::make_shared<Job>();
+    job->config = config;
+    job->inv = inv;
+    job->want_report = want_report;
+    return job;
+  }
+
+  // Places the job and completes when it has its result (and report, if asked for).
+  asio::awaitable<void> run_job(std::shared_ptr<Job> job) {
+    jobs_in_flight++;
+    return asio::async_initiate<decltype(asio::use_awaitable), void()>(
+        [this, job](auto handler) {
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          job->done = [h] { std::move(*h)(); };
+          place(job, true);
+        },
+        asio::use_awaitable);
+  }
+
+  // ------------------------------------------------------------ invoke
+
+  asio::awaitable<InvokeResponse> invoke(InvokeRequest req) {
+    auto self = shared_from_this();
+    InvokeResponse res;
+    res.request_id = req.request_id.empty() ? new_uuid() : req.request_id;
+    if (shutting_down) {
+      res.error = ServiceError{503, "ServiceException", "sluice is shutting down", "", "Service"};
+      co_return res;
+    }
+    auto parsed = parse_function_ref(req.function, req.qualifier);
+    if (parsed.error) {
+      res.error = ServiceError{400, parsed.error->code, parsed.error->message, "", "User"};
+      co_return res;
+    }
+    const auto& ref = *parsed.ref;
+    res.function_name = ref.name;
+    std::size_t limit = req.type == InvocationType::event ? max_async_payload : max_sync_payload;
+    if (req.payload.size() > limit) {
+      res.error = ServiceError{413, "RequestEntityTooLargeException",
+                               "Request must be smaller than " + std::to_string(limit) + " bytes for the " +
+                                   (req.type == InvocationType::event ? "InvokeAsync" : "InvokeFunction") +
+                                   " operation",
+                               "", "User"};
+      co_return res;
+    }
+    if (req.payload.empty()) req.payload = "{}";
+    if (req.payload_must_be_json) {
+      if (auto err = check_json_payload(req.payload)) {
+        res.error = ServiceError{400, "InvalidRequestContentException",
+                                 "Could not parse request body into json: Could not parse payload into json: " + *err,
+                                 "", "User"};
+        co_return res;
+      }
+    }
+    std::string client_context;
+    if (!req.client_context_b64.empty()) {
+      auto decoded = base64_decode(req.client_context_b64);
+      if (!decoded || req.client_context_b64.size() > 3583 || check_json_payload(*decoded)) {
+        res.error = ServiceError{400, "InvalidRequestContentException",
+                                 "Client context must be a valid Base64-encoded JSON object.", "", "User"};
+        co_return res;
+      }
+      client_context = *decoded;
+    }
+    auto resolved = resolve(ref);
+    if (resolved.error) {
+      res.error = resolved.error;
+      co_return res;
+    }
+    res.executed_version = resolved.config.version;
+    if (req.type == InvocationType::dry_run) {
+      res.status = 204;
+      res.executed_version.clear();
+      co_return res;
+    }
+
+    runtime::Invocation inv;
+    inv.request_id = res.request_id;
+    inv.payload = std::move(req.payload);
+    inv.invoked_arn = resolved.invoked_arn;
+    inv.trace_id = req.trace_header.find("Root=") != std::string::npos ? req.trace_header : new_trace_id();
+    inv.client_context = client_context;
+    inv.cognito_identity = req.cognito_identity;
+    inv.tenant_id = req.tenant_id;
+    res.trace_id = inv.trace_id;
+
+    if (req.type == InvocationType::event) {
+      res.status = 202;
+      res.executed_version.clear();
+      async_pending++;
+      asio::co_spawn(ex, run_async(resolved.config, std::move(inv), ref), asio::detached);
+      co_return res;
+    }
+
+    auto job = new_job(resolved.config, inv, req.tail);
+    co_await run_job(job);
+    if (job->error) {
+      res.error = job->error;
+      co_return res;
+    }
+    auto& r = job->result;
+    res.cold_start = job->cold;
+    res.function_error = r.function_error;
+    res.error_type = r.error_type;
+    res.payload = std::move(r.payload);
+    res.content_type = r.content_type;
+    res.stream = r.stream;
+    if (job->report) {
+      res.duration_ms = job->report->duration_ms;
+      if (req.tail) res.log_result = base64_encode(job->report->log_tail);
+    }
+    co_return res;
+  }
+
+  asio::awaitable<void> run_async(VersionConfig config, runtime::Invocation inv, FunctionRef ref) {
+    auto self = shared_from_this();
+    auto fit = stack.functions.find(ref.name);
+    stack::AsyncSpec spec = fit != stack.functions.end() ? fit->second.async : stack::AsyncSpec{};
+    auto started = mono::now();
+    auto max_age = std::chrono::seconds(spec.max_event_age_s);
+    int failures = 0;
+    auto backoff = std::chrono::milliseconds(1000);
+    asio::steady_timer timer(ex);
+    std::string last_error;
+    while (!shutting_down) {
+      // Each attempt re-resolves an alias, as the service does for every delivery.
+      auto job = new_job(config, inv, false);
+      co_await run_job(job);
+      if (job->error) {
+        last_error = job->error->code;
+        if (job->error->status != 429) break;
+        // Throttled: requeued with exponential back-off until the event is too old.
+        if (mono::now() - started + backoff > max_age) break;
+        timer.expires_after(backoff);
+        co_await timer.async_wait(nothrow);
+        backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::minutes(5));
+        continue;
+      }
+      if (!job->result.function_error) {
+        async_pending--;
+        co_return;
+      }
+      last_error = job->result.error_type.empty() ? "Unhandled" : job->result.error_type;
+      if (failures >= spec.max_retry_attempts) break;
+      auto delay = failures < static_cast<int>(options.async_retry_delays.size())
+                       ? options.async_retry_delays[failures]
+                       : options.async_retry_delays.empty() ? std::chrono::milliseconds(0)
+                                                           : options.async_retry_delays.back();
+      ++failures;
+      if (mono::now() - started + delay > max_age) break;
+      timer.expires_after(delay);
+      co_await timer.async_wait(nothrow);
+    }
+    async_pending--;
+    std::string why = shutting_down ? "sluice stopped before it was delivered"
+                                    : "discarded after " + std::to_string(failures + 1) + " attempt" +
+                                          (failures ? "s" : "") + " (" + last_error + ")";
+    logger()->warn("{}: asynchronous event {} {}", ref.name, inv.request_id, why);
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  asio::awaitable<void> shutdown(std::chrono::milliseconds deadline) {
+    auto self = shared_from_this();
+    shutting_down = true;
+    reap_timer.cancel();
+    asio::steady_timer t(ex);
+    auto until = mono::now() + deadline;
+    while (jobs_in_flight > 0 && mono::now() < until) {
+      t.expires_after(std::chrono::milliseconds(10));
+      co_await t.async_wait(nothrow);
+    }
+    stop_all();
+    // Give processes their grace period to leave, then return.
+    auto hard = mono::now() + std::chrono::seconds(2);
+    while (live_envs() > 0 && mono::now() < hard) {
+      t.expires_after(std::chrono::milliseconds(10));
+      co_await t.async_wait(nothrow);
+    }
+  }
+
+  std::size_t live_envs() const {
+    std::size_t n = 0;
+    for (auto& [k, p] : pools)
+      for (auto& e : p.entries)
+        if (e->env->state() != runtime::EnvState::dead) ++n;
+    return n;
+  }
+
+  void stop_all() {
+    shutting_down = true;
+    reap_timer.cancel();
+    for (auto& [k, p] : pools)
+      for (auto& e : std::vector<std::shared_ptr<Entry>>(p.entries)) e->env->stop("sluice is shutting down");
+  }
+
+  void reload(stack::Stack next) {
+    for (const auto& [name, fn] : stack.functions) {
+      auto nit = next.functions.find(name);
+      if (nit == next.functions.end()) {
+        for (auto& [key, pool] : pools)
+          if (key.first == name)
+            for (auto& e : pool.entries) e->env->retire("function removed from the stack");
+        continue;
+      }
+      const auto& n = nit->second;
+      bool changed = n.runtime.id != fn.runtime.id || n.handler != fn.handler || n.code_dir != fn.code_dir ||
+                     n.memory_mb != fn.memory_mb || n.timeout_s != fn.timeout_s ||
+                     n.environment != fn.environment || n.layers != fn.layers;
+      if (changed) {
+        fns[name].opt_dirty = true;
+        retire_latest(name, "configuration changed");
+      }
+    }
+    stack = std::move(next);
+    resolve_interpreters();
+    setup_watches();
+  }
+};
+
+std::string LambdaService::Impl::nlohmann_error(const std::string& type, const std::string& msg) {
+  std::string out = "{\"errorType\":";
+  out += json_quote(type);
+  out += ",\"errorMessage\":";
+  out += json_quote(msg);
+  out += "}";
+  return out;
+}
+
+LambdaService::LambdaService(asio::any_io_executor ex, stack::Stack stack, ServiceOptions options,
+                             std::shared_ptr<runtime::LogSink> logs)
+    : impl_(std::make_shared<Impl>(ex, std::move(stack), std::move(options), std::move(logs))) {
+  impl_->init();
+}
+
+LambdaService::~LambdaService() {
+  if (impl_) impl_->stop_all();
+}
+
+asio::awaitable<InvokeResponse> LambdaService::invoke(InvokeRequest req) { return impl_->invoke(std::move(req)); }
+
+VersionStore::Published LambdaService::publish(const std::string& function, const std::string& description) {
+  auto it = impl_->stack.functions.find(function);
+  if (it == impl_->stack.functions.end())
+    throw std::runtime_error("Function not found: " +
+                             function_arn(impl_->stack.region, impl_->stack.account_id, function));
+  return impl_->versions.publish(it->second, description);
+}
+
+void LambdaService::reload(stack::Stack stack) { impl_->reload(std::move(stack)); }
+const stack::Stack& LambdaService::stack() const { return impl_->stack; }
+VersionStore& LambdaService::versions() { return impl_->versions; }
+asio::awaitable<void> LambdaService::shutdown(std::chrono::milliseconds deadline) {
+  return impl_->shutdown(deadline);
+}
+void LambdaService::stop_all() { impl_->stop_all(); }
+
+FunctionStats LambdaService::stats(const std::string& function) const {
+  FunctionStats s;
+  auto it = impl_->fns.find(function);
+  if (it != impl_->fns.end()) s = it->second.stats;
+  for (auto& [key, pool] : impl_->pools)
+    if (key.first == function)
+      for (auto& e : pool.entries) {
+        s.environments++;
+        if (e->busy) s.busy++;
+      }
+  return s;
+}
+
+std::size_t LambdaService::in_flight() const { return impl_->jobs_in_flight; }
+std::size_t LambdaService::queued_events() const { return impl_->async_pending; }
+
+}  // namespace sluice::lambda

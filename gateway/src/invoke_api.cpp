@@ -1,0 +1,342 @@
+#include "sluice/gateway/invoke_api.hpp"
+
+#include "sluice/common/http_server.hpp"
+#include "sluice/common/log.hpp"
+#include "sluice/common/util.hpp"
+#include "sluice/gateway/event_stream.hpp"
+#include "sluice/lambda/function_ref.hpp"
+#include "sluice/lambda/service.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include <deque>
+
+namespace sluice::gateway {
+
+namespace asio = boost::asio;
+using http::Request;
+using http::Response;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr std::size_t max_buffered = 6 * 1024 * 1024 + 100;
+
+Response error_response(const lambda::ServiceError& e, const std::string& request_id) {
+  Response res{static_cast<http::bhttp::status>(e.status), 11};
+  json body = {{"Type", e.type}};
+  // AWS spells the message key "Message" for ResourceNotFoundException and "message" elsewhere.
+  body[e.code == "ResourceNotFoundException" ? "Message" : "message"] = e.message;
+  if (!e.reason.empty()) body["Reason"] = e.reason;
+  res.set("x-amzn-ErrorType", e.code);
+  res.set("x-amzn-RequestId", request_id);
+  res.set(http::bhttp::field::content_type, "application/json");
+  res.body() = body.dump();
+  res.prepare_payload();
+  return res;
+}
+
+Response lambda_style_error(unsigned status, const std::string& message) {
+  std::string code = status == 413   ? "RequestEntityTooLargeException"
+                     : status == 408 ? "RequestTimeoutException"
+                     : status == 431 ? "RequestHeaderFieldsTooLargeException"
+                     : status == 404 ? "UnknownOperationException"
+                     : status >= 500 ? "ServiceException"
+                                     : "InvalidRequestContentException";
+  std::string msg = status == 413 ? "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+                                  : message;
+  return error_response(lambda::ServiceError{status, code, msg, "", status >= 500 ? "Service" : "User"}, new_uuid());
+}
+
+std::string header(const Request& req, std::string_view name) {
+  auto it = req.find(name);
+  return it == req.end() ? std::string() : std::string(it->value());
+}
+
+struct Target {
+  enum Kind { invoke, invoke_stream, publish, unknown } kind = unknown;
+  std::string function;
+  std::string qualifier;
+};
+
+Target parse_target(http::bhttp::verb method, std::string_view target) {
+  Target t;
+  std::string_view path = target, query;
+  if (auto q = target.find('?'); q != std::string_view::npos) {
+    path = target.substr(0, q);
+    query = target.substr(q + 1);
+  }
+  for (const auto& kv : split(query, '&')) {
+    auto eq = kv.find('=');
+    std::string key = url_decode(kv.substr(0, eq), true);
+    if (key == "Qualifier" && eq != std::string::npos) t.qualifier = url_decode(kv.substr(eq + 1), true);
+  }
+  auto parts = split(path, '/');  // "", "2015-03-31", "functions", NAME, "invocations"
+  if (parts.size() == 5 && parts[0].empty() && parts[2] == "functions" && method == http::bhttp::verb::post) {
+    t.function = url_decode(parts[3]);
+    if (parts[1] == "2015-03-31" && parts[4] == "invocations") t.kind = Target::invoke;
+    else if (parts[1] == "2021-11-15" && parts[4] == "response-streaming-invocations") t.kind = Target::invoke_stream;
+    else if (parts[1] == "2015-03-31" && parts[4] == "versions") t.kind = Target::publish;
+  }
+  return t;
+}
+
+// Collects a streamed response into one buffer (plain Invoke of a streaming function).
+asio::awaitable<bool> collect(std::shared_ptr<runtime::ResponseStream> stream, std::string& out) {
+  auto ex = co_await asio::this_coro::executor;
+  bool too_large = false;
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [&](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        stream->consume(
+            [&out, &too_large](std::string_view chunk) {
+              if (out.size() + chunk.size() > max_buffered) too_large = true;
+              else out.append(chunk);
+              return true;
+            },
+            [h, ex] { asio::post(ex, [h] { (*h)(); }); });
+      },
+      asio::use_awaitable);
+  co_return !too_large;
+}
+
+}  // namespace
+
+struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::any_io_executor ex_, lambda::LambdaService& svc) : ex(ex_), service(svc) {}
+  asio::any_io_executor ex;
+  lambda::LambdaService& service;
+  std::shared_ptr<http::Server> server;
+
+  asio::awaitable<void> handle(Request& req, http::Responder& out) {
+    Target t = parse_target(req.method(), req.target());
+    if (t.kind == Target::unknown) {
+      co_await out.send(lambda_style_error(404, "Unknown operation: " + std::string(req.method_string()) + " " +
+                                                    std::string(req.target())));
+      co_return;
+    }
+    if (t.kind == Target::publish) {
+      co_await publish(req, t, out);
+      co_return;
+    }
+    lambda::InvokeRequest ir;
+    ir.function = t.function;
+    ir.qualifier = t.qualifier;
+    ir.payload = std::move(req.body());
+    std::string type = header(req, "X-Amz-Invocation-Type");
+    if (type.empty() || type == "RequestResponse") ir.type = lambda::InvocationType::request_response;
+    else if (type == "Event") ir.type = lambda::InvocationType::event;
+    else if (type == "DryRun") ir.type = lambda::InvocationType::dry_run;
+    else {
+      co_await out.send(error_response(
+          lambda::ServiceError{400, "InvalidParameterValueException",
+                               "1 validation error detected: Value '" + type +
+                                   "' at 'invocationType' failed to satisfy constraint: Member must satisfy enum "
+                                   "value set: [Event, RequestResponse, DryRun]",
+                               "", "User"},
+          new_uuid()));
+      co_return;
+    }
+    if (t.kind == Target::invoke_stream && ir.type == lambda::InvocationType::event) {
+      co_await out.send(error_response(
+          lambda::ServiceError{400, "InvalidParameterValueException",
+                               "InvokeWithResponseStream supports RequestResponse and DryRun invocation types", "",
+                               "User"},
+          new_uuid()));
+      co_return;
+    }
+    ir.tail = header(req, "X-Amz-Log-Type") == "Tail" && ir.type == lambda::InvocationType::request_response;
+    ir.client_context_b64 = header(req, "X-Amz-Client-Context");
+    ir.trace_header = header(req, "X-Amzn-Trace-Id");
+    ir.tenant_id = header(req, "X-Amz-Tenant-Id");
+    ir.source = "invoke-api";
+
+    auto res = co_await service.invoke(std::move(ir));
+    if (res.error) {
+      co_await out.send(error_response(*res.error, res.request_id));
+      co_return;
+    }
+    if (t.kind == Target::invoke_stream) {
+      co_await stream_out(res, out);
+      co_return;
+    }
+    Response r{static_cast<http::bhttp::status>(res.status), 11};
+    r.set("x-amzn-RequestId", res.request_id);
+    if (!res.trace_id.empty()) r.set("X-Amzn-Trace-Id", res.trace_id);
+    if (res.status == 200) {
+      std::string payload = std::move(res.payload);
+      bool function_error = res.function_error;
+      if (res.stream) {
+        // Plain Invoke of a function that streams: the caller gets the whole body.
+        payload.clear();
+        bool ok = co_await collect(res.stream, payload);
+        if (!ok) {
+          payload = R"({"errorMessage":"Response payload size exceeded maximum allowed payload size (6291556 bytes).","errorType":"Function.ResponseSizeTooLarge"})";
+          function_error = true;
+        } else if (!res.stream->error_type().empty()) {
+          payload = res.stream->error_body();
+          function_error = true;
+        }
+      }
+      r.set("X-Amz-Executed-Version", res.executed_version);
+      if (function_error) r.set("X-Amz-Function-Error", "Unhandled");
+      if (!res.log_result.empty()) r.set("X-Amz-Log-Result", res.log_result);
+      r.set(http::bhttp::field::content_type, function_error || res.content_type.empty() ? "application/json"
+                                                                                          : res.content_type);
+      r.body() = std::move(payload);
+    }
+    r.prepare_payload();
+    co_await out.send(std::move(r));
+  }
+
+  asio::awaitable<void> stream_out(lambda::InvokeResponse& res, http::Responder& out) {
+    Response head{http::bhttp::status::ok, 11};
+    head.set("x-amzn-RequestId", res.request_id);
+    head.set(http::bhttp::field::content_type, "application/vnd.amazon.eventstream");
+    if (res.status == 204) {
+      Response r{http::bhttp::status::no_content, 11};
+      r.set("x-amzn-RequestId", res.request_id);
+      co_await out.send(std::move(r));
+      co_return;
+    }
+    head.set("X-Amz-Executed-Version", res.executed_version);
+    if (!res.stream) {
+      co_await out.start_chunked(std::move(head));
+      if (!res.function_error) co_await out.write_chunk(payload_chunk_event(res.payload));
+      std::string code, details;
+      if (res.function_error) {
+        auto j = json::parse(res.payload, nullptr, false);
+        code = j.is_object() && j.contains("errorType") ? j["errorType"].get<std::string>() : "Unhandled";
+        details = res.payload;
+      }
+      co_await out.write_chunk(invoke_complete_event(code, details, res.log_result));
+      co_await out.finish_chunked();
+      co_return;
+    }
+    co_await out.start_chunked(std::move(head));
+    // Chunks are forwarded as they arrive; the producer pauses while a write is pending.
+    auto stream = res.stream;
+    std::deque<std::string> pending;
+    bool ended = false;
+    asio::steady_timer wake(ex, std::chrono::steady_clock::time_point::max());
+    stream->consume(
+        [&](std::string_view chunk) {
+          pending.emplace_back(chunk);
+          wake.cancel();
+          return pending.size() < 8;
+        },
+        [&] {
+          ended = true;
+          wake.cancel();
+        });
+    while (true) {
+      while (!pending.empty()) {
+        std::string chunk = std::move(pending.front());
+        pending.pop_front();
+        co_await out.write_chunk(payload_chunk_event(chunk));
+        if (out.failed()) break;
+        if (pending.size() < 4) stream->resume();
+      }
+      if (ended || out.failed()) break;
+      wake.expires_at(std::chrono::steady_clock::time_point::max());
+      co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    // Stop delivering into this frame's locals before it goes away.
+    stream->consume([](std::string_view) { return true; }, [] {});
+    stream->resume();
+    if (out.failed()) co_return;
+    std::string code = stream->error_type(), details = stream->error_body();
+    co_await out.write_chunk(invoke_complete_event(code, details, res.log_result));
+    co_await out.finish_chunked();
+  }
+
+  asio::awaitable<void> publish(Request& req, const Target& t, http::Responder& out) {
+    std::string rid = new_uuid();
+    auto parsed = lambda::parse_function_ref(t.function, "");
+    if (parsed.error) {
+      co_await out.send(error_response(lambda::ServiceError{400, parsed.error->code, parsed.error->message, "", "User"}, rid));
+      co_return;
+    }
+    std::string description;
+    auto body = json::parse(req.body().empty() ? "{}" : req.body(), nullptr, false);
+    if (body.is_object() && body.contains("Description") && body["Description"].is_string())
+      description = body["Description"].get<std::string>();
+    const auto& st = service.stack();
+    auto fit = st.functions.find(parsed.ref->name);
+    if (fit == st.functions.end()) {
+      co_await out.send(error_response(
+          lambda::ServiceError{404, "ResourceNotFoundException",
+                               "Function not found: " + lambda::function_arn(st.region, st.account_id, parsed.ref->name),
+                               "", "User"},
+          rid));
+      co_return;
+    }
+    std::optional<lambda::VersionStore::Published> pub;
+    std::string failure;
+    try {
+      pub = service.publish(parsed.ref->name, description);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (!pub) {
+      co_await out.send(error_response(lambda::ServiceError{500, "ServiceException", failure, "", "Service"}, rid));
+      co_return;
+    }
+    const auto& c = pub->config;
+    json j = {{"FunctionName", c.function},
+              {"FunctionArn", lambda::function_arn(st.region, st.account_id, c.function, c.version)},
+              {"Runtime", c.runtime.id},
+              {"Handler", c.handler},
+              {"CodeSha256", c.code_sha256},
+              {"Description", c.description},
+              {"Timeout", c.timeout_s},
+              {"MemorySize", c.memory_mb},
+              {"LastModified", c.published_at},
+              {"Version", c.version},
+              {"State", "Active"},
+              {"PackageType", "Zip"},
+              {"Architectures", {"x86_64"}}};
+    if (!c.environment.empty()) j["Environment"] = {{"Variables", c.environment}};
+    Response r{http::bhttp::status::created, 11};
+    r.set("x-amzn-RequestId", rid);
+    r.set(http::bhttp::field::content_type, "application/json");
+    r.body() = j.dump();
+    r.prepare_payload();
+    co_await out.send(std::move(r));
+  }
+};
+
+InvokeApi::InvokeApi(asio::any_io_executor ex, lambda::LambdaService& service)
+    : impl_(std::make_shared<Impl>(ex, service)) {
+  http::ServerLimits limits;
+  limits.body_limit = 6 * 1024 * 1024;
+  limits.header_limit = 64 * 1024;
+  // Invocations may legitimately take up to 15 minutes.
+  limits.write_timeout = std::chrono::minutes(16);
+  std::weak_ptr<Impl> w = impl_;
+  impl_->server = std::make_shared<http::Server>(
+      ex, "lambda", limits,
+      [w](Request& req, http::Responder& out) -> asio::awaitable<void> {
+        auto self = w.lock();
+        if (!self) co_return;
+        co_await self->handle(req, out);
+      },
+      lambda_style_error);
+}
+
+InvokeApi::~InvokeApi() = default;
+
+unsigned short InvokeApi::listen(const std::string& host, unsigned short port) {
+  return impl_->server->listen(host, port).port();
+}
+void InvokeApi::start() { impl_->server->start(); }
+asio::awaitable<void> InvokeApi::drain(std::chrono::milliseconds deadline) {
+  return impl_->server->drain(deadline);
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,1 @@
+"""sluice's Python Lambda runtime (see bootstrap.py here and ../README.md)."""

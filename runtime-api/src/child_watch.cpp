@@ -1,0 +1,103 @@
+#include "child_watch.hpp"
+
+#include "sluice/runtime/environment.hpp"
+
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <sys/wait.h>
+
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+namespace sluice::runtime {
+namespace {
+
+// Lives as long as the io_context it belongs to, so the SIGCHLD handler never
+// outlives the loop that runs it.
+class ChildWatchService : public boost::asio::execution_context::service {
+ public:
+  using key_type = ChildWatchService;
+  static boost::asio::execution_context::id id;
+
+  explicit ChildWatchService(boost::asio::execution_context& ctx) : service(ctx) {}
+
+  void start(boost::asio::any_io_executor ex) {
+    if (signals_) return;
+    executor_ = ex;
+    signals_.emplace(ex, SIGCHLD);
+    arm();
+  }
+  void shutdown() override {
+    if (signals_) {
+      boost::system::error_code ignored;
+      signals_->cancel(ignored);
+    }
+    signals_.reset();
+    watchers_.clear();
+    if (current == this) current = nullptr;
+  }
+
+  void watch(pid_t pid, std::function<void(int)> fn) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      // Already gone: deliver asynchronously so callers never see re-entrancy.
+      boost::asio::post(executor_, [fn = std::move(fn), status] { fn(status); });
+      return;
+    }
+    watchers_[pid] = std::move(fn);
+  }
+  void unwatch(pid_t pid) { watchers_.erase(pid); }
+
+  static inline ChildWatchService* current = nullptr;
+
+ private:
+  void arm() {
+    signals_->async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      reap();
+      if (signals_) arm();
+    });
+  }
+  void reap() {
+    // SIGCHLD also fires on every freeze and thaw; most of the time nothing exited.
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+    std::vector<std::pair<std::function<void(int)>, int>> done;
+    for (auto it = watchers_.begin(); it != watchers_.end();) {
+      int status = 0;
+      if (::waitpid(it->first, &status, WNOHANG) == it->first) {
+        done.emplace_back(std::move(it->second), status);
+        it = watchers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [fn, status] : done) fn(status);
+  }
+
+  boost::asio::any_io_executor executor_;
+  std::optional<boost::asio::signal_set> signals_;
+  std::unordered_map<pid_t, std::function<void(int)>> watchers_;
+};
+
+boost::asio::execution_context::id ChildWatchService::id;
+
+}  // namespace
+
+void install_child_watch(boost::asio::any_io_executor ex) {
+  auto& svc = boost::asio::use_service<ChildWatchService>(boost::asio::query(ex, boost::asio::execution::context));
+  svc.start(ex);
+  ChildWatchService::current = &svc;
+}
+
+void watch_child(pid_t pid, std::function<void(int)> on_exit) {
+  if (ChildWatchService::current) ChildWatchService::current->watch(pid, std::move(on_exit));
+}
+
+void unwatch_child(pid_t pid) {
+  if (ChildWatchService::current) ChildWatchService::current->unwatch(pid);
+}
+
+}  // namespace sluice::runtime

@@ -1,0 +1,1239 @@
+// One execution environment: process supervision, the Runtime API endpoint the
+// process talks to, and the lifecycle (init, invoke, freeze, timeout, crash,
+// out-of-memory, shutdown). Everything runs on one io thread; the state
+// machine refuses every transition it does not explicitly allow.
+#include "sluice/runtime/environment.hpp"
+
+#include "child_watch.hpp"
+#include "env_vars.hpp"
+#include "sluice/common/log.hpp"
+#include "sluice/common/process.hpp"
+#include "sluice/common/util.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <set>
+
+namespace sluice::runtime {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using json = nlohmann::json;
+using mono = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t max_payload = 6 * 1024 * 1024 + 100;  // 6,291,556 bytes, as RIE enforces
+constexpr std::size_t max_discard = 64 * 1024 * 1024;
+constexpr std::size_t max_log_line = 256 * 1024;
+constexpr std::size_t tail_bytes = 4096;
+constexpr auto memory_poll = std::chrono::milliseconds(25);
+
+auto logger() {
+  static auto l = log::get("runtime");
+  return l;
+}
+
+// Runtime API state names as the emulator reports them in InvalidStateTransition.
+const char* api_state_name(EnvState s, bool init_error) {
+  if (init_error) return "InitError";
+  switch (s) {
+    case EnvState::starting: return "Started";
+    case EnvState::idle: return "Ready";
+    case EnvState::running: return "Running";
+    case EnvState::response_sent: return "RuntimeResponseSentState";
+    default: return "Running";
+  }
+}
+
+std::string api_error(const std::string& type, const std::string& message) {
+  return json{{"errorMessage", message}, {"errorType", type}}.dump();
+}
+
+std::string seconds2(int s) { return std::to_string(s) + ".00"; }
+
+std::string ms2(double ms) { return fixed2(ms); }
+
+// A one-shot wake-up for coroutines on a single thread.
+class Event {
+ public:
+  explicit Event(asio::any_io_executor ex) : timer_(ex, mono::time_point::max()) {}
+  asio::awaitable<void> wait() {
+    while (!set_) {
+      timer_.expires_at(mono::time_point::max());
+      co_await timer_.async_wait(nothrow);
+    }
+    set_ = false;
+  }
+  void notify() {
+    set_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  asio::steady_timer timer_;
+  bool set_ = false;
+};
+
+class Stream final : public ResponseStream {
+ public:
+  explicit Stream(asio::any_io_executor ex, std::string content_type)
+      : resume_(ex), content_type_(std::move(content_type)) {}
+
+  void consume(std::function<bool(std::string_view)> on_data, std::function<void()> on_end) override {
+    on_data_ = std::move(on_data);
+    on_end_ = std::move(on_end);
+    while (!queued_.empty() && !paused_) {
+      std::string chunk = std::move(queued_.front());
+      queued_.pop_front();
+      if (!on_data_(chunk)) paused_ = true;
+    }
+    if (queued_.empty() && ended_ && on_end_) {
+      auto fn = std::move(on_end_);
+      on_end_ = nullptr;
+      fn();
+    }
+  }
+  void resume() override {
+    paused_ = false;
+    while (!queued_.empty() && !paused_ && on_data_) {
+      std::string chunk = std::move(queued_.front());
+      queued_.pop_front();
+      if (!on_data_(chunk)) paused_ = true;
+    }
+    if (queued_.empty() && ended_ && on_end_) {
+      auto fn = std::move(on_end_);
+      on_end_ = nullptr;
+      fn();
+    }
+    resume_.notify();
+  }
+  bool ended() const override { return ended_; }
+  std::string content_type() const override { return content_type_; }
+  std::string error_type() const override { return error_type_; }
+  std::string error_body() const override { return error_body_; }
+  std::uint64_t bytes() const override { return bytes_; }
+
+  // producer side
+  void push(std::string chunk) {
+    bytes_ += chunk.size();
+    if (on_data_ && !paused_ && queued_.empty()) {
+      if (!on_data_(chunk)) paused_ = true;
+    } else {
+      queued_.push_back(std::move(chunk));
+    }
+  }
+  bool should_pause() const { return paused_ || queued_.size() > 64; }
+  asio::awaitable<void> wait_resume() { co_await resume_.wait(); }
+  void end(std::string error_type, std::string error_body) {
+    if (ended_) return;
+    ended_ = true;
+    error_type_ = std::move(error_type);
+    error_body_ = std::move(error_body);
+    if (queued_.empty() && on_end_) {
+      auto fn = std::move(on_end_);
+      on_end_ = nullptr;
+      fn();
+    }
+    resume_.notify();
+  }
+
+ private:
+  Event resume_;
+  std::string content_type_;
+  std::function<bool(std::string_view)> on_data_;
+  std::function<void()> on_end_;
+  std::deque<std::string> queued_;
+  bool paused_ = false;
+  bool ended_ = false;
+  std::string error_type_, error_body_;
+  std::uint64_t bytes_ = 0;
+};
+
+}  // namespace
+
+const char* to_string(EnvState s) {
+  switch (s) {
+    case EnvState::starting: return "starting";
+    case EnvState::idle: return "idle";
+    case EnvState::running: return "running";
+    case EnvState::response_sent: return "response_sent";
+    case EnvState::stopping: return "stopping";
+    case EnvState::dead: return "dead";
+  }
+  return "?";
+}
+
+struct Environment::Impl : std::enable_shared_from_this<Impl> {
+  struct Current {
+    Invocation inv;
+    ResultHandler on_result;
+    ReportHandler on_report;
+    mono::time_point delivered_at{};
+    mono::time_point responded_at{};
+    bool result_sent = false;
+    bool cold = false;
+    std::string tail;
+    std::string status, error_type;
+    std::shared_ptr<Stream> stream;
+  };
+
+  enum class KillReason { none, timeout, oom, init_timeout, stop };
+
+  Impl(asio::any_io_executor ex_, EnvironmentSpec spec_, std::shared_ptr<LogSink> logs_, EnvironmentEvents ev)
+      : ex(ex_),
+        spec(std::move(spec_)),
+        logs(std::move(logs_)),
+        events(std::move(ev)),
+        id(random_hex(8)),
+        acceptor(ex_),
+        next_ready(ex_),
+        timeout_timer(ex_),
+        init_timer(ex_),
+        memory_timer(ex_),
+        kill_timer(ex_),
+        log_retry(ex_) {
+    log_stream = ymd_slashes() + "/[" + spec.version + "]" + random_hex(32);
+  }
+
+  asio::any_io_executor ex;
+  EnvironmentSpec spec;
+  std::shared_ptr<LogSink> logs;
+  EnvironmentEvents events;
+  std::string id;
+  std::string log_stream;
+
+  EnvState state = EnvState::starting;
+  bool served = false;
+  bool retiring = false;
+  bool frozen = false;
+  bool exited = false;
+  KillReason kill_reason = KillReason::none;
+  std::string death_reason;
+
+  // init
+  mono::time_point spawned_at{};
+  std::optional<double> init_duration_ms;  // reported on the first invocation only
+  bool init_reported = false;
+  bool init_error_posted = false;
+  std::string init_error_payload, init_error_type;
+
+  // process
+  pid_t pid = -1;
+  int out_fd = -1;
+  std::unique_ptr<asio::posix::stream_descriptor> out;
+  std::string partial;
+  std::uint64_t peak_kb = 0;
+
+  // Runtime API
+  tcp::acceptor acceptor;
+  unsigned short port = 0;
+  std::set<std::shared_ptr<tcp::socket>> conns;
+  bool next_parked = false;
+  Event next_ready;
+
+  std::optional<Current> cur;
+  std::optional<Current> pending;  // invocation waiting for init (cold start)
+
+  asio::steady_timer timeout_timer, init_timer, memory_timer, kill_timer, log_retry;
+  mono::time_point idle_since = mono::now();
+
+  // ---------------------------------------------------------------- logs
+
+  void emit(std::string_view text, bool platform, std::string_view request_id) {
+    if (logs) logs->write(LogLine{spec.function_name, spec.version, request_id, text, platform});
+    if (cur) {
+      cur->tail.append(text);
+      cur->tail.push_back('\n');
+      if (cur->tail.size() > 4 * tail_bytes) cur->tail.erase(0, cur->tail.size() - tail_bytes);
+    }
+  }
+  void emit_platform(const std::string& text) { emit(text, true, cur ? cur->inv.request_id : std::string_view{}); }
+
+  void emit_output_lines(std::string_view data) {
+    std::string_view rid = cur ? std::string_view(cur->inv.request_id) : std::string_view{};
+    partial.append(data);
+    std::size_t start = 0;
+    while (true) {
+      auto nl = partial.find('\n', start);
+      if (nl == std::string::npos) break;
+      std::string_view line(partial.data() + start, nl - start);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      emit(line, false, rid);
+      start = nl + 1;
+    }
+    partial.erase(0, start);
+    while (partial.size() > max_log_line) {
+      emit(std::string_view(partial.data(), max_log_line), false, rid);
+      partial.erase(0, max_log_line);
+    }
+  }
+
+  // Reads whatever the process has written so far; returns false at EOF.
+  bool read_output() {
+    if (out_fd < 0) return false;
+    char buf[65536];
+    for (int rounds = 0; rounds < 64; ++rounds) {
+      ssize_t n = ::read(out_fd, buf, sizeof buf);
+      if (n > 0) {
+        emit_output_lines(std::string_view(buf, static_cast<std::size_t>(n)));
+        if (logs && !logs->accepting()) return true;
+        continue;
+      }
+      if (n == 0) return false;
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK;
+    }
+    return true;
+  }
+
+  void flush_partial() {
+    if (!partial.empty()) {
+      std::string line = std::move(partial);
+      partial.clear();
+      emit(line, false, cur ? std::string_view(cur->inv.request_id) : std::string_view{});
+    }
+  }
+
+  // Everything the process wrote before this point belongs to what came before.
+  void drain_output() {
+    while (out_fd >= 0) {
+      char buf[65536];
+      ssize_t n = ::read(out_fd, buf, sizeof buf);
+      if (n > 0) {
+        emit_output_lines(std::string_view(buf, static_cast<std::size_t>(n)));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    flush_partial();
+  }
+
+  void arm_output() {
+    if (!out) return;
+    if (logs && !logs->accepting()) {
+      // Back-pressure: the handler blocks on a full pipe instead of sluice buffering without bound.
+      log_retry.expires_after(std::chrono::milliseconds(5));
+      log_retry.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        if (!ec) self->arm_output();
+      });
+      return;
+    }
+    out->async_wait(asio::posix::stream_descriptor::wait_read,
+                    [self = shared_from_this()](boost::system::error_code ec) {
+                      if (ec) return;
+                      if (self->read_output()) {
+                        self->arm_output();
+                      } else {
+                        self->flush_partial();
+                        self->close_output();
+                      }
+                    });
+  }
+
+  void close_output() {
+    if (out) {
+      boost::system::error_code ignored;
+      out->close(ignored);
+      out.reset();
+    }
+    out_fd = -1;
+  }
+
+  // ---------------------------------------------------------------- process
+
+  std::vector<std::string> command_line(std::string& missing) {
+    namespace fs = std::filesystem;
+    switch (spec.kind) {
+      case RuntimeKind::python:
+        return {spec.interpreter.string(), (spec.bootstrap_dir / "python" / "bootstrap.py").string()};
+      case RuntimeKind::node: {
+        fs::path dir = spec.bootstrap_dir / "node";
+        fs::path entry = fs::exists(dir / "bootstrap.mjs") ? dir / "bootstrap.mjs" : dir / "bootstrap.js";
+        return {spec.interpreter.string(), entry.string()};
+      }
+      case RuntimeKind::provided: {
+        // Lookup order of the Lambda sandbox: /var/task/bootstrap, then /opt/bootstrap.
+        fs::path b = spec.code_dir / "bootstrap";
+        if (!fs::exists(b) && !spec.opt_dir.empty() && fs::exists(spec.opt_dir / "bootstrap")) b = spec.opt_dir / "bootstrap";
+        if (!fs::exists(b)) missing = b.string();
+        return {b.string()};
+      }
+    }
+    return {};
+  }
+
+  void start() {
+    boost::system::error_code ec;
+    tcp::endpoint ep{asio::ip::make_address("127.0.0.1"), 0};
+    acceptor.open(ep.protocol(), ec);
+    if (!ec) acceptor.bind(ep, ec);
+    if (!ec) acceptor.listen(16, ec);
+    if (ec) {
+      fail_start("cannot open a Runtime API endpoint: " + ec.message());
+      return;
+    }
+    port = acceptor.local_endpoint().port();
+
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+      fail_start(std::string("cannot create the output pipe: ") + std::strerror(errno));
+      return;
+    }
+    // The child's end must block (a handler writing logs waits instead of failing).
+    ::fcntl(fds[1], F_SETFL, ::fcntl(fds[1], F_GETFL) & ~O_NONBLOCK);
+
+    EnvContext ctx;
+    ctx.runtime_api = "127.0.0.1:" + std::to_string(port);
+    ctx.log_stream_name = log_stream;
+    ctx.runtime_dir = spec.kind == RuntimeKind::python ? spec.bootstrap_dir / "python"
+                      : spec.kind == RuntimeKind::node ? spec.bootstrap_dir / "node"
+                                                       : spec.bootstrap_dir;
+    proc::SpawnOptions opts;
+    std::string missing;
+    opts.argv = command_line(missing);
+    for (auto& [k, v] : build_environment(spec, ctx)) opts.env.push_back(k + "=" + v);
+    opts.cwd = spec.code_dir.string();
+    opts.output_fd = fds[1];
+
+    emit_platform("INIT_START Runtime Version: " + spec.runtime_version + "\tRuntime Version ARN: arn:aws:lambda:" +
+                  spec.region + "::runtime:" + runtime_version_hash());
+    spawned_at = mono::now();
+    auto res = proc::spawn(opts);
+    ::close(fds[1]);
+    out_fd = fds[0];
+    out = std::make_unique<asio::posix::stream_descriptor>(ex, out_fd);
+
+    if (res.pid < 0) {
+      std::string what = opts.argv.empty() ? "bootstrap" : opts.argv[0];
+      emit_platform("sluice: cannot execute " + what + ": " + std::strerror(res.exec_errno));
+      int code = res.exec_errno == ENOENT ? 127 : 126;
+      exit_later(code << 8);
+      return;
+    }
+    pid = res.pid;
+    watch_child(pid, [w = weak_from_this(), child = pid](int status) {
+      proc::reaper_untrack(child);
+      if (auto self = w.lock()) self->on_exit(status);
+    });
+    arm_output();
+    asio::co_spawn(ex, accept_loop(shared_from_this()), asio::detached);
+
+    init_timer.expires_after(spec.init_timeout);
+    init_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+      if (auto self = w.lock(); self && !ec) self->on_init_timeout();
+    });
+  }
+
+  std::string runtime_version_hash() {
+    std::string seed = spec.runtime_id + spec.interpreter.string();
+    std::uint64_t h = 1469598103934665603ULL;
+    for (char c : seed) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return std::string(buf) + std::string(buf) + std::string(buf) + std::string(buf);
+  }
+
+  void fail_start(const std::string& why) {
+    logger()->error("{}: {}", spec.function_name, why);
+    emit_platform("sluice: " + why);
+    exit_later(127 << 8);
+  }
+
+  // Start-up failures are delivered like an exit, but never from inside start().
+  void exit_later(int status) {
+    asio::post(ex, [self = shared_from_this(), status] { self->on_exit(status); });
+  }
+
+  void freeze() {
+    if (spec.freeze && pid > 0 && !frozen) {
+      proc::signal_group(pid, SIGSTOP);
+      frozen = true;
+    }
+  }
+  void thaw() {
+    if (frozen && pid > 0) {
+      proc::signal_group(pid, SIGCONT);
+      frozen = false;
+    }
+  }
+
+  void kill_now(KillReason why) {
+    if (kill_reason == KillReason::none) kill_reason = why;
+    if (pid > 0 && !exited) {
+      proc::signal_group(pid, SIGKILL);
+      proc::kill_session(pid);
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  void invoke(Invocation inv, ResultHandler on_result, ReportHandler on_report) {
+    Current c;
+    c.inv = std::move(inv);
+    c.on_result = std::move(on_result);
+    c.on_report = std::move(on_report);
+    if (state == EnvState::starting && !pending && !init_error_posted) {
+      c.cold = true;
+      pending = std::move(c);
+      return;
+    }
+    if (state == EnvState::idle && !cur) {
+      deliver(std::move(c));
+      return;
+    }
+    // The service only hands invocations to idle or starting environments.
+    InvocationResult r;
+    r.outcome = Outcome::exit_error;
+    r.function_error = true;
+    r.error_type = "Runtime.ExitError";
+    r.payload = api_error("Runtime.ExitError", "RequestId: " + c.inv.request_id +
+                                                   " Error: execution environment is not available (" +
+                                                   to_string(state) + ")");
+    if (c.on_result) c.on_result(std::move(r));
+  }
+
+  void deliver(Current c) {
+    served = true;
+    c.delivered_at = mono::now();
+    if (!init_reported && init_duration_ms) {
+      c.cold = true;
+      init_reported = true;
+    }
+    cur = std::move(c);
+    state = EnvState::running;
+    emit_platform("START RequestId: " + cur->inv.request_id + " Version: " + spec.version);
+    thaw();
+    timeout_timer.expires_after(std::chrono::seconds(spec.timeout_s));
+    timeout_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+      if (auto self = w.lock(); self && !ec) self->on_timeout();
+    });
+    poll_memory();
+    next_ready.notify();
+  }
+
+  void poll_memory() {
+    memory_timer.expires_after(memory_poll);
+    memory_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+      auto self = w.lock();
+      if (!self || ec || self->state != EnvState::running) return;
+      if (self->over_memory()) {
+        self->on_out_of_memory();
+        return;
+      }
+      self->poll_memory();
+    });
+  }
+
+  bool over_memory() {
+    if (pid <= 0 || exited) return false;
+    auto m = proc::tree_memory(pid);
+    peak_kb = std::max(peak_kb, m.hwm_kb);
+    return m.hwm_kb > static_cast<std::uint64_t>(spec.memory_mb) * 1024;
+  }
+
+  int max_memory_used_mb() {
+    if (pid > 0 && !exited) peak_kb = std::max(peak_kb, proc::tree_memory(pid).hwm_kb);
+    int mb = static_cast<int>((peak_kb + 1023) / 1024);
+    return std::min(mb, spec.memory_mb);
+  }
+
+  void send_result(InvocationResult r) {
+    if (!cur || cur->result_sent) return;
+    cur->result_sent = true;
+    cur->responded_at = mono::now();
+    if (r.function_error && cur->error_type.empty()) cur->error_type = r.error_type;
+    auto cb = std::move(cur->on_result);
+    if (cb) cb(std::move(r));
+  }
+
+  InvocationResult failure(Outcome o, const std::string& type, const std::string& message) {
+    InvocationResult r;
+    r.outcome = o;
+    r.function_error = true;
+    r.error_type = type;
+    r.payload = api_error(type, message);
+    return r;
+  }
+
+  // END + REPORT, then hand the report over. status: "", "timeout", "error".
+  void finish_invocation(const std::string& status, const std::string& error_type) {
+    if (!cur) return;
+    drain_output();
+    auto end = cur->result_sent ? cur->responded_at : mono::now();
+    double duration = std::chrono::duration<double, std::milli>(end - cur->delivered_at).count();
+    InvocationReport rep;
+    rep.request_id = cur->inv.request_id;
+    rep.duration_ms = duration;
+    rep.billed_ms = static_cast<std::int64_t>(std::ceil(duration));
+    if (rep.billed_ms < 1) rep.billed_ms = 1;
+    rep.memory_size_mb = spec.memory_mb;
+    rep.max_memory_used_mb = max_memory_used_mb();
+    if (cur->cold && init_duration_ms) rep.init_duration_ms = init_duration_ms;
+    rep.status = status;
+    rep.error_type = error_type;
+
+    emit_platform("END RequestId: " + rep.request_id);
+    std::string report = "REPORT RequestId: " + rep.request_id + "\tDuration: " + ms2(rep.duration_ms) +
+                         " ms\tBilled Duration: " + std::to_string(rep.billed_ms) +
+                         " ms\tMemory Size: " + std::to_string(rep.memory_size_mb) +
+                         " MB\tMax Memory Used: " + std::to_string(rep.max_memory_used_mb) + " MB\t";
+    if (rep.init_duration_ms) report += "Init Duration: " + ms2(*rep.init_duration_ms) + " ms\t";
+    if (!status.empty()) report += "Status: " + status + "\t";
+    if (!error_type.empty()) report += "Error Type: " + error_type + "\t";
+    emit_platform(report);
+    const std::string& t = cur->tail;
+    rep.log_tail = t.size() > tail_bytes ? t.substr(t.size() - tail_bytes) : t;
+    auto cb = std::move(cur->on_report);
+    timeout_timer.cancel();
+    memory_timer.cancel();
+    cur.reset();
+    if (cb) cb(rep);
+  }
+
+  void on_timeout() {
+    if (state != EnvState::running || !cur) return;
+    kill_now(KillReason::timeout);
+    drain_output();
+    const auto& rid = cur->inv.request_id;
+    emit(iso8601_ms() + " " + rid + " Task timed out after " + seconds2(spec.timeout_s) + " seconds", true, rid);
+    send_result(failure(Outcome::timeout, "Sandbox.Timedout",
+                        "RequestId: " + rid + " Error: Task timed out after " + seconds2(spec.timeout_s) +
+                            " seconds"));
+    end_stream_with("Sandbox.Timedout", "Task timed out after " + seconds2(spec.timeout_s) + " seconds");
+    finish_invocation("timeout", "");
+    become_dead("timed out");
+  }
+
+  void on_out_of_memory() {
+    if (!cur) return;
+    kill_now(KillReason::oom);
+    drain_output();
+    const auto& rid = cur->inv.request_id;
+    std::string msg = "RequestId: " + rid + " Error: Runtime exited with error: signal: killed";
+    emit_platform(msg);
+    emit_platform("Runtime.OutOfMemory");
+    peak_kb = std::max<std::uint64_t>(peak_kb, static_cast<std::uint64_t>(spec.memory_mb) * 1024);
+    send_result(failure(Outcome::out_of_memory, "Runtime.OutOfMemory", msg));
+    end_stream_with("Runtime.OutOfMemory", msg);
+    finish_invocation("error", "Runtime.OutOfMemory");
+    become_dead("out of memory");
+  }
+
+  void end_stream_with(const std::string& type, const std::string& message) {
+    if (cur && cur->stream && !cur->stream->ended()) cur->stream->end(type, api_error(type, message));
+  }
+
+  void on_init_timeout() {
+    if (state != EnvState::starting || exited) return;
+    double ms = std::chrono::duration<double, std::milli>(mono::now() - spawned_at).count();
+    kill_now(KillReason::init_timeout);
+    drain_output();
+    emit_platform("INIT_REPORT Init Duration: " + ms2(ms) + " ms\tPhase: init\tStatus: timeout");
+    if (pending) {
+      cur = std::move(pending);
+      pending.reset();
+      cur->delivered_at = mono::now();
+      emit_platform("START RequestId: " + cur->inv.request_id + " Version: " + spec.version);
+      // On AWS the init is retried within the invocation and times out again.
+      const auto& rid = cur->inv.request_id;
+      emit(iso8601_ms() + " " + rid + " Task timed out after " + seconds2(spec.timeout_s) + " seconds", true,
+           rid);
+      send_result(failure(Outcome::timeout, "Sandbox.Timedout",
+                          "RequestId: " + rid + " Error: Task timed out after " + seconds2(spec.timeout_s) +
+                              " seconds"));
+      finish_invocation("timeout", "");
+    }
+    become_dead("init timed out");
+  }
+
+  void on_exit(int status) {
+    if (exited) return;
+    exited = true;
+    drain_output();
+    close_output();
+    frozen = false;
+    std::string how = proc::describe_wait_status(status);
+    bool clean_exit = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+
+    if (kill_reason == KillReason::timeout || kill_reason == KillReason::oom ||
+        kill_reason == KillReason::init_timeout) {
+      become_dead(death_reason.empty() ? "killed" : death_reason);
+      return;
+    }
+    switch (state) {
+      case EnvState::starting: {
+        double ms = std::chrono::duration<double, std::milli>(mono::now() - spawned_at).count();
+        std::string type = init_error_posted ? init_error_type : "Runtime.ExitError";
+        if (!init_error_posted) {
+          std::string msg = clean_exit ? "Runtime exited without providing a reason"
+                                       : "Runtime exited with error: " + how;
+          emit_platform("INIT_REPORT Init Duration: " + ms2(ms) + " ms\tPhase: init\tStatus: error\tError Type: " +
+                        type);
+          if (pending) {
+            cur = std::move(pending);
+            pending.reset();
+            cur->delivered_at = mono::now();
+            emit_platform("START RequestId: " + cur->inv.request_id + " Version: " + spec.version);
+            std::string full = "RequestId: " + cur->inv.request_id + " Error: " + msg;
+            emit_platform(full);
+            emit_platform(type);
+            send_result(failure(Outcome::exit_error, type, full));
+            finish_invocation("error", type);
+          }
+        } else {
+          emit_platform("INIT_REPORT Init Duration: " + ms2(ms) + " ms\tPhase: init\tStatus: error\tError Type: " +
+                        type);
+          if (pending) {
+            cur = std::move(pending);
+            pending.reset();
+            cur->delivered_at = mono::now();
+            emit_platform("START RequestId: " + cur->inv.request_id + " Version: " + spec.version);
+            InvocationResult r;
+            r.outcome = Outcome::function_error;
+            r.function_error = true;
+            r.error_type = type;
+            r.payload = init_error_payload;
+            send_result(std::move(r));
+            finish_invocation("error", type);
+          }
+        }
+        become_dead(init_error_posted ? "init error (" + type + ")" : "runtime exited during init (" + how + ")");
+        return;
+      }
+      case EnvState::running: {
+        std::string msg = clean_exit ? "Runtime exited without providing a reason"
+                                     : "Runtime exited with error: " + how;
+        std::string full = "RequestId: " + cur->inv.request_id + " Error: " + msg;
+        emit_platform(full);
+        emit_platform("Runtime.ExitError");
+        send_result(failure(Outcome::exit_error, "Runtime.ExitError", full));
+        end_stream_with("Runtime.ExitError", full);
+        finish_invocation("error", "Runtime.ExitError");
+        become_dead("runtime exited during an invocation (" + how + ")");
+        return;
+      }
+      case EnvState::response_sent:
+        finish_invocation("", "");
+        become_dead("runtime exited after responding (" + how + ")");
+        return;
+      case EnvState::idle:
+        become_dead("runtime exited while idle (" + how + ")");
+        return;
+      case EnvState::stopping:
+      case EnvState::dead:
+        become_dead(death_reason.empty() ? "stopped" : death_reason);
+        return;
+    }
+  }
+
+  void become_dead(const std::string& reason) {
+    if (state == EnvState::dead) return;
+    if (death_reason.empty()) death_reason = reason;
+    state = EnvState::dead;
+    timeout_timer.cancel();
+    init_timer.cancel();
+    memory_timer.cancel();
+    log_retry.cancel();
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    for (auto& s : conns) s->close(ignored);
+    conns.clear();
+    next_ready.notify();
+    if (!exited && pid > 0) {
+      // Make sure it is gone; the exit is still collected by the child watch.
+      proc::signal_group(pid, SIGKILL);
+    }
+    if (pending) {
+      auto p = std::move(pending);
+      pending.reset();
+      InvocationResult r = failure(Outcome::shutdown, "Runtime.ExitError",
+                                   "RequestId: " + p->inv.request_id + " Error: " + reason);
+      if (p->on_result) p->on_result(std::move(r));
+    }
+    if (cur) {
+      send_result(failure(Outcome::shutdown, "Runtime.ExitError",
+                          "RequestId: " + cur->inv.request_id + " Error: " + reason));
+      finish_invocation("error", "Runtime.ExitError");
+    }
+    auto cb = events.on_dead;
+    if (cb) cb(death_reason);
+  }
+
+  void stop(const std::string& reason) {
+    if (state == EnvState::dead || state == EnvState::stopping) return;
+    death_reason = reason;
+    if (exited) {
+      become_dead(reason);
+      return;
+    }
+    state = EnvState::stopping;
+    kill_reason = KillReason::stop;
+    if (pending) {
+      auto p = std::move(pending);
+      pending.reset();
+      if (p->on_result)
+        p->on_result(failure(Outcome::shutdown, "Runtime.ExitError",
+                             "RequestId: " + p->inv.request_id + " Error: " + reason));
+    }
+    thaw();
+    proc::signal_group(pid, SIGCONT);
+    proc::signal_group(pid, SIGTERM);
+    kill_timer.expires_after(spec.shutdown_grace);
+    kill_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+      auto self = w.lock();
+      if (!self || ec || self->exited) return;
+      proc::signal_group(self->pid, SIGKILL);
+      proc::kill_session(self->pid);
+    });
+  }
+
+  void retire(const std::string& reason) {
+    retiring = true;
+    if (death_reason.empty()) death_reason = reason;
+    if (state == EnvState::idle || (state == EnvState::starting && !pending)) stop(reason);
+  }
+
+  // ---------------------------------------------------------------- Runtime API
+
+  static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
+    while (self->state != EnvState::dead) {
+      auto [ec, sock] = co_await self->acceptor.async_accept(nothrow);
+      if (ec) break;
+      boost::system::error_code ignored;
+      sock.set_option(tcp::no_delay(true), ignored);
+      auto s = std::make_shared<tcp::socket>(std::move(sock));
+      self->conns.insert(s);
+      asio::co_spawn(self->ex, connection(self, s), asio::detached);
+    }
+  }
+
+  using StrResponse = bhttp::response<bhttp::string_body>;
+
+  static StrResponse make_response(unsigned status, std::string body, unsigned version, bool keep_alive,
+                                   const char* content_type = "application/json") {
+    StrResponse res{static_cast<bhttp::status>(status), version};
+    res.set(bhttp::field::content_type, content_type);
+    res.set(bhttp::field::date, http_date());
+    res.body() = std::move(body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    return res;
+  }
+
+  struct Route {
+    enum Kind { next, response, error, init_error, unknown } kind = unknown;
+    std::string request_id;
+  };
+
+  static Route route(std::string_view method, std::string_view target) {
+    Route r;
+    auto q = target.find('?');
+    if (q != std::string_view::npos) target = target.substr(0, q);
+    constexpr std::string_view base = "/2018-06-01/runtime/";
+    if (!starts_with(target, base)) return r;
+    std::string_view rest = target.substr(base.size());
+    if (rest == "invocation/next" && method == "GET") {
+      r.kind = Route::next;
+    } else if (rest == "init/error" && method == "POST") {
+      r.kind = Route::init_error;
+    } else if (starts_with(rest, "invocation/") && method == "POST") {
+      rest.remove_prefix(std::string_view("invocation/").size());
+      auto slash = rest.find('/');
+      if (slash != std::string_view::npos) {
+        auto what = rest.substr(slash + 1);
+        r.request_id = url_decode(rest.substr(0, slash));
+        if (what == "response") r.kind = Route::response;
+        else if (what == "error") r.kind = Route::error;
+      }
+    }
+    return r;
+  }
+
+  static asio::awaitable<void> connection(std::shared_ptr<Impl> self, std::shared_ptr<tcp::socket> sock) {
+    boost::beast::flat_buffer buf;
+    std::vector<char> chunk(64 * 1024);
+    while (self->state != EnvState::dead && sock->is_open()) {
+      bhttp::request_parser<bhttp::buffer_body> parser;
+      parser.header_limit(64 * 1024);
+      parser.body_limit(boost::none);
+      auto [ec, n] = co_await bhttp::async_read_header(*sock, buf, parser, nothrow);
+      if (ec) {
+        if (ec != bhttp::error::end_of_stream && ec != asio::error::operation_aborted &&
+            ec != asio::error::connection_reset && ec != asio::error::eof && parser.got_some()) {
+          auto res = make_response(400, api_error("InvalidRequest", "Malformed HTTP request: " + ec.message()), 11,
+                                   false);
+          co_await bhttp::async_write(*sock, res, nothrow);
+        }
+        break;
+      }
+      auto& head = parser.get();
+      unsigned version = head.version();
+      bool keep_alive = head.keep_alive();
+      Route rt = route(head.method_string(), head.target());
+
+      // Response mode and streaming only apply to /response.
+      std::string mode(head["Lambda-Runtime-Function-Response-Mode"]);
+      bool streaming = rt.kind == Route::response && iequals(mode, "streaming");
+      std::string content_type(head[bhttp::field::content_type]);
+      std::string error_type_header(head["Lambda-Runtime-Function-Error-Type"]);
+
+      // Decide before reading the body whether it will be kept.
+      std::optional<StrResponse> early;
+      std::shared_ptr<Stream> stream;
+      bool to_stream = false;
+      if (rt.kind == Route::unknown) {
+        early = make_response(404, api_error("NotFound", "Unknown Runtime API route: " +
+                                                              std::string(head.method_string()) + " " +
+                                                              std::string(head.target())),
+                              version, keep_alive);
+      } else if (rt.kind == Route::response || rt.kind == Route::error) {
+        if (!self->cur || self->cur->inv.request_id != rt.request_id) {
+          early = make_response(400, api_error("InvalidRequestID", "Invalid request ID"), version, keep_alive);
+        } else if (self->state != EnvState::running) {
+          std::string to = rt.kind == Route::response ? "InvocationResponse" : "InvocationErrorResponse";
+          early = make_response(403,
+                                api_error("InvalidStateTransition",
+                                          std::string("State transition from ") +
+                                              api_state_name(self->state, false) + " to " + to +
+                                              " failed for runtime. Error: State transition is not allowed"),
+                                version, keep_alive);
+        } else if (rt.kind == Route::response && !mode.empty() && !streaming) {
+          // Not a mode Lambda knows: the invocation fails, the runtime is told why.
+          self->send_result(self->failure(Outcome::invalid_response_mode, "Runtime.InvalidResponseModeHeader",
+                                          "RequestId: " + self->cur->inv.request_id +
+                                              " Error: invalid response mode header: " + mode));
+          self->state = EnvState::response_sent;
+          self->timeout_timer.cancel();
+          early = make_response(400,
+                                api_error("InvalidFunctionResponseMode",
+                                          "Invalid function response mode: " + mode +
+                                              " (allowed: streaming, or no header for a buffered response)"),
+                                version, keep_alive);
+        } else if (streaming) {
+          stream = std::make_shared<Stream>(self->ex, content_type.empty() ? "application/octet-stream"
+                                                                             : content_type);
+          self->cur->stream = stream;
+          to_stream = true;
+          InvocationResult r;
+          r.outcome = Outcome::success;
+          r.content_type = stream->content_type();
+          r.stream = stream;
+          self->send_result(std::move(r));
+        }
+      } else if (rt.kind == Route::init_error) {
+        if (self->state != EnvState::starting || self->init_error_posted) {
+          early = make_response(403,
+                                api_error("InvalidStateTransition",
+                                          std::string("State transition from ") +
+                                              api_state_name(self->state, self->init_error_posted) +
+                                              " to InitError failed for runtime. Error: State transition is not allowed"),
+                                version, keep_alive);
+        }
+      }
+
+      // Read the body (or discard it).
+      std::string body;
+      bool too_large = false;
+      bool truncated = false;
+      if (!parser.is_done()) {
+        std::size_t cap = early ? max_discard : (to_stream ? SIZE_MAX : max_payload);
+        std::size_t total = 0;
+        while (!parser.is_done()) {
+          parser.get().body().data = chunk.data();
+          parser.get().body().size = chunk.size();
+          auto [rec, rn] = co_await bhttp::async_read(*sock, buf, parser, nothrow);
+          if (rec == bhttp::error::need_buffer) rec = {};
+          if (rec) {
+            truncated = true;
+            break;
+          }
+          std::size_t got = chunk.size() - parser.get().body().size;
+          total += got;
+          if (to_stream) {
+            if (got) stream->push(std::string(chunk.data(), got));
+            while (stream->should_pause() && self->state != EnvState::dead) co_await stream->wait_resume();
+          } else if (!early && !too_large) {
+            if (total > cap) {
+              too_large = true;
+              body.clear();
+            } else {
+              body.append(chunk.data(), got);
+            }
+          } else if (total > max_discard) {
+            truncated = true;
+            break;
+          }
+        }
+      }
+      if (truncated) {
+        if (to_stream && stream) {
+          stream->end("Runtime.TruncatedResponse", api_error("Runtime.TruncatedResponse",
+                                                              "the runtime closed the stream before finishing it"));
+          self->stream_finished();
+        }
+        break;
+      }
+
+      StrResponse res;
+      if (early) {
+        res = std::move(*early);
+      } else {
+        switch (rt.kind) {
+          case Route::next: {
+            bool keep = co_await self->handle_next(sock);
+            if (!keep) co_return;
+            if (!self->cur || self->state != EnvState::running) {
+              // Woken because the environment is going away.
+              co_return;
+            }
+            res = self->event_response(version, keep_alive);
+            break;
+          }
+          case Route::response:
+            if (to_stream) {
+              std::string etype(parser.get()["Lambda-Runtime-Function-Error-Type"]);
+              std::string ebody(parser.get()["Lambda-Runtime-Function-Error-Body"]);
+              std::string decoded;
+              if (!ebody.empty()) decoded = base64_decode(ebody).value_or(ebody);
+              stream->end(etype, decoded);
+              self->stream_finished();
+            } else if (too_large) {
+              self->send_result(self->failure(
+                  Outcome::response_too_large, "Function.ResponseSizeTooLarge",
+                  "Response payload size exceeded maximum allowed payload size (6291556 bytes)."));
+              self->after_response();
+              res = make_response(413,
+                                  api_error("RequestEntityTooLarge",
+                                            "Exceeded maximum allowed payload size (6291556 bytes)."),
+                                  version, keep_alive);
+              break;
+            } else {
+              if (self->over_memory()) {
+                self->on_out_of_memory();
+                co_return;
+              }
+              InvocationResult r;
+              r.outcome = Outcome::success;
+              r.payload = std::move(body);
+              if (!content_type.empty()) r.content_type = content_type;
+              self->send_result(std::move(r));
+              self->after_response();
+            }
+            res = make_response(202, R"({"status":"OK"})", version, keep_alive);
+            break;
+          case Route::error: {
+            if (too_large) {
+              self->send_result(self->failure(
+                  Outcome::response_too_large, "Function.ResponseSizeTooLarge",
+                  "Response payload size exceeded maximum allowed payload size (6291556 bytes)."));
+              self->after_response();
+              res = make_response(413,
+                                  api_error("RequestEntityTooLarge",
+                                            "Exceeded maximum allowed payload size (6291556 bytes)."),
+                                  version, keep_alive);
+              break;
+            }
+            InvocationResult r;
+            r.outcome = Outcome::function_error;
+            r.function_error = true;
+            r.error_type = error_type_of(body, error_type_header, "Function.Unknown");
+            r.payload = body.empty() ? api_error(error_type_header.empty() ? "Unhandled" : error_type_header, "")
+                                     : std::move(body);
+            self->send_result(std::move(r));
+            self->after_response();
+            res = make_response(202, R"({"status":"OK"})", version, keep_alive);
+            break;
+          }
+          case Route::init_error:
+            self->init_error_posted = true;
+            self->init_error_type = error_type_of(body, error_type_header, "Runtime.Unknown");
+            self->init_error_payload =
+                body.empty() ? api_error(error_type_header.empty() ? "Runtime.Unknown" : error_type_header, "")
+                             : std::move(body);
+            // The runtime should exit now; if it lingers, it is stopped.
+            self->kill_timer.expires_after(std::chrono::milliseconds(500));
+            self->kill_timer.async_wait([w = self->weak_from_this()](boost::system::error_code kec) {
+              auto s = w.lock();
+              if (!s || kec || s->exited) return;
+              proc::signal_group(s->pid, SIGKILL);
+            });
+            res = make_response(202, R"({"status":"OK"})", version, keep_alive);
+            break;
+          default:
+            res = make_response(404, api_error("NotFound", "Unknown route"), version, keep_alive);
+        }
+        if (to_stream) {
+          res = make_response(202, R"({"status":"OK"})", version, keep_alive);
+        }
+      }
+      auto [wec, wn] = co_await bhttp::async_write(*sock, res, nothrow);
+      if (wec || !keep_alive) break;
+    }
+    boost::system::error_code ignored;
+    sock->close(ignored);
+    self->conns.erase(sock);
+  }
+
+  static std::string error_type_of(const std::string& body, const std::string& header, const char* fallback) {
+    if (!body.empty()) {
+      auto j = json::parse(body, nullptr, false);
+      if (j.is_object() && j.contains("errorType") && j["errorType"].is_string())
+        return j["errorType"].get<std::string>();
+    }
+    return header.empty() ? fallback : header;
+  }
+
+  // The runtime answered (buffered); the invoke phase ends at its next /next.
+  void after_response() {
+    state = EnvState::response_sent;
+    timeout_timer.cancel();
+    memory_timer.cancel();
+    next_ready.notify();
+  }
+
+  void stream_finished() {
+    if (state == EnvState::running) after_response();
+  }
+
+  // /next: ends the invoke phase or the init phase, then waits for an event.
+  // Returns false when the connection must be dropped.
+  asio::awaitable<bool> handle_next(std::shared_ptr<tcp::socket> sock) {
+    auto self = shared_from_this();
+    for (;;) {
+      switch (state) {
+        case EnvState::starting:
+          if (init_error_posted) co_return false;
+          init_timer.cancel();
+          init_duration_ms = std::chrono::duration<double, std::milli>(mono::now() - spawned_at).count();
+          state = EnvState::idle;
+          idle_since = mono::now();
+          if (pending) {
+            auto p = std::move(*pending);
+            pending.reset();
+            deliver(std::move(p));
+          } else if (events.on_idle) {
+            events.on_idle();
+          }
+          break;
+        case EnvState::response_sent:
+          finish_invocation("", "");
+          state = EnvState::idle;
+          idle_since = mono::now();
+          if (retiring) {
+            stop(death_reason.empty() ? "retired" : death_reason);
+            co_return false;
+          }
+          if (events.on_idle) events.on_idle();
+          break;
+        case EnvState::running: {
+          // /next before the current event was answered: a stream still being
+          // written on another connection, or a runtime that skipped the answer
+          // (then the invocation runs into its timeout, as with RIE). Wait for
+          // the state to move on, then handle it.
+          auto invocation = cur ? cur->inv.request_id : std::string{};
+          while (state == EnvState::running && cur && cur->inv.request_id == invocation)
+            co_await next_ready.wait();
+          if (state == EnvState::dead || state == EnvState::stopping) co_return false;
+          continue;
+        }
+        case EnvState::idle:
+          if (next_parked) co_return false;
+          break;
+        default:
+          co_return false;
+      }
+      break;
+    }
+    if (state == EnvState::idle && !cur) freeze();
+    next_parked = true;
+    while (state == EnvState::idle) co_await next_ready.wait();
+    next_parked = false;
+    co_return state == EnvState::running;
+  }
+
+  StrResponse event_response(unsigned version, bool keep_alive) {
+    auto& inv = cur->inv;
+    StrResponse res{bhttp::status::ok, version};
+    res.set(bhttp::field::content_type, inv.content_type.empty() ? "application/json" : inv.content_type);
+    res.set("Lambda-Runtime-Aws-Request-Id", inv.request_id);
+    auto deadline = epoch_ms() + static_cast<std::int64_t>(spec.timeout_s) * 1000;
+    res.set("Lambda-Runtime-Deadline-Ms", std::to_string(deadline));
+    res.set("Lambda-Runtime-Invoked-Function-Arn", inv.invoked_arn);
+    if (!inv.trace_id.empty()) res.set("Lambda-Runtime-Trace-Id", inv.trace_id);
+    if (!inv.client_context.empty()) res.set("Lambda-Runtime-Client-Context", inv.client_context);
+    if (!inv.cognito_identity.empty()) res.set("Lambda-Runtime-Cognito-Identity", inv.cognito_identity);
+    if (!inv.tenant_id.empty()) res.set("Lambda-Runtime-Aws-Tenant-Id", inv.tenant_id);
+    res.set(bhttp::field::date, http_date());
+    res.body() = inv.payload;
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    return res;
+  }
+};
+
+Environment::Environment(asio::any_io_executor ex, EnvironmentSpec spec, std::shared_ptr<LogSink> logs,
+                         EnvironmentEvents events)
+    : impl_(std::make_shared<Impl>(ex, std::move(spec), std::move(logs), std::move(events))) {}
+
+Environment::~Environment() {
+  if (impl_ && impl_->state != EnvState::dead) {
+    impl_->events = {};
+    impl_->stop("discarded");
+  }
+}
+
+void Environment::start() { impl_->start(); }
+void Environment::invoke(Invocation inv, ResultHandler on_result, ReportHandler on_report) {
+  impl_->invoke(std::move(inv), std::move(on_result), std::move(on_report));
+}
+void Environment::stop(const std::string& reason) { impl_->stop(reason); }
+void Environment::retire(const std::string& reason) { impl_->retire(reason); }
+EnvState Environment::state() const { return impl_->state; }
+bool Environment::has_served() const { return impl_->served; }
+const EnvironmentSpec& Environment::spec() const { return impl_->spec; }
+const std::string& Environment::id() const { return impl_->id; }
+int Environment::pid() const { return impl_->pid; }
+unsigned short Environment::port() const { return impl_->port; }
+std::chrono::steady_clock::time_point Environment::idle_since() const { return impl_->idle_since; }
+bool Environment::retiring() const { return impl_->retiring; }
+
+std::filesystem::path default_bootstrap_dir() {
+  namespace fs = std::filesystem;
+  if (const char* env = std::getenv("SLUICE_BOOTSTRAP_DIR")) return env;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (fs::path cand : {exe.parent_path() / ".." / "share" / "sluice" / "bootstraps",
+                          exe.parent_path() / "bootstraps"}) {
+      if (fs::exists(cand / "python" / "bootstrap.py")) return fs::canonical(cand);
+    }
+  }
+  return SLUICE_SOURCE_BOOTSTRAP_DIR;
+}
+
+}  // namespace sluice::runtime

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs everything sluice needs to build and to run its tests on Debian 12:
+# compilers and libraries from apt, Node packages from npm, pytest for the
+# test interpreter. Safe to run again; it only installs what is missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+PYTHON="${SLUICE_TEST_PYTHON:-python3}"
+WITH_TESTS=1
+[[ "${1:-}" == "--no-tests" ]] && WITH_TESTS=0
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
+build_pkgs=(build-essential cmake ninja-build ccache pkg-config libboost1.81-dev nlohmann-json3-dev
+  libspdlog-dev catch2 pybind11-dev libssl-dev libyaml-cpp-dev libzip-dev curl ca-certificates
+  python3 nodejs npm)
+test_pkgs=(python3-pytest wrk hyperfine autoconf automake libtool make g++ unzip)
+
+pkgs=("${build_pkgs[@]}")
+if [[ $WITH_TESTS -eq 1 ]]; then pkgs+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  # Node and npm often come from elsewhere (nvm, NodeSource): a working command is enough.
+  if [[ "$p" == nodejs ]] && command -v node >/dev/null; then continue; fi
+  if [[ "$p" == npm ]] && command -v npm >/dev/null; then continue; fi
+  if [[ "$p" == python3 ]] && command -v python3 >/dev/null; then continue; fi
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then missing+=("$p"); fi
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [[ $WITH_TESTS -eq 0 ]]; then exit 0; fi
+
+# The end-to-end tests drive real clients: boto3 and the aws CLI from the test
+# interpreter, and Node packages (the official runtime interface client, the JS SDK).
+if ! "$PYTHON" -c "import boto3" 2>/dev/null; then
+  echo "setup: $PYTHON has no boto3; installing Debian's python3-boto3"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-boto3 >/dev/null
+fi
+if ! command -v aws >/dev/null; then
+  echo "setup: installing the aws CLI (Debian's awscli)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq awscli >/dev/null
+fi
+
+# pytest: use the interpreter's own if it has one, else borrow Debian's pure
+# Python pytest through a small path shim (pyenv interpreters have no pytest).
+mkdir -p "$BUILD_DIR/pytest-shim"
+if ! "$PYTHON" -c "import pytest" 2>/dev/null; then
+  for mod in _pytest pytest py.py pluggy iniconfig; do
+    if ! "$PYTHON" -c "import ${mod%.py}" 2>/dev/null && [[ -e /usr/lib/python3/dist-packages/$mod ]]; then
+      ln -sfn "/usr/lib/python3/dist-packages/$mod" "$BUILD_DIR/pytest-shim/$mod"
+    fi
+  done
+fi
+PYTHONPATH="$BUILD_DIR/pytest-shim" "$PYTHON" -m pytest --version >/dev/null
+
+if [[ -f "$ROOT/tests/node/package.json" ]]; then
+  if [[ ! -d "$ROOT/tests/node/node_modules" ]] || [[ "$ROOT/tests/node/package-lock.json" -nt "$ROOT/tests/node/node_modules/.package-lock.json" ]]; then
+    echo "setup: npm ci in tests/node (builds aws-lambda-ric's native addon, a few minutes the first time)"
+    (cd "$ROOT/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
+echo "setup: ready"
