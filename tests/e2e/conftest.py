@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(os.environ.get("SLUICE_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-BIN = Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice"))
+BIN = Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice")).resolve()
 FIXTURES = ROOT / "fixtures"
 FUNCTIONS = FIXTURES / "functions"
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"

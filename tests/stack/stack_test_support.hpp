@@ -43,26 +43,21 @@ inline const Problem* find(const LoadResult& r, const std::string& path, const s
 }
 
 // Asserts an error (or warning) at path P whose message holds M, on line L (when L > 0).
-#define REQUIRE_PROBLEM(R, P, M, L)                                                                 \
+// R is evaluated once (it may be a temporary such as refused("...")).
+#define SLUICE_REQUIRE_PROBLEM_(R, P, M, L, WARNING)                                                \
   do {                                                                                              \
-    const auto* found_problem_ = ::stack_test::find((R), (P), (M));                                 \
+    const ::sluice::stack::LoadResult& result_ = (R);                                               \
+    const auto* found_problem_ = ::stack_test::find(result_, (P), (M));                             \
     INFO("expected a problem at " << (P) << " containing: " << (M) << "\nreport:\n"                \
-                                  << ::stack_test::report(R));                                       \
+                                  << ::stack_test::report(result_));                                 \
     REQUIRE(found_problem_ != nullptr);                                                             \
     if ((L) > 0) CHECK(found_problem_->line == (L));                                                \
+    if ((WARNING) >= 0) CHECK(found_problem_->warning == ((WARNING) == 1));                         \
   } while (0)
 
-#define REQUIRE_ERROR(R, P, M, L)                                                                   \
-  do {                                                                                              \
-    REQUIRE_PROBLEM(R, P, M, L);                                                                    \
-    CHECK_FALSE(::stack_test::find((R), (P), (M))->warning);                                        \
-  } while (0)
-
-#define REQUIRE_WARNING(R, P, M, L)                                                                 \
-  do {                                                                                              \
-    REQUIRE_PROBLEM(R, P, M, L);                                                                    \
-    CHECK(::stack_test::find((R), (P), (M))->warning);                                              \
-  } while (0)
+#define REQUIRE_PROBLEM(R, P, M, L) SLUICE_REQUIRE_PROBLEM_(R, P, M, L, -1)
+#define REQUIRE_ERROR(R, P, M, L) SLUICE_REQUIRE_PROBLEM_(R, P, M, L, 0)
+#define REQUIRE_WARNING(R, P, M, L) SLUICE_REQUIRE_PROBLEM_(R, P, M, L, 1)
 
 // Loads and requires success, showing the report otherwise.
 inline Stack must_load(const LoadResult& r) {

@@ -33,6 +33,12 @@ std::string rest_api(const std::string& routes, const std::string& more = "") {
          more + "    routes:\n" + routes;
 }
 
+std::string replace_once(std::string text, const std::string& from, const std::string& to) {
+  auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
+}
+
 std::string http_api(const std::string& body) {
   return "name: t\n"
          "defaults: {runtime: python3.12, handler: app.handler}\n"
@@ -173,7 +179,7 @@ TEST_CASE("names and top-level values", "[stack][errors]") {
     REQUIRE_ERROR(r, "", "missing required key 'name'", 1);
   }
   SECTION("bad stack names") {
-    for (std::string bad : {"-x", "a_b", "a b", std::string(65, 'a'), "\"\""}) {
+    for (std::string bad : {std::string("-x"), std::string("a_b"), std::string("a b"), std::string(65, 'a'), std::string("\"\"")}) {
       auto r = must_fail(load("name: " + bad + "\n"));
       REQUIRE_ERROR(r, "name", "must start with a letter and hold only letters, digits and hyphens", 1);
     }
@@ -431,9 +437,8 @@ TEST_CASE("stages", "[stack][errors][stages]") {
     REQUIRE_ERROR(r, "apis.api.stages", "omit 'stages' to get the $default stage", 8);
   }
   SECTION("names and variables") {
-    auto r = must_fail(load(rest_api("      GET /x: fn\n",
-                                     "    port: 0\n")
-                                .replace(std::string("stages: {dev: {variables: {alias: beta}}, prod: {variables: {alias: live}}}"),
+    auto r = must_fail(load(replace_once(rest_api("      GET /x: fn\n", "    port: 0\n"),
+                                         "stages: {dev: {variables: {alias: beta}}, prod: {variables: {alias: live}}}",
                                          "stages:\n      \"bad stage\": {}\n      ok:\n        variables:\n          "
                                          "\"a.b\": x\n          long: " + std::string(513, 'v') +
                                              "\n          sp: \"a b\"\n          m: {x: 1}\n          alias: live\n"
@@ -447,15 +452,15 @@ TEST_CASE("stages", "[stack][errors][stages]") {
     REQUIRE_ERROR(r, "apis.api.stages.ok.throttle.burst", "expected an integer from 0 to 2147483647, found 1.5", 18);
   }
   SECTION("route throttles name routes of this API") {
-    auto r = must_fail(load(rest_api("      GET /items: fn\n").replace(
-        std::string("prod: {variables: {alias: live}}"),
+    auto r = must_fail(load(replace_once(rest_api("      GET /items: fn\n"),
+        "prod: {variables: {alias: live}}",
         "prod: {variables: {alias: live}, route_throttles: {\"GET /item\": {rate: 1, burst: 1}, \"GET /items/\": {rate: 2, burst: 2}, nonsense: {rate: 1, burst: 1}}}")));
     REQUIRE_ERROR(r, "apis.api.stages.prod.route_throttles[\"GET /item\"]", "no route \"GET /item\" in this API; did you mean 'GET /items'?", 9);
     REQUIRE_ERROR(r, "apis.api.stages.prod.route_throttles.nonsense", "must be \"METHOD /path\"", 9);
     CHECK(errors(r) == 2);  // "GET /items/" is GET /items
   }
   SECTION("$default is for HTTP APIs") {
-    auto r = must_fail(load(rest_api("      GET /x: fn\n").replace(std::string("prod: {variables"), "$default: {variables")));
+    auto r = must_fail(load(replace_once(rest_api("      GET /x: fn\n"), "prod: {variables", "$default: {variables")));
     REQUIRE_ERROR(r, "apis.api.stages[\"$default\"]", "the $default stage exists only in HTTP APIs", 9);
   }
 }

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <random>
 
+#include "sluice/common/util.hpp"
 #include "stack_test_support.hpp"
 
 using namespace stack_test;
