@@ -144,7 +144,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
   beast::flat_buffer buffer;
   std::size_t handled = 0;
 
-  auto reject = [&](unsigned status, const std::string& message) -> asio::awaitable<void> {
+  auto reject = [&](unsigned status, std::string message) -> asio::awaitable<void> {
     Response res = errors_(status, message);
     res.keep_alive(false);
     res.prepare_payload();
@@ -182,20 +182,25 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
           ec == asio::error::operation_aborted || (!started && ec == beast::error::timeout)) {
         break;
       }
+      std::string why;
+      unsigned status = 400;
       if (ec == bhttp::error::header_limit) {
-        co_await reject(431, "Request header fields too large: the request line and headers exceed " +
-                                 std::to_string(limits_.header_limit) + " bytes");
+        status = 431;
+        why = "Request header fields too large: the request line and headers exceed " +
+              std::to_string(limits_.header_limit) + " bytes";
       } else if (ec == bhttp::error::body_limit) {
-        co_await reject(413, "Request body too large: the limit is " + std::to_string(limits_.body_limit) +
-                                 " bytes");
+        status = 413;
+        why = "Request body too large: the limit is " + std::to_string(limits_.body_limit) + " bytes";
       } else if (ec == beast::error::timeout) {
-        co_await reject(408, "Request timed out: the whole request did not arrive within " +
-                                 std::to_string(limits_.read_timeout.count()) + " ms");
+        status = 408;
+        why = "Request timed out: the whole request did not arrive within " +
+              std::to_string(limits_.read_timeout.count()) + " ms";
       } else if (ec == bhttp::error::partial_message) {
-        co_await reject(400, "Truncated request: the connection was closed before the whole message arrived");
+        why = "Truncated request: the connection was closed before the whole message arrived";
       } else {
-        co_await reject(400, "Malformed HTTP request: " + ec.message());
+        why = "Malformed HTTP request: " + ec.message();
       }
+      co_await reject(status, std::move(why));
       break;
     }
 
@@ -209,7 +214,8 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
                       std::string(req.target()), e.what());
     }
     if (!responder.answered()) {
-      co_await responder.send(errors_(500, "Internal server error"));
+      Response fallback = errors_(500, "Internal server error");
+      co_await responder.send(std::move(fallback));
     }
     ++handled;
     if (responder.failed() || !responder.keep_alive()) break;

@@ -116,8 +116,9 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<void> handle(Request& req, http::Responder& out) {
     Target t = parse_target(req.method(), req.target());
     if (t.kind == Target::unknown) {
-      co_await out.send(lambda_style_error(404, "Unknown operation: " + std::string(req.method_string()) + " " +
-                                                    std::string(req.target())));
+      Response r = lambda_style_error(404, "Unknown operation: " + std::string(req.method_string()) + " " +
+                                               std::string(req.target()));
+      co_await out.send(std::move(r));
       co_return;
     }
     if (t.kind == Target::publish) {
@@ -133,21 +134,21 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
     else if (type == "Event") ir.type = lambda::InvocationType::event;
     else if (type == "DryRun") ir.type = lambda::InvocationType::dry_run;
     else {
-      co_await out.send(error_response(
-          lambda::ServiceError{400, "InvalidParameterValueException",
+      lambda::ServiceError err{400, "InvalidParameterValueException",
                                "1 validation error detected: Value '" + type +
                                    "' at 'invocationType' failed to satisfy constraint: Member must satisfy enum "
                                    "value set: [Event, RequestResponse, DryRun]",
-                               "", "User"},
-          new_uuid()));
+                               "", "User"};
+      Response r = error_response(err, new_uuid());
+      co_await out.send(std::move(r));
       co_return;
     }
     if (t.kind == Target::invoke_stream && ir.type == lambda::InvocationType::event) {
-      co_await out.send(error_response(
-          lambda::ServiceError{400, "InvalidParameterValueException",
+      lambda::ServiceError err{400, "InvalidParameterValueException",
                                "InvokeWithResponseStream supports RequestResponse and DryRun invocation types", "",
-                               "User"},
-          new_uuid()));
+                               "User"};
+      Response r = error_response(err, new_uuid());
+      co_await out.send(std::move(r));
       co_return;
     }
     ir.tail = header(req, "X-Amz-Log-Type") == "Tail" && ir.type == lambda::InvocationType::request_response;
@@ -158,7 +159,8 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
 
     auto res = co_await service.invoke(std::move(ir));
     if (res.error) {
-      co_await out.send(error_response(*res.error, res.request_id));
+      Response r = error_response(*res.error, res.request_id);
+      co_await out.send(std::move(r));
       co_return;
     }
     if (t.kind == Target::invoke_stream) {
@@ -207,14 +209,18 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
     head.set("X-Amz-Executed-Version", res.executed_version);
     if (!res.stream) {
       co_await out.start_chunked(std::move(head));
-      if (!res.function_error) co_await out.write_chunk(payload_chunk_event(res.payload));
+      if (!res.function_error) {
+        std::string ev = payload_chunk_event(res.payload);
+        co_await out.write_chunk(ev);
+      }
       std::string code, details;
       if (res.function_error) {
         auto j = json::parse(res.payload, nullptr, false);
         code = j.is_object() && j.contains("errorType") ? j["errorType"].get<std::string>() : "Unhandled";
         details = res.payload;
       }
-      co_await out.write_chunk(invoke_complete_event(code, details, res.log_result));
+      std::string done = invoke_complete_event(code, details, res.log_result);
+      co_await out.write_chunk(done);
       co_await out.finish_chunked();
       co_return;
     }
@@ -238,7 +244,8 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
       while (!pending.empty()) {
         std::string chunk = std::move(pending.front());
         pending.pop_front();
-        co_await out.write_chunk(payload_chunk_event(chunk));
+        std::string ev = payload_chunk_event(chunk);
+        co_await out.write_chunk(ev);
         if (out.failed()) break;
         if (pending.size() < 4) stream->resume();
       }
@@ -251,7 +258,8 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
     stream->resume();
     if (out.failed()) co_return;
     std::string code = stream->error_type(), details = stream->error_body();
-    co_await out.write_chunk(invoke_complete_event(code, details, res.log_result));
+    std::string done = invoke_complete_event(code, details, res.log_result);
+    co_await out.write_chunk(done);
     co_await out.finish_chunked();
   }
 
@@ -259,7 +267,9 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
     std::string rid = new_uuid();
     auto parsed = lambda::parse_function_ref(t.function, "");
     if (parsed.error) {
-      co_await out.send(error_response(lambda::ServiceError{400, parsed.error->code, parsed.error->message, "", "User"}, rid));
+      lambda::ServiceError err{400, parsed.error->code, parsed.error->message, "", "User"};
+      Response r = error_response(err, rid);
+      co_await out.send(std::move(r));
       co_return;
     }
     std::string description;
@@ -269,11 +279,11 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
     const auto& st = service.stack();
     auto fit = st.functions.find(parsed.ref->name);
     if (fit == st.functions.end()) {
-      co_await out.send(error_response(
-          lambda::ServiceError{404, "ResourceNotFoundException",
+      lambda::ServiceError err{404, "ResourceNotFoundException",
                                "Function not found: " + lambda::function_arn(st.region, st.account_id, parsed.ref->name),
-                               "", "User"},
-          rid));
+                               "", "User"};
+      Response r = error_response(err, rid);
+      co_await out.send(std::move(r));
       co_return;
     }
     std::optional<lambda::VersionStore::Published> pub;
@@ -284,7 +294,9 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
       failure = e.what();
     }
     if (!pub) {
-      co_await out.send(error_response(lambda::ServiceError{500, "ServiceException", failure, "", "Service"}, rid));
+      lambda::ServiceError err{500, "ServiceException", failure, "", "Service"};
+      Response r = error_response(err, rid);
+      co_await out.send(std::move(r));
       co_return;
     }
     const auto& c = pub->config;

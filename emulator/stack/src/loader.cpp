@@ -549,15 +549,15 @@ void Loader::read_environment(const View& v, std::map<std::string, std::string>&
   const auto& reserved = reserved_environment_names();
   for (const auto& [name, ev] : *entries) {
     if (c_.stopped()) return;
-    if (!valid_env_name(name)) {
-      c_.error(ev, "environment variable name " + sluice::quoted(name) +
-                       " must start with a letter and hold only letters, digits and '_'");
-      continue;
-    }
     if (std::find(reserved.begin(), reserved.end(), name) != reserved.end()) {
       c_.error(ev, "environment variable " + name +
                        " is reserved by AWS Lambda and set by the runtime; choose another name (reserved: " +
                        list_words(reserved) + ")");
+      continue;
+    }
+    if (!valid_env_name(name)) {
+      c_.error(ev, "environment variable name " + sluice::quoted(name) +
+                       " must start with a letter and hold only letters, digits and '_'");
       continue;
     }
     if (ev.null()) {
