@@ -71,8 +71,9 @@ std::string new_trace_id() {
 std::string new_apigw_id() {
   std::string raw;
   auto& g = rng();
-  for (int i = 0; i < 10; ++i) raw.push_back(static_cast<char>(g() & 0xff));
-  return base64_encode(raw).substr(0, 15) + "=";
+  // 11 bytes encode to exactly 15 characters and one '=' of padding.
+  for (int i = 0; i < 11; ++i) raw.push_back(static_cast<char>(g() & 0xff));
+  return base64_encode(raw);
 }
 
 std::string base64_encode(std::string_view in) {

@@ -369,12 +369,19 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   std::vector<std::string> command_line(std::string& missing) {
     namespace fs = std::filesystem;
     switch (spec.kind) {
-      case RuntimeKind::python:
-        return {spec.interpreter.string(), (spec.bootstrap_dir / "python" / "bootstrap.py").string()};
+      case RuntimeKind::python: {
+        std::vector<std::string> argv{spec.interpreter.string()};
+        argv.insert(argv.end(), spec.interpreter_args.begin(), spec.interpreter_args.end());
+        argv.push_back((spec.bootstrap_dir / "python" / "bootstrap.py").string());
+        return argv;
+      }
       case RuntimeKind::node: {
         fs::path dir = spec.bootstrap_dir / "node";
         fs::path entry = fs::exists(dir / "bootstrap.mjs") ? dir / "bootstrap.mjs" : dir / "bootstrap.js";
-        return {spec.interpreter.string(), entry.string()};
+        std::vector<std::string> argv{spec.interpreter.string()};
+        argv.insert(argv.end(), spec.interpreter_args.begin(), spec.interpreter_args.end());
+        argv.push_back(entry.string());
+        return argv;
       }
       case RuntimeKind::provided: {
         // Lookup order of the Lambda sandbox: /var/task/bootstrap, then /opt/bootstrap.
@@ -966,7 +973,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
         while (!parser.is_done()) {
           parser.get().body().data = chunk.data();
           parser.get().body().size = chunk.size();
-          auto [rec, rn] = co_await bhttp::async_read(*sock, buf, parser, nothrow);
+          auto [rec, rn] = co_await bhttp::async_read_some(*sock, buf, parser, nothrow);
           if (rec == bhttp::error::need_buffer) rec = {};
           if (rec) {
             truncated = true;

@@ -109,6 +109,27 @@ std::optional<std::pair<fs::path, std::string>> probe_interpreter(const fs::path
   return std::make_pair(real, std::string(trim(lines[1])));
 }
 
+// The flags AWS's Node.js runtimes start node with. The two module switches
+// keep an ES module in a .js file without "type": "module" failing as it does
+// on AWS; node accepts them from 20.17 on.
+std::vector<std::string> node_flags(const std::string& version) {
+  std::vector<std::string> flags{"--expose-gc", "--max-http-header-size", "81920"};
+  auto parts = split(version, '.');
+  int major = 0, minor = 0;
+  try {
+    if (parts.size() >= 2) {
+      major = std::stoi(parts[0]);
+      minor = std::stoi(parts[1]);
+    }
+  } catch (...) {
+  }
+  if (major > 20 || (major == 20 && minor >= 17)) {
+    flags.push_back("--no-experimental-require-module");
+    flags.push_back("--no-experimental-detect-module");
+  }
+  return flags;
+}
+
 }  // namespace
 
 Interpreter find_interpreter(const stack::RuntimeId& rt, const std::map<std::string, fs::path>& overrides) {
@@ -368,7 +389,10 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     s.user_env = c.environment;
     s.region = stack.region;
     s.account_id = stack.account_id;
-    if (auto it = interpreters.find(c.runtime.id); it != interpreters.end()) s.interpreter = it->second.path;
+    if (auto it = interpreters.find(c.runtime.id); it != interpreters.end()) {
+      s.interpreter = it->second.path;
+      if (c.runtime.family == stack::RuntimeFamily::node) s.interpreter_args = node_flags(it->second.version);
+    }
     s.bootstrap_dir = options.bootstrap_dir;
     s.freeze = options.freeze;
     s.init_timeout = options.init_timeout;

@@ -30,6 +30,7 @@ struct EnvironmentSpec {
   std::string region = "us-east-1";
   std::string account_id = "123456789012";
   std::filesystem::path interpreter;    // python3 / node; empty for provided
+  std::vector<std::string> interpreter_args;  // flags before the bootstrap (node: AWS's own)
   std::filesystem::path bootstrap_dir;  // sluice's bootstraps root (…/bootstraps)
   std::string log_format;               // "" | "Text" | "JSON"
   std::string log_level;                // AWS_LAMBDA_LOG_LEVEL, optional

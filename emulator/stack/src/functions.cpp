@@ -1,0 +1,353 @@
+// defaults, packages and functions: runtimes, handlers, code directories,
+// environment, layers, aliases, async settings.
+#include "schema.hpp"
+
+#include <algorithm>
+#include <system_error>
+
+#include "code_checks.hpp"
+
+namespace sluice::stack::detail {
+
+// ---- defaults, packages, functions ---------------------------------------------
+
+std::optional<RuntimeId> Loader::runtime(const View& v) {
+  auto s = c_.string(v, "a runtime such as \"python3.12\"");
+  if (!s) return std::nullopt;
+  if (auto r = parse_runtime(*s)) return r;
+  c_.error(v, with_choices("unsupported runtime " + sluice::quoted(*s), *s, supported_runtimes(),
+                          "supported runtimes"));
+  return std::nullopt;
+}
+
+void Loader::read_defaults(const View& v) {
+  auto f = c_.fields(v, {"runtime", "memory", "timeout", "environment", "handler"},
+                     "a mapping of function defaults (runtime, memory, timeout, environment, handler)", true);
+  if (!f) return;
+  Defaults& d = stack_.defaults;
+  if (auto x = f->get("runtime")) d.runtime = runtime(*x);
+  if (auto x = f->get("memory"))
+    if (auto m = c_.integer(*x, 128, 10240)) d.memory_mb = static_cast<int>(*m);
+  if (auto x = f->get("timeout"))
+    if (auto t = c_.integer(*x, 1, 900)) d.timeout_s = static_cast<int>(*t);
+  if (auto x = f->get("handler"))
+    if (auto h = c_.string(*x, "a handler such as \"app.handler\"")) d.handler = *h;
+  if (auto x = f->get("environment")) {
+    read_environment(*x, d.environment);
+    std::size_t total = 0;
+    for (const auto& [k, val] : d.environment) total += k.size() + val.size();
+    if (total > 4096)
+      c_.error(*x, "environment variables total " + std::to_string(total) +
+                       " bytes (names plus values); AWS allows at most 4096 (4 KB)");
+  }
+}
+
+void Loader::read_packages(const View& v) {
+  auto entries = c_.named(v, "a mapping of package names to {path: DIRECTORY}", true);
+  if (!entries) return;
+  for (const auto& [name, pv] : *entries) {
+    if (c_.stopped()) return;
+    package_names_.insert(name);
+    if (!valid_name(name, 64)) {
+      c_.error(pv, "package name " + sluice::quoted(name) + " must be 1 to 64 letters, digits, '-' or '_'");
+      continue;
+    }
+    auto f = c_.fields(pv, {"path"}, "a mapping {path: DIRECTORY}");
+    if (!f) continue;
+    auto p = f->get("path");
+    if (!p) {
+      c_.missing(pv, "path", "the package's directory, relative to the stack file");
+      continue;
+    }
+    if (auto dir = directory(*p, "package directory")) stack_.packages[name] = PackageSpec{name, *dir};
+  }
+}
+
+std::optional<fs::path> Loader::directory(const View& v, std::string_view what) {
+  auto s = c_.string(v, "a directory path");
+  if (!s) return std::nullopt;
+  if (s->empty()) {
+    c_.error(v, std::string(what) + " is empty; write a directory path such as \"src/\"");
+    return std::nullopt;
+  }
+  fs::path p = resolve(*s);
+  std::error_code ec;
+  auto st = fs::status(p, ec);
+  if (ec || !fs::exists(st)) {
+    c_.error(v, std::string(what) + " " + sluice::quoted(*s) + " does not exist (looked for " + p.string() + ")");
+    return std::nullopt;
+  }
+  if (!fs::is_directory(st)) {
+    c_.error(v, std::string(what) + " " + sluice::quoted(*s) + " is not a directory (" + p.string() + ")");
+    return std::nullopt;
+  }
+  fs::path canon = fs::canonical(p, ec);
+  return ec ? p : canon;
+}
+
+void Loader::read_environment(const View& v, std::map<std::string, std::string>& out) {
+  auto entries = c_.named(v, "a mapping of environment variable names to values", true);
+  if (!entries) return;
+  const auto& reserved = reserved_environment_names();
+  for (const auto& [name, ev] : *entries) {
+    if (c_.stopped()) return;
+    if (std::find(reserved.begin(), reserved.end(), name) != reserved.end()) {
+      c_.error(ev, "environment variable " + name +
+                       " is reserved by AWS Lambda and set by the runtime; choose another name (reserved: " +
+                       list_words(reserved) + ")");
+      continue;
+    }
+    if (!valid_env_name(name)) {
+      c_.error(ev, "environment variable name " + sluice::quoted(name) +
+                       " must start with a letter and hold only letters, digits and '_'");
+      continue;
+    }
+    if (ev.null()) {
+      c_.error(ev, "expected a value for " + name + ", found nothing (write \"\" for an empty value)");
+      continue;
+    }
+    if (!ev.scalar()) {
+      c_.error(ev, "expected a string, number or boolean value for " + name + ", found " + Checker::found(ev));
+      continue;
+    }
+    out[name] = ev.text();  // as written: 1.50 stays "1.50", yes stays "yes"
+  }
+}
+
+void Loader::read_functions(const View& v) {
+  auto entries = c_.named(v, "a mapping of function names to their settings", true);
+  if (!entries) return;
+  for (const auto& [name, _] : *entries) function_names_.insert(name);
+  // Aliases are needed by route checks before the functions themselves are complete.
+  for (const auto& [name, fv] : *entries) {
+    if (!fv.map()) continue;
+    for (const auto& e : fv.n->entries)
+      if (e.key == "aliases" && e.value && e.value->kind == Node::Kind::map)
+        for (const auto& a : e.value->entries) alias_names_[name].insert(a.key);
+  }
+  for (const auto& [name, fv] : *entries) {
+    if (c_.stopped()) return;
+    read_function(name, fv);
+  }
+}
+
+void Loader::read_function(const std::string& name, const View& v) {
+  if (!valid_name(name, 64))
+    c_.error(v, "function name " + sluice::quoted(name) + " must be 1 to 64 letters, digits, '-' or '_'");
+  auto f = c_.fields(v,
+                     {"runtime", "handler", "code", "package", "description", "memory", "timeout", "environment",
+                      "concurrency", "layers", "aliases", "async"},
+                     "a mapping with the function's settings (runtime, handler, code, ...)");
+  if (!f) return;
+  FunctionSpec fn;
+  fn.name = name;
+  bool ok = true;
+
+  std::optional<RuntimeId> rt;
+  if (auto x = f->get("runtime")) {
+    rt = runtime(*x);
+  } else if (stack_.defaults.runtime) {
+    rt = stack_.defaults.runtime;
+  } else {
+    c_.missing(v, "runtime", "set it here or in defaults.runtime (e.g. python3.12, nodejs20.x, provided.al2023)");
+  }
+  if (rt) fn.runtime = *rt;
+  else ok = false;
+
+  View handler_at = v;
+  std::optional<std::string> handler;
+  if (auto x = f->get("handler")) {
+    handler = c_.string(*x, "a handler such as \"app.handler\"");
+    handler_at = *x;
+    if (!handler) ok = false;
+  } else if (stack_.defaults.handler) {
+    handler = stack_.defaults.handler;
+  }
+  if (handler) fn.handler = *handler;
+  if (rt && handler) {
+    if (auto err = detail::handler_format_error(*handler, rt->family)) {
+      c_.error(handler_at, *err);
+      ok = false;
+      handler.reset();
+    }
+  } else if (rt && rt->family != RuntimeFamily::provided && !f->has("handler")) {
+    c_.missing(v, "handler",
+               rt->family == RuntimeFamily::python ? "e.g. \"app.handler\" for def handler() in app.py (or set defaults.handler)"
+                                                   : "e.g. \"index.handler\" for exports.handler in index.js (or set defaults.handler)");
+    ok = false;
+  }
+
+  const View* code = f->get("code");
+  const View* package = f->get("package");
+  bool have_dir = false;
+  View code_at = v;
+  if (code && package) {
+    c_.error(v, "set either 'code' (the function's own directory) or 'package' (a shared one), not both");
+    ok = false;
+  } else if (code) {
+    code_at = *code;
+    if (auto d = directory(*code, "code directory")) {
+      fn.code_dir = *d;
+      have_dir = true;
+    } else {
+      ok = false;
+    }
+  } else if (package) {
+    code_at = *package;
+    if (auto p = c_.string(*package, "a package name")) {
+      auto it = stack_.packages.find(*p);
+      if (it != stack_.packages.end()) {
+        fn.package = *p;
+        fn.code_dir = it->second.path;
+        have_dir = true;
+      } else if (!package_names_.count(*p)) {
+        std::vector<std::string> names = keys_of_set(package_names_);
+        c_.error(*package, with_choices("unknown package " + sluice::quoted(*p), *p, names, "packages",
+                                        "define it under the top-level 'packages:' first"));
+        ok = false;
+      } else {
+        ok = false;  // the package itself is broken and already reported
+      }
+    }
+  } else {
+    c_.missing(v, "code", "give the function's directory with 'code: DIR/' or a shared one with 'package: NAME'");
+    ok = false;
+  }
+
+  if (auto x = f->get("description"))
+    if (auto s = c_.string(*x, "a description")) {
+      if (s->size() > 256)
+        c_.error(*x, "the description is " + std::to_string(s->size()) + " characters; AWS allows at most 256");
+      else
+        fn.description = *s;
+    }
+  fn.memory_mb = stack_.defaults.memory_mb.value_or(128);
+  if (auto x = f->get("memory"))
+    if (auto m = c_.integer(*x, 128, 10240)) fn.memory_mb = static_cast<int>(*m);
+  fn.timeout_s = stack_.defaults.timeout_s.value_or(3);
+  if (auto x = f->get("timeout"))
+    if (auto t = c_.integer(*x, 1, 900)) fn.timeout_s = static_cast<int>(*t);
+
+  fn.environment = stack_.defaults.environment;
+  if (auto x = f->get("environment")) {
+    std::map<std::string, std::string> own;
+    read_environment(*x, own);
+    for (auto& [k, val] : own) fn.environment[k] = val;  // the function wins over defaults
+    std::size_t total = 0;
+    for (const auto& [k, val] : fn.environment) total += k.size() + val.size();
+    if (total > 4096)
+      c_.error(*x, "environment variables total " + std::to_string(total) + " bytes (names plus values" +
+                       (stack_.defaults.environment.empty() ? "" : ", with defaults.environment") +
+                       "); AWS allows at most 4096 (4 KB)");
+  }
+  if (auto x = f->get("concurrency"))
+    if (auto n = c_.integer(*x, 0, 1'000'000)) fn.reserved_concurrency = static_cast<int>(*n);
+
+  if (auto x = f->get("layers")) {
+    if (auto items = c_.list(*x, "a list of layer directories")) {
+      if (items->size() > 5) {
+        c_.error(*x, "a function can use at most 5 layers (as on AWS), found " + std::to_string(items->size()));
+        ok = false;
+      }
+      for (const auto& item : *items) {
+        if (auto d = directory(item, "layer directory")) fn.layers.push_back(*d);
+        else ok = false;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (auto x = f->get("aliases")) read_aliases(*x, fn);
+  if (auto x = f->get("async")) {
+    if (auto a = c_.fields(*x, {"max_retry_attempts", "max_event_age"},
+                           "a mapping {max_retry_attempts: 0..2, max_event_age: 60..21600}", true)) {
+      if (auto y = a->get("max_retry_attempts"))
+        if (auto n = c_.integer(*y, 0, 2)) fn.async.max_retry_attempts = static_cast<int>(*n);
+      if (auto y = a->get("max_event_age"))
+        if (auto n = c_.integer(*y, 60, 21600)) fn.async.max_event_age_s = static_cast<int>(*n);
+    }
+  }
+
+  // The code must be there before anything starts.
+  if (ok && have_dir && rt) {
+    if (rt->family == RuntimeFamily::provided) {
+      if (auto err = detail::bootstrap_error(fn.code_dir, fn.layers, *rt)) c_.error(code_at, *err);
+    } else if (handler) {
+      std::optional<std::string> err =
+          rt->family == RuntimeFamily::python
+              ? detail::python_handler_file_error(*handler, fn.code_dir, fn.layers, *rt)
+              : detail::node_handler_file_error(*handler, fn.code_dir);
+      if (err) c_.error(handler_at, *err);
+    }
+  }
+  stack_.functions[name] = std::move(fn);
+}
+
+void Loader::read_aliases(const View& v, FunctionSpec& fn) {
+  auto entries = c_.named(v, "a mapping of alias names to a version or {version, weights}", true);
+  if (!entries) return;
+  for (const auto& [name, av] : *entries) {
+    if (c_.stopped()) return;
+    if (name.empty() || name.size() > 128 || !chars_in(name, name_char) || chars_in(name, digit_char)) {
+      c_.error(av, "alias name " + sluice::quoted(name) +
+                       " must be 1 to 128 letters, digits, '-' or '_' and not only digits (that would read as a version)");
+      continue;
+    }
+    AliasSpec alias;
+    alias.name = name;
+    const View* version_at = &av;
+    std::optional<Fields> fields;
+    if (av.map()) {
+      fields = c_.fields(av, {"version", "weights"}, "a mapping {version, weights}");
+      if (!fields) continue;
+      version_at = fields->get("version");
+      if (!version_at) {
+        c_.missing(av, "version", "$LATEST or a version number");
+        continue;
+      }
+    }
+    const View& vv = *version_at;
+    if (!vv.scalar() || !(vv.text() == "$LATEST" || positive_version(vv.text()))) {
+      c_.error(vv, "expected $LATEST or a version number (1, 2, ...), found " + Checker::found(vv));
+      continue;
+    }
+    alias.version = vv.text();
+    if (fields) {
+      if (auto w = fields->get("weights")) {
+        if (auto weights = c_.named(*w, "a mapping {\"VERSION\": WEIGHT} with one additional version", true)) {
+          if (weights->size() > 1) {
+            c_.error(*w, "an alias routes to at most one additional version (as on AWS), found " +
+                             std::to_string(weights->size()));
+            continue;
+          }
+          if (weights->size() == 1) {
+            const auto& [extra, wv] = weights->front();
+            bool good = true;
+            if (alias.version == "$LATEST") {
+              c_.error(vv, "an alias with weights must point at a published version, not $LATEST (as on AWS)");
+              good = false;
+            }
+            if (!positive_version(extra)) {
+              c_.error(wv, "the additional version must be a published version number (1, 2, ...), found " +
+                               sluice::quoted(extra));
+              good = false;
+            } else if (extra == alias.version) {
+              c_.error(wv, "the additional version " + extra + " is the alias's own version; name another one");
+              good = false;
+            }
+            auto weight = c_.number(wv, "a weight between 0 and 1 (exclusive), such as 0.1");
+            if (weight && !(*weight > 0.0 && *weight < 1.0)) {
+              c_.error(wv, "expected a weight between 0 and 1 (exclusive), such as 0.1, found " + Checker::found(wv));
+              good = false;
+            }
+            if (!weight || !good) continue;
+            alias.additional = std::make_pair(extra, *weight);
+          }
+        }
+      }
+    }
+    fn.aliases[name] = std::move(alias);
+  }
+}
+
+}  // namespace sluice::stack::detail

@@ -1,0 +1,103 @@
+"""The nodejs runtimes sluice ships: CommonJS and ES modules, async and callback
+handlers, context, error and init-error shapes, console format, streaming."""
+import base64
+import json
+import re
+
+import pytest
+
+STACK = """
+name: nodert
+functions:
+  introspect: {runtime: nodejs20.x, code: node/, handler: index.introspect, memory: 256, timeout: 5}
+  echo: {runtime: nodejs20.x, code: node/, handler: index.echo}
+  callback: {runtime: nodejs20.x, code: node/, handler: index.callback}
+  fail: {runtime: nodejs20.x, code: node/, handler: index.fail}
+  logs: {runtime: nodejs20.x, code: node/, handler: index.logs}
+  esm: {runtime: nodejs20.x, code: esm/, handler: app.handler}
+  missing-handler: {runtime: nodejs20.x, code: node/, handler: index.nothere}
+  missing-module: {runtime: nodejs20.x, code: node/, handler: nomodule.handler}
+  syntax: {runtime: nodejs20.x, code: node/, handler: syntax.handler}
+  stream: {runtime: nodejs20.x, code: node/, handler: streaming.handler}
+"""
+
+
+@pytest.fixture
+def srv(ws):
+    ws.copy_function("node-basic", "node")
+    ws.copy_function("node-esm", "esm")
+    (ws.path / "node" / "nomodule.js").write_text("const dep = require('package-that-is-not-installed');\nexports.handler = async () => dep;\n")
+    (ws.path / "node" / "syntax.js").write_text("exports.handler = async () => { return {;\n")
+    (ws.path / "node" / "streaming.js").write_text(
+        "exports.handler = awslambda.streamifyResponse(async (event, stream) => {\n"
+        "  stream.setContentType('text/plain');\n"
+        "  for (const part of ['a;', 'b;', 'c']) { stream.write(part); await new Promise(r => setTimeout(r, 15)); }\n"
+        "  stream.end();\n"
+        "});\n")
+    ws.write_stack(STACK)
+    return ws.serve()
+
+
+def test_context_and_environment(srv):
+    r = srv.invoke("introspect", {})
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    c, env = r["Json"]["context"], r["Json"]["env"]
+    assert c["awsRequestId"] == rid
+    assert c["functionName"] == "introspect" and c["functionVersion"] == "$LATEST"
+    assert c["invokedFunctionArn"] == "arn:aws:lambda:us-east-1:123456789012:function:introspect"
+    assert c["memoryLimitInMB"] == "256"
+    assert c["logGroupName"] == "/aws/lambda/introspect" and c["logStreamName"] == env["AWS_LAMBDA_LOG_STREAM_NAME"]
+    assert 4000 < c["remainingMs"] <= 5000
+    assert c["callbackWaitsForEmptyEventLoop"] is True
+    assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_nodejs20.x"
+    assert env["NODE_PATH"].endswith(":" + str(srv.workdir / "node"))
+    assert not [k for k in env if k.startswith("_SLUICE")]
+
+
+def test_warm_state_async_callback_and_esm(srv):
+    a = srv.invoke("echo", {"n": 1})["Json"]
+    b = srv.invoke("echo", {"n": 2})["Json"]
+    assert (a["count"], b["count"]) == (1, 2) and a["pid"] == b["pid"]
+    assert srv.invoke("callback", {"x": 1})["Json"] == {"style": "callback", "event": {"x": 1}}
+    r = srv.invoke("esm", {"y": 2})
+    assert r["Json"]["module"] == "esm" and r["Json"]["event"] == {"y": 2}
+
+
+def test_handler_error_shape_and_log(srv):
+    r = srv.invoke("fail", {"why": "bad"}, LogType="Tail")
+    assert r["FunctionError"] == "Unhandled"
+    assert r["Json"]["errorType"] == "Error"
+    assert r["Json"]["errorMessage"] == "something went wrong: bad"
+    assert r["Json"]["trace"][0] == "Error: something went wrong: bad"
+    log = base64.b64decode(r["LogResult"]).decode()
+    assert re.search(r"\tERROR\tInvoke Error \t\{\"errorType\":\"Error\",\"errorMessage\":\"something went wrong: bad\"", log)
+
+
+def test_console_format(srv):
+    r = srv.invoke("logs", {}, LogType="Tail")
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    log = base64.b64decode(r["LogResult"]).decode()
+    assert re.search(rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\t{rid}\tINFO\tlog line {{ a: 1 }}$", log, re.M)
+    assert re.search(rf"\t{rid}\tERROR\terror line$", log, re.M)
+    assert re.search(rf"\t{rid}\tWARN\twarn line$", log, re.M)
+
+
+def test_init_errors(srv):
+    r = srv.invoke("missing-handler", {})
+    assert r["FunctionError"] == "Unhandled"
+    assert r["Json"]["errorType"] == "Runtime.HandlerNotFound"
+    assert r["Json"]["errorMessage"] == "index.nothere is undefined or not exported"
+    r = srv.invoke("missing-module", {})
+    assert r["Json"]["errorType"] == "Runtime.ImportModuleError"
+    assert r["Json"]["errorMessage"].startswith("Error: Cannot find module 'package-that-is-not-installed'")
+    r = srv.invoke("syntax", {})
+    assert r["Json"]["errorType"] == "Runtime.UserCodeSyntaxError"
+
+
+def test_streaming_response(srv):
+    r = srv.client().invoke_with_response_stream(FunctionName="stream", Payload=b"{}")
+    events = list(r["EventStream"])
+    chunks = [e["PayloadChunk"]["Payload"] for e in events if "PayloadChunk" in e]
+    assert b"".join(chunks) == b"a;b;c" and len(chunks) >= 2
+    assert events[-1] == {"InvokeComplete": {}}
+    assert srv.invoke("stream", {})["Body"] == b"a;b;c"
