@@ -5,6 +5,7 @@
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <optional>
@@ -27,6 +28,13 @@ class ChildWatchService : public boost::asio::execution_context::service {
     if (signals_) return;
     executor_ = ex;
     signals_.emplace(ex, SIGCHLD);
+    // Freezing and thawing an environment would otherwise raise SIGCHLD twice
+    // per invocation; only exits matter here.
+    struct sigaction sa {};
+    if (::sigaction(SIGCHLD, nullptr, &sa) == 0) {
+      sa.sa_flags |= SA_NOCLDSTOP;
+      ::sigaction(SIGCHLD, &sa, nullptr);
+    }
     arm();
   }
   void shutdown() override {

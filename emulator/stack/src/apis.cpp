@@ -96,60 +96,15 @@ void Loader::read_api(const std::string& name, const View& v) {
     if (auto t = c_.integer(*x, 50, max_timeout)) api.timeout_ms = static_cast<int>(*t);
 
   if (auto x = f->get("binary_media_types")) {
-    if (http) {
-      c_.error(*x, "binary_media_types applies to REST APIs only; HTTP APIs base64-encode binary bodies by themselves");
-    } else if (auto list = string_list(*x, "a list of media types such as image/png")) {
-      for (std::size_t i = 0; i < list->size(); ++i) {
-        const std::string& m = (*list)[i];
-        auto slash = m.find('/');
-        bool good = slash != std::string::npos && slash > 0 && slash + 1 < m.size() &&
-                    chars_in(m.substr(0, slash), media_char) && chars_in(m.substr(slash + 1), media_char);
-        if (good) api.binary_media_types.push_back(m);
-        else c_.error(c_.item(*x, i), "expected a media type such as \"image/png\" or \"*/*\", found " + sluice::quoted(m));
-      }
-    }
+    if (http) c_.error(*x, "binary_media_types applies to REST APIs only; HTTP APIs base64-encode binary bodies by themselves");
+    else read_binary_media_types(*x, api);
   }
-
   if (auto x = f->get("cors")) {
-    if (rest) {
+    if (rest)
       c_.error(*x, "cors applies to HTTP APIs only; in a REST API with proxy integrations the function returns the "
                    "Access-Control-* headers itself (and OPTIONS needs its own route)");
-    } else if (auto cf = c_.fields(*x,
-                                   {"allow_origins", "allow_methods", "allow_headers", "expose_headers", "max_age",
-                                    "allow_credentials"},
-                                   "a mapping of CORS settings", true)) {
-      CorsSpec cors;
-      if (auto y = cf->get("allow_origins"))
-        if (auto l = string_list(*y, "a list of origins such as https://example.com or \"*\"", true)) {
-          for (std::size_t i = 0; i < l->size(); ++i) {
-            const std::string& o = (*l)[i];
-            if (o == "*" || o.find("://") != std::string::npos) cors.allow_origins.push_back(o);
-            else c_.error(y->seq() ? c_.item(*y, i) : *y, "expected an origin such as \"https://example.com\" or \"*\", found " + sluice::quoted(o));
-          }
-        }
-      if (auto y = cf->get("allow_methods"))
-        if (auto l = string_list(*y, "a list of HTTP methods", true)) {
-          std::vector<std::string> allowed{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"};
-          for (std::size_t i = 0; i < l->size(); ++i) {
-            const std::string& m = (*l)[i];
-            if (std::find(allowed.begin(), allowed.end(), m) != allowed.end()) cors.allow_methods.push_back(m);
-            else c_.error(y->seq() ? c_.item(*y, i) : *y, with_choices("unknown method " + sluice::quoted(m), m, allowed, "allowed"));
-          }
-        }
-      if (auto y = cf->get("allow_headers"))
-        if (auto l = string_list(*y, "a list of header names", true)) cors.allow_headers = *l;
-      if (auto y = cf->get("expose_headers"))
-        if (auto l = string_list(*y, "a list of header names", true)) cors.expose_headers = *l;
-      if (auto y = cf->get("max_age"))
-        if (auto n = c_.integer(*y, 0, 86400)) cors.max_age = static_cast<int>(*n);
-      if (auto y = cf->get("allow_credentials"))
-        if (auto b = c_.boolean(*y)) cors.allow_credentials = *b;
-      if (cors.allow_credentials &&
-          std::find(cors.allow_origins.begin(), cors.allow_origins.end(), "*") != cors.allow_origins.end())
-        c_.error(*x, "allow_credentials: true cannot be combined with allow_origins \"*\" (API Gateway and browsers "
-                     "refuse it); list the origins instead");
-      api.cors = std::move(cors);
-    }
+    else
+      api.cors = cors(*x);
   }
 
   if (auto x = f->get("authorizers")) read_authorizers(*x, api, info);
@@ -258,6 +213,56 @@ void Loader::read_stages(const Fields& api_fields, ApiSpec& api, ApiInfo& info,
     if (auto x = f->get("route_throttles")) deferred.emplace_back(name, *x);
     api.stages[name] = std::move(stage);
   }
+}
+
+void Loader::read_binary_media_types(const View& v, ApiSpec& api) {
+  auto list = string_list(v, "a list of media types such as image/png");
+  if (!list) return;
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const std::string& m = (*list)[i];
+    auto slash = m.find('/');
+    bool good = slash != std::string::npos && slash > 0 && slash + 1 < m.size() &&
+                chars_in(m.substr(0, slash), media_char) && chars_in(m.substr(slash + 1), media_char);
+    if (good) api.binary_media_types.push_back(m);
+    else c_.error(c_.item(v, i), "expected a media type such as \"image/png\" or \"*/*\", found " + sluice::quoted(m));
+  }
+}
+
+std::optional<CorsSpec> Loader::cors(const View& v) {
+  auto cf = c_.fields(v, {"allow_origins", "allow_methods", "allow_headers", "expose_headers", "max_age", "allow_credentials"},
+                      "a mapping of CORS settings", true);
+  if (!cf) return std::nullopt;
+  CorsSpec cors;
+  // A single value reads as a one-item list; problems point at the item when there is a list.
+  auto each = [&](const View& y, std::string_view expected, auto&& take) {
+    if (auto l = string_list(y, expected, true))
+      for (std::size_t i = 0; i < l->size(); ++i) take((*l)[i], y.seq() ? c_.item(y, i) : y);
+  };
+  if (auto y = cf->get("allow_origins"))
+    each(*y, "a list of origins such as https://example.com or \"*\"", [&](const std::string& o, const View& at) {
+      if (o == "*" || o.find("://") != std::string::npos) cors.allow_origins.push_back(o);
+      else c_.error(at, "expected an origin such as \"https://example.com\" or \"*\", found " + sluice::quoted(o));
+    });
+  if (auto y = cf->get("allow_methods")) {
+    const std::vector<std::string> allowed{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"};
+    each(*y, "a list of HTTP methods", [&](const std::string& m, const View& at) {
+      if (std::find(allowed.begin(), allowed.end(), m) != allowed.end()) cors.allow_methods.push_back(m);
+      else c_.error(at, with_choices("unknown method " + sluice::quoted(m), m, allowed, "allowed"));
+    });
+  }
+  if (auto y = cf->get("allow_headers"))
+    if (auto l = string_list(*y, "a list of header names", true)) cors.allow_headers = *l;
+  if (auto y = cf->get("expose_headers"))
+    if (auto l = string_list(*y, "a list of header names", true)) cors.expose_headers = *l;
+  if (auto y = cf->get("max_age"))
+    if (auto n = c_.integer(*y, 0, 86400)) cors.max_age = static_cast<int>(*n);
+  if (auto y = cf->get("allow_credentials"))
+    if (auto b = c_.boolean(*y)) cors.allow_credentials = *b;
+  if (cors.allow_credentials &&
+      std::find(cors.allow_origins.begin(), cors.allow_origins.end(), "*") != cors.allow_origins.end())
+    c_.error(v, "allow_credentials: true cannot be combined with allow_origins \"*\" (API Gateway and browsers "
+                "refuse it); list the origins instead");
+  return cors;
 }
 
 }  // namespace sluice::stack::detail

@@ -141,80 +141,94 @@ void Loader::read_function(const std::string& name, const View& v) {
   if (!f) return;
   FunctionSpec fn;
   fn.name = name;
-  bool ok = true;
+  CodeCheck code;
+  code.handler_at = code.code_at = v;
+  read_runtime_and_handler(*f, fn, code);
+  read_code_location(*f, fn, code);
+  read_function_settings(*f, fn);
+  if (auto x = f->get("layers")) code.ok = read_layers(*x, fn) && code.ok;
+  if (auto x = f->get("aliases")) read_aliases(*x, fn);
+  check_code(fn, code);
+  stack_.functions[name] = std::move(fn);
+}
 
+void Loader::read_runtime_and_handler(const Fields& f, FunctionSpec& fn, CodeCheck& code) {
   std::optional<RuntimeId> rt;
-  if (auto x = f->get("runtime")) {
+  if (auto x = f.get("runtime")) {
     rt = runtime(*x);
   } else if (stack_.defaults.runtime) {
     rt = stack_.defaults.runtime;
   } else {
-    c_.missing(v, "runtime", "set it here or in defaults.runtime (e.g. python3.12, nodejs20.x, provided.al2023)");
+    c_.missing(f.self, "runtime", "set it here or in defaults.runtime (e.g. python3.12, nodejs20.x, provided.al2023)");
   }
   if (rt) fn.runtime = *rt;
-  else ok = false;
+  else code.ok = false;
 
-  View handler_at = v;
-  std::optional<std::string> handler;
-  if (auto x = f->get("handler")) {
-    handler = c_.string(*x, "a handler such as \"app.handler\"");
-    handler_at = *x;
-    if (!handler) ok = false;
+  if (auto x = f.get("handler")) {
+    code.handler = c_.string(*x, "a handler such as \"app.handler\"");
+    code.handler_at = *x;
+    if (!code.handler) code.ok = false;
   } else if (stack_.defaults.handler) {
-    handler = stack_.defaults.handler;
+    code.handler = stack_.defaults.handler;
   }
-  if (handler) fn.handler = *handler;
-  if (rt && handler) {
-    if (auto err = detail::handler_format_error(*handler, rt->family)) {
-      c_.error(handler_at, *err);
-      ok = false;
-      handler.reset();
+  if (code.handler) fn.handler = *code.handler;
+  if (!rt) return;
+  if (code.handler) {
+    if (auto err = handler_format_error(*code.handler, rt->family)) {
+      c_.error(code.handler_at, *err);
+      code.ok = false;
+      code.handler.reset();
     }
-  } else if (rt && rt->family != RuntimeFamily::provided && !f->has("handler")) {
-    c_.missing(v, "handler",
-               rt->family == RuntimeFamily::python ? "e.g. \"app.handler\" for def handler() in app.py (or set defaults.handler)"
-                                                   : "e.g. \"index.handler\" for exports.handler in index.js (or set defaults.handler)");
-    ok = false;
+  } else if (rt->family != RuntimeFamily::provided && !f.has("handler")) {
+    c_.missing(f.self, "handler",
+               rt->family == RuntimeFamily::python
+                   ? "e.g. \"app.handler\" for def handler() in app.py (or set defaults.handler)"
+                   : "e.g. \"index.handler\" for exports.handler in index.js (or set defaults.handler)");
+    code.ok = false;
   }
+}
 
-  const View* code = f->get("code");
-  const View* package = f->get("package");
-  bool have_dir = false;
-  View code_at = v;
-  if (code && package) {
-    c_.error(v, "set either 'code' (the function's own directory) or 'package' (a shared one), not both");
-    ok = false;
-  } else if (code) {
-    code_at = *code;
-    if (auto d = directory(*code, "code directory")) {
+// Exactly one of `code` (the function's own directory) and `package` (a shared one).
+void Loader::read_code_location(const Fields& f, FunctionSpec& fn, CodeCheck& code) {
+  const View* dir = f.get("code");
+  const View* package = f.get("package");
+  if (dir && package) {
+    c_.error(f.self, "set either 'code' (the function's own directory) or 'package' (a shared one), not both");
+    code.ok = false;
+  } else if (dir) {
+    code.code_at = *dir;
+    if (auto d = directory(*dir, "code directory")) {
       fn.code_dir = *d;
-      have_dir = true;
+      code.have_dir = true;
     } else {
-      ok = false;
+      code.ok = false;
     }
   } else if (package) {
-    code_at = *package;
-    if (auto p = c_.string(*package, "a package name")) {
-      auto it = stack_.packages.find(*p);
-      if (it != stack_.packages.end()) {
-        fn.package = *p;
-        fn.code_dir = it->second.path;
-        have_dir = true;
-      } else if (!package_names_.count(*p)) {
-        std::vector<std::string> names = keys_of_set(package_names_);
-        c_.error(*package, with_choices("unknown package " + sluice::quoted(*p), *p, names, "packages",
-                                        "define it under the top-level 'packages:' first"));
-        ok = false;
-      } else {
-        ok = false;  // the package itself is broken and already reported
-      }
+    code.code_at = *package;
+    auto p = c_.string(*package, "a package name");
+    if (!p) {
+      code.ok = false;
+      return;
     }
+    auto it = stack_.packages.find(*p);
+    if (it != stack_.packages.end()) {
+      fn.package = *p;
+      fn.code_dir = it->second.path;
+      code.have_dir = true;
+      return;
+    }
+    if (!package_names_.count(*p))  // else the package itself is broken and already reported
+      c_.error(*package, with_choices("unknown package " + sluice::quoted(*p), *p, keys_of_set(package_names_),
+                                      "packages", "define it under the top-level 'packages:' first"));
+    code.ok = false;
   } else {
-    c_.missing(v, "code", "give the function's directory with 'code: DIR/' or a shared one with 'package: NAME'");
-    ok = false;
+    c_.missing(f.self, "code", "give the function's directory with 'code: DIR/' or a shared one with 'package: NAME'");
+    code.ok = false;
   }
+}
 
-  if (auto x = f->get("description"))
+void Loader::read_function_settings(const Fields& f, FunctionSpec& fn) {
+  if (auto x = f.get("description"))
     if (auto s = c_.string(*x, "a description")) {
       if (s->size() > 256)
         c_.error(*x, "the description is " + std::to_string(s->size()) + " characters; AWS allows at most 256");
@@ -222,14 +236,14 @@ void Loader::read_function(const std::string& name, const View& v) {
         fn.description = *s;
     }
   fn.memory_mb = stack_.defaults.memory_mb.value_or(128);
-  if (auto x = f->get("memory"))
+  if (auto x = f.get("memory"))
     if (auto m = c_.integer(*x, 128, 10240)) fn.memory_mb = static_cast<int>(*m);
   fn.timeout_s = stack_.defaults.timeout_s.value_or(3);
-  if (auto x = f->get("timeout"))
+  if (auto x = f.get("timeout"))
     if (auto t = c_.integer(*x, 1, 900)) fn.timeout_s = static_cast<int>(*t);
 
   fn.environment = stack_.defaults.environment;
-  if (auto x = f->get("environment")) {
+  if (auto x = f.get("environment")) {
     std::map<std::string, std::string> own;
     read_environment(*x, own);
     for (auto& [k, val] : own) fn.environment[k] = val;  // the function wins over defaults
@@ -240,25 +254,9 @@ void Loader::read_function(const std::string& name, const View& v) {
                        (stack_.defaults.environment.empty() ? "" : ", with defaults.environment") +
                        "); AWS allows at most 4096 (4 KB)");
   }
-  if (auto x = f->get("concurrency"))
+  if (auto x = f.get("concurrency"))
     if (auto n = c_.integer(*x, 0, 1'000'000)) fn.reserved_concurrency = static_cast<int>(*n);
-
-  if (auto x = f->get("layers")) {
-    if (auto items = c_.list(*x, "a list of layer directories")) {
-      if (items->size() > 5) {
-        c_.error(*x, "a function can use at most 5 layers (as on AWS), found " + std::to_string(items->size()));
-        ok = false;
-      }
-      for (const auto& item : *items) {
-        if (auto d = directory(item, "layer directory")) fn.layers.push_back(*d);
-        else ok = false;
-      }
-    } else {
-      ok = false;
-    }
-  }
-  if (auto x = f->get("aliases")) read_aliases(*x, fn);
-  if (auto x = f->get("async")) {
+  if (auto x = f.get("async")) {
     if (auto a = c_.fields(*x, {"max_retry_attempts", "max_event_age"},
                            "a mapping {max_retry_attempts: 0..2, max_event_age: 60..21600}", true)) {
       if (auto y = a->get("max_retry_attempts"))
@@ -267,20 +265,36 @@ void Loader::read_function(const std::string& name, const View& v) {
         if (auto n = c_.integer(*y, 60, 21600)) fn.async.max_event_age_s = static_cast<int>(*n);
     }
   }
+}
 
-  // The code must be there before anything starts.
-  if (ok && have_dir && rt) {
-    if (rt->family == RuntimeFamily::provided) {
-      if (auto err = detail::bootstrap_error(fn.code_dir, fn.layers, *rt)) c_.error(code_at, *err);
-    } else if (handler) {
-      std::optional<std::string> err =
-          rt->family == RuntimeFamily::python
-              ? detail::python_handler_file_error(*handler, fn.code_dir, fn.layers, *rt)
-              : detail::node_handler_file_error(*handler, fn.code_dir);
-      if (err) c_.error(handler_at, *err);
-    }
+bool Loader::read_layers(const View& v, FunctionSpec& fn) {
+  auto items = c_.list(v, "a list of layer directories");
+  if (!items) return false;
+  bool ok = true;
+  if (items->size() > 5) {
+    c_.error(v, "a function can use at most 5 layers (as on AWS), found " + std::to_string(items->size()));
+    ok = false;
   }
-  stack_.functions[name] = std::move(fn);
+  for (const auto& item : *items) {
+    if (auto d = directory(item, "layer directory")) fn.layers.push_back(*d);
+    else ok = false;
+  }
+  return ok;
+}
+
+// The code must be there before anything starts; checked only once the settings it depends on are sound.
+void Loader::check_code(const FunctionSpec& fn, const CodeCheck& code) {
+  if (!code.ok || !code.have_dir) return;
+  const RuntimeId& rt = fn.runtime;
+  std::optional<std::string> err;
+  if (rt.family == RuntimeFamily::provided) {
+    if ((err = bootstrap_error(fn.code_dir, fn.layers, rt))) c_.error(code.code_at, *err);
+    return;
+  }
+  if (!code.handler) return;
+  err = rt.family == RuntimeFamily::python ? python_handler_file_error(*code.handler, fn.code_dir, fn.layers, rt)
+                                           : node_handler_file_error(*code.handler, fn.code_dir);
+  if (err) c_.error(code.handler_at, *err);
 }
 
 void Loader::read_aliases(const View& v, FunctionSpec& fn) {

@@ -1,33 +1,17 @@
-// The stack file's schema: reads the document tree into the model, reporting
-// every problem with its path, line, what was found and what is allowed.
+// Loading a stack file: the public entry points, the top level of the schema,
+// the checks that span sections, and the report. The sections themselves are
+// read in functions.cpp, apis.cpp, routes.cpp, authorizers.cpp, usage_plans.cpp.
 #include "sluice/stack/loader.hpp"
 
 #include <algorithm>
-#include <cctype>
-#include <climits>
-#include <cmath>
 #include <fstream>
-#include <regex>
-#include <set>
 #include <sstream>
-#include <variant>
 
-#include <nlohmann/json.hpp>
-
-#include "checker.hpp"
-#include "code_checks.hpp"
-#include "document.hpp"
+#include "schema.hpp"
 #include "sluice/common/hash.hpp"
 #include "sluice/common/util.hpp"
 
 namespace sluice::stack {
-
-using detail::Checker;
-using detail::Fields;
-using detail::list_words;
-using detail::Node;
-using detail::squoted;
-using detail::View;
 
 // ---- small public helpers ----------------------------------------------------
 
@@ -55,20 +39,8 @@ const std::vector<std::string>& reserved_environment_names() {
   return names;
 }
 
-namespace {
-
-const std::vector<std::string>& supported_runtimes() {
-  static const std::vector<std::string> ids{
-      "python3.9",  "python3.10", "python3.11", "python3.12", "python3.13", "python3.14",   "nodejs18.x",
-      "nodejs20.x", "nodejs22.x", "nodejs24.x", "provided",   "provided.al2", "provided.al2023",
-  };
-  return ids;
-}
-
-}  // namespace
-
 std::optional<RuntimeId> parse_runtime(const std::string& id) {
-  const auto& ids = supported_runtimes();
+  const auto& ids = detail::supported_runtimes();
   if (std::find(ids.begin(), ids.end(), id) == ids.end()) return std::nullopt;
   RuntimeId r;
   r.id = id;
@@ -104,8 +76,8 @@ namespace detail {
 
 const std::vector<std::string>& supported_runtimes() {
   static const std::vector<std::string> ids{
-      "python3.9",  "python3.10", "python3.11",   "python3.12",     "python3.13", "python3.14", "nodejs18.x",
-      "nodejs20.x", "nodejs22.x", "nodejs24.x",   "provided",       "provided.al2", "provided.al2023",
+      "python3.9",  "python3.10", "python3.11", "python3.12",   "python3.13",     "python3.14", "nodejs18.x",
+      "nodejs20.x", "nodejs22.x", "nodejs24.x", "provided",     "provided.al2",   "provided.al2023",
   };
   return ids;
 }
@@ -248,7 +220,7 @@ LoadResult load_text(const std::string& text, const fs::path& source_name, const
     bool tree_errors = false;
     for (const auto& p : result.problems) tree_errors = tree_errors || !p.warning;
     if (!doc.root && tree_errors) return result;
-    Loader loader(result.problems, base);
+    detail::Loader loader(result.problems, base);
     auto stack = loader.load(doc.root);
     if (stack && !tree_errors) {
       std::string src = source_name.string();

@@ -137,6 +137,14 @@ struct ApiInfo {
   std::set<std::string> stage_names;                 // every declared one (plus $default when implied)
 };
 
+// What read_function learns for the code checks that run last.
+struct CodeCheck {
+  bool ok = true;        // nothing the checks depend on is broken
+  bool have_dir = false;
+  std::optional<std::string> handler;
+  View handler_at, code_at;  // where to report handler and bootstrap problems
+};
+
 class Loader {
  public:
   Loader(std::vector<Problem>& problems, fs::path base_dir) : c_(problems), base_(std::move(base_dir)) {}
@@ -149,12 +157,25 @@ class Loader {
   void read_packages(const View& v);
   void read_functions(const View& v);
   void read_function(const std::string& name, const View& v);
+  void read_runtime_and_handler(const Fields& f, FunctionSpec& fn, CodeCheck& code);
+  void read_code_location(const Fields& f, FunctionSpec& fn, CodeCheck& code);
+  void read_function_settings(const Fields& f, FunctionSpec& fn);
+  bool read_layers(const View& v, FunctionSpec& fn);
+  void check_code(const FunctionSpec& fn, const CodeCheck& code);
   void read_environment(const View& v, std::map<std::string, std::string>& out);
   void read_aliases(const View& v, FunctionSpec& f);
   void read_apis(const View& v);
   void read_api(const std::string& name, const View& v);
+  void read_binary_media_types(const View& v, ApiSpec& api);
+  std::optional<CorsSpec> cors(const View& v);
   void read_authorizers(const View& v, ApiSpec& api, ApiInfo& info);
   void read_authorizer(const std::string& name, const View& v, ApiSpec& api, ApiInfo& info);
+  std::optional<AuthorizerType> authorizer_type(const Fields& f, const ApiInfo& info);
+  void read_lambda_authorizer(const Fields& f, AuthorizerSpec& a, const ApiInfo& info);
+  void read_identity_sources(const Fields& f, AuthorizerSpec& a, const ApiInfo& info);
+  void read_jwt(const Fields& f, JwtConfig& jwt);
+  void read_jwks_file(const View& v, JwtConfig& jwt);
+  void read_inline_jwks(const View& v, JwtConfig& jwt);
   void read_stages(const Fields& api_fields, ApiSpec& api, ApiInfo& info, std::vector<std::pair<std::string, View>>& deferred);
   void read_routes(const View& v, ApiSpec& api, ApiInfo& info);
   void read_route(const std::string& key, const View& v, ApiSpec& api, ApiInfo& info,
@@ -162,6 +183,10 @@ class Loader {
   void check_target(const View& at, const ParsedTarget& pt, const ApiSpec& api);
   void read_api_keys(const View& v);
   void read_usage_plans(const View& v);
+  void read_plan_stages(const View& v, UsagePlanSpec& plan);
+  std::optional<QuotaSpec> quota(const View& v);
+  void read_plan_keys(const View& v, UsagePlanSpec& plan);
+  void read_plan_route_throttles(const View& v, UsagePlanSpec& plan);
   void cross_checks();
 
   // values
@@ -190,6 +215,7 @@ class Loader {
   std::map<std::string, int> api_lines_;
   std::set<std::string> key_names_;
   std::map<std::string, View> route_views_;  // "api/routeKey" -> where it was written
+  std::map<std::pair<std::string, std::string>, std::string> key_stage_plan_;  // (key, "api/stage") -> plan
 };
 
 }  // namespace sluice::stack::detail

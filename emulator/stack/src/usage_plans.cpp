@@ -49,7 +49,6 @@ void Loader::read_api_keys(const View& v) {
 void Loader::read_usage_plans(const View& v) {
   auto entries = c_.named(v, "a mapping of usage plan names to their settings", true);
   if (!entries) return;
-  std::map<std::pair<std::string, std::string>, std::string> key_stage_plan;  // (key, "api/stage") -> plan
   for (const auto& [name, pv] : *entries) {
     if (c_.stopped()) return;
     if (!valid_name(name, 128)) {
@@ -61,137 +60,142 @@ void Loader::read_usage_plans(const View& v) {
     if (!f) continue;
     UsagePlanSpec plan;
     plan.name = name;
-    std::set<std::string> stage_refs;
-    if (auto x = f->get("stages")) {
-      if (auto items = c_.list(*x, "a list of \"API/STAGE\" references")) {
-        for (const auto& item : *items) {
-          auto s = c_.string(item, "an \"API/STAGE\" reference");
-          if (!s) continue;
-          auto slash = s->find('/');
-          if (slash == std::string::npos) {
-            c_.error(item, "expected \"API/STAGE\" (e.g. \"store/prod\"), found " + sluice::quoted(*s));
-            continue;
-          }
-          std::string api = s->substr(0, slash), stage = s->substr(slash + 1);
-          auto info = api_info_.find(api);
-          if (info == api_info_.end()) {
-            std::vector<std::string> names = keys_of(api_info_);
-            c_.error(item, with_choices("unknown API " + sluice::quoted(api), api, names, "APIs", "no APIs are defined"));
-            continue;
-          }
-          if (info->second.type == ApiType::http) {
-            c_.error(item, "usage plans apply to REST APIs only; " + squoted(api) + " is an HTTP API");
-            continue;
-          }
-          if (!info->second.stage_names.count(stage)) {
-            std::vector<std::string> names = keys_of_set(info->second.stage_names);
-            c_.error(item, with_choices("API " + squoted(api) + " has no stage " + sluice::quoted(stage), stage, names,
-                                        "its stages"));
-            continue;
-          }
-          if (!stage_refs.insert(*s).second) {
-            c_.error(item, "stage " + sluice::quoted(*s) + " is listed twice");
-            continue;
-          }
-          plan.stages.emplace_back(api, stage);
-        }
-      }
-    }
+    if (auto x = f->get("stages")) read_plan_stages(*x, plan);
     if (auto x = f->get("throttle")) plan.throttle = throttle(*x);
-    if (auto x = f->get("quota")) {
-      if (auto q = c_.fields(*x, {"limit", "period", "offset"}, "a mapping {limit, period: DAY|WEEK|MONTH, offset}")) {
-        QuotaSpec quota;
-        bool ok = true;
-        if (auto y = q->get("limit")) {
-          if (auto n = c_.integer(*y, 1, INT_MAX)) quota.limit = static_cast<int>(*n);
-          else ok = false;
-        } else {
-          c_.missing(*x, "limit", "the number of requests allowed per period");
-          ok = false;
-        }
-        bool period_known = false;
-        if (auto y = q->get("period")) {
-          if (auto p = c_.choice(*y, {"DAY", "WEEK", "MONTH"}, "quota period")) {
-            quota.period = *p == "DAY" ? QuotaPeriod::day : *p == "WEEK" ? QuotaPeriod::week : QuotaPeriod::month;
-            period_known = true;
-          } else {
-            ok = false;
-          }
-        } else {
-          c_.missing(*x, "period", "DAY, WEEK or MONTH");
-          ok = false;
-        }
-        if (auto y = q->get("offset")) {
-          // As on AWS: DAY takes no offset, WEEK 0..6 (days), MONTH 0..27 (days).
-          long long hi = !period_known ? 27 : quota.period == QuotaPeriod::day ? 0 : quota.period == QuotaPeriod::week ? 6 : 27;
-          if (auto n = c_.integer(*y, 0, 27); n && *n > hi) {
-            c_.error(*y, std::string(quota.period == QuotaPeriod::day ? "a DAY quota takes no offset (0)"
-                                                                      : "a WEEK quota's offset is 0 to 6 days") +
-                             "; WEEK allows 0 to 6, MONTH 0 to 27; found " + std::to_string(*n));
-            ok = false;
-          } else if (n) {
-            quota.offset = static_cast<int>(*n);
-          } else {
-            ok = false;
-          }
-        }
-        if (ok) plan.quota = quota;
-      }
-    }
-    if (auto x = f->get("keys")) {
-      if (auto items = c_.list(*x, "a list of API key names")) {
-        std::set<std::string> seen;
-        for (const auto& item : *items) {
-          auto s = c_.string(item, "an API key name");
-          if (!s) continue;
-          if (!key_names_.count(*s)) {
-            std::vector<std::string> names = keys_of_set(key_names_);
-            c_.error(item, with_choices("unknown API key " + sluice::quoted(*s), *s, names, "API keys",
-                                        "define it under the top-level 'api_keys:'"));
-            continue;
-          }
-          if (!seen.insert(*s).second) {
-            c_.error(item, "API key " + sluice::quoted(*s) + " is listed twice");
-            continue;
-          }
-          // As on AWS, a key belongs to at most one usage plan per API stage.
-          bool clash = false;
-          for (const auto& [api, stage] : plan.stages) {
-            auto [it, inserted] = key_stage_plan.emplace(std::make_pair(*s, api + "/" + stage), name);
-            if (!inserted && !clash) {
-              c_.error(item, "API key " + sluice::quoted(*s) + " is already in usage plan " + squoted(it->second) +
-                                 " for stage " + sluice::quoted(api + "/" + stage) +
-                                 "; a key may belong to only one usage plan per API stage");
-              clash = true;
-            }
-          }
-          plan.keys.push_back(*s);
-        }
-      }
-    }
-    if (auto x = f->get("route_throttles")) {
-      if (auto rt = c_.named(*x, "a mapping of \"API/STAGE/METHOD /path\" to {rate, burst}", true)) {
-        for (const auto& [ref, tv] : *rt) {
-          auto first = ref.find('/');
-          auto second = first == std::string::npos ? std::string::npos : ref.find('/', first + 1);
-          auto t = throttle(tv);
-          if (second == std::string::npos) {
-            c_.error(tv, "expected \"API/STAGE/METHOD /path\" (e.g. \"store/prod/GET /movies\"), found " + sluice::quoted(ref));
-            continue;
-          }
-          std::string api = ref.substr(0, first), stage = ref.substr(first + 1, second - first - 1);
-          std::string route = ref.substr(second + 1);
-          if (!stage_refs.count(api + "/" + stage)) {
-            c_.error(tv, "stage " + sluice::quoted(api + "/" + stage) + " is not among this usage plan's stages" +
-                             (stage_refs.empty() ? "" : " (" + list_words(keys_of_set(stage_refs)) + ")"));
-            continue;
-          }
-          auto normal = route_key_ref(tv, route, api_info_[api]);
-          if (normal && t) plan.route_throttles[api + "/" + stage + "/" + *normal] = *t;
-        }
-      }
-    }
+    if (auto x = f->get("quota")) plan.quota = quota(*x);
+    if (auto x = f->get("keys")) read_plan_keys(*x, plan);
+    if (auto x = f->get("route_throttles")) read_plan_route_throttles(*x, plan);
     stack_.usage_plans[name] = std::move(plan);
+  }
+}
+
+void Loader::read_plan_stages(const View& v, UsagePlanSpec& plan) {
+  auto items = c_.list(v, "a list of \"API/STAGE\" references");
+  if (!items) return;
+  std::set<std::string> seen;
+  for (const auto& item : *items) {
+    auto s = c_.string(item, "an \"API/STAGE\" reference");
+    if (!s) continue;
+    auto slash = s->find('/');
+    if (slash == std::string::npos) {
+      c_.error(item, "expected \"API/STAGE\" (e.g. \"store/prod\"), found " + sluice::quoted(*s));
+      continue;
+    }
+    std::string api = s->substr(0, slash), stage = s->substr(slash + 1);
+    auto info = api_info_.find(api);
+    if (info == api_info_.end()) {
+      c_.error(item, with_choices("unknown API " + sluice::quoted(api), api, keys_of(api_info_), "APIs",
+                                  "no APIs are defined"));
+      continue;
+    }
+    if (info->second.type == ApiType::http) {
+      c_.error(item, "usage plans apply to REST APIs only; " + squoted(api) + " is an HTTP API");
+      continue;
+    }
+    if (!info->second.stage_names.count(stage)) {
+      c_.error(item, with_choices("API " + squoted(api) + " has no stage " + sluice::quoted(stage), stage,
+                                  keys_of_set(info->second.stage_names), "its stages"));
+      continue;
+    }
+    if (!seen.insert(*s).second) {
+      c_.error(item, "stage " + sluice::quoted(*s) + " is listed twice");
+      continue;
+    }
+    plan.stages.emplace_back(api, stage);
+  }
+}
+
+std::optional<QuotaSpec> Loader::quota(const View& v) {
+  auto q = c_.fields(v, {"limit", "period", "offset"}, "a mapping {limit, period: DAY|WEEK|MONTH, offset}");
+  if (!q) return std::nullopt;
+  QuotaSpec quota;
+  bool ok = true;
+  if (auto y = q->get("limit")) {
+    if (auto n = c_.integer(*y, 1, INT_MAX)) quota.limit = static_cast<int>(*n);
+    else ok = false;
+  } else {
+    c_.missing(v, "limit", "the number of requests allowed per period");
+    ok = false;
+  }
+  bool period_known = false;
+  if (auto y = q->get("period")) {
+    if (auto p = c_.choice(*y, {"DAY", "WEEK", "MONTH"}, "quota period")) {
+      quota.period = *p == "DAY" ? QuotaPeriod::day : *p == "WEEK" ? QuotaPeriod::week : QuotaPeriod::month;
+      period_known = true;
+    } else {
+      ok = false;
+    }
+  } else {
+    c_.missing(v, "period", "DAY, WEEK or MONTH");
+    ok = false;
+  }
+  if (auto y = q->get("offset")) {
+    // As on AWS: a DAY quota takes no offset, WEEK 0..6 days, MONTH 0..27 days.
+    auto n = c_.integer(*y, 0, 27);
+    if (n && period_known && quota.period != QuotaPeriod::month && *n > (quota.period == QuotaPeriod::day ? 0 : 6)) {
+      c_.error(*y, std::string(quota.period == QuotaPeriod::day ? "a DAY quota takes no offset (0)"
+                                                                : "a WEEK quota's offset is 0 to 6 (days)") +
+                       ", found " + std::to_string(*n) + "; MONTH allows 0 to 27");
+      n.reset();
+    }
+    if (n) quota.offset = static_cast<int>(*n);
+    else ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return quota;
+}
+
+void Loader::read_plan_keys(const View& v, UsagePlanSpec& plan) {
+  auto items = c_.list(v, "a list of API key names");
+  if (!items) return;
+  std::set<std::string> seen;
+  for (const auto& item : *items) {
+    auto s = c_.string(item, "an API key name");
+    if (!s) continue;
+    if (!key_names_.count(*s)) {
+      c_.error(item, with_choices("unknown API key " + sluice::quoted(*s), *s, keys_of_set(key_names_), "API keys",
+                                  "define it under the top-level 'api_keys:'"));
+      continue;
+    }
+    if (!seen.insert(*s).second) {
+      c_.error(item, "API key " + sluice::quoted(*s) + " is listed twice");
+      continue;
+    }
+    // As on AWS, a key belongs to at most one usage plan per API stage.
+    for (const auto& [api, stage] : plan.stages) {
+      auto [it, inserted] = key_stage_plan_.emplace(std::make_pair(*s, api + "/" + stage), plan.name);
+      if (!inserted) {
+        c_.error(item, "API key " + sluice::quoted(*s) + " is already in usage plan " + squoted(it->second) +
+                           " for stage " + sluice::quoted(api + "/" + stage) +
+                           "; a key may belong to only one usage plan per API stage");
+        break;
+      }
+    }
+    plan.keys.push_back(*s);
+  }
+}
+
+void Loader::read_plan_route_throttles(const View& v, UsagePlanSpec& plan) {
+  auto entries = c_.named(v, "a mapping of \"API/STAGE/METHOD /path\" to {rate, burst}", true);
+  if (!entries) return;
+  std::set<std::string> stages;
+  for (const auto& [api, stage] : plan.stages) stages.insert(api + "/" + stage);
+  for (const auto& [ref, tv] : *entries) {
+    auto t = throttle(tv);
+    auto first = ref.find('/');
+    auto second = first == std::string::npos ? std::string::npos : ref.find('/', first + 1);
+    if (second == std::string::npos) {
+      c_.error(tv, "expected \"API/STAGE/METHOD /path\" (e.g. \"store/prod/GET /movies\"), found " + sluice::quoted(ref));
+      continue;
+    }
+    std::string api_stage = ref.substr(0, second);
+    if (!stages.count(api_stage)) {
+      c_.error(tv, "stage " + sluice::quoted(api_stage) + " is not among this usage plan's stages" +
+                       (stages.empty() ? "" : " (" + list_words(keys_of_set(stages)) + ")"));
+      continue;
+    }
+    auto normal = route_key_ref(tv, ref.substr(second + 1), api_info_[ref.substr(0, first)]);
+    if (normal && t) plan.route_throttles[api_stage + "/" + *normal] = *t;
   }
 }
 
