@@ -19,7 +19,7 @@ usage:
   sluice serve [STACK] [--host H] [--port P] [--lambda-port P] [--endpoints-file F]
                [--no-freeze] [--no-watch] [--idle-timeout SECONDS] [--account-concurrency N]
                [--async-retry-delays S1,S2] [--interpreter RUNTIME=PATH] [--state-dir DIR]
-               [--drain-timeout SECONDS] [--log-format Text|JSON]
+               [--drain-timeout SECONDS] [--log-format Text|JSON] [--integration-timeout SECONDS]
   sluice invoke FUNCTION[:QUALIFIER] [--event FILE|-] [--stack STACK] [--no-freeze]
                [--interpreter RUNTIME=PATH] [--state-dir DIR] [--log-format Text|JSON]
   sluice publish FUNCTION [--description TEXT] [--stack STACK] [--state-dir DIR]
@@ -101,7 +101,8 @@ int run(int argc, char** argv) {
   const std::vector<std::string> valued = {"host",          "port",           "lambda-port",        "endpoints-file",
                                            "idle-timeout",  "account-concurrency", "async-retry-delays",
                                            "interpreter",   "state-dir",      "event",              "stack",
-                                           "description",   "drain-timeout",  "log-format",         "init-timeout"};
+                                           "description",   "drain-timeout",  "log-format",         "init-timeout",
+                                           "integration-timeout"};
   Args a = parse_args(argc, argv, valued);
   if (a.command.empty() || a.command == "help" || a.has("help")) {
     std::fputs(usage_text, a.command.empty() && !a.has("help") ? stderr : stdout);

@@ -4,7 +4,9 @@
 
 #include "sluice/common/log.hpp"
 #include "sluice/common/util.hpp"
+#include "sluice/gateway/gateway.hpp"
 #include "sluice/gateway/invoke_api.hpp"
+#include "sluice/lambda/code_watch.hpp"
 #include "sluice/lambda/console_log.hpp"
 #include "sluice/lambda/service.hpp"
 #include "sluice/runtime/environment.hpp"
@@ -204,38 +206,87 @@ int cmd_publish(const Args& a) {
   return 0;
 }
 
+namespace {
+
+json endpoints_json(const std::string& host, unsigned short lambda_port, const gateway::Gateway& gw) {
+  json apis = json::object();
+  for (const auto& e : gw.endpoints())
+    apis[e.name] = {{"type", e.type == stack::ApiType::rest ? "rest" : "http"}, {"url", e.url}, {"stages", e.stages}};
+  return json{{"lambda", "http://" + host + ":" + std::to_string(lambda_port)}, {"apis", apis}};
+}
+
+void write_endpoints(const fs::path& target, const json& endpoints) {
+  fs::path tmp = target;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << endpoints.dump(2) << "\n";
+  }
+  fs::rename(tmp, target);
+}
+
+}  // namespace
+
 int cmd_serve(const Args& a) {
-  fs::path file = a.positionals.empty() ? default_stack_path() : fs::path(a.positionals[0]);
+  fs::path file = fs::absolute(a.positionals.empty() ? default_stack_path() : fs::path(a.positionals[0]));
   auto st = load_stack(file);
   if (!st) return 1;
   auto opts = service_options(a, *st);
   std::string host = a.get("host").value_or("127.0.0.1");
   int lambda_port = int_option(a, "lambda-port", 3001, 0, 65535);
+  int api_port = int_option(a, "port", 3000, 0, 65535);
   auto drain = seconds_option(a, "drain-timeout", std::chrono::seconds(30));
   auto logger = log::get("serve");
 
   asio::io_context ioc;
   auto sink = std::make_shared<lambda::ConsoleLogSink>(stdout, lambda::ConsoleLogSink::Style::tagged);
-  lambda::LambdaService service(ioc.get_executor(), std::move(*st), opts, sink);
+  lambda::LambdaService service(ioc.get_executor(), *st, opts, sink);
   gateway::InvokeApi invoke_api(ioc.get_executor(), service);
   unsigned short port = invoke_api.listen(host, static_cast<unsigned short>(lambda_port));
   invoke_api.start();
 
-  json endpoints = {{"lambda", "http://" + host + ":" + std::to_string(port)}, {"apis", json::object()}};
+  gateway::GatewayOptions gopts;
+  gopts.host = host;
+  gopts.base_port = static_cast<unsigned short>(api_port);
+  gopts.reserved_ports = {port};
+  if (auto t = a.get("integration-timeout")) gopts.timeout_ms = static_cast<int>(seconds_option(a, "integration-timeout", {}).count());
+  gateway::Gateway gw(ioc.get_executor(), service, gopts, [sink](const std::string& line) { sink->write_text(line); });
+  gw.start(*st);
+
+  auto endpoints = endpoints_json(host, port, gw);
   std::printf("%s\n", endpoints.dump().c_str());
   std::fflush(stdout);
+  std::optional<fs::path> endpoints_file;
   if (auto f = a.get("endpoints-file")) {
-    fs::path target = fs::absolute(*f);
-    fs::path tmp = target;
-    tmp += ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << endpoints.dump(2) << "\n";
-    }
-    fs::rename(tmp, target);
+    endpoints_file = fs::absolute(*f);
+    write_endpoints(*endpoints_file, endpoints);
   }
-  logger->info("Lambda Invoke API on http://{}:{} ({} function{}); Ctrl-C to stop", host, port,
-               service.stack().functions.size(), service.stack().functions.size() == 1 ? "" : "s");
+  logger->info("Lambda Invoke API on http://{}:{} ({} function{})", host, port, service.stack().functions.size(),
+               service.stack().functions.size() == 1 ? "" : "s");
+  for (const auto& e : gw.endpoints())
+    logger->info("API {} ({}) on {} — stages: {}", e.name, e.type == stack::ApiType::rest ? "REST" : "HTTP", e.url,
+                 join(e.stages, ", "));
+  logger->info("Ctrl-C to stop");
+
+  // Editing the stack file reloads it; an invalid edit keeps what is running.
+  std::unique_ptr<lambda::CodeWatch> stack_watch;
+  if (!a.has("no-watch")) {
+    stack_watch = std::make_unique<lambda::CodeWatch>(ioc.get_executor(), [&](const std::vector<fs::path>&) {
+      auto result = stack::load_file(file);
+      if (!result.ok()) {
+        std::string report = stack::format_report(result, file);
+        sink->write_text("[sluice] " + file.filename().string() +
+                         " changed but is not valid; still serving the previous version:\n" + report);
+        return;
+      }
+      service.reload(*result.stack);
+      gw.reload(*result.stack);
+      auto fresh = endpoints_json(host, port, gw);
+      if (endpoints_file) write_endpoints(*endpoints_file, fresh);
+      sink->write_text("[sluice] reloaded " + file.filename().string());
+    });
+    stack_watch->watch_file(file);
+  }
 
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   int stops = 0;
@@ -254,6 +305,8 @@ int cmd_serve(const Args& a) {
       asio::co_spawn(
           ioc,
           [&]() -> asio::awaitable<void> {
+            stack_watch.reset();
+            co_await gw.drain(drain);
             co_await invoke_api.drain(drain);
             co_await service.shutdown(drain);
             ioc.stop();

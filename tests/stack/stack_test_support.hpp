@@ -2,14 +2,14 @@
 // a textual dump of the model (to compare YAML and JSON loads), temp dirs.
 #pragma once
 
-#include <catch2/catch.hpp>
+#include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 
 #include "sluice/stack/loader.hpp"
 
@@ -44,15 +44,14 @@ inline const Problem* find(const LoadResult& r, const std::string& path, const s
 
 // Asserts an error (or warning) at path P whose message holds M, on line L (when L > 0).
 // R is evaluated once (it may be a temporary such as refused("...")).
-#define SLUICE_REQUIRE_PROBLEM_(R, P, M, L, WARNING)                                                \
-  do {                                                                                              \
-    const ::sluice::stack::LoadResult& result_ = (R);                                               \
-    const auto* found_problem_ = ::stack_test::find(result_, (P), (M));                             \
-    INFO("expected a problem at " << (P) << " containing: " << (M) << "\nreport:\n"                \
-                                  << ::stack_test::report(result_));                                 \
-    REQUIRE(found_problem_ != nullptr);                                                             \
-    if ((L) > 0) CHECK(found_problem_->line == (L));                                                \
-    if ((WARNING) >= 0) CHECK(found_problem_->warning == ((WARNING) == 1));                         \
+#define SLUICE_REQUIRE_PROBLEM_(R, P, M, L, WARNING)                                                                   \
+  do {                                                                                                                 \
+    const ::sluice::stack::LoadResult& result_ = (R);                                                                  \
+    const auto* found_problem_ = ::stack_test::find(result_, (P), (M));                                                \
+    INFO("expected a problem at " << (P) << " containing: " << (M) << "\nreport:\n" << ::stack_test::report(result_)); \
+    REQUIRE(found_problem_ != nullptr);                                                                                \
+    if ((L) > 0) CHECK(found_problem_->line == (L));                                                                   \
+    if ((WARNING) >= 0) CHECK(found_problem_->warning == ((WARNING) == 1));                                            \
   } while (0)
 
 #define REQUIRE_PROBLEM(R, P, M, L) SLUICE_REQUIRE_PROBLEM_(R, P, M, L, -1)
@@ -84,8 +83,8 @@ inline std::string describe(const Stack& s) {
   for (const auto& [k, v] : s.defaults.environment) o << "  default env " << k << "=" << v << "\n";
   for (const auto& [n, p] : s.packages) o << "package " << n << " " << p.name << " " << p.path << "\n";
   for (const auto& [n, f] : s.functions) {
-    o << "function " << n << " " << f.name << " rt=" << f.runtime.id << "/" << static_cast<int>(f.runtime.family)
-      << "/" << f.runtime.major << "." << f.runtime.minor << " handler=" << f.handler << " code=" << f.code_dir
+    o << "function " << n << " " << f.name << " rt=" << f.runtime.id << "/" << static_cast<int>(f.runtime.family) << "/"
+      << f.runtime.major << "." << f.runtime.minor << " handler=" << f.handler << " code=" << f.code_dir
       << " package=" << f.package << " desc=" << f.description << " mem=" << f.memory_mb << " timeout=" << f.timeout_s
       << " rc=" << (f.reserved_concurrency ? std::to_string(*f.reserved_concurrency) : "-")
       << " async=" << f.async.max_retry_attempts << "/" << f.async.max_event_age_s << "\n";
@@ -114,9 +113,9 @@ inline std::string describe(const Stack& s) {
     }
     for (const auto& r : a.routes) {
       o << "  route " << r.key << " [" << r.method << "][" << r.path << "] -> " << r.target.function << ":"
-        << r.target.qualifier << " key=" << r.api_key_required << " auth=" << r.authorizer << " payload="
-        << r.payload_format << " timeout=" << r.timeout_ms.value_or(-1) << " throttle=" << dump_throttle(r.throttle)
-        << " scopes=";
+        << r.target.qualifier << " key=" << r.api_key_required << " auth=" << r.authorizer
+        << " payload=" << r.payload_format << " timeout=" << r.timeout_ms.value_or(-1)
+        << " throttle=" << dump_throttle(r.throttle) << " scopes=";
       for (const auto& x : r.authorization_scopes) o << x << ",";
       o << "\n";
     }
@@ -141,8 +140,7 @@ inline std::string describe(const Stack& s) {
     o << "key " << n << " " << k.name << " value=" << k.value << " id=" << k.id << " enabled=" << k.enabled << "\n";
   for (const auto& [n, p] : s.usage_plans) {
     o << "plan " << n << " " << p.name << " throttle=" << dump_throttle(p.throttle);
-    if (p.quota)
-      o << " quota=" << p.quota->limit << "/" << static_cast<int>(p.quota->period) << "/" << p.quota->offset;
+    if (p.quota) o << " quota=" << p.quota->limit << "/" << static_cast<int>(p.quota->period) << "/" << p.quota->offset;
     o << "\n";
     for (const auto& [a, st] : p.stages) o << "  stage " << a << "/" << st << "\n";
     for (const auto& k : p.keys) o << "  key " << k << "\n";

@@ -38,24 +38,12 @@ TEST_CASE("reserved_environment_names is the list AWS documents", "[stack][helpe
   const auto& names = reserved_environment_names();
   std::set<std::string> set(names.begin(), names.end());
   CHECK(set.size() == names.size());
-  CHECK(set == std::set<std::string>{"_HANDLER",
-                                     "_X_AMZN_TRACE_ID",
-                                     "AWS_DEFAULT_REGION",
-                                     "AWS_REGION",
-                                     "AWS_EXECUTION_ENV",
-                                     "AWS_LAMBDA_FUNCTION_NAME",
-                                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                                     "AWS_LAMBDA_FUNCTION_VERSION",
-                                     "AWS_LAMBDA_INITIALIZATION_TYPE",
-                                     "AWS_LAMBDA_LOG_GROUP_NAME",
-                                     "AWS_LAMBDA_LOG_STREAM_NAME",
-                                     "AWS_ACCESS_KEY",
-                                     "AWS_ACCESS_KEY_ID",
-                                     "AWS_SECRET_ACCESS_KEY",
-                                     "AWS_SESSION_TOKEN",
-                                     "AWS_LAMBDA_RUNTIME_API",
-                                     "LAMBDA_TASK_ROOT",
-                                     "LAMBDA_RUNTIME_DIR"});
+  CHECK(set == std::set<std::string>{"_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION",
+                                     "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                                     "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE",
+                                     "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY",
+                                     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                     "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"});
   CHECK_FALSE(set.count("TZ"));  // settable on AWS
 }
 

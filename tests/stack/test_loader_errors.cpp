@@ -59,7 +59,9 @@ TEST_CASE("broken-everything.yaml: every problem at once", "[stack][errors]") {
   REQUIRE_ERROR(r, "name", "stack name \"9lives\" must start with a letter", 2);
   REQUIRE_ERROR(r, "region", "expected an AWS region such as \"us-east-1\" or \"eu-west-3\", found \"Europe\"", 3);
   REQUIRE_ERROR(r, "account_id", "expected a 12-digit AWS account id such as \"123456789012\", found 1234", 4);
-  REQUIRE_ERROR(r, "defaults.runtime", "unsupported runtime \"python2.7\"; did you mean 'python3.9'? Supported runtimes: python3.9, python3.10", 6);
+  REQUIRE_ERROR(
+      r, "defaults.runtime",
+      "unsupported runtime \"python2.7\"; did you mean 'python3.9'? Supported runtimes: python3.9, python3.10", 6);
   REQUIRE_ERROR(r, "defaults.memory", "expected an integer from 128 to 10240, found 64", 7);
   REQUIRE_ERROR(r, "functions.list-movies.timeout", "expected an integer from 1 to 900, found \"big\"", 13);
   REQUIRE_ERROR(r, "functions.list-movies.memory",
@@ -74,7 +76,8 @@ TEST_CASE("broken-everything.yaml: every problem at once", "[stack][errors]") {
   REQUIRE_ERROR(r, "functions.list-movies.async.max_retry_attempts", "expected an integer from 0 to 2, found 3", 24);
   REQUIRE_ERROR(r, "functions.list-movies.async.max_event_age", "expected an integer from 60 to 21600, found 30", 24);
   REQUIRE_ERROR(r, "apis.store", "a REST API needs at least one stage, e.g. stages:", 26);
-  REQUIRE_ERROR(r, "apis.store.routes[\"GET /movies\"]", "unknown function \"list-movie\"; did you mean 'list-movies'?", 29);
+  REQUIRE_ERROR(r, "apis.store.routes[\"GET /movies\"]", "unknown function \"list-movie\"; did you mean 'list-movies'?",
+                29);
   REQUIRE_ERROR(r, "apis.web.type", "unknown API type \"graphql\"; allowed: rest, http", 31);
 }
 
@@ -114,11 +117,13 @@ TEST_CASE("code that is not there is reported before anything starts", "[stack][
   auto r = must_fail(load_fixture("broken-code.yaml"));
   const std::string dir = fixtures().string();
   REQUIRE_ERROR(r, "functions.no-dir.code",
-                "code directory \"code/does-not-exist\" does not exist (looked for " + dir + "/code/does-not-exist)", 6);
+                "code directory \"code/does-not-exist\" does not exist (looked for " + dir + "/code/does-not-exist)",
+                6);
   REQUIRE_ERROR(r, "functions.file-not-dir.code", "is not a directory", 10);
   REQUIRE_ERROR(r, "functions.py-missing-module.handler",
                 "handler \"movies.list.handler\" needs movies/list.py or movies/list/__init__.py in the code "
-                "directory " + dir + "/code/python-app",
+                "directory " +
+                    dir + "/code/python-app",
                 15);
   REQUIRE_ERROR(r, "functions.py-bad-format.handler", "must be MODULE.FUNCTION", 19);
   REQUIRE_ERROR(r, "functions.py-bad-function.handler", "\"not-a-name\" is not a Python function name", 23);
@@ -156,19 +161,25 @@ functions:
 )",
                                "t.yaml", tmp.path()));
   REQUIRE_ERROR(r, "functions.a.code", "is not executable; run chmod +x on it", 3);
-  REQUIRE_ERROR(r, "functions.b.code", "in the code directory " + (tmp.path() / "empty").string() +
-                                           " or at the root of one of its layers; none found", 4);
-  REQUIRE_ERROR(r, "functions.c.code", "(in layer " + (tmp.path() / "layer-noexec").string() + "), but that file is not executable", 5);
+  REQUIRE_ERROR(
+      r, "functions.b.code",
+      "in the code directory " + (tmp.path() / "empty").string() + " or at the root of one of its layers; none found",
+      4);
+  REQUIRE_ERROR(r, "functions.c.code",
+                "(in layer " + (tmp.path() / "layer-noexec").string() + "), but that file is not executable", 5);
   REQUIRE_ERROR(r, "functions.d.code", "is not a regular file", 6);
 }
 
 TEST_CASE("a handler from defaults is checked and reported at the function", "[stack][errors][code]") {
-  auto r = must_fail(load("name: t\ndefaults: {runtime: python3.12, handler: nothere.handler}\nfunctions:\n  f: {code: code/python-app}\n"));
+  auto r =
+      must_fail(load("name: t\ndefaults: {runtime: python3.12, handler: nothere.handler}\nfunctions:\n  f: {code: "
+                     "code/python-app}\n"));
   REQUIRE_ERROR(r, "functions.f", "handler \"nothere.handler\" needs nothere.py", 4);
 }
 
 TEST_CASE("missing handler and runtime", "[stack][errors]") {
-  auto r = must_fail(load("name: t\nfunctions:\n  a: {code: code/python-app}\n  b: {runtime: nodejs20.x, code: code/node-app}\n"));
+  auto r = must_fail(
+      load("name: t\nfunctions:\n  a: {code: code/python-app}\n  b: {runtime: nodejs20.x, code: code/node-app}\n"));
   REQUIRE_ERROR(r, "functions.a", "missing required key 'runtime'; set it here or in defaults.runtime", 3);
   REQUIRE_ERROR(r, "functions.b", "missing required key 'handler'; e.g. \"index.handler\"", 4);
 }
@@ -179,7 +190,8 @@ TEST_CASE("names and top-level values", "[stack][errors]") {
     REQUIRE_ERROR(r, "", "missing required key 'name'", 1);
   }
   SECTION("bad stack names") {
-    for (std::string bad : {std::string("-x"), std::string("a_b"), std::string("a b"), std::string(65, 'a'), std::string("\"\"")}) {
+    for (std::string bad :
+         {std::string("-x"), std::string("a_b"), std::string("a b"), std::string(65, 'a'), std::string("\"\"")}) {
       auto r = must_fail(load("name: " + bad + "\n"));
       REQUIRE_ERROR(r, "name", "must start with a letter and hold only letters, digits and hyphens", 1);
     }
@@ -203,7 +215,8 @@ TEST_CASE("names and top-level values", "[stack][errors]") {
     REQUIRE_ERROR(r, "account_id", "found \"12345678901a\"", 2);
   }
   SECTION("function names") {
-    auto r = must_fail(load("name: a\nfunctions:\n  " + std::string(65, 'f') + ": {runtime: python3.12, handler: app.handler, code: code/python-app}\n"));
+    auto r = must_fail(load("name: a\nfunctions:\n  " + std::string(65, 'f') +
+                            ": {runtime: python3.12, handler: app.handler, code: code/python-app}\n"));
     REQUIRE_ERROR(r, "functions." + std::string(65, 'f'), "must be 1 to 64 letters, digits, '-' or '_'", 3);
   }
 }
@@ -231,7 +244,8 @@ TEST_CASE("numbers: bounds, types, huge values", "[stack][errors][types]") {
       {"description: " + std::string(257, 'd'), "functions.f.description", "at most 256"},
       {"async: {max_event_age: 21601}", "functions.f.async.max_event_age", "expected an integer from 60 to 21600"},
       {"async: {max_retry_attempts: \"1\"}", "functions.f.async.max_retry_attempts", "found the string \"1\""},
-      {"async: 3", "functions.f.async", "expected a mapping {max_retry_attempts: 0..2, max_event_age: 60..21600}, found 3"},
+      {"async: 3", "functions.f.async",
+       "expected a mapping {max_retry_attempts: 0..2, max_event_age: 60..21600}, found 3"},
   };
   for (const auto& c : cases) {
     INFO(c.line);
@@ -254,7 +268,8 @@ TEST_CASE("environment variables", "[stack][errors][env]") {
     REQUIRE_ERROR(r, "defaults.environment.LAMBDA_TASK_ROOT", "reserved", 2);
   }
   SECTION("names") {
-    auto r = must_fail(load(with_function("    environment:\n      _X: a\n      A-B: b\n      \"A B\": c\n      ok_1: d\n")));
+    auto r = must_fail(
+        load(with_function("    environment:\n      _X: a\n      A-B: b\n      \"A B\": c\n      ok_1: d\n")));
     REQUIRE_ERROR(r, "functions.f.environment._X", "must start with a letter", 8);
     REQUIRE_ERROR(r, "functions.f.environment.A-B", "hold only letters, digits and '_'", 9);
     REQUIRE_ERROR(r, "functions.f.environment[\"A B\"]", "must start with a letter", 10);
@@ -268,22 +283,27 @@ TEST_CASE("environment variables", "[stack][errors][env]") {
   }
   SECTION("4 KB in total, with defaults counted") {
     std::string big(2000, 'x');
-    auto r = must_fail(load("name: t\ndefaults: {environment: {A: " + big + ", B: " + big + "}}\nfunctions:\n  f:\n    "
+    auto r = must_fail(load("name: t\ndefaults: {environment: {A: " + big + ", B: " + big +
+                            "}}\nfunctions:\n  f:\n    "
                             "runtime: python3.12\n    handler: app.handler\n    code: code/python-app\n    "
-                            "environment: {C: " + std::string(100, 'y') + "}\n"));
-    REQUIRE_ERROR(r, "functions.f.environment", "total 4103 bytes (names plus values, with defaults.environment); AWS allows at most 4096", 8);
+                            "environment: {C: " +
+                            std::string(100, 'y') + "}\n"));
+    REQUIRE_ERROR(r, "functions.f.environment",
+                  "total 4103 bytes (names plus values, with defaults.environment); AWS allows at most 4096", 8);
     auto d = must_fail(load("name: t\ndefaults: {environment: {A: " + std::string(4096, 'x') + "}}\n"));
     REQUIRE_ERROR(d, "defaults.environment", "total 4097 bytes", 2);
     must_load(load(with_function("    environment: {A: " + std::string(4095, 'x') + "}\n")));
   }
   SECTION("not a mapping") {
     auto r = must_fail(load(with_function("    environment: [A=b]\n")));
-    REQUIRE_ERROR(r, "functions.f.environment", "expected a mapping of environment variable names to values, found a list", 7);
+    REQUIRE_ERROR(r, "functions.f.environment",
+                  "expected a mapping of environment variable names to values, found a list", 7);
   }
 }
 
 TEST_CASE("runtimes", "[stack][errors][runtime]") {
-  auto r = must_fail(load("name: t\nfunctions:\n  f: {runtime: nodejs16.x, handler: index.handler, code: code/node-app}\n"));
+  auto r =
+      must_fail(load("name: t\nfunctions:\n  f: {runtime: nodejs16.x, handler: index.handler, code: code/node-app}\n"));
   REQUIRE_ERROR(r, "functions.f.runtime", "unsupported runtime \"nodejs16.x\"; did you mean 'nodejs18.x'?", 3);
   REQUIRE_ERROR(r, "functions.f.runtime", "provided.al2023", 3);
   r = must_fail(load("name: t\nfunctions:\n  f: {runtime: java21, handler: x.y, code: code/node-app}\n"));
@@ -315,13 +335,16 @@ TEST_CASE("aliases", "[stack][errors][aliases]") {
       {"x: 0", "functions.f.aliases.x", "expected $LATEST or a version number (1, 2, ...), found 0"},
       {"x: latest", "functions.f.aliases.x", "found \"latest\""},
       {"x: {weights: {\"2\": 0.5}}", "functions.f.aliases.x", "missing required key 'version'"},
-      {"x: {version: 1, weights: {\"2\": 0}}", "functions.f.aliases.x.weights[\"2\"]", "between 0 and 1 (exclusive), such as 0.1, found 0"},
+      {"x: {version: 1, weights: {\"2\": 0}}", "functions.f.aliases.x.weights[\"2\"]",
+       "between 0 and 1 (exclusive), such as 0.1, found 0"},
       {"x: {version: 1, weights: {\"2\": 1}}", "functions.f.aliases.x.weights[\"2\"]", "found 1"},
       {"x: {version: 1, weights: {\"2\": high}}", "functions.f.aliases.x.weights[\"2\"]", "found \"high\""},
-      {"x: {version: 1, weights: {$LATEST: 0.5}}", "functions.f.aliases.x.weights[\"$LATEST\"]", "must be a published version number"},
+      {"x: {version: 1, weights: {$LATEST: 0.5}}", "functions.f.aliases.x.weights[\"$LATEST\"]",
+       "must be a published version number"},
       {"x: {version: 1, weights: {\"1\": 0.5}}", "functions.f.aliases.x.weights[\"1\"]", "is the alias's own version"},
       {"x: {version: $LATEST, weights: {\"1\": 0.5}}", "functions.f.aliases.x.version", "not $LATEST (as on AWS)"},
-      {"x: {version: 1, weights: {\"2\": 0.1, \"3\": 0.1}}", "functions.f.aliases.x.weights", "at most one additional version"},
+      {"x: {version: 1, weights: {\"2\": 0.1, \"3\": 0.1}}", "functions.f.aliases.x.weights",
+       "at most one additional version"},
       {"x: {version: 1, weights: [2]}", "functions.f.aliases.x.weights", "found a list"},
   };
   for (const auto& c : cases) {
@@ -358,8 +381,10 @@ TEST_CASE("route keys", "[stack][errors][routes]") {
     REQUIRE_ERROR(r, path, c.message, 11);
   }
   SECTION("REST: one variable child per level") {
-    auto r = must_fail(load(rest_api("      GET /m/{id}: fn\n      PUT /m/{key}: fn\n      GET /{proxy+}: fn\n      GET /{x}/y: fn\n")));
-    REQUIRE_ERROR(r, "apis.api.routes[\"PUT /m/{key}\"]", "path part {key} conflicts with {id} of route \"GET /m/{id}\"", 12);
+    auto r = must_fail(load(
+        rest_api("      GET /m/{id}: fn\n      PUT /m/{key}: fn\n      GET /{proxy+}: fn\n      GET /{x}/y: fn\n")));
+    REQUIRE_ERROR(r, "apis.api.routes[\"PUT /m/{key}\"]",
+                  "path part {key} conflicts with {id} of route \"GET /m/{id}\"", 12);
     REQUIRE_ERROR(r, "apis.api.routes[\"GET /{x}/y\"]", "conflicts with {proxy+}", 14);
   }
   SECTION("HTTP routes may use $default and differ in parameter names per method") {
@@ -394,9 +419,10 @@ TEST_CASE("route targets", "[stack][errors][routes]") {
     REQUIRE_ERROR(r, "apis.api.routes[\"GET /x\"]", c.message, 11);
   }
   SECTION("valid targets") {
-    auto s = must_load(load(rest_api("      GET /a: fn:live\n      GET /b: fn:$LATEST\n      GET /c: fn:42\n"
-                                     "      GET /d: ${stageVariables.alias}\n      GET /e: fn-${stageVariables.alias}:x\n"
-                                     "      GET /f: {function: \"fn:${stageVariables.alias}\"}\n")));
+    auto s =
+        must_load(load(rest_api("      GET /a: fn:live\n      GET /b: fn:$LATEST\n      GET /c: fn:42\n"
+                                "      GET /d: ${stageVariables.alias}\n      GET /e: fn-${stageVariables.alias}:x\n"
+                                "      GET /f: {function: \"fn:${stageVariables.alias}\"}\n")));
     CHECK(s.apis.at("api").routes.at(4).target.function == "fn-${stageVariables.alias}");
     CHECK(s.apis.at("api").routes.at(4).target.qualifier == "x");
   }
@@ -406,23 +432,28 @@ TEST_CASE("route targets", "[stack][errors][routes]") {
   }
   SECTION("a target of the wrong type") {
     auto r = must_fail(load(rest_api("      GET /x: [fn]\n")));
-    REQUIRE_ERROR(r, "apis.api.routes[\"GET /x\"]", "expected a target (FUNCTION[:QUALIFIER]) or a mapping {function, ...}, found a list", 11);
+    REQUIRE_ERROR(r, "apis.api.routes[\"GET /x\"]",
+                  "expected a target (FUNCTION[:QUALIFIER]) or a mapping {function, ...}, found a list", 11);
   }
 }
 
 TEST_CASE("route options and their API type", "[stack][errors][routes]") {
-  auto r = must_fail(load(rest_api("      GET /x: {function: fn, payload_format: \"1.0\", authorization_scopes: [a], "
-                                   "api_key_required: \"yes\", timeout_ms: 40, throttle: {rate: 1}}\n")));
-  REQUIRE_ERROR(r, "apis.api.routes[\"GET /x\"].payload_format", "applies to HTTP APIs only; REST APIs always send payload 1.0", 11);
+  auto r =
+      must_fail(load(rest_api("      GET /x: {function: fn, payload_format: \"1.0\", authorization_scopes: [a], "
+                              "api_key_required: \"yes\", timeout_ms: 40, throttle: {rate: 1}}\n")));
+  REQUIRE_ERROR(r, "apis.api.routes[\"GET /x\"].payload_format",
+                "applies to HTTP APIs only; REST APIs always send payload 1.0", 11);
   REQUIRE_ERROR(r, "apis.api.routes[\"GET /x\"].authorization_scopes", "needs a jwt authorizer on the route", 11);
   REQUIRE_ERROR(r, "apis.api.routes[\"GET /x\"].api_key_required", "expected true or false, found \"yes\"", 11);
   REQUIRE_ERROR(r, "apis.api.routes[\"GET /x\"].timeout_ms", "expected an integer from 50 to 29000, found 40", 11);
   REQUIRE_ERROR(r, "apis.api.routes[\"GET /x\"].throttle", "missing required key 'burst'", 11);
 
-  auto h = must_fail(load(http_api("    routes:\n      GET /x: {function: fn, api_key_required: true, payload_format: 2, "
-                                   "timeout_ms: 30001}\n")));
+  auto h =
+      must_fail(load(http_api("    routes:\n      GET /x: {function: fn, api_key_required: true, payload_format: 2, "
+                              "timeout_ms: 30001}\n")));
   REQUIRE_ERROR(h, "apis.api.routes[\"GET /x\"].api_key_required", "applies to REST APIs only", 9);
-  REQUIRE_ERROR(h, "apis.api.routes[\"GET /x\"].payload_format", "expected payload format \"1.0\" or \"2.0\", found 2", 9);
+  REQUIRE_ERROR(h, "apis.api.routes[\"GET /x\"].payload_format", "expected payload format \"1.0\" or \"2.0\", found 2",
+                9);
   REQUIRE_ERROR(h, "apis.api.routes[\"GET /x\"].timeout_ms", "from 50 to 30000, found 30001", 9);
 }
 
@@ -441,11 +472,13 @@ TEST_CASE("stages", "[stack][errors][stages]") {
     auto r = must_fail(load(replace_once(rest_api("      GET /x: fn\n", "    port: 0\n"),
                                          "stages: {dev: {variables: {alias: beta}}, prod: {variables: {alias: live}}}",
                                          "stages:\n      \"bad stage\": {}\n      ok:\n        variables:\n          "
-                                         "\"a.b\": x\n          long: " + std::string(513, 'v') +
+                                         "\"a.b\": x\n          long: " +
+                                             std::string(513, 'v') +
                                              "\n          sp: \"a b\"\n          m: {x: 1}\n          alias: live\n"
                                              "        throttle: {rate: -1, burst: 1.5}\n")));
     REQUIRE_ERROR(r, "apis.api.stages[\"bad stage\"]", "stage name \"bad stage\" must be 1 to 128 letters", 10);
-    REQUIRE_ERROR(r, "apis.api.stages.ok.variables[\"a.b\"]", "stage variable name \"a.b\" must be letters, digits or '_'", 13);
+    REQUIRE_ERROR(r, "apis.api.stages.ok.variables[\"a.b\"]",
+                  "stage variable name \"a.b\" must be letters, digits or '_'", 13);
     REQUIRE_ERROR(r, "apis.api.stages.ok.variables.long", "at most 512 characters; this one has 513", 14);
     REQUIRE_ERROR(r, "apis.api.stages.ok.variables.sp", "may hold only letters, digits and - . _ ~ : / ? # & = ,", 15);
     REQUIRE_ERROR(r, "apis.api.stages.ok.variables.m", "found a mapping", 16);
@@ -453,10 +486,12 @@ TEST_CASE("stages", "[stack][errors][stages]") {
     REQUIRE_ERROR(r, "apis.api.stages.ok.throttle.burst", "expected an integer from 0 to 2147483647, found 1.5", 18);
   }
   SECTION("route throttles name routes of this API") {
-    auto r = must_fail(load(replace_once(rest_api("      GET /items: fn\n"),
-        "prod: {variables: {alias: live}}",
-        "prod: {variables: {alias: live}, route_throttles: {\"GET /item\": {rate: 1, burst: 1}, \"GET /items/\": {rate: 2, burst: 2}, nonsense: {rate: 1, burst: 1}}}")));
-    REQUIRE_ERROR(r, "apis.api.stages.prod.route_throttles[\"GET /item\"]", "no route \"GET /item\" in this API; did you mean 'GET /items'?", 9);
+    auto r = must_fail(
+        load(replace_once(rest_api("      GET /items: fn\n"), "prod: {variables: {alias: live}}",
+                          "prod: {variables: {alias: live}, route_throttles: {\"GET /item\": {rate: 1, burst: 1}, "
+                          "\"GET /items/\": {rate: 2, burst: 2}, nonsense: {rate: 1, burst: 1}}}")));
+    REQUIRE_ERROR(r, "apis.api.stages.prod.route_throttles[\"GET /item\"]",
+                  "no route \"GET /item\" in this API; did you mean 'GET /items'?", 9);
     REQUIRE_ERROR(r, "apis.api.stages.prod.route_throttles.nonsense", "must be \"METHOD /path\"", 9);
     CHECK(errors(r) == 2);  // "GET /items/" is GET /items
   }
@@ -469,20 +504,27 @@ TEST_CASE("stages", "[stack][errors][stages]") {
 TEST_CASE("authorizers", "[stack][errors][authorizers]") {
   auto r = must_fail(load_fixture("broken-apis.yaml"));
   const std::string st = "apis.store.authorizers.";
-  REQUIRE_ERROR(r, st + "jwt-in-rest.type", "authorizer type \"jwt\" is not available in a REST API; REST APIs allow: token, request", 17);
+  REQUIRE_ERROR(r, st + "jwt-in-rest.type",
+                "authorizer type \"jwt\" is not available in a REST API; REST APIs allow: token, request", 17);
   REQUIRE_ERROR(r, st + "tok.identity_source", "a token authorizer takes exactly one identity source, found 2", 21);
   REQUIRE_ERROR(r, st + "tok.identity_validation_expression", "is not a valid regular expression", 22);
   REQUIRE_ERROR(r, st + "tok.ttl", "expected an integer from 0 to 3600, found 7200", 23);
-  REQUIRE_ERROR(r, st + "tok.payload_format", "'payload_format' does not apply to a token authorizer (it takes: type, function, identity_source, identity_validation_expression, ttl)", 24);
-  REQUIRE_ERROR(r, st + "req", "a request authorizer with caching (ttl 300 by default) needs at least one identity_source", 25);
+  REQUIRE_ERROR(r, st + "tok.payload_format",
+                "'payload_format' does not apply to a token authorizer (it takes: type, function, identity_source, "
+                "identity_validation_expression, ttl)",
+                24);
+  REQUIRE_ERROR(r, st + "req",
+                "a request authorizer with caching (ttl 300 by default) needs at least one identity_source", 25);
   REQUIRE_ERROR(r, st + "req.function", "unknown function \"authx\"; did you mean 'authz'?", 27);
   REQUIRE_ERROR(r, st + "none", "and not \"none\"", 28);
   const std::string web = "apis.web.authorizers.";
-  REQUIRE_ERROR(r, web + "tok.type", "authorizer type \"token\" is not available in an HTTP API; HTTP APIs allow: request, jwt", 54);
+  REQUIRE_ERROR(r, web + "tok.type",
+                "authorizer type \"token\" is not available in an HTTP API; HTTP APIs allow: request, jwt", 54);
   REQUIRE_ERROR(r, web + "j", "missing required key 'audience'", 55);
   REQUIRE_ERROR(r, web + "j", "set either 'jwks_file' or 'jwks', not both", 55);
   REQUIRE_ERROR(r, web + "r.simple_responses", "simple_responses needs payload_format \"2.0\"", 64);
-  REQUIRE_ERROR(r, web + "r.identity_source", "expected an HTTP API identity source such as $request.header.Authorization", 65);
+  REQUIRE_ERROR(r, web + "r.identity_source",
+                "expected an HTTP API identity source such as $request.header.Authorization", 65);
 
   SECTION("more authorizer mistakes") {
     auto a = must_fail(load(http_api(R"(    authorizers:
@@ -514,11 +556,15 @@ TEST_CASE("authorizers", "[stack][errors][authorizers]") {
     REQUIRE_ERROR(a, p + "r1.identity_source[2]", "found \"5\"", 15);
     REQUIRE_ERROR(a, p + "r1.payload_format", "expected payload format \"1.0\" or \"2.0\", found \"3.0\"", 15);
     REQUIRE_ERROR(a, "apis.api.routes[\"GET /a\"].authorizer", "unknown authorizer \"j5\"; did you mean 'j1'?", 17);
-    REQUIRE_ERROR(a, "apis.api.routes[\"GET /b\"].authorization_scopes", "applies to jwt authorizers only; \"r1\" is a request authorizer", 18);
+    REQUIRE_ERROR(a, "apis.api.routes[\"GET /b\"].authorization_scopes",
+                  "applies to jwt authorizers only; \"r1\" is a request authorizer", 18);
   }
   SECTION("token identity sources must be one header") {
-    auto t = must_fail(load(rest_api("      GET /x: fn\n", "    authorizers:\n      t: {type: token, function: fn, identity_source: method.request.querystring.token}\n")));
-    REQUIRE_ERROR(t, "apis.api.authorizers.t.identity_source", "a token authorizer reads its token from one header", 11);
+    auto t = must_fail(load(rest_api("      GET /x: fn\n",
+                                     "    authorizers:\n      t: {type: token, function: fn, identity_source: "
+                                     "method.request.querystring.token}\n")));
+    REQUIRE_ERROR(t, "apis.api.authorizers.t.identity_source", "a token authorizer reads its token from one header",
+                  11);
   }
   SECTION("jwks_file that is not JSON") {
     TempDir tmp;
@@ -555,11 +601,14 @@ TEST_CASE("CORS, binary media types, ports", "[stack][errors][apis]") {
   CHECK(errors(r) == 40);
   CHECK(warnings(r) == 1);
 
-  auto b = must_fail(load(rest_api("      GET /x: fn\n", "    binary_media_types: [image, \"*/*\", 5]\n    cors: {}\n")));
-  REQUIRE_ERROR(b, "apis.api.binary_media_types[0]", "expected a media type such as \"image/png\" or \"*/*\", found \"image\"", 10);
+  auto b =
+      must_fail(load(rest_api("      GET /x: fn\n", "    binary_media_types: [image, \"*/*\", 5]\n    cors: {}\n")));
+  REQUIRE_ERROR(b, "apis.api.binary_media_types[0]",
+                "expected a media type such as \"image/png\" or \"*/*\", found \"image\"", 10);
   REQUIRE_ERROR(b, "apis.api.binary_media_types[2]", "found \"5\"", 10);
   REQUIRE_ERROR(b, "apis.api.cors", "cors applies to HTTP APIs only", 11);
-  auto c = must_fail(load(http_api("    cors: {allow_origins: [example.com], allow_credentials: 1}\n    routes: {GET /: fn}\n")));
+  auto c = must_fail(
+      load(http_api("    cors: {allow_origins: [example.com], allow_credentials: 1}\n    routes: {GET /: fn}\n")));
   REQUIRE_ERROR(c, "apis.api.cors.allow_origins[0]", "expected an origin such as \"https://example.com\"", 8);
   REQUIRE_ERROR(c, "apis.api.cors.allow_credentials", "expected true or false, found 1", 8);
 }
@@ -567,7 +616,8 @@ TEST_CASE("CORS, binary media types, ports", "[stack][errors][apis]") {
 TEST_CASE("API keys and usage plans", "[stack][errors][plans]") {
   auto r = must_fail(load_fixture("broken-usage-plans.yaml"));
   REQUIRE_WARNING(r, "apis.store.routes[\"GET /items\"]", "no usage plan with keys covers stage dev;", 10);
-  REQUIRE_ERROR(r, "api_keys.short.value", "20 to 128 printable ASCII characters without spaces (as on AWS), found 9 characters", 19);
+  REQUIRE_ERROR(r, "api_keys.short.value",
+                "20 to 128 printable ASCII characters without spaces (as on AWS), found 9 characters", 19);
   REQUIRE_ERROR(r, "api_keys.spaced.value", "with spaces", 20);
   REQUIRE_ERROR(r, "api_keys.dup-b.value", "API key values must be unique; this is the value of API key 'dup-a'", 22);
   REQUIRE_ERROR(r, "api_keys.flag.enabled", "expected true or false, found \"yes\"", 23);
@@ -582,20 +632,26 @@ TEST_CASE("API keys and usage plans", "[stack][errors][plans]") {
   REQUIRE_ERROR(r, "usage_plans.gold.quota.offset", "found -1", 28);
   REQUIRE_ERROR(r, "usage_plans.gold.keys[1]", "unknown API key \"nobody\"", 29);
   REQUIRE_ERROR(r, "usage_plans.gold.keys[2]", "API key \"dup-a\" is listed twice", 29);
-  REQUIRE_ERROR(r, "usage_plans.gold.route_throttles[\"store/dev/GET /items\"]", "stage \"store/dev\" is not among this usage plan's stages (store/prod)", 32);
-  REQUIRE_ERROR(r, "usage_plans.gold.route_throttles[\"store/prod/GET /nothing\"]", "no route \"GET /nothing\" in this API", 33);
+  REQUIRE_ERROR(r, "usage_plans.gold.route_throttles[\"store/dev/GET /items\"]",
+                "stage \"store/dev\" is not among this usage plan's stages (store/prod)", 32);
+  REQUIRE_ERROR(r, "usage_plans.gold.route_throttles[\"store/prod/GET /nothing\"]",
+                "no route \"GET /nothing\" in this API", 33);
   REQUIRE_ERROR(r, "usage_plans.gold.route_throttles.store-prod-GET", "expected \"API/STAGE/METHOD /path\"", 34);
   REQUIRE_ERROR(r, "usage_plans.silver.throttle", "missing required key 'burst'", 37);
   REQUIRE_ERROR(r, "usage_plans.silver.quota.offset", "found 28", 38);
-  REQUIRE_ERROR(r, "usage_plans.silver.keys[0]", "is already in usage plan 'gold' for stage \"store/prod\"; a key may belong to only one usage plan per API stage", 39);
+  REQUIRE_ERROR(
+      r, "usage_plans.silver.keys[0]",
+      "is already in usage plan 'gold' for stage \"store/prod\"; a key may belong to only one usage plan per API stage",
+      39);
   REQUIRE_ERROR(r, "usage_plans.bronze.quota.offset", "a DAY quota takes no offset (0)", 42);
   CHECK(errors(r) == 22);
 }
 
 TEST_CASE("the report: one line per problem, sorted by line, then a summary", "[stack][errors][report]") {
-  auto r = must_fail(load("name: t\nregion: nowhere\nfunctions:\n  f: {runtime: python3.12, handler: app.handler, "
-                          "code: code/python-app, timout: 3}\napis:\n  a: {type: rest, routes: {GET /: f}, stages: "
-                          "{s: {variables: {}}}}\n  b: {type: http, routes: {GET /: \"f:${stageVariables.v}\"}}\n"));
+  auto r =
+      must_fail(load("name: t\nregion: nowhere\nfunctions:\n  f: {runtime: python3.12, handler: app.handler, "
+                     "code: code/python-app, timout: 3}\napis:\n  a: {type: rest, routes: {GET /: f}, stages: "
+                     "{s: {variables: {}}}}\n  b: {type: http, routes: {GET /: \"f:${stageVariables.v}\"}}\n"));
   std::string text = format_report(r, "dir/sluice.yaml");
   CHECK(text ==
         "dir/sluice.yaml:2: error: region: expected an AWS region such as \"us-east-1\" or \"eu-west-3\", found "
@@ -608,14 +664,16 @@ TEST_CASE("the report: one line per problem, sorted by line, then a summary", "[
         "2 errors, 1 warning\n");
   LoadResult one;
   one.problems.push_back(Problem{"", "cannot read the stack file: it does not exist", 0, false});
-  CHECK(format_report(one, "x.yaml") == "x.yaml: error: cannot read the stack file: it does not exist\n1 error, 0 warnings\n");
+  CHECK(format_report(one, "x.yaml") ==
+        "x.yaml: error: cannot read the stack file: it does not exist\n1 error, 0 warnings\n");
   LoadResult none;
   CHECK(format_report(none, "x.yaml") == "0 errors, 0 warnings\n");
 }
 
 TEST_CASE("problems in one section do not hide problems in another", "[stack][errors]") {
-  auto r = must_fail(load("name: t\nfunctions: [oops]\napis: {a: {type: rest, stages: {s: {}}, routes: {GET /: f}}}\n"
-                          "api_keys: {k: {value: short}}\nusage_plans: {p: {stages: [a/x]}}\n"));
+  auto r =
+      must_fail(load("name: t\nfunctions: [oops]\napis: {a: {type: rest, stages: {s: {}}, routes: {GET /: f}}}\n"
+                     "api_keys: {k: {value: short}}\nusage_plans: {p: {stages: [a/x]}}\n"));
   REQUIRE_ERROR(r, "functions", "expected a mapping of function names to their settings, found a list", 2);
   REQUIRE_ERROR(r, "apis.a.routes[\"GET /\"]", "unknown function \"f\"; no functions are defined", 3);
   REQUIRE_ERROR(r, "api_keys.k.value", "found 5 characters", 4);

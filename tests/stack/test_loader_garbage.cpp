@@ -174,17 +174,20 @@ TEST_CASE("YAML features that have no place in a stack", "[stack][garbage]") {
   survive("a: *undefined\n");
   survive("name: a\n<<: {region: us-east-1}\n");
   // !!str and !!int are plain YAML and fine.
-  Stack s = must_load(load("name: !!str tagged\nfunctions:\n  f: {runtime: python3.12, handler: app.handler, code: "
-                           "code/python-app, memory: !!int 256}\n"));
+  Stack s =
+      must_load(load("name: !!str tagged\nfunctions:\n  f: {runtime: python3.12, handler: app.handler, code: "
+                     "code/python-app, memory: !!int 256}\n"));
   CHECK(s.functions.at("f").memory_mb == 256);
 }
 
 TEST_CASE("alias bombs finish quickly", "[stack][garbage]") {
-  std::string bomb = "name: bomb\n"
-                     "x0: &x0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10}\n";
+  std::string bomb =
+      "name: bomb\n"
+      "x0: &x0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10}\n";
   for (int i = 1; i < 9; ++i) {
     bomb += "x" + std::to_string(i) + ": &x" + std::to_string(i) + " {";
-    for (int k = 0; k < 10; ++k) bomb += std::string(k ? ", " : "") + "k" + std::to_string(k) + ": *x" + std::to_string(i - 1);
+    for (int k = 0; k < 10; ++k)
+      bomb += std::string(k ? ", " : "") + "k" + std::to_string(k) + ": *x" + std::to_string(i - 1);
     bomb += "}\n";
   }
   bomb += "functions: *x8\n";
@@ -208,8 +211,7 @@ TEST_CASE("unreadable files", "[stack][garbage]") {
 
 TEST_CASE("fuzz: mutated stacks never crash", "[stack][garbage][fuzz]") {
   const std::vector<std::string> seeds{read(fixtures() / "valid-full.yaml"), read(fixtures() / "valid-full.json"),
-                                       read(fixtures() / "design-example.yaml"),
-                                       read(fixtures() / "broken-apis.yaml")};
+                                       read(fixtures() / "design-example.yaml"), read(fixtures() / "broken-apis.yaml")};
   for (const auto& s : seeds) REQUIRE_FALSE(s.empty());
   const std::string specials = ":{}[]-,#&*!|>'\"%@`?\t\n $.0123456789~/\\";
   const unsigned seed = static_cast<unsigned>(std::random_device{}());
@@ -223,24 +225,36 @@ TEST_CASE("fuzz: mutated stacks never crash", "[stack][garbage][fuzz]") {
     for (int m = 0; m < mutations && !text.empty(); ++m) {
       std::size_t at = pick(text.size());
       switch (pick(8)) {
-        case 0: text[at] = specials[pick(specials.size())]; break;                          // replace with a special
-        case 1: text.erase(at, 1 + pick(20)); break;                                         // delete a run
-        case 2: text.insert(at, 1, specials[pick(specials.size())]); break;                  // insert a special
-        case 3: text[at] = static_cast<char>(rng() % 256); break;                            // any byte
-        case 4: text.resize(at); break;                                                      // truncate
-        case 5: {                                                                            // duplicate a line
+        case 0:
+          text[at] = specials[pick(specials.size())];
+          break;  // replace with a special
+        case 1:
+          text.erase(at, 1 + pick(20));
+          break;  // delete a run
+        case 2:
+          text.insert(at, 1, specials[pick(specials.size())]);
+          break;  // insert a special
+        case 3:
+          text[at] = static_cast<char>(rng() % 256);
+          break;  // any byte
+        case 4:
+          text.resize(at);
+          break;   // truncate
+        case 5: {  // duplicate a line
           std::size_t b = text.rfind('\n', at), e = text.find('\n', at);
           b = b == std::string::npos ? 0 : b + 1;
           e = e == std::string::npos ? text.size() : e + 1;
           text.insert(b, text.substr(b, e - b));
           break;
         }
-        case 6: {                                                                            // shift indentation
+        case 6: {  // shift indentation
           std::size_t b = text.rfind('\n', at);
           text.insert(b == std::string::npos ? 0 : b + 1, pick(2) ? " " : "\t");
           break;
         }
-        default: text.insert(at, std::to_string(static_cast<long long>(rng()) * 1000003)); break;  // numbers
+        default:
+          text.insert(at, std::to_string(static_cast<long long>(rng()) * 1000003));
+          break;  // numbers
       }
     }
     auto r = survive(text);

@@ -36,7 +36,8 @@ TEST_CASE("valid-full.yaml maps every feature into the model", "[stack][valid]")
     CHECK(s.defaults.memory_mb == 256);
     CHECK(s.defaults.timeout_s == 10);
     CHECK(s.defaults.handler == "app.handler");
-    CHECK(s.defaults.environment == std::map<std::string, std::string>{{"LOG_LEVEL", "info"}, {"SHARED", "from-defaults"}});
+    CHECK(s.defaults.environment ==
+          std::map<std::string, std::string>{{"LOG_LEVEL", "info"}, {"SHARED", "from-defaults"}});
   }
 
   SECTION("packages") {
@@ -414,9 +415,10 @@ functions:
 }
 
 TEST_CASE("JSON is detected by content, tabs and all", "[stack][valid][json]") {
-  std::string text = "{\n\t\"name\": \"json-stack\",\n\t\"account_id\": 210987654321,\n\t\"functions\": {\n\t\t\"f\": "
-                     "{\"runtime\": \"nodejs22.x\", \"code\": \"code/node-app\", \"handler\": \"index.handler\", "
-                     "\"memory\": 2048, \"environment\": {\"N\": 1.0e3, \"S\": \"caf\\u00e9\"}}\n\t}\n}\n";
+  std::string text =
+      "{\n\t\"name\": \"json-stack\",\n\t\"account_id\": 210987654321,\n\t\"functions\": {\n\t\t\"f\": "
+      "{\"runtime\": \"nodejs22.x\", \"code\": \"code/node-app\", \"handler\": \"index.handler\", "
+      "\"memory\": 2048, \"environment\": {\"N\": 1.0e3, \"S\": \"caf\\u00e9\"}}\n\t}\n}\n";
   Stack s = must_load(load_text(text, "stack.json", fixtures()));
   CHECK(s.name == "json-stack");
   CHECK(s.account_id == "210987654321");
@@ -460,8 +462,10 @@ TEST_CASE("CRLF line endings and a BOM are fine", "[stack][valid]") {
 }
 
 TEST_CASE("api ids and key values are stable and AWS-shaped", "[stack][valid][ids]") {
-  Stack one = must_load(load("name: one\napis:\n  a: {type: http, routes: {}}\n  b: {type: http, routes: {}}\napi_keys: {k: {}}\n"));
-  Stack again = must_load(load("name: one\napis:\n  a: {type: http, routes: {}}\n  b: {type: http, routes: {}}\napi_keys: {k: {}}\n"));
+  Stack one = must_load(
+      load("name: one\napis:\n  a: {type: http, routes: {}}\n  b: {type: http, routes: {}}\napi_keys: {k: {}}\n"));
+  Stack again = must_load(
+      load("name: one\napis:\n  a: {type: http, routes: {}}\n  b: {type: http, routes: {}}\napi_keys: {k: {}}\n"));
   Stack other = must_load(load("name: two\napis:\n  a: {type: http, routes: {}}\napi_keys: {k: {}}\n"));
   const std::string& id = one.apis.at("a").api_id;
   CHECK(id.size() == 10);
@@ -515,7 +519,8 @@ TEST_CASE("warnings do not fail the load", "[stack][valid][warnings]") {
                   "through stage 'prod' target \"orders:${stageVariables.alias}\" resolves to \"orders:gamma\"", 12);
   REQUIRE_WARNING(r, "apis.shop.routes[\"GET /orders/{id}\"]", "there is no function \"orders-v3\"", 13);
   REQUIRE_WARNING(r, "apis.shop.routes[\"POST /orders\"]",
-                  "no usage plan with keys covers stages dev, prod, qa; every request there will get 403 Forbidden", 14);
+                  "no usage plan with keys covers stages dev, prod, qa; every request there will get 403 Forbidden",
+                  14);
   REQUIRE_WARNING(r, "apis.web.routes[\"GET /orders\"]", "stage '$default' does not define the stage variable alias",
                   22);
   CHECK(r.stack->apis.at("shop").routes.size() == 3);

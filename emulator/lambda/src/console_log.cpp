@@ -54,6 +54,16 @@ void ConsoleLogSink::write(const runtime::LogLine& line) {
   cv_.notify_one();
 }
 
+void ConsoleLogSink::write_text(std::string line) {
+  line.push_back('\n');
+  {
+    std::lock_guard lk(mu_);
+    queued_bytes_ += line.size();
+    queue_.push_back(std::move(line));
+  }
+  cv_.notify_one();
+}
+
 bool ConsoleLogSink::accepting() const {
   std::lock_guard lk(mu_);
   return queued_bytes_ < max_bytes_;

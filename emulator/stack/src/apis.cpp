@@ -1,9 +1,9 @@
 // APIs: type, port, timeouts, binary media types, CORS, stages and their
 // throttles; routes and authorizers have their own files.
-#include "schema.hpp"
-
 #include <algorithm>
 #include <climits>
+
+#include "schema.hpp"
 
 namespace sluice::stack::detail {
 
@@ -20,15 +20,19 @@ std::optional<Throttle> Loader::throttle(const View& v) {
       c_.error(*x, "expected a rate in requests per second greater than 0, found " + Checker::found(*x));
       r.reset();
     }
-    if (r) t.rate = *r;
-    else ok = false;
+    if (r)
+      t.rate = *r;
+    else
+      ok = false;
   } else {
     c_.missing(v, "rate", "steady requests per second");
     ok = false;
   }
   if (auto x = f->get("burst")) {
-    if (auto b = c_.integer(*x, 0, INT_MAX)) t.burst = static_cast<int>(*b);
-    else ok = false;
+    if (auto b = c_.integer(*x, 0, INT_MAX))
+      t.burst = static_cast<int>(*b);
+    else
+      ok = false;
   } else {
     c_.missing(v, "burst", "the bucket size (requests allowed at once)");
     ok = false;
@@ -49,8 +53,10 @@ std::optional<std::vector<std::string>> Loader::string_list(const View& v, std::
   std::vector<std::string> out;
   bool ok = true;
   for (const auto& i : *items) {
-    if (auto s = c_.string(i, "a string")) out.push_back(*s);
-    else ok = false;
+    if (auto s = c_.string(i, "a string"))
+      out.push_back(*s);
+    else
+      ok = false;
   }
   if (!ok) return std::nullopt;
   return out;
@@ -68,9 +74,9 @@ void Loader::read_apis(const View& v) {
 void Loader::read_api(const std::string& name, const View& v) {
   ApiInfo& info = api_info_[name];
   api_lines_[name] = v.line;
-  if (!valid_name(name, 128)) c_.error(v, "API name " + sluice::quoted(name) + " must be 1 to 128 letters, digits, '-' or '_'");
-  auto f = c_.fields(v,
-                     {"type", "port", "binary_media_types", "cors", "timeout_ms", "routes", "stages", "authorizers"},
+  if (!valid_name(name, 128))
+    c_.error(v, "API name " + sluice::quoted(name) + " must be 1 to 128 letters, digits, '-' or '_'");
+  auto f = c_.fields(v, {"type", "port", "binary_media_types", "cors", "timeout_ms", "routes", "stages", "authorizers"},
                      "a mapping with the API's settings (type, routes, stages, ...)");
   if (!f) return;
   ApiSpec api;
@@ -86,8 +92,10 @@ void Loader::read_api(const std::string& name, const View& v) {
   const bool rest = info.type == ApiType::rest, http = info.type == ApiType::http;
   const long long max_timeout = http ? 30000 : 29000;
   api.timeout_ms = static_cast<int>(max_timeout);
-  if (name_ok_) api.api_id = stable_id(stack_.name + "/" + name);
-  else api.api_id = stable_id("/" + name);
+  if (name_ok_)
+    api.api_id = stable_id(stack_.name + "/" + name);
+  else
+    api.api_id = stable_id("/" + name);
 
   if (auto x = f->get("port"))
     if (auto p = c_.integer(*x, 0, 65535))
@@ -96,13 +104,16 @@ void Loader::read_api(const std::string& name, const View& v) {
     if (auto t = c_.integer(*x, 50, max_timeout)) api.timeout_ms = static_cast<int>(*t);
 
   if (auto x = f->get("binary_media_types")) {
-    if (http) c_.error(*x, "binary_media_types applies to REST APIs only; HTTP APIs base64-encode binary bodies by themselves");
-    else read_binary_media_types(*x, api);
+    if (http)
+      c_.error(*x, "binary_media_types applies to REST APIs only; HTTP APIs base64-encode binary bodies by themselves");
+    else
+      read_binary_media_types(*x, api);
   }
   if (auto x = f->get("cors")) {
     if (rest)
-      c_.error(*x, "cors applies to HTTP APIs only; in a REST API with proxy integrations the function returns the "
-                   "Access-Control-* headers itself (and OPTIONS needs its own route)");
+      c_.error(*x,
+               "cors applies to HTTP APIs only; in a REST API with proxy integrations the function returns the "
+               "Access-Control-* headers itself (and OPTIONS needs its own route)");
     else
       api.cors = cors(*x);
   }
@@ -154,8 +165,9 @@ void Loader::read_stages(const Fields& api_fields, ApiSpec& api, ApiInfo& info,
       api.stages["$default"] = StageSpec{"$default", {}, std::nullopt, {}};
       info.stage_names.insert("$default");
     } else if (rest) {
-      c_.error(api_fields.self, "a REST API needs at least one stage, e.g. stages: {dev: {variables: {env: dev}}}; "
-                                "its URL is /STAGE/path");
+      c_.error(api_fields.self,
+               "a REST API needs at least one stage, e.g. stages: {dev: {variables: {env: dev}}}; "
+               "its URL is /STAGE/path");
     }
     return;
   }
@@ -197,7 +209,8 @@ void Loader::read_stages(const Fields& api_fields, ApiSpec& api, ApiInfo& info,
           }
           const std::string& val = vv.text();
           if (val.size() > 512) {
-            c_.error(vv, "stage variable values are at most 512 characters; this one has " + std::to_string(val.size()));
+            c_.error(vv,
+                     "stage variable values are at most 512 characters; this one has " + std::to_string(val.size()));
             continue;
           }
           if (!chars_in(val, stage_value_char)) {
@@ -223,14 +236,17 @@ void Loader::read_binary_media_types(const View& v, ApiSpec& api) {
     auto slash = m.find('/');
     bool good = slash != std::string::npos && slash > 0 && slash + 1 < m.size() &&
                 chars_in(m.substr(0, slash), media_char) && chars_in(m.substr(slash + 1), media_char);
-    if (good) api.binary_media_types.push_back(m);
-    else c_.error(c_.item(v, i), "expected a media type such as \"image/png\" or \"*/*\", found " + sluice::quoted(m));
+    if (good)
+      api.binary_media_types.push_back(m);
+    else
+      c_.error(c_.item(v, i), "expected a media type such as \"image/png\" or \"*/*\", found " + sluice::quoted(m));
   }
 }
 
 std::optional<CorsSpec> Loader::cors(const View& v) {
-  auto cf = c_.fields(v, {"allow_origins", "allow_methods", "allow_headers", "expose_headers", "max_age", "allow_credentials"},
-                      "a mapping of CORS settings", true);
+  auto cf = c_.fields(
+      v, {"allow_origins", "allow_methods", "allow_headers", "expose_headers", "max_age", "allow_credentials"},
+      "a mapping of CORS settings", true);
   if (!cf) return std::nullopt;
   CorsSpec cors;
   // A single value reads as a one-item list; problems point at the item when there is a list.
@@ -240,14 +256,18 @@ std::optional<CorsSpec> Loader::cors(const View& v) {
   };
   if (auto y = cf->get("allow_origins"))
     each(*y, "a list of origins such as https://example.com or \"*\"", [&](const std::string& o, const View& at) {
-      if (o == "*" || o.find("://") != std::string::npos) cors.allow_origins.push_back(o);
-      else c_.error(at, "expected an origin such as \"https://example.com\" or \"*\", found " + sluice::quoted(o));
+      if (o == "*" || o.find("://") != std::string::npos)
+        cors.allow_origins.push_back(o);
+      else
+        c_.error(at, "expected an origin such as \"https://example.com\" or \"*\", found " + sluice::quoted(o));
     });
   if (auto y = cf->get("allow_methods")) {
     const std::vector<std::string> allowed{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"};
     each(*y, "a list of HTTP methods", [&](const std::string& m, const View& at) {
-      if (std::find(allowed.begin(), allowed.end(), m) != allowed.end()) cors.allow_methods.push_back(m);
-      else c_.error(at, with_choices("unknown method " + sluice::quoted(m), m, allowed, "allowed"));
+      if (std::find(allowed.begin(), allowed.end(), m) != allowed.end())
+        cors.allow_methods.push_back(m);
+      else
+        c_.error(at, with_choices("unknown method " + sluice::quoted(m), m, allowed, "allowed"));
     });
   }
   if (auto y = cf->get("allow_headers"))
@@ -260,8 +280,9 @@ std::optional<CorsSpec> Loader::cors(const View& v) {
     if (auto b = c_.boolean(*y)) cors.allow_credentials = *b;
   if (cors.allow_credentials &&
       std::find(cors.allow_origins.begin(), cors.allow_origins.end(), "*") != cors.allow_origins.end())
-    c_.error(v, "allow_credentials: true cannot be combined with allow_origins \"*\" (API Gateway and browsers "
-                "refuse it); list the origins instead");
+    c_.error(v,
+             "allow_credentials: true cannot be combined with allow_origins \"*\" (API Gateway and browsers "
+             "refuse it); list the origins instead");
   return cors;
 }
 

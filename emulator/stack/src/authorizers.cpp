@@ -1,14 +1,13 @@
 // Authorizers: token and request (Lambda) and jwt, with their identity
 // sources, caching, payload formats and signing keys.
-#include "schema.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
+#include "schema.hpp"
 
 namespace sluice::stack::detail {
 
@@ -82,9 +81,12 @@ std::vector<std::string> authorizer_keys(AuthorizerType type, bool http) {
 
 std::string authorizer_kind(AuthorizerType type, bool rest) {
   switch (type) {
-    case AuthorizerType::token: return "a token authorizer";
-    case AuthorizerType::request: return std::string(rest ? "a REST" : "an HTTP") + " request authorizer";
-    case AuthorizerType::jwt: break;
+    case AuthorizerType::token:
+      return "a token authorizer";
+    case AuthorizerType::request:
+      return std::string(rest ? "a REST" : "an HTTP") + " request authorizer";
+    case AuthorizerType::jwt:
+      break;
   }
   return "a jwt authorizer";
 }
@@ -99,8 +101,8 @@ void Loader::read_authorizer(const std::string& name, const View& v, ApiSpec& ap
     return;
   }
   auto f = c_.fields(v,
-                     {"type", "function", "identity_source", "identity_validation_expression", "ttl",
-                      "payload_format", "simple_responses", "issuer", "audience", "jwks_file", "jwks"},
+                     {"type", "function", "identity_source", "identity_validation_expression", "ttl", "payload_format",
+                      "simple_responses", "issuer", "audience", "jwks_file", "jwks"},
                      "a mapping with the authorizer's settings (type, function, ...)");
   if (!f) return;
   auto type = authorizer_type(*f, info);
@@ -111,8 +113,8 @@ void Loader::read_authorizer(const std::string& name, const View& v, ApiSpec& ap
   std::vector<std::string> takes = authorizer_keys(*type, http);
   for (const auto& [key, kv] : f->by_key)
     if (std::find(takes.begin(), takes.end(), key) == takes.end())
-      c_.error(kv, "'" + key + "' does not apply to " + authorizer_kind(*type, rest) + " (it takes: " +
-                       list_words(takes) + ")");
+      c_.error(kv, "'" + key + "' does not apply to " + authorizer_kind(*type, rest) +
+                       " (it takes: " + list_words(takes) + ")");
 
   AuthorizerSpec a;
   a.name = name;
@@ -141,8 +143,9 @@ std::optional<AuthorizerType> Loader::authorizer_type(const Fields& f, const Api
   if (x->scalar() && std::find(allowed.begin(), allowed.end(), t) != allowed.end())
     return t == "token" ? AuthorizerType::token : t == "request" ? AuthorizerType::request : AuthorizerType::jwt;
   if (x->scalar() && (t == "jwt" || t == "token")) {
-    c_.error(*x, "authorizer type " + sluice::quoted(t) + " is not available in " + (rest ? "a REST API" : "an HTTP API") +
-                     "; " + (rest ? "REST" : "HTTP") + " APIs allow: " + list_words(allowed));
+    c_.error(*x, "authorizer type " + sluice::quoted(t) + " is not available in " +
+                     (rest ? "a REST API" : "an HTTP API") + "; " + (rest ? "REST" : "HTTP") +
+                     " APIs allow: " + list_words(allowed));
   } else {
     c_.choice(*x, allowed, std::string(rest ? "REST" : http ? "HTTP" : "") + " authorizer type");
   }
@@ -180,8 +183,8 @@ void Loader::read_lambda_authorizer(const Fields& f, AuthorizerSpec& a, const Ap
           std::regex re(*s, std::regex::ECMAScript);
           a.identity_validation_expression = *s;
         } catch (const std::regex_error& e) {
-          c_.error(*x, "identity_validation_expression " + sluice::quoted(*s) +
-                           " is not a valid regular expression (" + e.what() + ")");
+          c_.error(*x, "identity_validation_expression " + sluice::quoted(*s) + " is not a valid regular expression (" +
+                           e.what() + ")");
         }
       }
     }
@@ -234,9 +237,12 @@ void Loader::read_identity_sources(const Fields& f, AuthorizerSpec& a, const Api
                        sluice::quoted(s));
       continue;
     }
-    if (a.type == AuthorizerType::jwt && !(starts_with(s, "$request.header.") || starts_with(s, "$request.querystring."))) {
-      c_.error(at, "a jwt authorizer reads the token from a header or query string ($request.header.Authorization), "
-                   "found " + sluice::quoted(s));
+    if (a.type == AuthorizerType::jwt &&
+        !(starts_with(s, "$request.header.") || starts_with(s, "$request.querystring."))) {
+      c_.error(at,
+               "a jwt authorizer reads the token from a header or query string ($request.header.Authorization), "
+               "found " +
+                   sluice::quoted(s));
       continue;
     }
     a.identity_sources.push_back(s);
@@ -252,8 +258,10 @@ void Loader::read_identity_sources(const Fields& f, AuthorizerSpec& a, const Api
 void Loader::read_jwt(const Fields& f, JwtConfig& jwt) {
   if (auto x = f.get("issuer")) {
     if (auto s = c_.string(*x, "the issuer URL (the token's iss claim)")) {
-      if (s->empty()) c_.error(*x, "the issuer is empty; give the token's iss value, e.g. https://auth.example.com/");
-      else jwt.issuer = *s;
+      if (s->empty())
+        c_.error(*x, "the issuer is empty; give the token's iss value, e.g. https://auth.example.com/");
+      else
+        jwt.issuer = *s;
     }
   } else {
     c_.missing(f.self, "issuer", "the expected iss claim, e.g. https://cognito-idp.REGION.amazonaws.com/POOL_ID");
@@ -271,8 +279,9 @@ void Loader::read_jwt(const Fields& f, JwtConfig& jwt) {
   if (file && inline_keys) {
     c_.error(f.self, "set either 'jwks_file' or 'jwks', not both");
   } else if (!file && !inline_keys) {
-    c_.error(f.self, "a jwt authorizer needs the signing keys: 'jwks_file' (a JWKS JSON file) or 'jwks' (inline "
-                     "{keys: [...]})");
+    c_.error(f.self,
+             "a jwt authorizer needs the signing keys: 'jwks_file' (a JWKS JSON file) or 'jwks' (inline "
+             "{keys: [...]})");
   } else if (file) {
     read_jwks_file(*file, jwt);
   } else {

@@ -117,8 +117,8 @@ void Checker::missing(const View& parent, const std::string& key, const std::str
   error(parent, "missing required key '" + key + "'" + (hint.empty() ? "" : "; " + hint));
 }
 
-std::optional<Fields> Checker::fields(const View& v, const std::vector<std::string>& allowed,
-                                      std::string_view expected, bool null_ok) {
+std::optional<Fields> Checker::fields(const View& v, const std::vector<std::string>& allowed, std::string_view expected,
+                                      bool null_ok) {
   if (stopped_) return std::nullopt;
   Fields f;
   f.self = v;
@@ -153,7 +153,7 @@ std::optional<Fields> Checker::fields(const View& v, const std::vector<std::stri
 }
 
 std::optional<std::vector<std::pair<std::string, View>>> Checker::named(const View& v, std::string_view expected,
-                                                                         bool null_ok) {
+                                                                        bool null_ok) {
   if (stopped_) return std::nullopt;
   std::vector<std::pair<std::string, View>> out;
   if (v.null() && null_ok) return out;

@@ -59,7 +59,7 @@ class Checker {
                                bool null_ok = false);
   // A mapping whose keys are names chosen by the user (functions, routes...).
   std::optional<std::vector<std::pair<std::string, View>>> named(const View& v, std::string_view expected,
-                                                                  bool null_ok = false);
+                                                                 bool null_ok = false);
   // A list; `scalar_ok` turns a single scalar into a one-item list.
   std::optional<std::vector<View>> list(const View& v, std::string_view expected, bool scalar_ok = false);
 
@@ -68,8 +68,7 @@ class Checker {
   std::optional<double> number(const View& v, std::string_view expected);
   std::optional<bool> boolean(const View& v);
   // A scalar that must be one of `choices`, with a suggestion when it is not.
-  std::optional<std::string> choice(const View& v, const std::vector<std::string>& choices,
-                                    std::string_view what);
+  std::optional<std::string> choice(const View& v, const std::vector<std::string>& choices, std::string_view what);
 
   void missing(const View& parent, const std::string& key, const std::string& hint = "");
 

@@ -96,10 +96,12 @@ std::optional<std::string> handler_format_error(const std::string& handler, Runt
              "\"pkg.mod.handler\" for pkg/mod.py";
     for (const auto& seg : h->module)
       if (!module_segment_ok(seg))
-        return "handler " + sluice::quoted(handler) + " has an invalid module path (each part must be letters, digits, "
+        return "handler " + sluice::quoted(handler) +
+               " has an invalid module path (each part must be letters, digits, "
                "'_' or '-', separated by '.' or '/')";
     if (!python_identifier(h->function))
-      return "handler " + sluice::quoted(handler) + ": " + sluice::quoted(h->function) + " is not a Python function name";
+      return "handler " + sluice::quoted(handler) + ": " + sluice::quoted(h->function) +
+             " is not a Python function name";
     return std::nullopt;
   }
   auto h = split_node(handler);
@@ -109,7 +111,8 @@ std::optional<std::string> handler_format_error(const std::string& handler, Runt
            "\"src/app.handler\"";
   for (const auto& d : h->dirs)
     if (!module_segment_ok(d))
-      return "handler " + sluice::quoted(handler) + " has an invalid directory part (letters, digits, '_' or '-' "
+      return "handler " + sluice::quoted(handler) +
+             " has an invalid directory part (letters, digits, '_' or '-' "
              "separated by '/'; no '..')";
   if (!module_segment_ok(h->file)) return "handler " + sluice::quoted(handler) + " has an invalid file name";
   for (const auto& e : h->exports)
@@ -119,8 +122,7 @@ std::optional<std::string> handler_format_error(const std::string& handler, Runt
 }
 
 std::optional<std::string> python_handler_file_error(const std::string& handler, const fs::path& code_dir,
-                                                     const std::vector<fs::path>& layers,
-                                                     const RuntimeId& runtime) {
+                                                     const std::vector<fs::path>& layers, const RuntimeId& runtime) {
   auto h = split_python(handler);
   if (!h) return std::nullopt;  // reported by handler_format_error
   std::string rel = join_segments(h->module);
@@ -129,8 +131,7 @@ std::optional<std::string> python_handler_file_error(const std::string& handler,
   for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
     roots.push_back(*it / "python");
     roots.push_back(*it / "python" / "lib" /
-                    ("python" + std::to_string(runtime.major) + "." + std::to_string(runtime.minor)) /
-                    "site-packages");
+                    ("python" + std::to_string(runtime.major) + "." + std::to_string(runtime.minor)) / "site-packages");
   }
   for (const auto& root : roots) {
     if (is_file(root / (rel + ".py")) || is_file(root / rel / "__init__.py")) return std::nullopt;
@@ -177,7 +178,8 @@ std::optional<std::string> bootstrap_error(const fs::path& code_dir, const std::
     if (r == 2)
       return "runtime " + runtime.id + " runs " + p.string() + " (in " + where +
              "), but that file is not executable; run chmod +x on it";
-    return "runtime " + runtime.id + " needs " + p.string() + " (in " + where + ") to be an executable file, "
+    return "runtime " + runtime.id + " needs " + p.string() + " (in " + where +
+           ") to be an executable file, "
            "but it is not a regular file";
   }
   std::string msg = "runtime " + runtime.id + " needs an executable file named 'bootstrap' in the code directory " +

@@ -47,8 +47,8 @@ int line_of_offset(const std::string& text, std::size_t offset) {
 bool precheck(const std::string& text, std::vector<Problem>& problems) {
   if (text.size() > max_file_bytes) {
     problems.push_back(file_problem("the file is " + std::to_string(text.size()) +
-                                    " bytes; a stack file may be at most " +
-                                    std::to_string(max_file_bytes) + " bytes"));
+                                    " bytes; a stack file may be at most " + std::to_string(max_file_bytes) +
+                                    " bytes"));
     return false;
   }
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -144,13 +144,15 @@ class JsonParser {
       }
       for (;;) {
         skip_ws();
-        if (i_ < t_.size() && t_[i_] == '}' && !n->entries.empty()) fail("trailing comma before '}' (JSON allows none)");
+        if (i_ < t_.size() && t_[i_] == '}' && !n->entries.empty())
+          fail("trailing comma before '}' (JSON allows none)");
         if (i_ >= t_.size() || t_[i_] != '"') fail("expected a quoted key, found " + describe_here());
         Entry e;
         e.key_line = line_;
         e.key = string();
         skip_ws();
-        if (i_ >= t_.size() || t_[i_] != ':') fail("expected ':' after key \"" + e.key + "\", found " + describe_here());
+        if (i_ >= t_.size() || t_[i_] != ':')
+          fail("expected ':' after key \"" + e.key + "\", found " + describe_here());
         ++i_;
         skip_ws();
         e.value = value(depth + 1);
@@ -271,10 +273,14 @@ class JsonParser {
     for (int k = 0; k < 4; ++k) {
       char c = t_[i_++];
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= c - '0';
-      else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-      else fail("malformed \\u escape");
+      if (c >= '0' && c <= '9')
+        v |= c - '0';
+      else if (c >= 'a' && c <= 'f')
+        v |= c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        v |= c - 'A' + 10;
+      else
+        fail("malformed \\u escape");
     }
     return v;
   }
@@ -295,14 +301,30 @@ class JsonParser {
       if (i_ >= t_.size()) fail("unterminated string");
       char e = t_[i_++];
       switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '/':
+          out.push_back('/');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
         case 'u': {
           std::uint32_t cp = hex4();
           if (cp >= 0xd800 && cp <= 0xdbff) {
@@ -434,8 +456,8 @@ class TreeBuilder : public YAML::EventHandler {
   }
 
   void open(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor, Node::Kind kind) {
-    if (!(tag == "?" || tag == "!" || tag.empty() || tag == "tag:yaml.org,2002:map" ||
-          tag == "tag:yaml.org,2002:seq" || tag == "tag:yaml.org,2002:omap"))
+    if (!(tag == "?" || tag == "!" || tag.empty() || tag == "tag:yaml.org,2002:map" || tag == "tag:yaml.org,2002:seq" ||
+          tag == "tag:yaml.org,2002:omap"))
       unsupported_tag(mark, tag);
     auto n = std::make_shared<Node>();
     n->kind = kind;
@@ -529,8 +551,8 @@ int first_tab_indented_line(const std::string& text) {
 }
 
 std::string strip_bom(const std::string& text) {
-  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xef &&
-      static_cast<unsigned char>(text[1]) == 0xbb && static_cast<unsigned char>(text[2]) == 0xbf)
+  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xef && static_cast<unsigned char>(text[1]) == 0xbb &&
+      static_cast<unsigned char>(text[2]) == 0xbf)
     return text.substr(3);
   return text;
 }

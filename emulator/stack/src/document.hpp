@@ -25,11 +25,11 @@ struct Entry {
 struct Node {
   enum class Kind { null, scalar, seq, map };
   Kind kind = Kind::null;
-  std::string text;  // scalars: the text as written (after unquoting)
-  bool plain = false;  // scalar written without quotes (YAML plain; JSON number/true/false)
-  int line = 0;        // 1-based; 0 when unknown
-  std::vector<NodeP> items;     // seq
-  std::vector<Entry> entries;   // map, in file order, duplicates kept
+  std::string text;            // scalars: the text as written (after unquoting)
+  bool plain = false;          // scalar written without quotes (YAML plain; JSON number/true/false)
+  int line = 0;                // 1-based; 0 when unknown
+  std::vector<NodeP> items;    // seq
+  std::vector<Entry> entries;  // map, in file order, duplicates kept
 };
 
 struct ParsedDocument {

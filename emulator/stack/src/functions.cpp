@@ -1,11 +1,10 @@
 // defaults, packages and functions: runtimes, handlers, code directories,
 // environment, layers, aliases, async settings.
-#include "schema.hpp"
-
 #include <algorithm>
 #include <system_error>
 
 #include "code_checks.hpp"
+#include "schema.hpp"
 
 namespace sluice::stack::detail {
 
@@ -15,8 +14,8 @@ std::optional<RuntimeId> Loader::runtime(const View& v) {
   auto s = c_.string(v, "a runtime such as \"python3.12\"");
   if (!s) return std::nullopt;
   if (auto r = parse_runtime(*s)) return r;
-  c_.error(v, with_choices("unsupported runtime " + sluice::quoted(*s), *s, supported_runtimes(),
-                          "supported runtimes"));
+  c_.error(v,
+           with_choices("unsupported runtime " + sluice::quoted(*s), *s, supported_runtimes(), "supported runtimes"));
   return std::nullopt;
 }
 
@@ -161,8 +160,10 @@ void Loader::read_runtime_and_handler(const Fields& f, FunctionSpec& fn, CodeChe
   } else {
     c_.missing(f.self, "runtime", "set it here or in defaults.runtime (e.g. python3.12, nodejs20.x, provided.al2023)");
   }
-  if (rt) fn.runtime = *rt;
-  else code.ok = false;
+  if (rt)
+    fn.runtime = *rt;
+  else
+    code.ok = false;
 
   if (auto x = f.get("handler")) {
     code.handler = c_.string(*x, "a handler such as \"app.handler\"");
@@ -276,8 +277,10 @@ bool Loader::read_layers(const View& v, FunctionSpec& fn) {
     ok = false;
   }
   for (const auto& item : *items) {
-    if (auto d = directory(item, "layer directory")) fn.layers.push_back(*d);
-    else ok = false;
+    if (auto d = directory(item, "layer directory"))
+      fn.layers.push_back(*d);
+    else
+      ok = false;
   }
   return ok;
 }
@@ -303,8 +306,9 @@ void Loader::read_aliases(const View& v, FunctionSpec& fn) {
   for (const auto& [name, av] : *entries) {
     if (c_.stopped()) return;
     if (name.empty() || name.size() > 128 || !chars_in(name, name_char) || chars_in(name, digit_char)) {
-      c_.error(av, "alias name " + sluice::quoted(name) +
-                       " must be 1 to 128 letters, digits, '-' or '_' and not only digits (that would read as a version)");
+      c_.error(av,
+               "alias name " + sluice::quoted(name) +
+                   " must be 1 to 128 letters, digits, '-' or '_' and not only digits (that would read as a version)");
       continue;
     }
     AliasSpec alias;

@@ -76,8 +76,8 @@ namespace detail {
 
 const std::vector<std::string>& supported_runtimes() {
   static const std::vector<std::string> ids{
-      "python3.9",  "python3.10", "python3.11", "python3.12",   "python3.13",     "python3.14", "nodejs18.x",
-      "nodejs20.x", "nodejs22.x", "nodejs24.x", "provided",     "provided.al2",   "provided.al2023",
+      "python3.9",  "python3.10", "python3.11", "python3.12", "python3.13",   "python3.14",      "nodejs18.x",
+      "nodejs20.x", "nodejs22.x", "nodejs24.x", "provided",   "provided.al2", "provided.al2023",
   };
   return ids;
 }
@@ -85,15 +85,15 @@ const std::vector<std::string>& supported_runtimes() {
 std::optional<Stack> Loader::load(const detail::NodeP& root) {
   stack_.base_dir = base_;
   if (!root || root->kind == Node::Kind::null) {
-    c_.error("", 0, "the file is empty; a stack file is a mapping with at least 'name:' (and usually "
-                    "'functions:' and 'apis:')");
+    c_.error("", 0,
+             "the file is empty; a stack file is a mapping with at least 'name:' (and usually "
+             "'functions:' and 'apis:')");
     return std::nullopt;
   }
   View top{root.get(), "", root->line ? root->line : 1};
-  auto f = c_.fields(top,
-                     {"name", "region", "account_id", "defaults", "packages", "functions", "apis", "api_keys",
-                      "usage_plans"},
-                     "a mapping at the top level (name:, functions:, apis:, ...)");
+  auto f = c_.fields(
+      top, {"name", "region", "account_id", "defaults", "packages", "functions", "apis", "api_keys", "usage_plans"},
+      "a mapping at the top level (name:, functions:, apis:, ...)");
   if (!f) return std::nullopt;
 
   if (auto v = f->get("name")) {
@@ -224,9 +224,12 @@ LoadResult load_text(const std::string& text, const fs::path& source_name, const
     auto stack = loader.load(doc.root);
     if (stack && !tree_errors) {
       std::string src = source_name.string();
-      if (src.empty()) stack->source = base / "<text>";
-      else if (src.front() == '<' || source_name.is_absolute()) stack->source = source_name;
-      else stack->source = absolute_canonical(base / source_name);
+      if (src.empty())
+        stack->source = base / "<text>";
+      else if (src.front() == '<' || source_name.is_absolute())
+        stack->source = source_name;
+      else
+        stack->source = absolute_canonical(base / source_name);
       result.stack = std::move(stack);
     }
   } catch (const std::exception& e) {

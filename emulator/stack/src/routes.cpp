@@ -1,21 +1,20 @@
 // Routes: "METHOD /path" keys, FUNCTION[:QUALIFIER] targets with stage
 // variables, and the per-stage checks of what a target resolves to.
-#include "schema.hpp"
-
 #include <algorithm>
+
+#include "schema.hpp"
 
 namespace sluice::stack::detail {
 
 // ---- route keys --------------------------------------------------------------
 
-
-
 std::variant<RouteKey, std::string> parse_route_key(const std::string& text, std::optional<ApiType> type) {
   RouteKey rk;
   if (text == "$default") {
     if (type == ApiType::rest)
-      return std::string("the $default route exists only in HTTP APIs; a REST API catches everything with "
-                         "\"ANY /{proxy+}\"");
+      return std::string(
+          "the $default route exists only in HTTP APIs; a REST API catches everything with "
+          "\"ANY /{proxy+}\"");
     rk.key = rk.shape = "$default";
     return rk;
   }
@@ -43,12 +42,14 @@ std::variant<RouteKey, std::string> parse_route_key(const std::string& text, std
     if (s.empty()) return "route " + sluice::quoted(text) + ": the path has an empty segment ('//')";
     if (s.front() == '{') {
       if (s.back() != '}' || s.size() < 3)
-        return "route " + sluice::quoted(text) + ": path parameter " + sluice::quoted(s) + " must be a whole segment like {id}";
+        return "route " + sluice::quoted(text) + ": path parameter " + sluice::quoted(s) +
+               " must be a whole segment like {id}";
       std::string name = s.substr(1, s.size() - 2);
       bool greedy = !name.empty() && name.back() == '+';
       if (greedy) name.pop_back();
       if (name.empty() || !chars_in(name, word_char))
-        return "route " + sluice::quoted(text) + ": path parameter names are letters, digits and '_', found " + sluice::quoted(s);
+        return "route " + sluice::quoted(text) + ": path parameter names are letters, digits and '_', found " +
+               sluice::quoted(s);
       if (greedy && i + 1 != segs.size())
         return "route " + sluice::quoted(text) + ": the greedy parameter {" + name + "+} must be the last segment";
       if (!params.insert(name).second)
@@ -71,8 +72,6 @@ std::variant<RouteKey, std::string> parse_route_key(const std::string& text, std
 
 // ---- route targets -----------------------------------------------------------
 
-
-
 std::variant<ParsedTarget, std::string> parse_target(const std::string& text) {
   ParsedTarget pt;
   if (text.empty()) return std::string("the target is empty; expected FUNCTION or FUNCTION:QUALIFIER");
@@ -87,7 +86,8 @@ std::variant<ParsedTarget, std::string> parse_target(const std::string& text) {
         return "malformed stage variable reference in " + sluice::quoted(text) + "; write ${stageVariables.NAME}";
       std::string name = text.substr(i + prefix.size(), close - i - prefix.size());
       if (name.empty() || !chars_in(name, word_char))
-        return "stage variable name " + sluice::quoted(name) + " in " + sluice::quoted(text) + " must be letters, digits or '_'";
+        return "stage variable name " + sluice::quoted(name) + " in " + sluice::quoted(text) +
+               " must be letters, digits or '_'";
       pt.variables.push_back(name);
       (in_qualifier ? pt.qualifier_static : pt.function_static) = false;
       (in_qualifier ? qualifier : function) += text.substr(i, close - i + 1);
@@ -102,7 +102,8 @@ std::variant<ParsedTarget, std::string> parse_target(const std::string& text) {
       ++i;
       continue;
     }
-    bool ok = in_qualifier ? (name_char(static_cast<unsigned char>(c)) || c == '$') : name_char(static_cast<unsigned char>(c));
+    bool ok = in_qualifier ? (name_char(static_cast<unsigned char>(c)) || c == '$')
+                           : name_char(static_cast<unsigned char>(c));
     if (!ok)
       return "target " + sluice::quoted(text) + " has the character " + sluice::quoted(std::string(1, c)) +
              "; function names are letters, digits, '-' and '_' (FUNCTION[:QUALIFIER], either may use "
@@ -112,7 +113,8 @@ std::variant<ParsedTarget, std::string> parse_target(const std::string& text) {
   }
   if (function.empty()) return "target " + sluice::quoted(text) + " names no function";
   if (in_qualifier && qualifier.empty())
-    return "target " + sluice::quoted(text) + " ends with ':'; give a qualifier ($LATEST, a version number or an alias)";
+    return "target " + sluice::quoted(text) +
+           " ends with ':'; give a qualifier ($LATEST, a version number or an alias)";
   if (pt.function_static && function.size() > 64)
     return "function name in target " + sluice::quoted(text) + " is longer than 64 characters";
   pt.target.function = function;
@@ -221,8 +223,10 @@ void Loader::read_route(const std::string& key, const View& v, ApiSpec& api, Api
       c_.missing(v, "function", "the target FUNCTION[:QUALIFIER]");
     }
     if (auto x = f->get("api_key_required")) {
-      if (http) c_.error(*x, "api_key_required applies to REST APIs only; HTTP APIs have no API keys");
-      else if (auto b = c_.boolean(*x)) route.api_key_required = *b;
+      if (http)
+        c_.error(*x, "api_key_required applies to REST APIs only; HTTP APIs have no API keys");
+      else if (auto b = c_.boolean(*x))
+        route.api_key_required = *b;
     }
     if (auto x = f->get("authorizer")) {
       if (auto s = c_.string(*x, "an authorizer name or \"none\"")) {
@@ -251,8 +255,10 @@ void Loader::read_route(const std::string& key, const View& v, ApiSpec& api, Api
       }
     }
     if (auto x = f->get("payload_format")) {
-      if (rest) c_.error(*x, "payload_format applies to HTTP APIs only; REST APIs always send payload 1.0");
-      else if (auto p = payload_format(*x)) route.payload_format = *p;
+      if (rest)
+        c_.error(*x, "payload_format applies to HTTP APIs only; REST APIs always send payload 1.0");
+      else if (auto p = payload_format(*x))
+        route.payload_format = *p;
     }
     if (auto x = f->get("timeout_ms"))
       if (auto t = c_.integer(*x, 50, http ? 30000 : 29000)) route.timeout_ms = static_cast<int>(*t);
@@ -311,16 +317,17 @@ void Loader::check_target(const View& at, const ParsedTarget& pt, const ApiSpec&
         missing.push_back(var);
     if (!missing.empty()) {
       c_.warning(at, "stage " + squoted(sname) + " does not define the stage variable" +
-                         (missing.size() > 1 ? "s " : " ") + list_words(missing) + " used by target " + sluice::quoted(text) +
-                         "; requests through that stage will fail");
+                         (missing.size() > 1 ? "s " : " ") + list_words(missing) + " used by target " +
+                         sluice::quoted(text) + "; requests through that stage will fail");
       continue;
     }
     std::string fn = substitute(t.function, stage.variables);
     std::string q = substitute(t.qualifier, stage.variables);
     std::string resolved = fn + (q.empty() ? "" : ":" + q);
     if (!function_names_.count(fn)) {
-      c_.warning(at, "through stage " + squoted(sname) + " target " + sluice::quoted(text) + " resolves to " + sluice::quoted(resolved) +
-                         ", but there is no function " + sluice::quoted(fn) + "; requests through that stage will fail");
+      c_.warning(at, "through stage " + squoted(sname) + " target " + sluice::quoted(text) + " resolves to " +
+                         sluice::quoted(resolved) + ", but there is no function " + sluice::quoted(fn) +
+                         "; requests through that stage will fail");
       continue;
     }
     if (auto err = static_qualifier_error(fn, q))

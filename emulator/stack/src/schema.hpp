@@ -5,13 +5,12 @@
 
 #include <cctype>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "checker.hpp"
 #include "document.hpp"
@@ -33,11 +32,13 @@ inline bool name_char(unsigned char c) { return std::isalnum(c) || c == '_' || c
 inline bool word_char(unsigned char c) { return std::isalnum(c) || c == '_'; }
 inline bool digit_char(unsigned char c) { return std::isdigit(c); }
 
-inline bool valid_name(const std::string& s, std::size_t max) { return !s.empty() && s.size() <= max && chars_in(s, name_char); }
+inline bool valid_name(const std::string& s, std::size_t max) {
+  return !s.empty() && s.size() <= max && chars_in(s, name_char);
+}
 
 inline bool valid_env_name(const std::string& s) {
-  return !s.empty() && std::isalpha(static_cast<unsigned char>(s[0])) && std::isalnum(static_cast<unsigned char>(s[0])) &&
-         chars_in(s, word_char);
+  return !s.empty() && std::isalpha(static_cast<unsigned char>(s[0])) &&
+         std::isalnum(static_cast<unsigned char>(s[0])) && chars_in(s, word_char);
 }
 
 inline bool valid_stack_name(const std::string& s) {
@@ -52,7 +53,8 @@ inline bool valid_region(const std::string& s) {
   auto parts = split(s, '-');
   if (parts.size() == 4 && parts[1] == "gov") parts.erase(parts.begin() + 1);
   return parts.size() == 3 && parts[0].size() == 2 && chars_in(parts[0], lower_alpha) && !parts[1].empty() &&
-         chars_in(parts[1], lower_alpha) && parts[2].size() == 1 && std::isdigit(static_cast<unsigned char>(parts[2][0]));
+         chars_in(parts[1], lower_alpha) && parts[2].size() == 1 &&
+         std::isdigit(static_cast<unsigned char>(parts[2][0]));
 }
 
 inline bool positive_version(const std::string& s) {
@@ -77,7 +79,7 @@ inline bool media_char(unsigned char c) {
 
 // "<msg>; did you mean 'x'? Label: a, b" -- or "<msg>; label: a, b", or "<msg>; <when_empty>".
 inline std::string with_choices(std::string msg, const std::string& word, const std::vector<std::string>& candidates,
-                         std::string label, const std::string& when_empty = "") {
+                                std::string label, const std::string& when_empty = "") {
   std::string near = nearest(word, candidates);
   if (!near.empty()) msg += "; did you mean " + squoted(near) + "?";
   if (candidates.empty()) {
@@ -131,15 +133,15 @@ nlohmann::json to_json(const Node* n);
 
 struct ApiInfo {
   std::optional<ApiType> type;
-  std::set<std::string> route_keys;                  // normalised
+  std::set<std::string> route_keys;                        // normalised
   std::map<std::string, AuthorizerType> authorizer_types;  // valid ones
-  std::set<std::string> authorizer_names;            // every declared one
-  std::set<std::string> stage_names;                 // every declared one (plus $default when implied)
+  std::set<std::string> authorizer_names;                  // every declared one
+  std::set<std::string> stage_names;                       // every declared one (plus $default when implied)
 };
 
 // What read_function learns for the code checks that run last.
 struct CodeCheck {
-  bool ok = true;        // nothing the checks depend on is broken
+  bool ok = true;  // nothing the checks depend on is broken
   bool have_dir = false;
   std::optional<std::string> handler;
   View handler_at, code_at;  // where to report handler and bootstrap problems
@@ -176,7 +178,8 @@ class Loader {
   void read_jwt(const Fields& f, JwtConfig& jwt);
   void read_jwks_file(const View& v, JwtConfig& jwt);
   void read_inline_jwks(const View& v, JwtConfig& jwt);
-  void read_stages(const Fields& api_fields, ApiSpec& api, ApiInfo& info, std::vector<std::pair<std::string, View>>& deferred);
+  void read_stages(const Fields& api_fields, ApiSpec& api, ApiInfo& info,
+                   std::vector<std::pair<std::string, View>>& deferred);
   void read_routes(const View& v, ApiSpec& api, ApiInfo& info);
   void read_route(const std::string& key, const View& v, ApiSpec& api, ApiInfo& info,
                   std::map<std::string, std::string>& shapes, std::map<std::string, int>& lines);
@@ -209,12 +212,12 @@ class Loader {
   Stack stack_;
   bool name_ok_ = false;
   std::set<std::string> package_names_;
-  std::set<std::string> function_names_;                     // every declared one
+  std::set<std::string> function_names_;                      // every declared one
   std::map<std::string, std::set<std::string>> alias_names_;  // function -> declared aliases
   std::map<std::string, ApiInfo> api_info_;
   std::map<std::string, int> api_lines_;
   std::set<std::string> key_names_;
-  std::map<std::string, View> route_views_;  // "api/routeKey" -> where it was written
+  std::map<std::string, View> route_views_;                                    // "api/routeKey" -> where it was written
   std::map<std::pair<std::string, std::string>, std::string> key_stage_plan_;  // (key, "api/stage") -> plan
 };
 

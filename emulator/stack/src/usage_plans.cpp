@@ -1,8 +1,8 @@
 // API keys and usage plans: values, stages, quotas, per-route throttles, and
 // the rule that a key belongs to one plan per API stage.
-#include "schema.hpp"
-
 #include <climits>
+
+#include "schema.hpp"
 
 namespace sluice::stack::detail {
 
@@ -29,9 +29,14 @@ void Loader::read_api_keys(const View& v) {
       if (auto s = c_.string(*x, "an API key value of 20 to 128 characters")) {
         bool printable = chars_in(*s, [](unsigned char c) { return c > 0x20 && c < 0x7f; });
         if (s->size() < 20 || s->size() > 128 || !printable) {
-          c_.error(*x, "an API key value must be 20 to 128 printable ASCII characters without spaces (as on AWS), "
-                       "found " + std::to_string(s->size()) + " characters" + (printable ? "" : " with spaces or "
-                       "non-ASCII ones") + "; omit 'value' to get a generated one");
+          c_.error(*x,
+                   "an API key value must be 20 to 128 printable ASCII characters without spaces (as on AWS), "
+                   "found " +
+                       std::to_string(s->size()) + " characters" +
+                       (printable ? ""
+                                  : " with spaces or "
+                                    "non-ASCII ones") +
+                       "; omit 'value' to get a generated one");
         } else {
           key.value = *s;
         }
@@ -111,8 +116,10 @@ std::optional<QuotaSpec> Loader::quota(const View& v) {
   QuotaSpec quota;
   bool ok = true;
   if (auto y = q->get("limit")) {
-    if (auto n = c_.integer(*y, 1, INT_MAX)) quota.limit = static_cast<int>(*n);
-    else ok = false;
+    if (auto n = c_.integer(*y, 1, INT_MAX))
+      quota.limit = static_cast<int>(*n);
+    else
+      ok = false;
   } else {
     c_.missing(v, "limit", "the number of requests allowed per period");
     ok = false;
@@ -138,8 +145,10 @@ std::optional<QuotaSpec> Loader::quota(const View& v) {
                        ", found " + std::to_string(*n) + "; MONTH allows 0 to 27");
       n.reset();
     }
-    if (n) quota.offset = static_cast<int>(*n);
-    else ok = false;
+    if (n)
+      quota.offset = static_cast<int>(*n);
+    else
+      ok = false;
   }
   if (!ok) return std::nullopt;
   return quota;
@@ -185,7 +194,8 @@ void Loader::read_plan_route_throttles(const View& v, UsagePlanSpec& plan) {
     auto first = ref.find('/');
     auto second = first == std::string::npos ? std::string::npos : ref.find('/', first + 1);
     if (second == std::string::npos) {
-      c_.error(tv, "expected \"API/STAGE/METHOD /path\" (e.g. \"store/prod/GET /movies\"), found " + sluice::quoted(ref));
+      c_.error(tv,
+               "expected \"API/STAGE/METHOD /path\" (e.g. \"store/prod/GET /movies\"), found " + sluice::quoted(ref));
       continue;
     }
     std::string api_stage = ref.substr(0, second);

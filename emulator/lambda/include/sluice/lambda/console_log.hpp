@@ -25,6 +25,8 @@ class ConsoleLogSink : public runtime::LogSink {
   ~ConsoleLogSink() override;
 
   void write(const runtime::LogLine& line) override;
+  // A line of sluice's own output (access log, reload notices), written in order with the rest.
+  void write_text(std::string line);
   bool accepting() const override;
   void flush();  // waits until everything queued is written
 

@@ -1,0 +1,602 @@
+// The API Gateway request path: stage, CORS preflight, route, authorizer, API
+// key, throttling and quota, target resolution with stage variables, the
+// Lambda proxy integration with its timeout, response mapping, AWS's headers
+// and one access-log line. Each step's failure becomes AWS's answer here, in
+// one place (answer()).
+#include "sluice/gateway/gateway.hpp"
+
+#include "sluice/common/http_server.hpp"
+#include "sluice/common/log.hpp"
+#include "sluice/common/util.hpp"
+#include "sluice/gateway/authorizers.hpp"
+#include "sluice/gateway/cors.hpp"
+#include "sluice/gateway/payloads.hpp"
+#include "sluice/gateway/routing.hpp"
+#include "sluice/gateway/usage.hpp"
+#include "sluice/lambda/service.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include <set>
+
+namespace sluice::gateway {
+
+namespace asio = boost::asio;
+using json = nlohmann::json;
+using mono = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+auto logger() {
+  static auto l = log::get("gateway");
+  return l;
+}
+
+// Everything one API needs per request; immutable once built, shared by the
+// requests in flight while a reload swaps in a new one.
+struct ApiState {
+  stack::ApiSpec spec;
+  std::string region, account;
+  std::unique_ptr<Router> router;
+  std::map<std::string, std::shared_ptr<JwtVerifier>> jwt;
+  std::map<std::string, std::string> jwt_errors;  // authorizer -> why it cannot verify
+};
+
+std::shared_ptr<ApiState> make_state(const stack::Stack& st, const stack::ApiSpec& api) {
+  auto s = std::make_shared<ApiState>();
+  s->spec = api;
+  s->region = st.region;
+  s->account = st.account_id;
+  s->router = std::make_unique<Router>(s->spec);
+  for (const auto& [name, auth] : s->spec.authorizers) {
+    if (auth.type != stack::AuthorizerType::jwt) continue;
+    try {
+      s->jwt[name] = std::make_shared<JwtVerifier>(auth.jwt);
+    } catch (const std::exception& e) {
+      s->jwt_errors[name] = e.what();
+      logger()->error("API {}: JWT authorizer {} cannot verify tokens: {}", api.name, name, e.what());
+    }
+  }
+  return s;
+}
+
+// ${stageVariables.NAME} substitution; nullopt names the missing variable.
+struct Substituted {
+  std::string value;
+  std::string missing;  // non-empty: this variable is not defined on the stage
+};
+Substituted substitute(const std::string& text, const std::map<std::string, std::string>& vars) {
+  Substituted out;
+  std::size_t pos = 0;
+  while (true) {
+    auto start = text.find("${stageVariables.", pos);
+    if (start == std::string::npos) {
+      out.value.append(text, pos, std::string::npos);
+      return out;
+    }
+    out.value.append(text, pos, start - pos);
+    auto end = text.find('}', start);
+    if (end == std::string::npos) {
+      out.value.append(text, start, std::string::npos);
+      return out;
+    }
+    std::string name = text.substr(start + 17, end - start - 17);
+    auto it = vars.find(name);
+    if (it == vars.end()) {
+      out.missing = name;
+      return out;
+    }
+    out.value += it->second;
+    pos = end + 1;
+  }
+}
+
+std::string trace_root() {
+  char epoch[9];
+  std::snprintf(epoch, sizeof epoch, "%08llx", static_cast<unsigned long long>(epoch_ms() / 1000) & 0xffffffffULL);
+  return "Root=1-" + std::string(epoch) + "-" + random_hex(24);
+}
+
+// Invokes with the integration timeout; the invocation keeps running on
+// timeout, as on AWS, but nobody waits for it.
+struct PendingInvoke {
+  explicit PendingInvoke(asio::any_io_executor ex) : wake(ex) {}
+  std::optional<lambda::InvokeResponse> result;
+  asio::steady_timer wake;
+};
+
+asio::awaitable<void> run_invoke(std::shared_ptr<PendingInvoke> p, lambda::LambdaService* service,
+                                 lambda::InvokeRequest req) {
+  auto res = co_await service->invoke(std::move(req));
+  p->result = std::move(res);
+  p->wake.cancel();
+}
+
+// Collects a streamed function response (API routes answer buffered).
+asio::awaitable<void> collect_stream(std::shared_ptr<runtime::ResponseStream> stream, std::string* out, bool* error) {
+  auto ex = co_await asio::this_coro::executor;
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [&](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        stream->consume(
+            [out](std::string_view chunk) {
+              out->append(chunk);
+              return true;
+            },
+            [h, ex] { asio::post(ex, [h] { std::move(*h)(); }); });
+      },
+      asio::use_awaitable);
+  if (!stream->error_type().empty()) *error = true;
+}
+
+}  // namespace
+
+struct Gateway::Impl : std::enable_shared_from_this<Impl> {
+  struct Listener {
+    std::string name;
+    std::shared_ptr<http::Server> server;
+    unsigned short port = 0;
+    std::shared_ptr<ApiState> state;
+  };
+
+  Impl(asio::any_io_executor ex_, lambda::LambdaService& svc, GatewayOptions opts,
+       std::function<void(const std::string&)> log)
+      : ex(ex_), service(svc), options(std::move(opts)), access_log(std::move(log)) {}
+
+  asio::any_io_executor ex;
+  lambda::LambdaService& service;
+  GatewayOptions options;
+  std::function<void(const std::string&)> access_log;
+  std::shared_ptr<const stack::Stack> stack;
+  std::unique_ptr<UsageControl> usage;
+  AuthorizerCache auth_cache;
+  std::map<std::string, std::shared_ptr<Listener>> listeners;
+  std::set<unsigned short> used_ports;
+  unsigned short next_port = 0;
+
+  // ------------------------------------------------------------ listeners
+
+  unsigned short pick_port(const stack::ApiSpec& api) {
+    if (api.port) return static_cast<unsigned short>(*api.port);
+    if (options.base_port == 0) return 0;
+    if (next_port == 0) next_port = options.base_port;
+    auto reserved = [&](unsigned short p) {
+      return used_ports.count(p) ||
+             std::find(options.reserved_ports.begin(), options.reserved_ports.end(), p) !=
+                 options.reserved_ports.end();
+    };
+    while (reserved(next_port)) ++next_port;
+    return next_port++;
+  }
+
+  std::shared_ptr<Listener> open(const stack::ApiSpec& api) {
+    auto l = std::make_shared<Listener>();
+    l->name = api.name;
+    l->state = make_state(*stack, api);
+    http::ServerLimits limits;
+    limits.body_limit = options.body_limit;
+    limits.header_limit = options.header_limit;
+    limits.read_timeout = options.read_timeout;
+    limits.idle_timeout = options.idle_timeout;
+    limits.write_timeout = std::chrono::seconds(60);
+    std::weak_ptr<Impl> wi = weak_from_this();
+    std::weak_ptr<Listener> wl = l;
+    stack::ApiType type = api.type;
+    l->server = std::make_shared<http::Server>(
+        ex, "api " + api.name, limits,
+        [wi, wl](http::Request& req, http::Responder& out) -> asio::awaitable<void> {
+          auto self = wi.lock();
+          auto listener = wl.lock();
+          if (!self || !listener) co_return;
+          co_await self->handle(listener, req, out);
+        },
+        [type](unsigned status, const std::string& message) {
+          http::Response r{static_cast<http::bhttp::status>(status), 11};
+          r.set(http::bhttp::field::content_type, "application/json");
+          if (status == 413) {
+            Response g = gateway_error(type, GatewayError::request_too_large);
+            for (const auto& h : g.headers) r.set(h.name, h.value);
+            r.body() = g.body;
+          } else {
+            r.body() = json{{"message", message}}.dump();
+          }
+          r.prepare_payload();
+          return r;
+        });
+    unsigned short want = pick_port(api);
+    l->port = l->server->listen(options.host, want).port();
+    used_ports.insert(l->port);
+    l->server->start();
+    return l;
+  }
+
+  void start(const stack::Stack& st) {
+    stack = std::make_shared<const stack::Stack>(st);
+    usage = std::make_unique<UsageControl>(*stack);
+    for (const auto& [name, api] : stack->apis) listeners[name] = open(api);
+  }
+
+  void reload(const stack::Stack& st) {
+    auto next = std::make_shared<const stack::Stack>(st);
+    auto old = stack;
+    stack = next;
+    usage = std::make_unique<UsageControl>(*stack);
+    auth_cache.clear();
+    for (auto it = listeners.begin(); it != listeners.end();) {
+      auto api = stack->apis.find(it->first);
+      bool port_changed = api != stack->apis.end() && api->second.port && *api->second.port != it->second->port;
+      if (api == stack->apis.end() || port_changed) {
+        auto server = it->second->server;
+        used_ports.erase(it->second->port);
+        asio::co_spawn(ex, server->drain(std::chrono::seconds(10)), asio::detached);
+        logger()->info("API {} {}", it->first, api == stack->apis.end() ? "removed" : "moves to a new port");
+        it = listeners.erase(it);
+      } else {
+        it->second->state = make_state(*stack, api->second);
+        ++it;
+      }
+    }
+    for (const auto& [name, api] : stack->apis) {
+      if (listeners.count(name)) continue;
+      try {
+        listeners[name] = open(api);
+      } catch (const std::exception& e) {
+        logger()->error("API {} cannot start: {}", name, e.what());
+      }
+    }
+  }
+
+  asio::awaitable<void> drain(std::chrono::milliseconds deadline) {
+    auto self = shared_from_this();
+    for (auto& [name, l] : listeners) co_await l->server->drain(deadline);
+  }
+
+  // ------------------------------------------------------------ per request
+
+  struct Trail {  // what the access log says about a request
+    std::string stage = "-";
+    std::string function = "-";
+    std::string version;
+    bool cold = false;
+    std::string note;
+  };
+
+  asio::awaitable<void> handle(std::shared_ptr<Listener> listener, http::Request& hreq, http::Responder& out) {
+    auto state = listener->state;
+    auto started = mono::now();
+    const auto& api = state->spec;
+    bool rest = api.type == stack::ApiType::rest;
+
+    Request req;
+    req.method = std::string(hreq.method_string());
+    std::string target(hreq.target());
+    auto q = target.find('?');
+    req.raw_path = q == std::string::npos ? target : target.substr(0, q);
+    req.raw_query = q == std::string::npos ? "" : target.substr(q + 1);
+    for (const auto& f : hreq) req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    req.body = std::move(hreq.body());
+    req.source_ip = out.remote().address().to_string();
+    req.protocol = hreq.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
+
+    std::string request_id = rest ? new_uuid() : new_apigw_id();
+    std::string apigw_id = new_apigw_id();
+    std::string trace = trace_root();
+    Trail trail;
+
+    Response res = co_await process(state, req, request_id, apigw_id, trace, trail);
+
+    // AWS's own headers on every answer.
+    if (rest) {
+      res.set("x-amzn-RequestId", request_id);
+      res.set("x-amz-apigw-id", apigw_id);
+      if (res.status < 400 || res.status == 502 || res.status == 504) res.set("X-Amzn-Trace-Id", trace);
+    } else {
+      res.set("apigw-requestid", request_id);
+    }
+    if (!res.get("Date")) res.set("Date", http_date());
+
+    http::Response hres{static_cast<http::bhttp::status>(res.status), hreq.version()};
+    for (auto& h : res.headers) hres.insert(h.name, h.value);
+    hres.body() = std::move(res.body);
+    hres.prepare_payload();
+    co_await out.send(std::move(hres));
+
+    double ms = std::chrono::duration<double, std::milli>(mono::now() - started).count();
+    if (access_log) {
+      std::string line = "[api " + api.name + "/" + trail.stage + "] " + req.method + " " + req.raw_path +
+                         (req.raw_query.empty() ? "" : "?" + req.raw_query) + " -> " + std::to_string(res.status) +
+                         " in " + fixed2(ms) + " ms";
+      if (trail.function != "-")
+        line += " (" + trail.function + ":" + (trail.version.empty() ? "?" : trail.version) + ", " +
+                (trail.cold ? "cold" : "warm") + ")";
+      if (!trail.note.empty()) line += " [" + trail.note + "]";
+      access_log(line);
+    }
+  }
+
+  static Response error(const ApiState& st, GatewayError e) { return gateway_error(st.spec.type, e); }
+
+  asio::awaitable<Response> process(std::shared_ptr<ApiState> state, Request& req, const std::string& request_id,
+                                    const std::string& apigw_id, const std::string& trace, Trail& trail) {
+    const auto& api = state->spec;
+    bool rest = api.type == stack::ApiType::rest;
+
+    // ---- stage
+    std::string stage;
+    std::string below;  // raw path below the stage
+    {
+      std::string_view raw = req.raw_path;
+      std::string_view first = raw.substr(raw.empty() || raw[0] != '/' ? 0 : 1);
+      auto slash = first.find('/');
+      std::string seg = url_decode(first.substr(0, slash));
+      std::string_view rest_of = slash == std::string_view::npos ? std::string_view("/") : first.substr(slash);
+      if (rest) {
+        if (seg.empty() || !api.stages.count(seg)) {
+          trail.note = seg.empty() ? "no stage in the path" : "no stage named " + sluice::quoted(seg);
+          co_return error(*state, GatewayError::forbidden);
+        }
+        stage = seg;
+        below = std::string(rest_of);
+      } else if (!seg.empty() && seg != "$default" && api.stages.count(seg)) {
+        stage = seg;
+        below = std::string(rest_of);
+      } else if (api.stages.count("$default")) {
+        stage = "$default";
+        below = std::string(raw.empty() ? "/" : raw);
+      } else {
+        trail.note = "no stage matches";
+        co_return error(*state, GatewayError::not_found);
+      }
+    }
+    trail.stage = stage;
+    req.path = url_decode(below);
+    if (req.path.empty()) req.path = "/";
+    const auto& stage_spec = api.stages.at(stage);
+
+    // ---- CORS preflight (HTTP APIs with a CORS configuration answer it themselves)
+    if (!rest && api.cors && is_preflight(req)) {
+      trail.note = "CORS preflight";
+      co_return preflight_response(*api.cors, req);
+    }
+
+    // ---- route
+    RouteMatch match = state->router->match(req.method, req.path);
+    if (!match.route) {
+      trail.note = match.path_found ? "no " + req.method + " method on this resource" : "no route";
+      Response r = error(*state, rest ? GatewayError::missing_authentication_token : GatewayError::not_found);
+      if (!rest && api.cors) apply_cors(*api.cors, req, r);
+      co_return r;
+    }
+    const auto& route = *match.route;
+
+    auto with_cors = [&](Response r) {
+      if (!rest && api.cors) apply_cors(*api.cors, req, r);
+      return r;
+    };
+
+    // ---- authorizer
+    json authorizer_ctx;
+    bool has_authorizer = !route.authorizer.empty() && route.authorizer != "none";
+    std::string usage_key;
+    if (has_authorizer) {
+      auto ait = api.authorizers.find(route.authorizer);
+      if (ait == api.authorizers.end()) {
+        trail.note = "authorizer " + route.authorizer + " is not defined";
+        co_return with_cors(error(*state, GatewayError::authorizer_failure));
+      }
+      const auto& auth = ait->second;
+      AuthInput in;
+      in.request = &req;
+      in.match = &match;
+      in.api = &api;
+      in.stage = stage;
+      in.stage_variables = &stage_spec.variables;
+      in.method_arn = method_arn(state->region, state->account, api.api_id, stage, req.method, req.path);
+      in.request_id = request_id;
+      in.account_id = state->account;
+      in.region = state->region;
+      in.domain_name = req.header("Host").value_or("");
+      in.time = wall_clock::now();
+
+      auto id = identity(auth, in);
+      if (!id) {
+        trail.note = "authorizer " + auth.name + ": identity source missing";
+        co_return with_cors(error(*state, GatewayError::unauthorized));
+      }
+      if (auth.type == stack::AuthorizerType::jwt) {
+        auto vit = state->jwt.find(auth.name);
+        if (vit == state->jwt.end()) {
+          trail.note = "JWT authorizer " + auth.name + " has no usable keys";
+          co_return with_cors(error(*state, GatewayError::authorizer_failure));
+        }
+        auto result = vit->second->verify(*id, route.authorization_scopes, wall_clock::now());
+        if (!result.ok) {
+          trail.note = "JWT rejected: " + result.error;
+          bool scope = result.error.find("scope") != std::string::npos;
+          Response r = error(*state, scope ? GatewayError::access_denied : GatewayError::unauthorized);
+          r.set("www-authenticate", std::string("Bearer scope=\"") + join(route.authorization_scopes, " ") +
+                                        "\" error=\"" + (scope ? "insufficient_scope" : "invalid_token") +
+                                        "\" error_description=\"" + result.error + "\"");
+          co_return with_cors(std::move(r));
+        }
+        authorizer_ctx = json{{"jwt", {{"claims", result.claims}, {"scopes", result.scopes}}}};
+      } else {
+        std::optional<AuthorizerCache::Entry> cached;
+        bool cacheable = auth.ttl_s > 0 && !id->empty();
+        if (cacheable) cached = auth_cache.get(auth.name, *id, mono::now());
+        AuthorizerCache::Entry entry;
+        if (cached) {
+          entry = *cached;
+        } else {
+          lambda::InvokeRequest ir;
+          ir.function = auth.function;
+          ir.payload = authorizer_event(auth, in);
+          ir.payload_must_be_json = false;
+          ir.trace_header = trace;
+          ir.source = "authorizer " + auth.name;
+          auto ares = co_await service.invoke(std::move(ir));
+          if (ares.error) {
+            trail.note = "authorizer " + auth.name + " could not be invoked: " + ares.error->code;
+            co_return with_cors(error(*state, GatewayError::authorizer_failure));
+          }
+          entry.payload = std::move(ares.payload);
+          entry.function_error = ares.function_error;
+          if (cacheable && !entry.function_error) auth_cache.put(auth.name, *id, entry, auth.ttl_s, mono::now());
+        }
+        AuthDecision d = interpret_authorizer_output(api, auth, entry.payload, entry.function_error, in.method_arn);
+        switch (d.kind) {
+          case AuthDecision::allow:
+            authorizer_ctx = std::move(d.context);
+            usage_key = d.usage_identifier_key;
+            break;
+          case AuthDecision::unauthorized:
+            trail.note = "authorizer " + auth.name + ": Unauthorized";
+            co_return with_cors(error(*state, GatewayError::unauthorized));
+          case AuthDecision::denied:
+            trail.note = "authorizer " + auth.name + ": not allowed";
+            co_return with_cors(error(*state, GatewayError::access_denied));
+          case AuthDecision::denied_explicit:
+            trail.note = "authorizer " + auth.name + ": explicit deny";
+            co_return with_cors(error(*state, GatewayError::access_denied_explicit));
+          case AuthDecision::failure:
+            trail.note = "authorizer " + auth.name + " failed: " + d.problem;
+            co_return with_cors(error(*state, GatewayError::authorizer_failure));
+        }
+      }
+    }
+
+    // ---- API key, throttling and quota
+    KeyCheck key;
+    bool keyed = rest && route.api_key_required;
+    if (keyed) {
+      key = usage->check_key(api.name, stage, req.header("x-api-key"));
+      if (!key.ok) {
+        trail.note = req.header("x-api-key") ? "API key not valid for this stage" : "API key missing";
+        co_return error(*state, GatewayError::forbidden);
+      }
+    }
+    switch (usage->admit(api.name, stage, match.route_key, keyed ? &key : nullptr, mono::now(), wall_clock::now())) {
+      case Verdict::allow: break;
+      case Verdict::throttled:
+        trail.note = "throttled";
+        co_return with_cors(error(*state, GatewayError::throttled));
+      case Verdict::quota_exceeded:
+        trail.note = "quota exceeded";
+        co_return with_cors(error(*state, GatewayError::quota_exceeded));
+    }
+
+    // ---- target
+    Substituted fn = substitute(route.target.function, stage_spec.variables);
+    Substituted qual = substitute(route.target.qualifier, stage_spec.variables);
+    std::string missing = !fn.missing.empty() ? fn.missing : qual.missing;
+    if (!missing.empty()) {
+      trail.note = "stage variable " + sluice::quoted(missing) + " is not defined on stage " + stage;
+      co_return with_cors(error(*state, GatewayError::configuration_error));
+    }
+    trail.function = fn.value;
+
+    // ---- event
+    EventInput ev;
+    ev.request = &req;
+    ev.api = &api;
+    ev.match = &match;
+    ev.stage = stage;
+    ev.stage_variables = &stage_spec.variables;
+    ev.request_id = request_id;
+    ev.extended_request_id = apigw_id;
+    ev.account_id = stack->account_id;
+    ev.region = stack->region;
+    ev.time = wall_clock::now();
+    ev.domain_name = req.header("Host").value_or(options.host);
+    ev.domain_prefix = ev.domain_name.substr(0, ev.domain_name.find_first_of(".:"));
+    ev.trace_id = trace;
+    if (has_authorizer) ev.authorizer = &authorizer_ctx;
+    if (keyed && key.key) {
+      ev.api_key = key.key->value;
+      ev.api_key_id = key.key->id;
+    }
+    std::string format = rest ? "1.0" : (route.payload_format.empty() ? "2.0" : route.payload_format);
+    ev.base64_body = rest ? rest_body_is_binary(req, api.binary_media_types) : http_body_is_binary(req);
+    std::string event = rest ? rest_event(ev) : format == "1.0" ? http_v1_event(ev) : http_v2_event(ev);
+
+    // ---- invoke, within the integration timeout
+    lambda::InvokeRequest ir;
+    ir.function = fn.value;
+    ir.qualifier = qual.value;
+    ir.payload = std::move(event);
+    ir.payload_must_be_json = false;
+    ir.trace_header = trace;
+    ir.source = "api " + api.name;
+    int timeout_ms = route.timeout_ms.value_or(api.timeout_ms);
+    if (options.timeout_ms) timeout_ms = std::min(timeout_ms, *options.timeout_ms);
+    auto pending = std::make_shared<PendingInvoke>(ex);
+    pending->wake.expires_after(std::chrono::milliseconds(timeout_ms));
+    asio::co_spawn(ex, run_invoke(pending, &service, std::move(ir)), asio::detached);
+    co_await pending->wake.async_wait(nothrow);
+    if (!pending->result) {
+      trail.note = "integration timed out after " + std::to_string(timeout_ms) + " ms";
+      co_return with_cors(error(*state, GatewayError::integration_timeout));
+    }
+    auto& result = *pending->result;
+    trail.version = result.executed_version;
+    trail.cold = result.cold_start;
+    if (result.error) {
+      trail.note = "Lambda answered " + std::to_string(result.error->status) + " " + result.error->code + ": " +
+                   result.error->message;
+      bool config = result.error->status == 404 || result.error->status == 400;
+      co_return with_cors(error(*state, config ? GatewayError::configuration_error : GatewayError::integration_failure));
+    }
+    std::string payload = std::move(result.payload);
+    bool function_error = result.function_error;
+    if (result.stream) {
+      payload.clear();
+      co_await collect_stream(result.stream, &payload, &function_error);
+    }
+    if (function_error) {
+      trail.note = "function error" + (result.error_type.empty() ? "" : " (" + result.error_type + ")");
+      co_return with_cors(error(*state, GatewayError::integration_failure));
+    }
+
+    // ---- response mapping
+    Mapped mapped = rest ? rest_response(payload, req, api.binary_media_types)
+                         : format == "1.0" ? http_v1_response(payload) : http_v2_response(payload);
+    if (!mapped.ok) {
+      trail.note = "malformed Lambda proxy response: " + mapped.problem;
+      co_return with_cors(error(*state, GatewayError::integration_failure));
+    }
+    co_return with_cors(std::move(mapped.response));
+  }
+};
+
+Gateway::Gateway(asio::any_io_executor ex, lambda::LambdaService& service, GatewayOptions options,
+                 std::function<void(const std::string&)> access_log)
+    : impl_(std::make_shared<Impl>(ex, service, std::move(options), std::move(access_log))) {}
+Gateway::~Gateway() = default;
+
+void Gateway::start(const stack::Stack& stack) { impl_->start(stack); }
+void Gateway::reload(const stack::Stack& stack) { impl_->reload(stack); }
+asio::awaitable<void> Gateway::drain(std::chrono::milliseconds deadline) { return impl_->drain(deadline); }
+
+std::vector<ApiEndpoint> Gateway::endpoints() const {
+  std::vector<ApiEndpoint> out;
+  for (const auto& [name, l] : impl_->listeners) {
+    ApiEndpoint e;
+    e.name = name;
+    e.type = l->state->spec.type;
+    e.url = "http://" + impl_->options.host + ":" + std::to_string(l->port);
+    for (const auto& [stage, spec] : l->state->spec.stages) e.stages.push_back(stage);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace sluice::gateway
