@@ -37,8 +37,9 @@ Response json_error(unsigned status, const std::string& message) {
   return res;
 }
 
-Responder::Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version)
-    : stream_(stream), limits_(limits), keep_alive_(keep_alive), version_(version) {
+Responder::Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version,
+                     const bool* draining)
+    : stream_(stream), limits_(limits), keep_alive_(keep_alive), version_(version), draining_(draining) {
   boost::system::error_code ec;
   remote_ = stream_.socket().remote_endpoint(ec);
   local_ = stream_.socket().local_endpoint(ec);
@@ -48,7 +49,7 @@ asio::awaitable<void> Responder::send(Response res) {
   if (answered_) co_return;
   answered_ = true;
   res.version(version_);
-  res.keep_alive(keep_alive_);
+  res.keep_alive(keep_alive());
   if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
   stream_.expires_after(limits_.write_timeout);
   auto [ec, n] = co_await bhttp::async_write(stream_, res, nothrow);
@@ -61,7 +62,7 @@ asio::awaitable<void> Responder::start_chunked(Response head) {
   chunked_ = true;
   bhttp::response<bhttp::empty_body> h{head.result(), version_};
   for (const auto& f : head) h.set(f.name_string(), f.value());
-  h.keep_alive(keep_alive_);
+  h.keep_alive(keep_alive());
   h.chunked(true);
   bhttp::response_serializer<bhttp::empty_body> sr{h};
   stream_.expires_after(limits_.write_timeout);
@@ -85,8 +86,13 @@ asio::awaitable<void> Responder::finish_chunked() {
 }
 
 struct Server::Conn {
-  explicit Conn(tcp::socket s) : stream(std::move(s)) {}
+  explicit Conn(tcp::socket s) : stream(std::move(s)), read_deadline(stream.get_executor()) {}
   beast::tcp_stream stream;
+  // tcp_stream's own timeout closes the socket, which would leave no way to
+  // answer 408; this deadline only cancels the pending read.
+  asio::steady_timer read_deadline;
+  std::uint64_t read_round = 0;
+  bool read_timed_out = false;
   bool busy = false;
 };
 
@@ -162,20 +168,40 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
     }
   };
 
+  auto arm_read_deadline = [&](std::chrono::milliseconds d) {
+    std::uint64_t round = ++conn->read_round;
+    conn->read_timed_out = false;
+    conn->read_deadline.expires_after(d);
+    conn->read_deadline.async_wait([conn, round](boost::system::error_code ec) {
+      if (ec || conn->read_round != round) return;
+      conn->read_timed_out = true;
+      boost::system::error_code ignored;
+      conn->stream.socket().cancel(ignored);
+    });
+  };
+  auto disarm_read_deadline = [&] {
+    ++conn->read_round;
+    conn->read_deadline.cancel();
+  };
+
   while (!draining_) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(limits_.header_limit));
     parser.body_limit(limits_.body_limit);
 
     conn->busy = false;
-    stream.expires_after(handled == 0 ? limits_.read_timeout : limits_.idle_timeout);
+    stream.expires_never();
+    arm_read_deadline(handled == 0 ? limits_.read_timeout : limits_.idle_timeout);
     auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, nothrow);
     if (!ec && !parser.is_done()) {
       conn->busy = true;
-      stream.expires_after(limits_.read_timeout);
+      arm_read_deadline(limits_.read_timeout);
       auto [ec2, n2] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
       ec = ec2;
     }
+    bool timed_out = conn->read_timed_out;
+    disarm_read_deadline();
+    if (ec && timed_out) ec = beast::error::timeout;
     if (ec) {
       bool started = parser.got_some() || buffer.size() > 0;
       if (ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
@@ -206,7 +232,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
 
     conn->busy = true;
     Request req = parser.release();
-    Responder responder(stream, limits_, req.keep_alive() && !draining_, req.version());
+    Responder responder(stream, limits_, req.keep_alive() && !draining_, req.version(), &draining_);
     try {
       co_await handler_(req, responder);
     } catch (const std::exception& e) {
@@ -221,6 +247,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
     if (responder.failed() || !responder.keep_alive()) break;
   }
 
+  disarm_read_deadline();
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   stream.socket().close(ignored);

@@ -239,6 +239,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   std::optional<double> init_duration_ms;  // reported on the first invocation only
   bool init_reported = false;
   bool init_error_posted = false;
+  std::string invalid_entrypoint;  // set when there is no bootstrap to run
   std::string init_error_payload, init_error_type;
 
   // process
@@ -424,6 +425,17 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     proc::SpawnOptions opts;
     std::string missing;
     opts.argv = command_line(missing);
+    if (!missing.empty()) {
+      // No bootstrap anywhere the sandbox looks: Lambda's Runtime.InvalidEntrypoint.
+      std::string where = "[" + (spec.code_dir / "bootstrap").string() +
+                          (spec.opt_dir.empty() ? "" : " " + (spec.opt_dir / "bootstrap").string()) + "]";
+      invalid_entrypoint = "Couldn't find valid bootstrap(s): " + where;
+      ::close(fds[0]);
+      ::close(fds[1]);
+      emit_platform("INIT_START Runtime Version: " + spec.runtime_version);
+      exit_later(127 << 8);
+      return;
+    }
     for (auto& [k, v] : build_environment(spec, ctx)) opts.env.push_back(k + "=" + v);
     opts.cwd = spec.code_dir.string();
     opts.output_fd = fds[1];
@@ -703,10 +715,14 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     switch (state) {
       case EnvState::starting: {
         double ms = std::chrono::duration<double, std::milli>(mono::now() - spawned_at).count();
-        std::string type = init_error_posted ? init_error_type : "Runtime.ExitError";
+        if (!invalid_entrypoint.empty()) ms = 0;
+        std::string type = init_error_posted ? init_error_type
+                           : !invalid_entrypoint.empty() ? "Runtime.InvalidEntrypoint"
+                                                         : "Runtime.ExitError";
         if (!init_error_posted) {
-          std::string msg = clean_exit ? "Runtime exited without providing a reason"
-                                       : "Runtime exited with error: " + how;
+          std::string msg = !invalid_entrypoint.empty() ? invalid_entrypoint
+                            : clean_exit ? "Runtime exited without providing a reason"
+                                         : "Runtime exited with error: " + how;
           emit_platform("INIT_REPORT Init Duration: " + ms2(ms) + " ms\tPhase: init\tStatus: error\tError Type: " +
                         type);
           if (pending) {

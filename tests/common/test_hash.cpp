@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "test_support.hpp"
+#include "../test_support.hpp"
 
 using namespace sluice;
 using test_support::TempDir;

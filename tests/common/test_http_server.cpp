@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -88,6 +89,8 @@ http::Handler make_handler(std::shared_ptr<Shared> shared) {
 
 struct TestServer {
   asio::io_context ioc;
+  // Keeps run() going after a drain has removed every other piece of work.
+  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ioc);
   std::shared_ptr<Shared> shared = std::make_shared<Shared>();
   std::shared_ptr<http::Server> server;
   unsigned short port = 0;

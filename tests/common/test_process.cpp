@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "test_support.hpp"
+#include "../test_support.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,5 +1,7 @@
 #include "sluice/lambda/payload_check.hpp"
 
+#include "sluice/common/util.hpp"
+
 #include <cstdio>
 #include <cctype>
 #include <vector>
@@ -31,10 +33,13 @@ class Checker {
   std::size_t i_ = 0;
   std::optional<std::string> error_;
 
-  std::optional<std::string> fail(const std::string& what) {
+  // consumed: the location is just after the byte at i_ - 1, on that byte's
+  // line (Jackson does not count a line break it consumed while reporting).
+  std::optional<std::string> fail(const std::string& what, bool consumed = false) {
     // Jackson's location suffix: 1-based line and column of the offending byte.
     std::size_t line = 1, col = 1;
-    for (std::size_t k = 0; k < i_ && k < s_.size(); ++k) {
+    std::size_t end = consumed && i_ > 0 ? i_ - 1 : i_;
+    for (std::size_t k = 0; k < end && k < s_.size(); ++k) {
       if (s_[k] == '\n') {
         ++line;
         col = 1;
@@ -42,6 +47,7 @@ class Checker {
         ++col;
       }
     }
+    if (end < i_) ++col;
     error_ = what + "\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: " +
              std::to_string(line) + ", column: " + std::to_string(col) + "]";
     return error_;
@@ -63,37 +69,81 @@ class Checker {
   }
 
   bool value(int depth) {
-    if (depth > 1000) {
-      fail("Document nesting depth exceeds the maximum allowed (1000)");
-      return false;
-    }
     skip_ws();
     if (i_ >= s_.size()) {
       fail("Unexpected end-of-input: expected a value");
       return false;
     }
     char c = s_[i_];
+    if ((c == '{' || c == '[') && depth + 1 > max_depth) {
+      // Jackson's StreamReadConstraints: a StreamConstraintsException, which carries no location.
+      error_ = "Document nesting depth (" + std::to_string(depth + 1) + ") exceeds the maximum allowed (" +
+               std::to_string(max_depth) + ", from `StreamReadConstraints.getMaxNestingDepth()`)";
+      return false;
+    }
     if (c == '{') return object(depth);
     if (c == '[') return array(depth);
     if (c == '"') return string();
     if (c == '-' || (c >= '0' && c <= '9')) return number();
-    if (c == 't' || c == 'f' || c == 'n') return literal();
+    if (identifier_start(static_cast<unsigned char>(c))) return literal();
     fail(unexpected(static_cast<unsigned char>(c)) + ": " + expected_value);
     return false;
   }
 
+  static constexpr int max_depth = 1000;
+  static constexpr std::size_t max_error_token = 256;
+
+  // Character.isJavaIdentifierStart / isJavaIdentifierPart, for ASCII.
+  static bool identifier_start(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$';
+  }
+  static bool identifier_part(unsigned char c) {
+    return identifier_start(c) || (c >= '0' && c <= '9') || c <= 0x08 || (c >= 0x0e && c <= 0x1b) || c == 0x7f;
+  }
+
   bool literal() {
     std::size_t start = i_;
-    while (i_ < s_.size() && ((s_[i_] >= 'a' && s_[i_] <= 'z') || (s_[i_] >= 'A' && s_[i_] <= 'Z') ||
-                              (s_[i_] >= '0' && s_[i_] <= '9') || s_[i_] == '_'))
+    while (i_ < s_.size() && i_ - start < max_error_token && identifier_part(static_cast<unsigned char>(s_[i_])))
       ++i_;
     std::string_view tok = s_.substr(start, i_ - start);
     if (tok == "true" || tok == "false" || tok == "null") return true;
-    std::size_t save = i_;
-    i_ = start;
-    fail("Unrecognized token '" + std::string(tok) + "': was expecting (JSON String, Number, Array, Object or token "
-         "'null', 'true' or 'false')");
-    i_ = save;
+    // Jackson's _reportInvalidToken: it goes on consuming the characters that
+    // could belong to the token, decoding UTF-8 as it goes (so a bad byte there
+    // is reported as such), consumes the character that ends it, and reports
+    // the location after that.
+    std::string token(tok);
+    while (i_ < s_.size()) {
+      if (token.size() >= max_error_token) {
+        token += "...";
+        break;
+      }
+      unsigned char c = static_cast<unsigned char>(s_[i_++]);
+      if (c < 0x80) {
+        if (!identifier_part(c)) break;
+        token.push_back(static_cast<char>(c));
+        continue;
+      }
+      int len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+      char buf[64];
+      if (len == 0) {
+        std::snprintf(buf, sizeof buf, "Invalid UTF-8 start byte 0x%02x", c);
+        fail(buf);
+        return false;
+      }
+      std::size_t seq = i_ - 1;
+      for (int k = 1; k < len && i_ < s_.size(); ++k) {
+        unsigned char cc = static_cast<unsigned char>(s_[i_++]);
+        if ((cc & 0xc0) != 0x80) {
+          std::snprintf(buf, sizeof buf, "Invalid UTF-8 middle byte 0x%02x", cc);
+          fail(buf);
+          return false;
+        }
+      }
+      token.append(s_.substr(seq, i_ - seq));
+    }
+    fail("Unrecognized token '" + token + "': was expecting (JSON String, Number, Array, Object or token "
+         "'null', 'true' or 'false')",
+         true);
     return false;
   }
 
@@ -281,6 +331,16 @@ std::string json_quote(std::string_view s) {
   std::string out = "\"";
   for (std::size_t i = 0; i < s.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      std::size_t len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+      if (len != 0 && i + len <= s.size() && valid_utf8(s.substr(i, len))) {
+        out.append(s.substr(i, len));
+        i += len - 1;
+      } else {
+        out += "\xef\xbf\xbd";  // U+FFFD for a byte that starts no valid sequence
+      }
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;

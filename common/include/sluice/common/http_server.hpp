@@ -39,7 +39,9 @@ struct ServerLimits {
 // chunked trio must be used; a handler that returns without answering gets a 500.
 class Responder {
  public:
-  Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version);
+  // draining: the server's flag; a response written once it is set closes the connection.
+  Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version,
+            const bool* draining = nullptr);
 
   asio::awaitable<void> send(Response res);
   asio::awaitable<void> start_chunked(Response head);  // head's body is ignored
@@ -48,7 +50,7 @@ class Responder {
 
   bool answered() const { return answered_; }
   bool failed() const { return static_cast<bool>(error_); }
-  bool keep_alive() const { return keep_alive_; }
+  bool keep_alive() const { return keep_alive_ && !(draining_ && *draining_); }
   // Ask for the connection to close once this response is written.
   void close_after() { keep_alive_ = false; }
   const tcp::endpoint& remote() const { return remote_; }
@@ -59,6 +61,7 @@ class Responder {
   const ServerLimits& limits_;
   bool keep_alive_;
   unsigned version_;
+  const bool* draining_ = nullptr;
   bool answered_ = false;
   bool chunked_ = false;
   boost::system::error_code error_;

@@ -107,6 +107,9 @@ class JwtVerifier {
     std::string error;  // for the log and the WWW-Authenticate header
     nlohmann::json claims;
     std::vector<std::string> scopes;
+    // A valid token that carries none of the route's scopes: 403 Forbidden
+    // (error="insufficient_scope") rather than 401.
+    bool insufficient_scope = false;
   };
   // token: the identity source value (a leading "Bearer " is removed).
   Result verify(const std::string& token, const std::vector<std::string>& required_scopes,
@@ -117,5 +120,13 @@ class JwtVerifier {
   std::unique_ptr<Keys> keys_;
   stack::JwtConfig config_;
 };
+
+// What the integration sees for a verified token, as AWS renders it:
+// {"jwt": {"claims": {<every claim as a string; lists as "[a b]">}, "scopes": [..] | null}}.
+nlohmann::json jwt_authorizer_context(const JwtVerifier::Result& result);
+
+// The www-authenticate header of a refused JWT request:
+// Bearer scope="<route scopes>" error="invalid_token|insufficient_scope" error_description="...".
+std::string jwt_www_authenticate(const JwtVerifier::Result& result, const std::vector<std::string>& required_scopes);
 
 }  // namespace sluice::gateway

@@ -51,12 +51,14 @@ bool http_body_is_binary(const Request& req);
 struct Mapped {
   bool ok = true;       // false: the output was not a valid proxy response (the gateway answers 502 / 500)
   Response response;    // valid when ok
-  std::string problem;  // why it was invalid, for the log
+  std::string problem;  // why it was invalid, for the log; also set, with ok and a ready
+                        // 500 response, when REST could not decode a base64 body (AWS answers 500 there)
 };
 
 // REST payload 1.0 output: strict (extra keys, wrong types => not ok). A base64
 // body is decoded only when isBase64Encoded is true and the request's first
-// Accept type (or the response Content-Type) matches a binary media type.
+// Accept type matches a binary media type (AWS-validated: the response
+// Content-Type plays no part).
 Mapped rest_response(std::string_view payload, const Request& req, const std::vector<std::string>& binary_media_types);
 // HTTP payload 2.0 output: a JSON value without statusCode becomes a 200 JSON body;
 // cookies become Set-Cookie headers; base64 decoded when isBase64Encoded.

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -61,6 +62,11 @@ class UsageControl {
   std::map<std::string, QuotaState> quotas_;  // by key name + plan
   TokenBucket account_;
   bool account_init_ = false;
+  // Added: lookups built once from the stack (key by value, key+stage -> plan,
+  // resolved per-route limits, precomputed scope ids), defined in usage.cpp.
+  // Shared and immutable, so copies of a UsageControl stay cheap and valid.
+  struct Index;
+  std::shared_ptr<const Index> index_;
 };
 
 // Which quota period a time falls into, as a number that changes when the
