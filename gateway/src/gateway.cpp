@@ -161,6 +161,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
   AuthorizerCache auth_cache;
   std::map<std::string, std::shared_ptr<Listener>> listeners;
   std::set<unsigned short> used_ports;
+  std::set<std::string> warned_es256;
   unsigned short next_port = 0;
 
   // ------------------------------------------------------------ listeners
@@ -421,14 +422,17 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
         auto result = vit->second->verify(*id, route.authorization_scopes, wall_clock::now());
         if (!result.ok) {
           trail.note = "JWT rejected: " + result.error;
-          bool scope = result.error.find("scope") != std::string::npos;
-          Response r = error(*state, scope ? GatewayError::access_denied : GatewayError::unauthorized);
-          r.set("www-authenticate", std::string("Bearer scope=\"") + join(route.authorization_scopes, " ") +
-                                        "\" error=\"" + (scope ? "insufficient_scope" : "invalid_token") +
-                                        "\" error_description=\"" + result.error + "\"");
+          Response r = error(*state, result.insufficient_scope ? GatewayError::access_denied : GatewayError::unauthorized);
+          r.set("www-authenticate", jwt_www_authenticate(result, route.authorization_scopes));
           co_return with_cors(std::move(r));
         }
-        authorizer_ctx = json{{"jwt", {{"claims", result.claims}, {"scopes", result.scopes}}}};
+        if (result.algorithm == "ES256" && !warned_es256.count(api.name + "/" + auth.name)) {
+          warned_es256.insert(api.name + "/" + auth.name);
+          logger()->warn("API {}: JWT authorizer {} accepted an ES256 token; AWS HTTP API JWT authorizers only "
+                         "verify RSA signatures, so this token would be refused there",
+                         api.name, auth.name);
+        }
+        authorizer_ctx = jwt_authorizer_context(result);
       } else {
         std::optional<AuthorizerCache::Entry> cached;
         bool cacheable = auth.ttl_s > 0 && !id->empty();

@@ -36,8 +36,8 @@ namespace jwt_detail {
 // for it); flip this to refuse EC-signed tokens exactly as AWS does.
 constexpr bool accept_es256 = true;
 // AWS says the token "must have a header claim [kid] that matches the key";
-// without a kid sluice tries every key of the right type instead.
-constexpr bool require_kid = false;
+// a token without one is refused, as there.
+constexpr bool require_kid = true;
 
 enum class Family { rsa, ec };
 
@@ -394,6 +394,7 @@ JwtVerifier::Result JwtVerifier::verify(const std::string& token_in, const std::
   }
 
   Result r;
+  r.algorithm = alg;
   r.scopes = token_scopes(claims);
   r.claims = std::move(claims);
   // 5. At least one of the route's scopes, when it names any.

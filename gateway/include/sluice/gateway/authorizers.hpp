@@ -110,6 +110,7 @@ class JwtVerifier {
     // A valid token that carries none of the route's scopes: 403 Forbidden
     // (error="insufficient_scope") rather than 401.
     bool insufficient_scope = false;
+    std::string algorithm;  // the token's alg, once its signature verified
   };
   // token: the identity source value (a leading "Bearer " is removed).
   Result verify(const std::string& token, const std::vector<std::string>& required_scopes,
