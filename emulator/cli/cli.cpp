@@ -20,6 +20,7 @@ usage:
                [--no-freeze] [--no-watch] [--idle-timeout SECONDS] [--account-concurrency N]
                [--async-retry-delays S1,S2] [--interpreter RUNTIME=PATH] [--state-dir DIR]
                [--drain-timeout SECONDS] [--log-format Text|JSON] [--integration-timeout SECONDS]
+               [--client-timeout SECONDS]
   sluice invoke FUNCTION[:QUALIFIER] [--event FILE|-] [--stack STACK] [--no-freeze]
                [--interpreter RUNTIME=PATH] [--state-dir DIR] [--log-format Text|JSON]
   sluice publish FUNCTION [--description TEXT] [--stack STACK] [--state-dir DIR]
@@ -102,7 +103,7 @@ int run(int argc, char** argv) {
                                            "idle-timeout",  "account-concurrency", "async-retry-delays",
                                            "interpreter",   "state-dir",      "event",              "stack",
                                            "description",   "drain-timeout",  "log-format",         "init-timeout",
-                                           "integration-timeout"};
+                                           "integration-timeout", "client-timeout"};
   Args a = parse_args(argc, argv, valued);
   if (a.command.empty() || a.command == "help" || a.has("help")) {
     std::fputs(usage_text, a.command.empty() && !a.has("help") ? stderr : stdout);

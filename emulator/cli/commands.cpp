@@ -250,6 +250,11 @@ int cmd_serve(const Args& a) {
   gopts.base_port = static_cast<unsigned short>(api_port);
   gopts.reserved_ports = {port};
   if (auto t = a.get("integration-timeout")) gopts.timeout_ms = static_cast<int>(seconds_option(a, "integration-timeout", {}).count());
+  if (auto t = a.get("client-timeout")) {
+    // A request must arrive whole within this; an idle keep-alive connection is closed after it too.
+    gopts.read_timeout = seconds_option(a, "client-timeout", gopts.read_timeout);
+    gopts.idle_timeout = gopts.read_timeout;
+  }
   gateway::Gateway gw(ioc.get_executor(), service, gopts, [sink](const std::string& line) { sink->write_text(line); });
   gw.start(*st);
 
