@@ -103,7 +103,7 @@ int run(int argc, char** argv) {
                                            "idle-timeout",  "account-concurrency", "async-retry-delays",
                                            "interpreter",   "state-dir",      "event",              "stack",
                                            "description",   "drain-timeout",  "log-format",         "init-timeout",
-                                           "integration-timeout", "client-timeout"};
+                                           "integration-timeout", "client-timeout", "freeze-delay"};
   Args a = parse_args(argc, argv, valued);
   if (a.command.empty() || a.command == "help" || a.has("help")) {
     std::fputs(usage_text, a.command.empty() && !a.has("help") ? stderr : stdout);

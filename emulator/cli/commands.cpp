@@ -79,6 +79,10 @@ lambda::ServiceOptions service_options(const Args& a, const stack::Stack& st) {
   o.state_dir = a.get("state-dir") ? fs::absolute(*a.get("state-dir")) : st.base_dir / ".sluice";
   o.bootstrap_dir = runtime::default_bootstrap_dir();
   o.freeze = !a.has("no-freeze");
+  if (auto d = a.get("freeze-delay")) {
+    auto ms = seconds_option(a, "freeze-delay", {});
+    o.freeze_delay = std::chrono::duration_cast<std::chrono::microseconds>(ms);
+  }
   o.watch_code = !a.has("no-watch");
   o.idle_timeout = seconds_option(a, "idle-timeout", o.idle_timeout);
   o.init_timeout = seconds_option(a, "init-timeout", o.init_timeout);

@@ -212,6 +212,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
         acceptor(ex_),
         next_ready(ex_),
         timeout_timer(ex_),
+        freeze_timer(ex_),
         init_timer(ex_),
         memory_timer(ex_),
         kill_timer(ex_),
@@ -260,7 +261,8 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   std::optional<Current> cur;
   std::optional<Current> pending;  // invocation waiting for init (cold start)
 
-  asio::steady_timer timeout_timer, init_timer, memory_timer, kill_timer, log_retry;
+  asio::steady_timer timeout_timer, freeze_timer, init_timer, memory_timer, kill_timer, log_retry;
+  bool freeze_pending = false;
   mono::time_point idle_since = mono::now();
 
   // ---------------------------------------------------------------- logs
@@ -490,12 +492,33 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void freeze() {
-    if (spec.freeze && pid > 0 && !frozen) {
+    if (spec.freeze && pid > 0 && !frozen && !exited) {
       proc::signal_group(pid, SIGSTOP);
       frozen = true;
     }
   }
+  // Under load the next event usually arrives within microseconds; stopping and
+  // continuing every thread of the runtime for it would cost more than the call.
+  void schedule_freeze() {
+    if (!spec.freeze || frozen || freeze_pending) return;
+    if (spec.freeze_delay.count() <= 0) {
+      freeze();
+      return;
+    }
+    freeze_pending = true;
+    freeze_timer.expires_after(spec.freeze_delay);
+    freeze_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+      auto self = w.lock();
+      if (!self) return;
+      self->freeze_pending = false;
+      if (!ec && self->state == EnvState::idle && !self->cur) self->freeze();
+    });
+  }
   void thaw() {
+    if (freeze_pending) {
+      freeze_timer.cancel();
+      freeze_pending = false;
+    }
     if (frozen && pid > 0) {
       proc::signal_group(pid, SIGCONT);
       frozen = false;
@@ -787,6 +810,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (death_reason.empty()) death_reason = reason;
     state = EnvState::dead;
     timeout_timer.cancel();
+    freeze_timer.cancel();
     init_timer.cancel();
     memory_timer.cancel();
     log_retry.cancel();
@@ -1206,7 +1230,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       }
       break;
     }
-    if (state == EnvState::idle && !cur) freeze();
+    if (state == EnvState::idle && !cur) schedule_freeze();
     next_parked = true;
     while (state == EnvState::idle) co_await next_ready.wait();
     next_parked = false;

@@ -46,22 +46,25 @@ void ConsoleLogSink::write(const runtime::LogLine& line) {
     text.push_back('\n');
     start = cr + 1;
   }
+  enqueue(std::move(text));
+}
+
+// The writer wakes on its own every few milliseconds; waking it for every line
+// cost a futex call and two context switches per line under load.
+void ConsoleLogSink::enqueue(std::string text) {
+  bool wake;
   {
     std::lock_guard lk(mu_);
     queued_bytes_ += text.size();
     queue_.push_back(std::move(text));
+    wake = queued_bytes_ > 256 * 1024;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void ConsoleLogSink::write_text(std::string line) {
   line.push_back('\n');
-  {
-    std::lock_guard lk(mu_);
-    queued_bytes_ += line.size();
-    queue_.push_back(std::move(line));
-  }
-  cv_.notify_one();
+  enqueue(std::move(line));
 }
 
 bool ConsoleLogSink::accepting() const {
@@ -71,6 +74,7 @@ bool ConsoleLogSink::accepting() const {
 
 void ConsoleLogSink::flush() {
   std::unique_lock lk(mu_);
+  cv_.notify_one();
   drained_.wait(lk, [&] { return queue_.empty() && !writing_; });
   std::fflush(out_);
 }
@@ -78,7 +82,8 @@ void ConsoleLogSink::flush() {
 void ConsoleLogSink::run() {
   std::unique_lock lk(mu_);
   while (true) {
-    cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+    cv_.wait_for(lk, std::chrono::milliseconds(10), [&] { return stop_ || queued_bytes_ > 256 * 1024; });
+    if (queue_.empty() && !stop_) continue;
     if (queue_.empty() && stop_) break;
     std::deque<std::string> batch;
     batch.swap(queue_);

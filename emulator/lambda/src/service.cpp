@@ -395,6 +395,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     }
     s.bootstrap_dir = options.bootstrap_dir;
     s.freeze = options.freeze;
+    s.freeze_delay = options.freeze_delay;
     s.init_timeout = options.init_timeout;
     s.log_format = options.log_format;
     s.runtime_version = runtime_label(c.runtime);

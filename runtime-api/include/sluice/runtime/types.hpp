@@ -35,6 +35,9 @@ struct EnvironmentSpec {
   std::string log_format;               // "" | "Text" | "JSON"
   std::string log_level;                // AWS_LAMBDA_LOG_LEVEL, optional
   bool freeze = true;
+  // An idle environment is frozen this long after it asks for its next event,
+  // unless an invocation arrives first (then it is never stopped at all).
+  std::chrono::microseconds freeze_delay{2000};
   std::chrono::milliseconds init_timeout{10'000};
   std::chrono::milliseconds shutdown_grace{500};
   std::string runtime_version;  // INIT_START "Runtime Version: …" label

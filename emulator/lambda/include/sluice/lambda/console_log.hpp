@@ -32,6 +32,7 @@ class ConsoleLogSink : public runtime::LogSink {
 
  private:
   void run();
+  void enqueue(std::string text);
   std::FILE* out_;
   Style style_;
   std::size_t max_bytes_;

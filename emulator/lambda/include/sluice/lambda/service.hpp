@@ -66,6 +66,7 @@ struct ServiceOptions {
   std::filesystem::path state_dir;      // .sluice next to the stack file
   std::filesystem::path bootstrap_dir;  // sluice's bootstraps
   bool freeze = true;
+  std::chrono::microseconds freeze_delay{2000};  // how long an idle environment runs on before it is frozen
   bool watch_code = true;
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
   std::chrono::milliseconds init_timeout{10'000};

@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Gateway benchmark, run on demand; prints figures side by side, asserts nothing.
+
+  python3 bench/bench_gateway.py [--quick] [--no-peer] [--million]
+
+* sluice and serverless-offline 13 serve the same Node.js handler
+  (fixtures/bench/node/hello.js) on an HTTP API route and a REST route, each
+  loaded with `wrk -t2 -c16 -d10s`: requests/s, p50, p99, and the servers'
+  resident memory before and after;
+* sluice's gateway alone (a request the gateway answers itself) against a
+  minimal Boost.Beast server returning the same bytes;
+* with --million: sluice's resident memory across a million proxied requests.
+
+serverless@3 and serverless-offline@13 are installed into bench/peers on first
+use (npm). Nothing here is committed from them.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("SLUICE_BUILD_DIR", ROOT / "build"))
+SLUICE = BUILD / "sluice"
+MINIMAL = BUILD / "sluice-minimal-server"
+PEERS = ROOT / "bench" / "peers"
+FIX = ROOT / "fixtures" / "bench"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def tree_rss_kb(pid):
+    """Resident memory of a process and its descendants."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return total
+
+
+def rss_kb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def wrk(url, seconds, threads=2, connections=16):
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+
+    def lat(label):
+        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        v = float(m.group(1))
+        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": lat("50%"), "p99_ms": lat("99%"), "requests": total,
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def ensure_peers():
+    if (PEERS / "node_modules" / "serverless-offline").is_dir():
+        return
+    print("installing serverless@3 and serverless-offline@13 into bench/peers (npm) ...", flush=True)
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PEERS, check=True)
+
+
+def start_sluice(work):
+    ep = work / "endpoints.json"
+    log = open(work / "sluice.log", "w")
+    proc = subprocess.Popen([str(SLUICE), "serve", str(work / "sluice.yaml"), "--port", "0", "--lambda-port", "0",
+                             "--endpoints-file", str(ep)], stdout=log, stderr=subprocess.STDOUT)
+    while not ep.exists():
+        if proc.poll() is not None:
+            raise RuntimeError("sluice did not start: " + (work / "sluice.log").read_text())
+        time.sleep(0.05)
+    apis = json.loads(ep.read_text())["apis"]
+    return proc, log, apis["http"]["url"] + "/hello", apis["rest"]["url"] + "/bench/hello", apis["rest"]["url"]
+
+
+def start_offline(work):
+    svc = work / "offline"
+    svc.mkdir()
+    shutil.copy(FIX / "node" / "hello.js", svc / "hello.js")
+    (svc / "node_modules").symlink_to(PEERS / "node_modules")
+    (svc / "serverless.yml").write_text(
+        "service: bench\nframeworkVersion: '3'\n"
+        "provider: {name: aws, runtime: nodejs20.x, region: us-east-1}\n"
+        "plugins: [serverless-offline]\n"
+        "functions:\n  hello:\n    handler: hello.handler\n    events:\n"
+        "      - httpApi: {method: GET, path: /http/hello}\n"
+        "      - http: {method: GET, path: /rest/hello}\n")
+    port, lport = free_port(), free_port()
+    env = dict(os.environ, SLS_TELEMETRY_DISABLED="1", SLS_NOTIFICATIONS_MODE="off", AWS_ACCESS_KEY_ID="x",
+               AWS_SECRET_ACCESS_KEY="x", AWS_REGION="us-east-1")
+    env.pop("NODE_EXTRA_CA_CERTS", None)
+    log = open(work / "offline.log", "w")
+    proc = subprocess.Popen(["node", str(PEERS / "node_modules" / "serverless" / "bin" / "serverless.js"), "offline",
+                             "--host", "127.0.0.1", "--httpPort", str(port), "--lambdaPort", str(lport),
+                             "--noPrependStageInUrl"], cwd=svc, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    wait_port(port)
+    return proc, log, f"http://127.0.0.1:{port}/http/hello", f"http://127.0.0.1:{port}/rest/hello"
+
+
+def stop(proc, log, group=False):
+    try:
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    except Exception:
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.wait()
+    log.close()
+
+
+def measure(name, pid, url, seconds, tree):
+    wrk(url, 2)  # warm: environments started, JIT warm
+    before = tree_rss_kb(pid) if tree else rss_kb(pid)
+    r = wrk(url, seconds)
+    after = tree_rss_kb(pid) if tree else rss_kb(pid)
+    r.update(name=name, rss_before_mb=before / 1024, rss_after_mb=after / 1024)
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="3 s runs instead of 10 s")
+    ap.add_argument("--no-peer", action="store_true", help="skip serverless-offline")
+    ap.add_argument("--million", action="store_true", help="also check sluice's memory over a million requests")
+    args = ap.parse_args()
+    secs = 3 if args.quick else 10
+    for tool in (SLUICE, MINIMAL):
+        if not tool.exists():
+            sys.exit(f"{tool} not built: run scripts/build.sh")
+    if not shutil.which("wrk"):
+        sys.exit("wrk not installed: apt-get install wrk")
+
+    work = Path(tempfile.mkdtemp(prefix="sluice-gwbench-"))
+    shutil.copytree(FIX, work, dirs_exist_ok=True)
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; wrk -t2 -c16 -d{secs}s")
+    rows = []
+
+    proc, log, http_url, rest_url, rest_base = start_sluice(work)
+    try:
+        rows.append(measure("sluice, HTTP API route", proc.pid, http_url, secs, tree=False))
+        rows.append(measure("sluice, REST route", proc.pid, rest_url, secs, tree=False))
+        # The gateway alone: a request it answers itself (no route: 403 Missing Authentication Token).
+        rows.append(measure("sluice gateway alone (no-route 403)", proc.pid, rest_base + "/bench/nothing", secs,
+                            tree=False))
+        if args.million:
+            before = rss_kb(proc.pid)
+            done = 0
+            while done < 1_000_000:
+                done += wrk(http_url, 30)["requests"]
+            after = rss_kb(proc.pid)
+            print(f"sluice RSS across {done} proxied requests: {before / 1024:.1f} MB -> {after / 1024:.1f} MB")
+    finally:
+        stop(proc, log)
+
+    # The same bytes from a minimal Beast server.
+    headers = ["Content-Type: application/json", "x-amzn-ErrorType: MissingAuthenticationTokenException",
+               "x-amzn-RequestId: 6c0ff9d1-7f0a-4b66-9f5e-1b9d2f0cf0a1", "x-amz-apigw-id: Xe3kFHw5oAMEbPQ=",
+               "Date: Sat, 21 Nov 2026 00:00:00 GMT"]
+    mproc = subprocess.Popen([str(MINIMAL), "0", "403", '{"message":"Missing Authentication Token"}', *headers],
+                             stdout=subprocess.PIPE, text=True)
+    mport = int(mproc.stdout.readline())
+    try:
+        rows.append(measure("minimal Beast server, same bytes", mproc.pid, f"http://127.0.0.1:{mport}/", secs,
+                            tree=False))
+    finally:
+        mproc.send_signal(signal.SIGINT)
+        mproc.wait()
+
+    if not args.no_peer:
+        ensure_peers()
+        oproc, olog, o_http, o_rest = start_offline(work)
+        try:
+            rows.append(measure("serverless-offline 13, HTTP API route", oproc.pid, o_http, secs, tree=True))
+            rows.append(measure("serverless-offline 13, REST route", oproc.pid, o_rest, secs, tree=True))
+        finally:
+            stop(oproc, olog, group=True)
+
+    print()
+    print(f"{'server / route':<42} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'RSS before -> after':>22} {'non-2xx':>8}")
+    for r in rows:
+        print(f"{r['name']:<42} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+              f"{r['rss_before_mb']:>9.1f} -> {r['rss_after_mb']:>6.1f} MB {r['non_2xx']:>8}")
+    by = {r["name"]: r for r in rows}
+
+    def ratio(a, b, key):
+        return by[a][key] / by[b][key] if a in by and b in by and by[b][key] else float("nan")
+
+    print()
+    if "serverless-offline 13, HTTP API route" in by:
+        for kind in ("HTTP API", "REST"):
+            s, o = f"sluice, {kind} route", f"serverless-offline 13, {kind} route"
+            print(f"{kind}: sluice serves {ratio(s, o, 'rps'):.1f}x the requests/s of serverless-offline; "
+                  f"its p99 is {ratio(s, o, 'p99_ms'):.3f}x of serverless-offline's")
+    print(f"gateway alone: {100 * ratio('sluice gateway alone (no-route 403)', 'minimal Beast server, same bytes', 'rps'):.0f}% "
+          "of the minimal server's requests/s")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
