@@ -1,6 +1,7 @@
 #include "sluice/common/http_server.hpp"
 
 #include "sluice/common/log.hpp"
+#include "sluice/common/util.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -152,6 +153,11 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
 
   auto reject = [&](unsigned status, std::string message) -> asio::awaitable<void> {
     Response res = errors_(status, message);
+    if (res.find(bhttp::field::date) == res.end()) res.set(bhttp::field::date, http_date());
+    if (on_reject_) {
+      boost::system::error_code ignored;
+      on_reject_(status, message, stream.socket().remote_endpoint(ignored));
+    }
     res.keep_alive(false);
     res.prepare_payload();
     stream.expires_after(limits_.write_timeout);

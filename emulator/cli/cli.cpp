@@ -33,9 +33,10 @@ Every listener binds 127.0.0.1 unless --host says otherwise.
 }  // namespace
 
 std::optional<std::string> Args::get(const std::string& name) const {
-  auto it = options.find(name);
-  if (it == options.end()) return std::nullopt;
-  return it->second;
+  // The last occurrence wins, as with most command lines.
+  auto [b, e] = options.equal_range(name);
+  if (b == e) return std::nullopt;
+  return std::prev(e)->second;
 }
 
 std::vector<std::string> Args::all(const std::string& name) const {

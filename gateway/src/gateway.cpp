@@ -106,6 +106,29 @@ std::string trace_root() {
   return "Root=1-" + std::string(epoch) + "-" + random_hex(24);
 }
 
+// REST APIs continue a trace the client started: an X-Amzn-Trace-Id with a
+// Root comes back whole, and a Root alone gets a Parent of the gateway's own
+// (AWS-validated LocalStack test_invocation_trace_id). Anything else starts a
+// new trace.
+std::string continued_trace(const std::optional<std::string>& client) {
+  if (!client) return trace_root();
+  std::string_view h = trim(*client);
+  static constexpr std::string_view root = "Root=1-";
+  if (h.substr(0, root.size()) != root) return trace_root();
+  std::string_view id = h.substr(root.size(), 8 + 1 + 24);
+  if (id.size() != 33 || id[8] != '-') return trace_root();
+  for (std::size_t i = 0; i < id.size(); ++i)
+    if (i != 8 && !std::isxdigit(static_cast<unsigned char>(id[i]))) return trace_root();
+  if (h.size() > root.size() + id.size() && h[root.size() + id.size()] != ';') return trace_root();
+  for (char c : h)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return trace_root();
+  if (h.find(";Parent=") != std::string_view::npos) return std::string(h);
+  std::string out(h.substr(0, root.size() + id.size()));
+  out += ";Parent=" + random_hex(16);
+  out.append(h.substr(root.size() + id.size()));
+  return out;
+}
+
 // Invokes with the integration timeout; the invocation keeps running on
 // timeout, as on AWS, but nobody waits for it.
 struct PendingInvoke {
@@ -203,6 +226,12 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
         [type](unsigned status, const std::string& message) {
           http::Response r{static_cast<http::bhttp::status>(status), 11};
           r.set(http::bhttp::field::content_type, "application/json");
+          if (type == stack::ApiType::rest) {
+            r.set("x-amzn-RequestId", new_uuid());
+            r.set("x-amz-apigw-id", new_apigw_id());
+          } else {
+            r.set("apigw-requestid", new_apigw_id());
+          }
           if (status == 413) {
             Response g = gateway_error(type, GatewayError::request_too_large);
             for (const auto& h : g.headers) r.set(h.name, h.value);
@@ -213,6 +242,12 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
           r.prepare_payload();
           return r;
         });
+    l->server->on_reject([wi, name = api.name](unsigned status, const std::string& message, const http::tcp::endpoint& remote) {
+      auto self = wi.lock();
+      if (self && self->access_log)
+        self->access_log("[api " + name + "/-] request from " + remote.address().to_string() + " refused -> " +
+                         std::to_string(status) + " [" + message + "]");
+    });
     unsigned short want = pick_port(api);
     l->port = l->server->listen(options.host, want).port();
     used_ports.insert(l->port);
@@ -268,6 +303,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     std::string function = "-";
     std::string version;
     bool cold = false;
+    bool traced = false;  // reached the authorizer or the integration
     std::string note;
   };
 
@@ -290,7 +326,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
 
     std::string request_id = rest ? new_uuid() : new_apigw_id();
     std::string apigw_id = new_apigw_id();
-    std::string trace = trace_root();
+    std::string trace = rest ? continued_trace(req.header("X-Amzn-Trace-Id")) : trace_root();
     Trail trail;
 
     Response res = co_await process(state, req, request_id, apigw_id, trace, trail);
@@ -299,7 +335,10 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     if (rest) {
       res.set("x-amzn-RequestId", request_id);
       res.set("x-amz-apigw-id", apigw_id);
-      if (res.status < 400 || res.status == 502 || res.status == 504) res.set("X-Amzn-Trace-Id", trace);
+      // Answers from the integration, whatever their status, and from the
+      // authorizer step carry the trace (recorded AWS responses; the gateway's
+      // own early refusals, like MOCK integrations, do not).
+      if (trail.traced) res.set("X-Amzn-Trace-Id", trace);
     } else {
       res.set("apigw-requestid", request_id);
     }
@@ -337,6 +376,10 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     {
       std::string_view raw = req.raw_path;
       std::string_view first = raw.substr(raw.empty() || raw[0] != '/' ? 0 : 1);
+      // REST: slashes before the stage do not count ("//stage/path" reaches the
+      // stage; recorded AWS event invocation-payload-with-prepended-slash-to-stage).
+      if (rest)
+        while (!first.empty() && first.front() == '/') first.remove_prefix(1);
       auto slash = first.find('/');
       std::string seg = url_decode(first.substr(0, slash));
       std::string_view rest_of = slash == std::string_view::npos ? std::string_view("/") : first.substr(slash);
@@ -389,6 +432,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     bool has_authorizer = !route.authorizer.empty() && route.authorizer != "none";
     std::string usage_key;
     if (has_authorizer) {
+      trail.traced = true;
       auto ait = api.authorizers.find(route.authorizer);
       if (ait == api.authorizers.end()) {
         trail.note = "authorizer " + route.authorizer + " is not defined";
@@ -411,7 +455,11 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       auto id = identity(auth, in);
       if (!id) {
         trail.note = "authorizer " + auth.name + ": identity source missing";
-        co_return with_cors(error(*state, GatewayError::unauthorized));
+        Response r = error(*state, GatewayError::unauthorized);
+        // JWT authorizers challenge a request without a token with a bare scheme (RFC 6750 §3.1,
+        // as AWS answers: "www-authenticate: Bearer").
+        if (auth.type == stack::AuthorizerType::jwt) r.set("www-authenticate", "Bearer");
+        co_return with_cors(std::move(r));
       }
       if (auth.type == stack::AuthorizerType::jwt) {
         auto vit = state->jwt.find(auth.name);
@@ -438,9 +486,11 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
         bool cacheable = auth.ttl_s > 0 && !id->empty();
         if (cacheable) cached = auth_cache.get(auth.name, *id, mono::now());
         AuthorizerCache::Entry entry;
+        long long authorizer_ms = 0;  // a cached result took no integration time
         if (cached) {
           entry = *cached;
         } else {
+          auto invoked = mono::now();
           lambda::InvokeRequest ir;
           ir.function = auth.function;
           ir.payload = authorizer_event(auth, in);
@@ -448,6 +498,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
           ir.trace_header = trace;
           ir.source = "authorizer " + auth.name;
           auto ares = co_await service.invoke(std::move(ir));
+          authorizer_ms = std::chrono::duration_cast<std::chrono::milliseconds>(mono::now() - invoked).count();
           if (ares.error) {
             trail.note = "authorizer " + auth.name + " could not be invoked: " + ares.error->code;
             co_return with_cors(error(*state, GatewayError::authorizer_failure));
@@ -460,6 +511,9 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
         switch (d.kind) {
           case AuthDecision::allow:
             authorizer_ctx = std::move(d.context);
+            // REST events show the authorizer's latency beside its context (real
+            // captured events: "integrationLatency": 0 when served from the cache).
+            if (rest && authorizer_ctx.is_object()) authorizer_ctx["integrationLatency"] = authorizer_ms;
             usage_key = d.usage_identifier_key;
             break;
           case AuthDecision::unauthorized:
@@ -516,7 +570,8 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     ev.stage = stage;
     ev.stage_variables = &stage_spec.variables;
     ev.request_id = request_id;
-    ev.extended_request_id = apigw_id;
+    // REST events carry API Gateway's own id apart; HTTP API 1.0 events repeat requestId there.
+    ev.extended_request_id = rest ? apigw_id : request_id;
     ev.account_id = stack->account_id;
     ev.region = stack->region;
     ev.time = wall_clock::now();
@@ -542,10 +597,14 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     ir.source = "api " + api.name;
     int timeout_ms = route.timeout_ms.value_or(api.timeout_ms);
     if (options.timeout_ms) timeout_ms = std::min(timeout_ms, *options.timeout_ms);
+    trail.traced = true;
     auto pending = std::make_shared<PendingInvoke>(ex);
     pending->wake.expires_after(std::chrono::milliseconds(timeout_ms));
     asio::co_spawn(ex, run_invoke(pending, &service, std::move(ir)), asio::detached);
-    co_await pending->wake.async_wait(nothrow);
+    // co_spawn runs the invocation inline up to its first suspension: one that
+    // fails at once (unknown function or alias) has already answered, and its
+    // cancel() found no wait to cancel.
+    if (!pending->result) co_await pending->wake.async_wait(nothrow);
     if (!pending->result) {
       trail.note = "integration timed out after " + std::to_string(timeout_ms) + " ms";
       co_return with_cors(error(*state, GatewayError::integration_timeout));
@@ -574,7 +633,11 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     Mapped mapped = rest ? rest_response(payload, req, api.binary_media_types)
                          : format == "1.0" ? http_v1_response(payload) : http_v2_response(payload);
     if (!mapped.ok) {
-      trail.note = "malformed Lambda proxy response: " + mapped.problem;
+      // REST and payload 1.0 problems come with this prefix already: say it once.
+      std::string_view problem = mapped.problem;
+      constexpr std::string_view prefix = "Malformed Lambda proxy response: ";
+      if (problem.substr(0, prefix.size()) == prefix) problem.remove_prefix(prefix.size());
+      trail.note = "malformed Lambda proxy response: " + std::string(problem);
       co_return with_cors(error(*state, GatewayError::integration_failure));
     }
     co_return with_cors(std::move(mapped.response));

@@ -595,6 +595,25 @@ std::optional<std::string> parse_v1_output(const json& out, bool strict, ParsedP
   return std::nullopt;
 }
 
+// Headers a REST API does not pass through from its integration's response:
+// those the gateway owns come out renamed x-amzn-Remapped-<name> (responses
+// captured from real APIs behind Lambda proxy integrations show
+// x-amzn-Remapped-Authorization, -WWW-Authenticate, -Date, -Server and
+// -Connection; AG known issues for REST APIs; LocalStack's next-gen gateway
+// remaps Connection, Content-Length, Date and Server), and Transfer-Encoding is
+// dropped. Without this, a function could also break the response framing.
+void remap_rest_response_headers(Headers& headers) {
+  static constexpr std::string_view remapped[] = {"Authorization", "Connection", "Content-Length",
+                                                  "Date",          "Server",     "WWW-Authenticate"};
+  std::erase_if(headers, [](const Header& h) { return iequals(h.name, "Transfer-Encoding"); });
+  for (auto& h : headers)
+    for (auto r : remapped)
+      if (iequals(h.name, r)) {
+        h.name = "x-amzn-Remapped-" + std::string(r);
+        break;
+      }
+}
+
 void default_content_type(Headers& headers, const char* name) {
   for (const auto& h : headers)
     if (iequals(h.name, "Content-Type")) return;
@@ -843,6 +862,7 @@ Mapped rest_response(std::string_view payload, const Request& req, const std::ve
   Mapped m;
   m.response.status = p.status;
   m.response.headers = std::move(p.headers);
+  remap_rest_response_headers(m.response.headers);
   default_content_type(m.response.headers, "Content-Type");
   if (p.base64 && accept_is_binary(req, binary_media_types)) {
     auto bytes = base64_decode(p.body);

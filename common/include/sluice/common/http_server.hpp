@@ -72,6 +72,8 @@ using Handler = std::function<asio::awaitable<void>(Request&, Responder&)>;
 // Builds the answer to a request that never reached the handler (malformed,
 // too large, too slow). status is 400, 408, 413 or 431.
 using ErrorFormatter = std::function<Response(unsigned status, const std::string& message)>;
+// Told about every request refused before it reached the handler (for access logs).
+using RejectObserver = std::function<void(unsigned status, const std::string& message, const tcp::endpoint& remote)>;
 
 class Server : public std::enable_shared_from_this<Server> {
  public:
@@ -85,6 +87,7 @@ class Server : public std::enable_shared_from_this<Server> {
   // (their connections close afterwards); resolves when all are gone or at the deadline.
   asio::awaitable<void> drain(std::chrono::milliseconds deadline);
   std::size_t connections() const { return conns_.size(); }
+  void on_reject(RejectObserver observer) { on_reject_ = std::move(observer); }
   const std::string& name() const { return name_; }
 
  private:
@@ -97,6 +100,7 @@ class Server : public std::enable_shared_from_this<Server> {
   ServerLimits limits_;
   Handler handler_;
   ErrorFormatter errors_;
+  RejectObserver on_reject_;
   tcp::acceptor acceptor_;
   bool draining_ = false;
   std::set<std::shared_ptr<Conn>> conns_;
