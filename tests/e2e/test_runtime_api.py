@@ -188,3 +188,15 @@ def test_exit_in_the_middle_of_a_response(srv):
     assert r["Json"]["errorMessage"].endswith("Error: Runtime exited with error: exit status 7")
     # The next invocation is a fresh environment.
     assert srv.invoke("probe", {"action": "echo"})["StatusCode"] == 200
+
+
+def test_pipelined_response_and_next(srv):
+    # The runtime sends POST /response and GET /next in one write; the caller
+    # gets its answer at once, and the 202 reaches the runtime with the next event.
+    first = srv.invoke("probe", {"action": "pipeline"})
+    assert first["Json"]["pipelined"] is True
+    second = srv.invoke("probe", {"action": "pipeline"})
+    assert second["Json"].get("pid") == first["Json"]["pid"], second
+    third = srv.invoke("probe", {"action": "echo"})
+    assert third["StatusCode"] == 200
+    srv.wait_for_log('probe pipelined response: 202 {"status":"OK"}')
