@@ -40,10 +40,22 @@ Response json_error(unsigned status, const std::string& message) {
 
 Responder::Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version,
                      const bool* draining)
-    : stream_(stream), limits_(limits), keep_alive_(keep_alive), version_(version), draining_(draining) {
-  boost::system::error_code ec;
-  remote_ = stream_.socket().remote_endpoint(ec);
-  local_ = stream_.socket().local_endpoint(ec);
+    : stream_(stream), limits_(limits), keep_alive_(keep_alive), version_(version), draining_(draining) {}
+
+const tcp::endpoint& Responder::remote() const {
+  if (!remote_) {
+    boost::system::error_code ec;
+    remote_ = stream_.socket().remote_endpoint(ec);
+  }
+  return *remote_;
+}
+
+const tcp::endpoint& Responder::local() const {
+  if (!local_) {
+    boost::system::error_code ec;
+    local_ = stream_.socket().local_endpoint(ec);
+  }
+  return *local_;
 }
 
 asio::awaitable<void> Responder::send(Response res) {

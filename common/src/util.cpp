@@ -319,11 +319,18 @@ std::string ymd_slashes(wall_clock::time_point t) {
 }
 
 std::string http_date(wall_clock::time_point t) {
+  // Formatted once per second per thread: every response carries one.
+  thread_local std::time_t cached_second = -1;
+  thread_local std::string cached;
+  std::time_t second = wall_clock::to_time_t(t);
+  if (second == cached_second) return cached;
   auto tm = utc_tm(t);
   char buf[96];
   std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", day_names[tm.tm_wday], tm.tm_mday,
                 month_names[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
+  cached_second = second;
+  cached = buf;
+  return cached;
 }
 
 std::string fixed2(double v) {

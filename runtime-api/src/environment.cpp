@@ -1279,7 +1279,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (!inv.cognito_identity.empty()) res.set("Lambda-Runtime-Cognito-Identity", inv.cognito_identity);
     if (!inv.tenant_id.empty()) res.set("Lambda-Runtime-Aws-Tenant-Id", inv.tenant_id);
     res.set(bhttp::field::date, http_date());
-    res.body() = inv.payload;
+    res.body() = std::move(inv.payload);  // delivered once; a re-init never re-sends it
     res.keep_alive(keep_alive);
     res.prepare_payload();
     return res;

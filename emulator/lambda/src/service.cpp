@@ -517,7 +517,8 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     if (c.version == "$LATEST" && watch) watch->poll();
     auto& pool = pools[{c.function, c.version}];
     auto fit = stack.functions.find(c.function);
-    std::optional<int> reserved = fit != stack.functions.end() ? fit->second.reserved_concurrency : std::nullopt;
+    int reserved = -1;  // -1: no reserved concurrency
+    if (fit != stack.functions.end() && fit->second.reserved_concurrency) reserved = *fit->second.reserved_concurrency;
 
     // Most recently used idle environment first; the others age out.
     std::shared_ptr<Entry> best;
@@ -527,7 +528,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     }
     auto& fs_ = fns[c.function];
     if (best) {
-      if (reserved && fs_.busy >= *reserved) {
+      if (reserved >= 0 && fs_.busy >= reserved) {
         fail(job, throttled("ReservedFunctionConcurrentInvocationLimitExceeded"));
         return;
       }
@@ -552,7 +553,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
         return;
       }
     }
-    if (reserved && fs_.busy >= *reserved) {
+    if (reserved >= 0 && fs_.busy >= reserved) {
       fail(job, throttled("ReservedFunctionConcurrentInvocationLimitExceeded"));
       return;
     }

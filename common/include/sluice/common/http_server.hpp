@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -53,8 +54,9 @@ class Responder {
   bool keep_alive() const { return keep_alive_ && !(draining_ && *draining_); }
   // Ask for the connection to close once this response is written.
   void close_after() { keep_alive_ = false; }
-  const tcp::endpoint& remote() const { return remote_; }
-  const tcp::endpoint& local() const { return local_; }
+  // Asked of the kernel on first use only (most requests never need them).
+  const tcp::endpoint& remote() const;
+  const tcp::endpoint& local() const;
 
  private:
   beast::tcp_stream& stream_;
@@ -65,7 +67,7 @@ class Responder {
   bool answered_ = false;
   bool chunked_ = false;
   boost::system::error_code error_;
-  tcp::endpoint remote_, local_;
+  mutable std::optional<tcp::endpoint> remote_, local_;
 };
 
 using Handler = std::function<asio::awaitable<void>(Request&, Responder&)>;
