@@ -58,6 +58,31 @@ const tcp::endpoint& Responder::local() const {
   return *local_;
 }
 
+namespace {
+
+// One contiguous buffer per response: Beast's serializer walks a buffer per
+// header field, which costs more than copying a few hundred bytes once.
+std::string serialize(const Response& res) {
+  std::string out;
+  out.reserve(256 + res.body().size());
+  out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(res.result_int());
+  out.push_back(' ');
+  out += res.reason();
+  out += "\r\n";
+  for (const auto& f : res) {
+    out += f.name_string();
+    out += ": ";
+    out += f.value();
+    out += "\r\n";
+  }
+  out += "\r\n";
+  out += res.body();
+  return out;
+}
+
+}  // namespace
+
 asio::awaitable<void> Responder::send(Response res) {
   if (answered_) co_return;
   answered_ = true;
@@ -65,7 +90,13 @@ asio::awaitable<void> Responder::send(Response res) {
   res.keep_alive(keep_alive());
   if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
   stream_.expires_after(limits_.write_timeout);
-  auto [ec, n] = co_await bhttp::async_write(stream_, res, nothrow);
+  if (res.chunked()) {
+    auto [ec, n] = co_await bhttp::async_write(stream_, res, nothrow);
+    error_ = ec;
+    co_return;
+  }
+  std::string bytes = serialize(res);
+  auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(bytes), nothrow);
   error_ = ec;
 }
 
