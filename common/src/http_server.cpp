@@ -58,8 +58,6 @@ const tcp::endpoint& Responder::local() const {
   return *local_;
 }
 
-namespace {
-
 // One contiguous buffer per response: Beast's serializer walks a buffer per
 // header field, which costs more than copying a few hundred bytes once.
 std::string serialize(const Response& res) {
@@ -80,8 +78,6 @@ std::string serialize(const Response& res) {
   out += res.body();
   return out;
 }
-
-}  // namespace
 
 asio::awaitable<void> Responder::send(Response res) {
   if (answered_) co_return;

@@ -7,6 +7,7 @@
 // captured from real APIs (aws-powertools parser test events apigw-rest/authorizer-*.json,
 // apigw-http/authorizer-request.json): REST REQUEST events carry {} for empty
 // maps, HTTP 2.0 events leave absent parts out.
+#include "ids.hpp"
 #include "sluice/gateway/authorizers.hpp"
 
 #include "sluice/common/util.hpp"
@@ -171,20 +172,7 @@ std::string domain_prefix(const std::string& domain) { return domain.substr(0, d
 // Stable six-character ids for what AWS names with random ids (resourceId,
 // deploymentId), derived from the same seeds as the proxy events in
 // payloads.cpp so that one resource shows one id in both events.
-std::string stable_id(std::string_view seed) {
-  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
-  for (unsigned char c : seed) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string out(6, '0');
-  for (auto& c : out) {
-    c = digits[h % 36];
-    h /= 36;
-  }
-  return out;
-}
+std::string stable_id(std::string_view seed) { return resource_style_id(seed); }
 
 std::string stage_path(const AuthInput& in) {
   const Request& req = request_of(in);

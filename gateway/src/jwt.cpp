@@ -57,31 +57,6 @@ struct Jwk {
 };
 
 // base64url (RFC 4648 §5) without padding, as JWS uses; trailing '=' tolerated.
-std::optional<std::string> b64url_decode(std::string_view in) {
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-') v = 62;
-    else if (c == '_') v = 63;
-    else return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
 const unsigned char* bytes(const std::string& s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 
 // Builds a public key from OSSL_PARAMs; nullptr when OpenSSL refuses it.
@@ -227,8 +202,8 @@ JwtVerifier::JwtVerifier(const stack::JwtConfig& config) : keys_(std::make_uniqu
     if (!use.empty() && use != "sig") continue;
     if (kty == "RSA") {
       if (!jwk.alg.empty() && jwk.alg != "RS256" && jwk.alg != "RS384" && jwk.alg != "RS512") continue;
-      auto n = b64url_decode(jwk_string(k, "n"));
-      auto e = b64url_decode(jwk_string(k, "e"));
+      auto n = base64url_decode(jwk_string(k, "n"));
+      auto e = base64url_decode(jwk_string(k, "e"));
       if (!n || !e || n->empty() || e->empty())
         throw std::runtime_error(name + ": an RSA key needs base64url \"n\" and \"e\"");
       jwk.family = Family::rsa;
@@ -237,8 +212,8 @@ JwtVerifier::JwtVerifier(const stack::JwtConfig& config) : keys_(std::make_uniqu
     } else if (kty == "EC") {
       if (jwk_string(k, "crv") != "P-256") continue;
       if (!jwk.alg.empty() && jwk.alg != "ES256") continue;
-      auto x = b64url_decode(jwk_string(k, "x"));
-      auto y = b64url_decode(jwk_string(k, "y"));
+      auto x = base64url_decode(jwk_string(k, "x"));
+      auto y = base64url_decode(jwk_string(k, "y"));
       if (!x || !y || x->empty() || y->empty() || x->size() > 32 || y->size() > 32)
         throw std::runtime_error(name + ": a P-256 key needs base64url \"x\" and \"y\" of 32 bytes");
       jwk.family = Family::ec;
@@ -324,15 +299,15 @@ JwtVerifier::Result JwtVerifier::verify(const std::string& token_in, const std::
   std::string_view payload_b64 = token.substr(d1 + 1, d2 - d1 - 1);
   std::string_view sig_b64 = token.substr(d2 + 1);
 
-  auto header_text = b64url_decode(header_b64);
+  auto header_text = base64url_decode(header_b64);
   if (!header_text) return refuse("the token header is not valid base64url");
   json header = json::parse(*header_text, nullptr, false);
   if (header.is_discarded() || !header.is_object()) return refuse("the token header is not a JSON object");
-  auto payload_text = b64url_decode(payload_b64);
+  auto payload_text = base64url_decode(payload_b64);
   if (!payload_text) return refuse("the token payload is not valid base64url");
   json claims = json::parse(*payload_text, nullptr, false);
   if (claims.is_discarded() || !claims.is_object()) return refuse("the token payload is not a JSON object");
-  auto sig = b64url_decode(sig_b64);
+  auto sig = base64url_decode(sig_b64);
   if (!sig) return refuse("the token signature is not valid base64url");
 
   // 2. The algorithm: RSA PKCS#1 v1.5 with SHA-2, or ECDSA P-256 / SHA-256.

@@ -5,6 +5,7 @@
 // event and the proxy response validation), AWS-validated LocalStack tests
 // (binary responses), real HTTP API events published by AWS users, then the
 // API Gateway developer guide and SAM CLI. Each rule below says which.
+#include "ids.hpp"
 #include "sluice/gateway/payloads.hpp"
 
 #include "sluice/common/util.hpp"
@@ -207,20 +208,7 @@ void put_v1_query(json& ev, const std::vector<std::pair<std::string, std::string
 // ---- ids and paths ---------------------------------------------------------
 
 // A stable id shaped like API Gateway's resource/deployment ids (6 lower-case alnum).
-std::string fake_id(std::string_view seed) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : seed) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string out(6, '0');
-  for (auto& c : out) {
-    c = digits[h % 36];
-    h /= 36;
-  }
-  return out;
-}
+std::string fake_id(std::string_view seed) { return resource_style_id(seed); }
 
 std::string domain_prefix_of(const EventInput& in) {
   if (!in.domain_prefix.empty()) return in.domain_prefix;

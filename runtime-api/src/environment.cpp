@@ -6,6 +6,7 @@
 
 #include "child_watch.hpp"
 #include "env_vars.hpp"
+#include "sluice/common/http_server.hpp"
 #include "sluice/common/log.hpp"
 #include "sluice/common/process.hpp"
 #include "sluice/common/util.hpp"
@@ -1081,14 +1082,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
               stream->end(etype, decoded);
               self->stream_finished();
             } else if (too_large) {
-              self->send_result(self->failure(
-                  Outcome::response_too_large, "Function.ResponseSizeTooLarge",
-                  "Response payload size exceeded maximum allowed payload size (6291556 bytes)."));
-              self->after_response();
-              res = make_response(413,
-                                  api_error("RequestEntityTooLarge",
-                                            "Exceeded maximum allowed payload size (6291556 bytes)."),
-                                  version, keep_alive);
+              res = self->refuse_oversized(version, keep_alive);
               break;
             } else {
               // An invocation that allocated beyond its memory and freed it before
@@ -1112,14 +1106,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
             break;
           case Route::error: {
             if (too_large) {
-              self->send_result(self->failure(
-                  Outcome::response_too_large, "Function.ResponseSizeTooLarge",
-                  "Response payload size exceeded maximum allowed payload size (6291556 bytes)."));
-              self->after_response();
-              res = make_response(413,
-                                  api_error("RequestEntityTooLarge",
-                                            "Exceeded maximum allowed payload size (6291556 bytes)."),
-                                  version, keep_alive);
+              res = self->refuse_oversized(version, keep_alive);
               break;
             }
             InvocationResult r;
@@ -1171,22 +1158,16 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     self->conns.erase(sock);
   }
 
-  // HTTP/1.1 response bytes, appended to out (Content-Length already prepared).
-  static void serialize(const StrResponse& res, std::string& out) {
-    out += "HTTP/1.1 ";
-    out += std::to_string(res.result_int());
-    out.push_back(' ');
-    out += res.reason();
-    out += "\r\n";
-    for (const auto& f : res) {
-      out += f.name_string();
-      out += ": ";
-      out += f.value();
-      out += "\r\n";
-    }
-    if (!res.keep_alive()) out += "Connection: close\r\n";
-    out += "\r\n";
-    out += res.body();
+  static void serialize(const StrResponse& res, std::string& out) { out += http::serialize(res); }
+
+  // A response or error over 6 MiB + 100 B: the caller gets Function.ResponseSizeTooLarge,
+  // the runtime a 413.
+  StrResponse refuse_oversized(unsigned version, bool keep_alive) {
+    send_result(failure(Outcome::response_too_large, "Function.ResponseSizeTooLarge",
+                        "Response payload size exceeded maximum allowed payload size (6291556 bytes)."));
+    after_response();
+    return make_response(413, api_error("RequestEntityTooLarge", "Exceeded maximum allowed payload size (6291556 bytes)."),
+                         version, keep_alive);
   }
 
   static std::string error_type_of(const std::string& body, const std::string& header, const char* fallback) {

@@ -108,6 +108,9 @@ class Server : public std::enable_shared_from_this<Server> {
   std::set<std::shared_ptr<Conn>> conns_;
 };
 
+// The response's bytes in one buffer (Content-Length must already be set).
+std::string serialize(const Response& res);
+
 // Default formatter: {"message": "..."} as application/json.
 Response json_error(unsigned status, const std::string& message);
 

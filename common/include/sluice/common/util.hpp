@@ -21,8 +21,11 @@ std::string new_trace_id();
 std::string new_apigw_id();
 
 std::string base64_encode(std::string_view in);
-// Strict decode; std::nullopt when the input is not valid base64.
+// Lenient decode (either alphabet, whitespace, optional padding); std::nullopt
+// when the input is not base64 at all.
 std::optional<std::string> base64_decode(std::string_view in);
+// Strict base64url as JWTs use it: URL alphabet only, padding optional, nothing else.
+std::optional<std::string> base64url_decode(std::string_view in);
 
 std::string to_lower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);
