@@ -107,19 +107,21 @@ class Stream final : public ResponseStream {
   void consume(std::function<bool(std::string_view)> on_data, std::function<void()> on_end) override {
     on_data_ = std::move(on_data);
     on_end_ = std::move(on_end);
-    while (!queued_.empty() && !paused_) {
-      std::string chunk = std::move(queued_.front());
-      queued_.pop_front();
-      if (!on_data_(chunk)) paused_ = true;
-    }
-    if (queued_.empty() && ended_ && on_end_) {
-      auto fn = std::move(on_end_);
-      on_end_ = nullptr;
-      fn();
-    }
+    deliver_queued();
   }
   void resume() override {
     paused_ = false;
+    deliver_queued();
+    resume_.notify();
+  }
+  bool ended() const override { return ended_; }
+  std::string content_type() const override { return content_type_; }
+  std::string error_type() const override { return error_type_; }
+  std::string error_body() const override { return error_body_; }
+  std::uint64_t bytes() const override { return bytes_; }
+
+  // Hands queued chunks to the consumer until it pauses, then the end once all are out.
+  void deliver_queued() {
     while (!queued_.empty() && !paused_ && on_data_) {
       std::string chunk = std::move(queued_.front());
       queued_.pop_front();
@@ -130,13 +132,7 @@ class Stream final : public ResponseStream {
       on_end_ = nullptr;
       fn();
     }
-    resume_.notify();
   }
-  bool ended() const override { return ended_; }
-  std::string content_type() const override { return content_type_; }
-  std::string error_type() const override { return error_type_; }
-  std::string error_body() const override { return error_body_; }
-  std::uint64_t bytes() const override { return bytes_; }
 
   // producer side
   void push(std::string chunk) {

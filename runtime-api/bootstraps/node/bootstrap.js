@@ -283,11 +283,21 @@ function patchConsole() {
 // module costs ~2 ms to load and more per request; this needs only net. The socket is unref'ed
 // whenever no request is in flight, so that it never keeps the event loop alive: the
 // callbackWaitsForEmptyEventLoop semantics rest on 'beforeExit' firing when user work is done.
+//
+// Requests can be pipelined: an invocation's response (or error) is written together with the
+// GET /next that the runtime sends right after it, and the answers are read in order from the
+// connection's byte stream (the Runtime API sends the POST's 202 together with the next event).
 
 const API_PREFIX = '/2018-06-01/runtime';
 const MAX_HEAD_BYTES = 1 << 20;
+const EMPTY = Buffer.alloc(0);
 
 class RuntimeApiUnreachable extends Error {}
+
+// A pipelined request whose connection ended before any byte of its answer: it can be sent again.
+class Unanswered extends Error {}
+
+const resumeOnNextTick = (resolve) => process.nextTick(resolve);
 
 function headerSafe(value) {
   return String(value).replace(/[\r\n]/g, ' ');
@@ -298,8 +308,8 @@ class Connection {
     this.client = client;
     this.closed = false;
     this.reused = false;
-    this.exchange = null;
-    this.head = null; // bytes received before the end of the response head
+    this.queue = []; // exchanges sent and not yet answered, in order
+    this.head = null; // bytes received before the end of the current response head
     const socket = net.connect(client.port, client.host);
     socket.setNoDelay(true);
     socket.on('data', (chunk) => this.onData(chunk));
@@ -309,18 +319,26 @@ class Connection {
     this.socket = socket;
   }
 
-  send(exchange) {
-    this.exchange = exchange;
+  // Writes the requests of `exchanges` in one write; their answers come back in this order.
+  send(exchanges) {
     const socket = this.socket;
     socket.ref();
-    if (exchange.body === null) {
-      socket.write(exchange.head);
-    } else if (exchange.body.length < 65536) {
-      socket.write(exchange.head + exchange.body); // one small write beats writev's bookkeeping
+    let small = true;
+    let text = '';
+    for (const ex of exchanges) {
+      this.queue.push(ex);
+      if (ex.body !== null && ex.body.length >= 65536) small = false;
+    }
+    if (small) {
+      // One small write beats writev's bookkeeping.
+      for (const ex of exchanges) text += ex.body === null ? ex.head : ex.head + ex.body;
+      socket.write(text);
     } else {
       socket.cork();
-      socket.write(exchange.head);
-      socket.write(exchange.body);
+      for (const ex of exchanges) {
+        socket.write(ex.head);
+        if (ex.body !== null) socket.write(ex.body);
+      }
       socket.uncork();
     }
   }
@@ -330,36 +348,46 @@ class Connection {
     this.socket.destroy();
   }
 
+  // Bytes are parsed for the exchange at the head of the queue; what follows the end of its
+  // response belongs to the next one.
   onData(chunk) {
-    const ex = this.exchange;
-    if (ex === null) {
-      // Nothing was asked: the server is out of step with us; start afresh next time.
-      this.client.forget(this);
-      this.destroy();
-      return;
-    }
-    ex.received = true;
-    while (ex.status === 0) {
-      const buf = this.head === null ? chunk : Buffer.concat([this.head, chunk]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end === -1) {
-        if (buf.length > MAX_HEAD_BYTES) return this.fail(new Error('response head too large'));
-        this.head = buf;
+    for (;;) {
+      const ex = this.queue.length > 0 ? this.queue[0] : null;
+      if (ex === null) {
+        if (chunk.length > 0) {
+          // Nothing was asked: the server is out of step with us; start afresh next time.
+          this.client.forget(this);
+          this.destroy();
+        }
         return;
       }
-      this.head = null;
-      this.parseHead(ex, buf.toString('utf8', 0, end));
-      chunk = buf.subarray(end + 4);
-      if (ex.status >= 100 && ex.status < 200) {
-        ex.status = 0; // interim response: the real one follows
-        ex.headers = null;
+      while (ex.status === 0) {
         if (chunk.length === 0) return;
-      } else if (ex.status === 0) {
-        return this.fail(new Error('malformed response from the Runtime API'));
+        ex.received = true;
+        const buf = this.head === null ? chunk : Buffer.concat([this.head, chunk]);
+        const end = buf.indexOf('\r\n\r\n');
+        if (end === -1) {
+          if (buf.length > MAX_HEAD_BYTES) return this.fail(new Error('response head too large'));
+          this.head = buf;
+          return;
+        }
+        this.head = null;
+        this.parseHead(ex, buf.toString('utf8', 0, end));
+        chunk = buf.subarray(end + 4);
+        if (ex.status >= 100 && ex.status < 200) {
+          ex.status = 0; // interim response: the real one follows
+          ex.headers = null;
+        } else if (ex.status === 0) {
+          return this.fail(new Error('malformed response from the Runtime API'));
+        }
       }
+      if (ex.remaining !== 0) {
+        if (chunk.length === 0) return;
+        chunk = this.onBody(ex, chunk);
+        if (chunk === null || ex.remaining !== 0) return;
+      }
+      if (!this.complete(ex)) return;
     }
-    if (ex.remaining === 0) this.complete(ex);
-    else if (chunk.length > 0) this.onBody(ex, chunk);
   }
 
   parseHead(ex, text) {
@@ -388,21 +416,23 @@ class Connection {
     }
   }
 
+  // Consumes body bytes; returns the bytes past the end of the body (EMPTY if none or if the
+  // body goes on), or null after a failure.
   onBody(ex, chunk) {
     if (ex.remaining > 0) {
       if (chunk.length >= ex.remaining) {
         ex.parts.push(chunk.subarray(0, ex.remaining));
+        const rest = chunk.subarray(ex.remaining);
         ex.remaining = 0;
-        this.complete(ex);
-      } else {
-        ex.parts.push(chunk);
-        ex.remaining -= chunk.length;
+        return rest;
       }
-    } else if (ex.remaining === -1) {
-      this.onChunked(ex, chunk);
-    } else if (ex.remaining === -2) {
       ex.parts.push(chunk);
+      ex.remaining -= chunk.length;
+      return EMPTY;
     }
+    if (ex.remaining === -1) return this.onChunked(ex, chunk);
+    ex.parts.push(chunk); // -2: until the server closes
+    return EMPTY;
   }
 
   // Chunked response bodies: states 0 = size line, 1 = data, 2 = CRLF after data, 3 = trailers.
@@ -412,7 +442,7 @@ class Connection {
     c.pending = null;
     for (;;) {
       if (c.state === 1) {
-        if (buf.length === 0) return;
+        if (buf.length === 0) return EMPTY;
         const take = Math.min(c.left, buf.length);
         ex.parts.push(buf.subarray(0, take));
         buf = buf.subarray(take);
@@ -431,7 +461,10 @@ class Connection {
       if (c.state === 0) {
         const size = parseInt(buf.toString('latin1', 0, eol).split(';')[0], 16);
         buf = buf.subarray(eol + 2);
-        if (!(size >= 0)) return this.fail(new Error('malformed chunked response'));
+        if (!(size >= 0)) {
+          this.fail(new Error('malformed chunked response'));
+          return null;
+        }
         if (size === 0) c.state = 3;
         else {
           c.state = 1;
@@ -443,48 +476,72 @@ class Connection {
       buf = buf.subarray(eol + 2);
       if (eol === 0) {
         ex.remaining = 0;
-        this.complete(ex);
-        return;
+        return buf;
       }
     }
     if (buf.length > 0) c.pending = buf;
+    return EMPTY;
   }
 
+  // The exchange at the head of the queue has its whole answer. Returns whether the connection
+  // goes on (false: it was closed, and requests still queued on it are unanswered).
   complete(ex) {
-    if (this.exchange !== ex) return;
-    this.exchange = null;
+    this.queue.shift();
     const body = ex.parts.length === 1 ? ex.parts[0] : Buffer.concat(ex.parts);
-    if (ex.keepAlive && !this.closed) this.client.release(this);
-    else this.destroy();
+    let goesOn = true;
+    if (!ex.keepAlive || this.closed) {
+      goesOn = false;
+      this.client.forget(this);
+      this.destroy();
+      this.abandonQueue();
+    } else if (this.queue.length === 0) {
+      this.client.release(this);
+    } else {
+      // The request pipelined behind this one is now on a connection that served a response:
+      // if the server drops it before any of the answer, it is asked again (see onClosed).
+      this.reused = true;
+    }
     ex.resolve({ status: ex.status, headers: ex.headers, body });
+    return goesOn;
+  }
+
+  // Requests pipelined behind one whose connection ended: none of their answers came.
+  abandonQueue() {
+    const queue = this.queue;
+    this.queue = [];
+    for (const ex of queue) ex.reject(new Unanswered('connection closed before the answer'));
   }
 
   fail(err) {
-    const ex = this.exchange;
-    this.exchange = null;
+    const ex = this.queue.shift();
     this.client.forget(this);
     this.destroy();
-    if (ex !== null) ex.reject(err);
+    this.abandonQueue();
+    if (ex !== undefined) ex.reject(err);
   }
 
   onClosed(err) {
-    if (this.closed && this.exchange === null) return;
+    if (this.closed && this.queue.length === 0) return;
     this.closed = true;
     this.client.forget(this);
-    const ex = this.exchange;
-    if (ex === null) return;
+    if (this.queue.length === 0) return;
+    const ex = this.queue[0];
     if (ex.remaining === -2 && ex.status !== 0 && err === null) {
       this.complete(ex);
       return;
     }
-    this.exchange = null;
     this.socket.destroy();
-    // A kept-alive connection the server dropped while idle: ask again on a new one.
+    const queue = this.queue;
+    this.queue = [];
+    // A kept-alive connection the server dropped while idle: ask again on a new one (the
+    // requests pipelined behind the first go with it).
     if (!ex.received && this.reused && !ex.retried) {
       ex.retried = true;
-      this.client.dispatch(ex);
+      this.client.dispatch(queue);
       return;
     }
+    queue.shift();
+    for (const rest of queue) rest.reject(new Unanswered('connection closed before the answer'));
     ex.reject(
       err ||
         new Error(`the Runtime API at ${this.client.endpoint} closed the connection before answering`),
@@ -502,6 +559,7 @@ class RuntimeApiClient {
     this.port = colon > 0 ? parseInt(endpoint.slice(colon + 1), 10) : 80;
     this.idle = null;
     this.nextRequest = `GET ${API_PREFIX}/invocation/next HTTP/1.1\r\nHost: ${endpoint}\r\n\r\n`;
+    this.prefetched = null; // promise of the answer to a GET /next pipelined behind a post
     this.streamAgent = null; // http.Agent of streamed responses (streaming.js)
   }
 
@@ -528,7 +586,7 @@ class RuntimeApiClient {
     if (this.idle === conn) this.idle = null;
   }
 
-  dispatch(ex) {
+  dispatch(exchanges) {
     let conn = this.idle;
     if (conn !== null && !conn.closed) {
       this.idle = null;
@@ -536,39 +594,77 @@ class RuntimeApiClient {
       this.idle = null;
       conn = new Connection(this);
     }
-    conn.send(ex);
+    conn.send(exchanges);
+  }
+
+  exchange(head, body, resolve, reject) {
+    return {
+      head,
+      body,
+      resolve,
+      reject,
+      received: false,
+      retried: false,
+      status: 0,
+      headers: null,
+      remaining: 0,
+      keepAlive: true,
+      chunked: null,
+      parts: [],
+    };
   }
 
   request(head, body) {
     return new Promise((resolve, reject) => {
-      this.dispatch({
-        head,
-        body,
-        resolve,
-        reject,
-        received: false,
-        retried: false,
-        status: 0,
-        headers: null,
-        remaining: 0,
-        keepAlive: true,
-        chunked: null,
-        parts: [],
-      });
+      this.dispatch([this.exchange(head, body, resolve, reject)]);
     });
   }
 
-  post(path, body, extraHeaders) {
+  // POSTs with the GET /next pipelined behind it; the GET's answer is kept for nextInvocation().
+  requestThenNext(head, body) {
+    let post, next;
+    const posted = new Promise((resolve, reject) => {
+      post = this.exchange(head, body, resolve, reject);
+    });
+    const answer = new Promise((resolve, reject) => {
+      next = this.exchange(this.nextRequest, null, resolve, reject);
+    });
+    answer.catch(NO_OP); // awaited later, by nextInvocation(): not an unhandled rejection
+    this.prefetched = answer;
+    this.dispatch([post, next]);
+    return posted;
+  }
+
+  post(path, body, extraHeaders, thenNext) {
     const head =
       `POST ${path} HTTP/1.1\r\nHost: ${this.endpoint}\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n${extraHeaders}\r\n`;
+    // Only one GET /next is pipelined at a time; a post made while one waits (a handler that
+    // reports again after its invocation ended) goes alone, as before.
+    if (thenNext && this.prefetched === null) return this.requestThenNext(head, body);
     return this.request(head, body);
   }
 
   async nextInvocation() {
     let res;
+    const prefetched = this.prefetched;
+    this.prefetched = null;
     try {
-      res = await this.request(this.nextRequest, null);
+      if (prefetched !== null) {
+        try {
+          res = await prefetched;
+          // Usually answered already: resume from a nextTick, as an answer that arrives from
+          // the socket does, so that stack traces through the handler end the same way
+          // (`at process.processTicksAndRejections`).
+          await new Promise(resumeOnNextTick);
+        } catch (err) {
+          // Its connection ended before any of its answer: ask again, as for any request.
+          if (!(err instanceof Unanswered)) throw err;
+          res = await this.request(this.nextRequest, null);
+        }
+      } else {
+        res = await this.request(this.nextRequest, null);
+      }
     } catch (err) {
       throw new RuntimeApiUnreachable(
         `cannot reach the Lambda Runtime API at ${this.endpoint} (${err.message})`,
@@ -584,21 +680,24 @@ class RuntimeApiClient {
 
   // The official native client ignores the outcome of these posts (a 4xx, e.g. a payload over
   // 6 MB, is the platform's business); a dead Runtime API shows up at the next /next.
-  postInvocationResponse(response, id, callback) {
+  // `thenNext`: the callback calls nextInvocation() (by way of setImmediate), so the GET /next
+  // is written with the post (pipelined); the callback still runs once the post is answered.
+  postInvocationResponse(response, id, callback, thenNext = false) {
     const body = serializeResponse(response);
-    this.post(`${API_PREFIX}/invocation/${encodeURIComponent(id)}/response`, body, '').then(
+    this.post(`${API_PREFIX}/invocation/${encodeURIComponent(id)}/response`, body, '', thenNext).then(
       () => callback(),
       () => callback(),
     );
   }
 
-  postInvocationError(error, id, callback) {
+  postInvocationError(error, id, callback, thenNext = false) {
     const body = serializeResponse(toRapidResponse(error));
     const cause = xrayErrorCause(error);
     this.post(
       `${API_PREFIX}/invocation/${encodeURIComponent(id)}/error`,
       body,
       `Lambda-Runtime-Function-XRay-Error-Cause: ${headerSafe(cause)}\r\n`,
+      thenNext,
     ).then(
       () => callback(),
       () => callback(),
@@ -611,6 +710,7 @@ class RuntimeApiClient {
       `${API_PREFIX}/init/error`,
       serializeResponse(response),
       `Lambda-Runtime-Function-Error-Type: ${headerSafe(response.errorType)}\r\n`,
+      false,
     ).then(
       () => callback(),
       (err) => {
@@ -933,10 +1033,13 @@ class InvokeContext {
 // callback, the context's succeed/fail/done and the flag callbackWaitsForEmptyEventLoop. Only the
 // first of callback/succeed/fail/done (or a settled promise) counts. With the flag true (the
 // default) a callback's result is posted once the event loop is empty ('beforeExit').
+//
+// Every post made here is followed by scheduleNext, whose iteration starts with nextInvocation():
+// the GET /next is pipelined with the post (thenNext = true).
 function buildCallbackContext(client, id, scheduleNext) {
   const postError = (err, callback) => {
     structuredConsole.logError('Invoke Error', err);
-    client.postInvocationError(err, id, callback);
+    client.postInvocationError(err, id, callback, callback === scheduleNext);
   };
 
   let completed = false;
@@ -948,7 +1051,7 @@ function buildCallbackContext(client, id, scheduleNext) {
       return;
     }
     completed = true;
-    client.postInvocationResponse(result, id, callback);
+    client.postInvocationResponse(result, id, callback, callback === scheduleNext);
   };
 
   let waitForEmptyEventLoop = true;
@@ -1116,9 +1219,9 @@ class Runtime {
       if (isAsync) {
         const error = new NodeJsExit();
         structuredConsole.logError('Invoke Error', error);
-        this.client.postInvocationError(error, id, this.scheduleNext);
+        this.client.postInvocationError(error, id, this.scheduleNext, true);
       } else {
-        this.client.postInvocationResponse(null, id, this.scheduleNext);
+        this.client.postInvocationResponse(null, id, this.scheduleNext, true);
       }
     });
   }

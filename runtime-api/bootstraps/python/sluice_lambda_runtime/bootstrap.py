@@ -678,21 +678,26 @@ class _HttpConnection(object):
             return
         raise RuntimeAPIUnreachable(str(error) if error else "no address for " + self.host)
 
-    def request(self, head, body=None):
+    def request(self, head, body=None, then=None):
         """Send one request (`head` is the request line and headers, CRLF-terminated);
-        return (status, headers with lower-case names, body as a bytearray)."""
+        return (status, headers with lower-case names, body as a bytearray).
+
+        `then`, a body-less request, is pipelined behind it: written in the same send, its
+        answer is left on the connection for read_pipelined(), which must be called next."""
         for attempt in (0, 1):
             if self.sock is None:
                 self._connect()
             reused = self.reused
             try:
                 if body is None:
-                    self.sock.sendall(head)
+                    self.sock.sendall(head if then is None else head + then)
                 elif len(body) < 65536:
-                    self.sock.sendall(head + body)
-                else:
+                    self.sock.sendall(head + body if then is None else head + body + then)
+                elif then is None:
                     self.sock.sendall(head)
                     self.sock.sendall(body)
+                else:
+                    self._send_parts((head, body, then))
                 response = self._read_response()
             except (_ConnectionLost, BrokenPipeError, ConnectionResetError) as e:
                 self.close()
@@ -705,6 +710,38 @@ class _HttpConnection(object):
                 raise
             return response
         raise AssertionError("unreachable")
+
+    def read_pipelined(self, head):
+        """The answer to the request pipelined by request(..., then=head). If the connection
+        ended before any byte of that answer (closed after the first one, or broken), the
+        request is sent again on a new connection, as an unanswered request always was."""
+        if self.sock is not None:
+            try:
+                return self._read_response()
+            except (_ConnectionLost, BrokenPipeError, ConnectionResetError):
+                self.close()
+            except BaseException:
+                self.close()
+                raise
+        return self.request(head)
+
+    def _send_parts(self, parts):
+        """All of parts in as few system calls as the kernel allows (one, usually): a large
+        body is not copied to join it to its neighbours."""
+        views = [memoryview(p) for p in parts]
+        sendmsg = self.sock.sendmsg
+        while views:
+            sent = sendmsg(views)
+            while sent:
+                first = len(views[0])
+                if sent >= first:
+                    sent -= first
+                    del views[0]
+                else:
+                    views[0] = views[0][sent:]
+                    sent = 0
+            while views and not len(views[0]):
+                del views[0]
 
     def _fill(self, n):
         """Make self.buf hold at least n bytes."""
@@ -819,6 +856,12 @@ class _HttpConnection(object):
 # The Runtime API calls.
 
 
+# The Lambda limit on a buffered response or error body (6 MB + 100 bytes): the Runtime API
+# answers a larger one 413. The Runtime API's limit on a request's headers is 64 KiB.
+_MAX_PAYLOAD = 6 * 1024 * 1024 + 100
+_PIPELINE_MAX_HEAD = 60 * 1024
+
+
 class _RuntimeClient(object):
     def __init__(self, address):
         self.conn = _HttpConnection(address)
@@ -831,9 +874,9 @@ class _RuntimeClient(object):
             b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n" + self.common + b"\r\n"
         )
 
-    def _call(self, what, head, body=None):
+    def _call(self, what, head, body=None, then=None):
         try:
-            return self.conn.request(head, body)
+            return self.conn.request(head, body, then)
         except RuntimeAPIUnreachable as e:
             _fatal("cannot reach the Lambda Runtime API at %s (%s): %s" % (
                 self.conn.address, what, e))
@@ -845,38 +888,63 @@ class _RuntimeClient(object):
         status, headers, body = self._call(
             "GET /2018-06-01/runtime/invocation/next", self.next_request
         )
+        return self._next_invocation(status, headers, body)
+
+    def _pipelined_next_invocation(self):
+        try:
+            status, headers, body = self.conn.read_pipelined(self.next_request)
+        except (RuntimeAPIUnreachable, OSError) as e:
+            _fatal("cannot reach the Lambda Runtime API at %s (%s): %s" % (
+                self.conn.address, "GET /2018-06-01/runtime/invocation/next", e))
+        return self._next_invocation(status, headers, body)
+
+    @staticmethod
+    def _next_invocation(status, headers, body):
         if status != 200 or "lambda-runtime-aws-request-id" not in headers:
             _fatal_runtime("Failed to get next", status, body)
         return headers, body
 
-    def _post(self, path, content_type, payload, extra=b""):
+    def _post_then_next(self, path, content_type, payload, extra, failure):
+        """POST a result, then GET the next invocation: (headers, body) of the next event.
+
+        The GET is pipelined behind the POST (one send; the Runtime API answers both in order,
+        the POST's 202 together with the next event). A POST that may be refused keeps a round
+        trip of its own, because a refusal ends the process (as with the official client) and
+        nothing may have asked for another event by then: one whose payload is over the Lambda
+        limit (413), or whose headers are over the Runtime API's limit (a huge X-Ray cause)."""
         head = b"".join((
             b"POST ", path, b" HTTP/1.1\r\n", self.common,
             b"content-type: ", content_type, b"\r\n", extra,
             b"content-length: ", str(len(payload)).encode(), b"\r\n\r\n",
         ))
-        return self._call("POST " + path.decode("latin-1"), head, payload)
-
-    def post_invocation_result(self, invoke_id, payload, content_type):
-        status, _headers, body = self._post(
-            b"/2018-06-01/runtime/invocation/" + invoke_id.encode("latin-1") + b"/response",
-            content_type, payload,
+        pipeline = len(payload) <= _MAX_PAYLOAD and len(head) <= _PIPELINE_MAX_HEAD
+        status, _headers, body = self._call(
+            "POST " + path.decode("latin-1"), head, payload, self.next_request if pipeline else None
         )
         if not 200 <= status < 300:
-            _fatal_runtime("Failed to post invocation response", status, body)
+            _fatal_runtime(failure, status, body)
+        if pipeline:
+            return self._pipelined_next_invocation()
+        return self.wait_next_invocation()
+
+    def post_invocation_result(self, invoke_id, payload, content_type):
+        """POST the handler's result; returns the next invocation (headers, body)."""
+        return self._post_then_next(
+            b"/2018-06-01/runtime/invocation/" + invoke_id.encode("latin-1") + b"/response",
+            content_type, payload, b"", "Failed to post invocation response",
+        )
 
     def post_invocation_error(self, invoke_id, error_json, xray_json):
+        """POST the handler's error; returns the next invocation (headers, body)."""
         payload = error_json.encode("utf-8")
         xray = xray_json.encode("utf-8")
         extra = b""
         if xray and len(xray) < 1024 * 1024:
             extra = b"lambda-runtime-function-xray-error-cause: " + xray + b"\r\n"
-        status, _headers, body = self._post(
+        return self._post_then_next(
             b"/2018-06-01/runtime/invocation/" + invoke_id.encode("latin-1") + b"/error",
-            b"application/json", payload, extra,
+            b"application/json", payload, extra, "Failed to post invocation error",
         )
-        if not 200 <= status < 300:
-            _fatal_runtime("Failed to post invocation error", status, body)
 
     def post_init_error(self, error_result):
         payload = to_json(error_result).encode("utf-8")
@@ -1027,11 +1095,10 @@ def _handle_event(client, request_handler, headers, body):
 
     if error_result is not None:
         _log_error(error_result)
-        client.post_invocation_error(invoke_id, to_json(error_result), to_json(xray))
-    else:
-        if not isinstance(result, bytes):
-            result = result.encode("utf-8")
-        client.post_invocation_result(invoke_id, result, content_type)
+        return client.post_invocation_error(invoke_id, to_json(error_result), to_json(xray))
+    if not isinstance(result, bytes):
+        result = result.encode("utf-8")
+    return client.post_invocation_result(invoke_id, result, content_type)
 
 
 def main():
@@ -1061,8 +1128,9 @@ def main():
         client.post_init_error(error_result)
         sys.exit(1)
 
-    wait_next = client.wait_next_invocation
+    # Each answer is posted with the request for the next event behind it (pipelined), so
+    # _handle_event returns the next event.
+    headers, body = client.wait_next_invocation()
     while True:
-        headers, body = wait_next()
-        _handle_event(client, request_handler, headers, body)
+        headers, body = _handle_event(client, request_handler, headers, body)
 
