@@ -157,8 +157,8 @@ def stop(proc, log, group=False):
     log.close()
 
 
-def measure(name, pid, url, seconds, tree):
-    wrk(url, 2)  # warm: environments started, JIT warm
+def measure(name, pid, url, seconds, tree, warm=5):
+    wrk(url, warm)  # warm-up: every environment started, every JIT warm
     before = tree_rss_kb(pid) if tree else rss_kb(pid)
     r = wrk(url, seconds)
     after = tree_rss_kb(pid) if tree else rss_kb(pid)
@@ -173,6 +173,7 @@ def main():
     ap.add_argument("--million", action="store_true", help="also check sluice's memory over a million requests")
     args = ap.parse_args()
     secs = 3 if args.quick else 10
+    warm = 2 if args.quick else 5
     for tool in (SLUICE, MINIMAL):
         if not tool.exists():
             sys.exit(f"{tool} not built: run scripts/build.sh")
@@ -186,11 +187,11 @@ def main():
 
     proc, log, http_url, rest_url, rest_base = start_sluice(work)
     try:
-        rows.append(measure("sluice, HTTP API route", proc.pid, http_url, secs, tree=False))
-        rows.append(measure("sluice, REST route", proc.pid, rest_url, secs, tree=False))
+        rows.append(measure("sluice, HTTP API route", proc.pid, http_url, secs, tree=False, warm=warm))
+        rows.append(measure("sluice, REST route", proc.pid, rest_url, secs, tree=False, warm=warm))
         # The gateway alone: a request it answers itself (no route: 403 Missing Authentication Token).
         rows.append(measure("sluice gateway alone (no-route 403)", proc.pid, rest_base + "/bench/nothing", secs,
-                            tree=False))
+                            tree=False, warm=warm))
         if args.million:
             before = rss_kb(proc.pid)
             done = 0
@@ -210,7 +211,7 @@ def main():
     mport = int(mproc.stdout.readline())
     try:
         rows.append(measure("minimal Beast server, same bytes", mproc.pid, f"http://127.0.0.1:{mport}/", secs,
-                            tree=False))
+                            tree=False, warm=warm))
     finally:
         mproc.send_signal(signal.SIGINT)
         mproc.wait()
@@ -219,8 +220,8 @@ def main():
         ensure_peers()
         oproc, olog, o_http, o_rest = start_offline(work)
         try:
-            rows.append(measure("serverless-offline 13, HTTP API route", oproc.pid, o_http, secs, tree=True))
-            rows.append(measure("serverless-offline 13, REST route", oproc.pid, o_rest, secs, tree=True))
+            rows.append(measure("serverless-offline 13, HTTP API route", oproc.pid, o_http, secs, tree=True, warm=warm))
+            rows.append(measure("serverless-offline 13, REST route", oproc.pid, o_rest, secs, tree=True, warm=warm))
         finally:
             stop(oproc, olog, group=True)
 
