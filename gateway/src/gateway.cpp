@@ -322,6 +322,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     for (const auto& f : hreq) req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
     req.body = std::move(hreq.body());
     req.source_ip = out.remote().address().to_string();
+    req.local_port = listener->port;
     req.protocol = hreq.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
 
     std::string request_id = rest ? new_uuid() : new_apigw_id();

@@ -84,8 +84,9 @@ struct HeaderGroups {
   }
 };
 
-// The port the client connected to, from Host ("127.0.0.1:3000", "[::1]:3000"), else 80.
+// The port the client connected to; without it, from Host ("127.0.0.1:3000", "[::1]:3000"), else 80.
 std::string forwarded_port(const Request& req) {
+  if (req.local_port) return std::to_string(req.local_port);
   auto host = req.header("Host");
   if (!host) return "80";
   std::string_view h = *host;

@@ -357,3 +357,13 @@ def test_init_timeout(probe):
     assert r["Json"]["errorType"] == "Sandbox.Timedout"
     assert r["Json"]["errorMessage"].endswith("Task timed out after 3.00 seconds")
     s.wait_for_log("Phase: init\tStatus: timeout")
+
+
+def test_missing_bootstrap_is_an_invalid_entrypoint(probe):
+    s = probe.serve()
+    (probe.path / "probe" / "bootstrap").unlink()
+    r = s.invoke("probe", {"action": "echo"})
+    assert r["FunctionError"] == "Unhandled"
+    assert r["Json"]["errorType"] == "Runtime.InvalidEntrypoint"
+    assert "Couldn't find valid bootstrap(s): [" in r["Json"]["errorMessage"]
+    assert str(probe.path / "probe" / "bootstrap") in r["Json"]["errorMessage"]

@@ -24,6 +24,7 @@ struct Request {
   Headers headers;        // in order, repeated names kept
   std::string body;
   std::string source_ip;
+  unsigned short local_port = 0;  // the port the client connected to (0: unknown)
   std::string protocol = "HTTP/1.1";
 
   // Last value of a header (case-insensitive), as API Gateway's single-value maps keep.
