@@ -169,6 +169,10 @@ def test_lambda_s3_iam_sts_against_moto(moto, tmp_path):
                       aws_secret_access_key="x")
     assert s3.get_object(Bucket="sluice-e2e-bucket", Key="packages/a b+c/ü.zip")["Body"].read() == payload.read_bytes()
 
+    rc, out, _ = aws_call(env, "--endpoint-url", moto, "HEAD", "s3", "/sluice-e2e-bucket")
+    assert rc == 0 and out["body"] == "", out
+    rc, out, _ = aws_call(env, "--endpoint-url", moto, "HEAD", "s3", "/no-such-bucket-here")
+    assert rc == 3 and out["code"] == "404" and out["status"] == 404, out
     rc, out, _ = aws_call(env, "--endpoint-url", moto, "GET", "s3", "/no-such-bucket-here/x")
     assert rc == 3 and out["code"] == "NoSuchBucket" and out["status"] == 404 and not out["auth"]
 
