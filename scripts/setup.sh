@@ -48,6 +48,12 @@ if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
   echo "setup: $PYTHON has no pip; installing Debian's python3-pip"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >/dev/null
 fi
+# The deploy tests run against moto_server. Debian has no moto and PyPI is out of reach here,
+# so it must come with the test interpreter (the machine image's pyenv Python has moto 5).
+if ! "$PYTHON" -c "import moto.server" 2>/dev/null; then
+  echo "setup: warning: $PYTHON has no moto (moto_server); the deploy end-to-end tests will fail." >&2
+  echo "setup: install it into that interpreter with 'pip install \"moto[server]>=5\"' where PyPI is reachable." >&2
+fi
 if ! command -v aws >/dev/null; then
   echo "setup: installing the aws CLI (Debian's awscli)"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq awscli >/dev/null
