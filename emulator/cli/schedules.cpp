@@ -2,6 +2,7 @@
 // `sluice trigger schedule NAME [STACK]`, against a running serve or in process.
 #include "schedules.hpp"
 
+#include "sluice/common/log.hpp"
 #include "sluice/common/util.hpp"
 #include "sluice/gateway/invoke_api.hpp"
 #include "sluice/lambda/console_log.hpp"
@@ -90,6 +91,15 @@ std::unique_ptr<lambda::Scheduler> start_schedules(const Args& a, asio::any_io_e
     scheduler = std::make_unique<lambda::Scheduler>(ex, service, stack, clock_options(a));
     scheduler->on_firing([log_line](const lambda::Firing& f) { log_line(describe(f)); });
     scheduler->start();
+    auto logger = log::get("serve");
+    for (const auto& [name, spec] : stack.schedules) {
+      auto next = scheduler->next_time(name);
+      logger->info("schedule {}: {} -> {}{}, {}", name, spec.expression.text, spec.function,
+                   spec.qualifier.empty() ? "" : ":" + spec.qualifier,
+                   !spec.enabled ? std::string("disabled (fires only when triggered)")
+                   : next        ? "next at " + stack::iso_utc(std::chrono::floor<std::chrono::seconds>(*next))
+                                 : std::string("never fires again"));
+    }
   }
   lambda::Scheduler* raw = scheduler.get();
   invoke_api.set_admin_handler([raw](const std::string& method, const std::string& path,

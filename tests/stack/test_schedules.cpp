@@ -123,6 +123,7 @@ TEST_CASE("cron: the six fields and AWS's rules", "[schedule]") {
   CHECK_THAT(parse_error("cron(0/0 * * * ? *)"), Catch::Contains("the increment in '0/0' must be a whole number of at least 1"));
   CHECK_THAT(parse_error("cron(0,,5 * * * ? *)"), Catch::Contains("Minutes field: empty item"));
   CHECK_THAT(parse_error("cron(0 8 ? * 2#6 *)"), Catch::Contains("the number after # must be 1 to 5"));
+  CHECK_THAT(parse_error("cron(0 8 ? * 3#1,6#3 *)"), Catch::Contains("with # the field holds one expression only"));
   CHECK_THAT(parse_error("cron(0 8 ? * 9#1 *)"), Catch::Contains("Day-of-week field: 9 is out of range"));
   CHECK_THAT(parse_error("cron(0 8 32W * ? *)"), Catch::Contains("W takes a single day from 1 to 31"));
   CHECK_THAT(parse_error("cron(0 8 1,2W * ? *)"), Catch::Contains("W takes a single day"));
