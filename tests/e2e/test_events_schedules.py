@@ -282,3 +282,25 @@ schedules:
         assert line in err, f"{line!r} not in:\n{err}"
     assert "schedules.ok" not in err
     assert "12 errors" in err
+
+
+def test_editing_schedules_while_serving(ws):
+    ws.copy_function("events-python", "ev")
+    record = ws.path / "record.jsonl"
+    ws.write_stack(SCHEDULE_STACK.format(record=record))
+    s = ws.serve(["--schedule-speed", "0"])
+    assert "schedule tick: rate(1 minute) -> record, next at" in s.stderr()
+    assert "schedule off: rate(5 minutes) -> record, disabled" in s.stderr()
+    p = ws.run("trigger", "schedule", "later", "--endpoints-file", str(s.endpoints_file))
+    assert p.returncode == 2 and b"no schedule named \"later\"" in p.stderr
+    ws.write_stack(SCHEDULE_STACK.format(record=record) +
+                   '  later: {function: record, expression: "cron(0 12 * * ? *)", input: [1, 2]}\n')
+    s.wait_for_log("[sluice] reloaded", timeout=15)
+    p = ws.run("trigger", "schedule", "later", "--endpoints-file", str(s.endpoints_file))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"recorded": [1, 2]}
+    # A broken expression keeps the running schedules.
+    ws.write_stack(SCHEDULE_STACK.format(record=record) + '  later: {function: record, expression: "rate(1 minutes)"}\n')
+    s.wait_for_log("a value of 1 takes the singular unit", timeout=15)
+    p = ws.run("trigger", "schedule", "later", "--endpoints-file", str(s.endpoints_file))
+    assert p.returncode == 0 and json.loads(p.stdout) == {"recorded": [1, 2]}
