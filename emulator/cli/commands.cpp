@@ -1,6 +1,7 @@
 // invoke, publish and serve: each loads the validated stack, builds the Lambda
 // service on one io_context, and drives it.
 #include "cli.hpp"
+#include "schedules.hpp"
 
 #include "sluice/common/log.hpp"
 #include "sluice/common/util.hpp"
@@ -35,8 +36,6 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-namespace {
-
 std::optional<stack::Stack> load_stack(const fs::path& file) {
   auto result = stack::load_file(file);
   std::string report = stack::format_report(result, file);
@@ -47,6 +46,8 @@ std::optional<stack::Stack> load_stack(const fs::path& file) {
   if (!result.problems.empty()) std::fputs(report.c_str(), stderr);
   return std::move(result.stack);
 }
+
+namespace {
 
 std::chrono::milliseconds seconds_option(const Args& a, const std::string& name, std::chrono::milliseconds def) {
   auto v = a.get(name);
@@ -73,6 +74,8 @@ int int_option(const Args& a, const std::string& name, int def, int lo, int hi) 
                              std::to_string(hi) + ", got " + sluice::quoted(*v));
   }
 }
+
+}  // namespace
 
 lambda::ServiceOptions service_options(const Args& a, const stack::Stack& st) {
   lambda::ServiceOptions o;
@@ -111,6 +114,8 @@ lambda::ServiceOptions service_options(const Args& a, const stack::Stack& st) {
   }
   return o;
 }
+
+namespace {
 
 std::string read_event(const Args& a) {
   auto ev = a.get("event");
@@ -261,6 +266,8 @@ int cmd_serve(const Args& a) {
   }
   gateway::Gateway gw(ioc.get_executor(), service, gopts, [sink](const std::string& line) { sink->write_text(line); });
   gw.start(*st);
+  auto scheduler = start_schedules(a, ioc.get_executor(), service, *st, invoke_api,
+                                   [sink](const std::string& line) { sink->write_text(line); });
 
   auto endpoints = endpoints_json(host, port, gw);
   std::printf("%s\n", endpoints.dump().c_str());
@@ -290,6 +297,7 @@ int cmd_serve(const Args& a) {
       }
       service.reload(*result.stack);
       gw.reload(*result.stack);
+      if (scheduler) scheduler->reload(*result.stack);
       auto fresh = endpoints_json(host, port, gw);
       if (endpoints_file) write_endpoints(*endpoints_file, fresh);
       sink->write_text("[sluice] reloaded " + file.filename().string());
@@ -315,6 +323,7 @@ int cmd_serve(const Args& a) {
           ioc,
           [&]() -> asio::awaitable<void> {
             stack_watch.reset();
+            if (scheduler) scheduler->stop();
             co_await gw.drain(drain);
             co_await invoke_api.drain(drain);
             co_await service.shutdown(drain);
