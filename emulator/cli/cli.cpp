@@ -25,6 +25,11 @@ usage:
                [--interpreter RUNTIME=PATH] [--state-dir DIR] [--log-format Text|JSON]
   sluice publish FUNCTION [--description TEXT] [--stack STACK] [--state-dir DIR]
   sluice validate [STACK]
+  sluice deploy --stage ENV [STACK] [--dry-run] [--yes] [--endpoint-url URL] [--region R]
+               [--profile P] [--role-arn ARN] [--assume-role ARN] [--lock-timeout SECONDS]
+               [--force-unlock] [--max-attempts N]
+  sluice deploy --stage ENV --promote-from OTHER [STACK] [options as above]
+  sluice rollback --stage ENV [STACK] [options as above]
 
 STACK defaults to ./sluice.yaml (sluice.yml and sluice.json are found too).
 Every listener binds 127.0.0.1 unless --host says otherwise.
@@ -104,7 +109,9 @@ int run(int argc, char** argv) {
                                            "idle-timeout",  "account-concurrency", "async-retry-delays",
                                            "interpreter",   "state-dir",      "event",              "stack",
                                            "description",   "drain-timeout",  "log-format",         "init-timeout",
-                                           "integration-timeout", "client-timeout", "freeze-delay"};
+                                           "integration-timeout", "client-timeout", "freeze-delay",
+                                           "stage", "promote-from", "endpoint-url", "region", "profile", "role-arn",
+                                           "assume-role", "lock-timeout", "max-attempts"};
   Args a = parse_args(argc, argv, valued);
   if (a.command.empty() || a.command == "help" || a.has("help")) {
     std::fputs(usage_text, a.command.empty() && !a.has("help") ? stderr : stdout);
@@ -119,6 +126,8 @@ int run(int argc, char** argv) {
   if (a.command == "invoke") return cmd_invoke(a);
   if (a.command == "publish") return cmd_publish(a);
   if (a.command == "serve") return cmd_serve(a);
+  if (a.command == "deploy") return cmd_deploy(a);
+  if (a.command == "rollback") return cmd_rollback(a);
   std::fprintf(stderr, "sluice: unknown command '%s'\n\n%s", a.command.c_str(), usage_text);
   return 2;
 }

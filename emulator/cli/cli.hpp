@@ -31,5 +31,7 @@ int cmd_validate(const Args& a);
 int cmd_invoke(const Args& a);
 int cmd_publish(const Args& a);
 int cmd_serve(const Args& a);
+int cmd_deploy(const Args& a);    // deploy_command.cpp
+int cmd_rollback(const Args& a);
 
 }  // namespace sluice::cli
