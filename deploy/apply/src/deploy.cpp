@@ -148,13 +148,6 @@ std::string normal_setting_key(std::string k) {
   return k;
 }
 
-bool auth_error_code(const std::string& code) {
-  return code == "UnrecognizedClientException" || code == "InvalidClientTokenId" ||
-         code == "SignatureDoesNotMatch" || code == "ExpiredToken" || code == "ExpiredTokenException" ||
-         code == "InvalidAccessKeyId" || code == "IncompleteSignature" || code == "MissingAuthenticationToken" ||
-         code == "AuthFailure";
-}
-
 // ---------------------------------------------------------------------------------------
 
 class Deployer {
@@ -1529,12 +1522,17 @@ int run(const stack::Stack& stack, const Options& options) {
   co.on_retry = [](const std::string& line) { std::fprintf(stderr, "  %s\n", line.c_str()); };
   aws::Client client(co);
   Deployer d(stack, options, client);
-  return d.run();
+  try {
+    return d.run();
+  } catch (const aws::ServiceError& e) {
+    if (e.is_auth_error()) throw aws::CredentialsError(aws::rejected_credentials_sentence(e, client.credentials()));
+    throw;
+  }
 }
 
 std::string describe_error(const std::exception& e) {
   if (auto* se = dynamic_cast<const aws::ServiceError*>(&e)) {
-    if (auth_error_code(se->code) || (se->status == 403 && se->code.empty()))
+    if (se->is_auth_error() || (se->status == 403 && se->code.empty()))
       return "AWS rejected the credentials (" + (se->code.empty() ? "HTTP 403" : se->code) + ": " + se->message +
              "); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN or --profile.";
     return se->service + " answered " + std::to_string(se->status) + " " + se->code + ": " + se->message;

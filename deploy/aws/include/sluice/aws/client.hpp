@@ -42,7 +42,18 @@ struct ServiceError : std::runtime_error {
   std::string message;
   std::string request_id;
   std::string service;
+
+  // The credentials were refused (InvalidClientTokenId, SignatureDoesNotMatch,
+  // UnrecognizedClientException, InvalidAccessKeyId, ExpiredToken, ...): not a permission
+  // problem (AccessDenied is not one of them) but a key, secret or token that is wrong or old.
+  bool is_auth_error() const;
+  bool is_throttling() const;   // Throttling, TooManyRequestsException, SlowDown, ...
+  bool is_transient() const;    // 500/502/503/504, RequestTimeout, ...
 };
+
+// One sentence for a user whose credentials were refused:
+// "AWS refused the credentials from the environment (InvalidClientTokenId: ...): ..."
+std::string rejected_credentials_sentence(const ServiceError& error, const Credentials& credentials);
 
 struct Request {
   std::string method = "GET";
@@ -71,6 +82,9 @@ struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds read_timeout{60000};
   int max_attempts = 3;                    // standard retry mode
+  // PEM file of trusted CAs for HTTPS; empty: AWS_CA_BUNDLE, else the system store
+  // (OpenSSL's default paths, which honour SSL_CERT_FILE / SSL_CERT_DIR).
+  std::string ca_file;
   std::function<void(const std::string&)> on_retry;  // a line for the progress log
 };
 
