@@ -43,6 +43,11 @@ if ! "$PYTHON" -c "import boto3" 2>/dev/null; then
   echo "setup: $PYTHON has no boto3; installing Debian's python3-boto3"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-boto3 >/dev/null
 fi
+# Requirements layers (deploy/package) are built by the interpreter's pip.
+if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+  echo "setup: $PYTHON has no pip; installing Debian's python3-pip"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >/dev/null
+fi
 if ! command -v aws >/dev/null; then
   echo "setup: installing the aws CLI (Debian's awscli)"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq awscli >/dev/null
