@@ -402,7 +402,7 @@ def test_promote_and_rollback(moto, project):
     moto.start_recording()
     p = ok(project.deploy("production", "--promote-from", "staging"))
     calls = moto.stop_recording()
-    assert "promoting staging to stage production" in p.stderr
+    assert "promoting stack watchlist from stage staging to stage production" in p.stderr
     urls = [c["url"] for c in calls if mutating(c)]
     assert not any(u.endswith("/versions") for u in urls), urls
     assert not any("/code" in u or "/configuration" in u for u in urls), urls

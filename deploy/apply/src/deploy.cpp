@@ -1454,10 +1454,10 @@ bool Deployer::confirm() const {
 }
 
 int Deployer::run() {
-  std::string what = o_.mode == Mode::deploy    ? "deploying"
-                     : o_.mode == Mode::promote ? "promoting " + o_.promote_from + " to"
-                                                : "rolling back";
-  p_.line(what + " stack " + st_.name + " to stage " + stage_ + " in " + region_ +
+  std::string what = o_.mode == Mode::deploy    ? "deploying stack " + st_.name + " to"
+                     : o_.mode == Mode::promote ? "promoting stack " + st_.name + " from stage " + o_.promote_from + " to"
+                                                : "rolling back stack " + st_.name + " on";
+  p_.line(what + " stage " + stage_ + " in " + region_ +
           (o_.endpoint_url ? " at " + *o_.endpoint_url : std::string()));
   identify();
   p_.line("account " + account_ + " (credentials from " + r_.client().credentials().source + ")");
