@@ -591,3 +591,91 @@ def test_a_deploy_killed_midway_is_repaired_by_the_next(moto, project, kill_at):
         assert record(moto, "sandbox")["functions"]["movies-find"]["alias"]["version"] == "1"
     finally:
         proxy.stop()
+
+
+def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):
+    """The shop fixture: layers, a custom runtime, REST TOKEN/REQUEST authorizers, route
+    throttles, HTTP API JWT and Lambda authorizers; then an edit that removes routes,
+    changes a layer and adds a canary weight."""
+    app = tmp_path / "shop"
+    shutil.copytree(FIXTURES / "deploy", app)
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def deploy():
+        return subprocess.run([str(BIN), "deploy", "--stage", "dev", str(app / "sluice.yaml"), "--endpoint-url",
+                               moto.url], capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+                              env=credentials_env(home))
+
+    ok(deploy())
+    lam, apigw, v2 = moto.client("lambda"), moto.client("apigateway"), moto.client("apigatewayv2")
+    cfg = lam.get_function(FunctionName="shop-api")["Configuration"]
+    assert [l["Arn"].split(":")[-2:] for l in cfg["Layers"]] == [["shop-layers-shared", "1"]]
+    assert cfg["Environment"]["Variables"] == {"GREETING": "hello"}
+    custom = lam.get_function(FunctionName="shop-custom")["Configuration"]
+    assert custom["Runtime"] == "provided.al2023"
+
+    api_id = [a for a in apigw.get_rest_apis()["items"] if a["name"] == "shop-shop"][0]["id"]
+    auths = {a["name"]: a for a in apigw.get_authorizers(restApiId=api_id)["items"]}
+    assert auths["tokens"]["type"] == "TOKEN" and auths["tokens"]["identityValidationExpression"] == "^Bearer .+$"
+    assert auths["tokens"]["authorizerResultTtlInSeconds"] == 60
+    assert auths["tenant"]["type"] == "REQUEST"
+    assert auths["tenant"]["identitySource"] == "method.request.header.X-Tenant"
+    assert auths["tokens"]["authorizerUri"].endswith(":function:shop-authz/invocations")
+    resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=api_id)["items"]}
+    m = apigw.get_method(restApiId=api_id, resourceId=resources["/items/{id}"], httpMethod="GET")
+    assert m["authorizationType"] == "CUSTOM" and m["authorizerId"] == auths["tokens"]["id"]
+    m = apigw.get_method(restApiId=api_id, resourceId=resources["/items/{id}/tags"], httpMethod="POST")
+    assert m["authorizerId"] == auths["tenant"]["id"] and m["apiKeyRequired"] is True
+    m = apigw.get_method(restApiId=api_id, resourceId=resources["/{proxy+}"], httpMethod="ANY")
+    assert m["methodIntegration"]["uri"].endswith(":function:shop-custom/invocations")
+    settings = apigw.get_stage(restApiId=api_id, stageName="dev")["methodSettings"]
+    assert settings["*/*"]["throttlingRateLimit"] == 100.0 and settings["*/*"]["throttlingBurstLimit"] == 200
+    assert settings["~1items/GET"]["throttlingRateLimit"] == 5.0
+    policy = json.loads(lam.get_policy(FunctionName="shop-authz")["Policy"])
+    sources = {s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in policy["Statement"]}
+    assert f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{api_id}/authorizers/{auths['tokens']['id']}" in sources
+
+    web = [a for a in v2.get_apis()["Items"] if a["Name"] == "shop-web"][0]["ApiId"]
+    routes = {r["RouteKey"]: r for r in v2.get_routes(ApiId=web)["Items"]}
+    assert set(routes) == {"GET /me", "POST /orders", "$default"}
+    assert routes["GET /me"]["AuthorizationType"] == "JWT" and routes["GET /me"]["AuthorizationScopes"] == ["profile"]
+    jwt = v2.get_authorizer(ApiId=web, AuthorizerId=routes["GET /me"]["AuthorizerId"])
+    assert jwt["JwtConfiguration"] == {"Audience": ["web"], "Issuer": "https://auth.example.com/"}
+    assert routes["POST /orders"]["AuthorizationType"] == "CUSTOM"
+    orders = v2.get_integration(ApiId=web, IntegrationId=routes["POST /orders"]["Target"].split("/")[1])
+    assert orders["PayloadFormatVersion"] == "1.0"
+    stage = v2.get_stage(ApiId=web, StageName="dev")
+    assert stage["StageVariables"] == {"flag": "on"}
+    assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 4
+    plans = [p for p in apigw.get_usage_plans()["items"] if p["name"] == "shop-gold"]
+    assert len(apigw.get_usage_plan_keys(usagePlanId=plans[0]["id"])["items"]) == 2
+    assert plans[0]["quota"]["period"] == "WEEK"
+
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+    # Edit: two routes go, the layer changes, the alias gets a canary weight on version 1.
+    text = (app / "sluice.yaml").read_text()
+    text = text.replace("      GET /items: api:${stageVariables.alias}\n", "")
+    text = text.replace('      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n', "")
+    text = text.replace("      dev: $LATEST\n", '      dev: {version: $LATEST, weights: {"1": 0.25}}\n')
+    text = text.replace("          GET /items: {rate: 5, burst: 10}\n", "          GET /items/{id}: {rate: 5, burst: 10}\n")
+    (app / "sluice.yaml").write_text(text)
+    (app / "layers" / "shared" / "python" / "shared_lib.py").write_text('NAME = "shared, edited"\n')
+    p = ok(deploy())
+    assert "- remove method shop-shop GET /items" in p.stderr
+    assert "- remove route shop-web POST /orders" in p.stderr
+    cfg = lam.get_function(FunctionName="shop-api")["Configuration"]
+    assert [l["Arn"].split(":")[-2:] for l in cfg["Layers"]] == [["shop-layers-shared", "2"]]
+    alias = lam.get_alias(FunctionName="shop-api", Name="dev")
+    assert alias["FunctionVersion"] == "2"
+    assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {"1": 0.25}
+    resources = {r["path"]: r for r in apigw.get_resources(restApiId=api_id)["items"]}
+    assert "GET" not in (resources["/items"].get("resourceMethods") or {})
+    assert "/items/{id}" in resources
+    assert set(r["RouteKey"] for r in v2.get_routes(ApiId=web)["Items"]) == {"GET /me", "$default"}
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr

@@ -745,7 +745,9 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
       json body = {{"name", an},
                    {"type", a.type == stack::AuthorizerType::token ? "TOKEN" : "REQUEST"},
                    {"authorizerUri", invocation_uri(region_, function_arn(region_, account_, function_name(st_.name, fn), qual))},
-                   {"identitySource", join(a.identity_sources, ", ")},
+                   {"identitySource", a.identity_sources.empty() && a.type == stack::AuthorizerType::token
+                                          ? std::string("method.request.header.Authorization")
+                                          : join(a.identity_sources, ", ")},
                    {"authorizerResultTtlInSeconds", a.ttl_s}};
       if (!a.identity_validation_expression.empty()) body["identityValidationExpression"] = a.identity_validation_expression;
       auto it = remote_auth.find(an);
@@ -1189,15 +1191,14 @@ void Deployer::step_keys_and_plans() {
     for (const auto& k : list.value("item", json::array()))
       if (jstr(k, "name") == name) found = k;
     auto create = [&] {
-      key_id[kn] = jstr(r_.call("POST", "apigateway", "/apikeys",
-                                {{"name", name}, {"value", key.value}, {"enabled", key.enabled},
-                                 {"description", "sluice stack " + st_.name}}),
-                        "id");
+      json body = {{"name", name}, {"enabled", key.enabled}, {"description", "sluice stack " + st_.name}};
+      if (!key.value.empty()) body["value"] = key.value;  // else API Gateway generates one
+      key_id[kn] = jstr(r_.call("POST", "apigateway", "/apikeys", body), "id");
     };
     if (!found) {
       key_id[kn] = kNew;
       change(Change::create, "API key", name, "", create);
-    } else if (jstr(*found, "value") != key.value) {
+    } else if (!key.value.empty() && jstr(*found, "value") != key.value) {
       key_id[kn] = kNew;
       change(Change::update, "API key", name, "new value: replaced", [&, old = jstr(*found, "id")] {
         r_.call("DELETE", "apigateway", "/apikeys/" + old);
