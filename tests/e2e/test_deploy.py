@@ -74,9 +74,9 @@ class Moto:
         text = self._moto_api("GET", "/moto-api/recorder/download-recording").decode()
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
-    def client(self, service):
+    def client(self, service, region=REGION):
         import boto3
-        return boto3.client(service, endpoint_url=self.url, region_name=REGION,
+        return boto3.client(service, endpoint_url=self.url, region_name=region,
                             aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def stop(self):
@@ -608,7 +608,7 @@ def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):
                               env=credentials_env(home))
 
     ok(deploy())
-    lam, apigw, v2 = moto.client("lambda"), moto.client("apigateway"), moto.client("apigatewayv2")
+    lam, apigw, v2 = (moto.client(s, region="us-east-1") for s in ("lambda", "apigateway", "apigatewayv2"))
     cfg = lam.get_function(FunctionName="shop-api")["Configuration"]
     assert [l["Arn"].split(":")[-2:] for l in cfg["Layers"]] == [["shop-layers-shared", "1"]]
     assert cfg["Environment"]["Variables"] == {"GREETING": "hello"}
@@ -660,7 +660,7 @@ def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):
     text = (app / "sluice.yaml").read_text()
     text = text.replace("      GET /items: api:${stageVariables.alias}\n", "")
     text = text.replace('      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n', "")
-    text = text.replace("      dev: $LATEST\n", '      dev: {version: $LATEST, weights: {"1": 0.25}}\n')
+    text = text.replace("      dev: $LATEST\n", '      dev: {version: "2", weights: {"1": 0.25}}\n')
     text = text.replace("          GET /items: {rate: 5, burst: 10}\n", "          GET /items/{id}: {rate: 5, burst: 10}\n")
     (app / "sluice.yaml").write_text(text)
     (app / "layers" / "shared" / "python" / "shared_lib.py").write_text('NAME = "shared, edited"\n')

@@ -64,6 +64,7 @@ struct FnState {
 
 struct ApiOut {
   std::string type, id, stage, url;
+  json authorizers = json::object();  // HTTP APIs: name -> id (moto cannot list them)
 };
 
 std::string git_commit(const fs::path& dir) {
@@ -754,7 +755,14 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
       if (it == remote_auth.end()) {
         auth_id[an] = kNew;
         change(Change::create, "authorizer", name + " " + an, body["type"], [&] {
-          auth_id[an] = jstr(r_.call("POST", "apigateway", base + "/authorizers", body), "id");
+          auto created = r_.call("POST", "apigateway", base + "/authorizers", body);
+          auth_id[an] = jstr(created, "id");
+          // moto 5 drops identityValidationExpression on create: set it when it did not stick.
+          if (body.contains("identityValidationExpression") && jstr(created, "identityValidationExpression").empty()) {
+            json ops = json::array({{{"op", "replace"}, {"path", "/identityValidationExpression"},
+                                     {"value", body["identityValidationExpression"]}}});
+            r_.call("PATCH", "apigateway", base + "/authorizers/" + auth_id[an], {{"patchOperations", ops}});
+          }
         });
       } else {
         auth_id[an] = jstr(it->second, "id");
@@ -1002,6 +1010,14 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
       std::set<std::string> ids;
       for (const auto& rt : r_.call("GET", "apigateway", base + "/routes").value("items", json::array()))
         if (!jstr(rt, "authorizerId").empty()) ids.insert(jstr(rt, "authorizerId"));
+      // ... and through the ids the stage's record kept (an authorizer no route uses yet).
+      if (previous_current_.is_object() && previous_current_.contains("apis") &&
+          previous_current_["apis"].contains(api.name))
+      {
+        json recorded = previous_current_["apis"][api.name].value("authorizers", json::object());
+        for (const auto& [n, v] : recorded.items())
+          if (v.is_string()) ids.insert(v.get<std::string>());
+      }
       for (const auto& aid : ids)
         if (auto a = r_.get("apigateway", base + "/authorizers/" + aid)) remote_auth[jstr(*a, "name")] = *a;
     }
@@ -1169,6 +1185,7 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
                     variables, source_arn, "auth-" + an);
   }
   apis_[api.name] = {"http", id, stage_, stage_url(id, region_, stage_, o_.endpoint_url, true)};
+  for (const auto& [an, aid] : auth_id) apis_[api.name].authorizers[an] = aid;
 }
 
 // ---- API keys and usage plans ------------------------------------------------------------
@@ -1312,7 +1329,10 @@ json Deployer::build_record() const {
     fns[fn] = entry;
   }
   json apis = json::object();
-  for (const auto& [name, a] : apis_) apis[name] = {{"type", a.type}, {"id", a.id}, {"stage", a.stage}, {"url", a.url}};
+  for (const auto& [name, a] : apis_) {
+    apis[name] = {{"type", a.type}, {"id", a.id}, {"stage", a.stage}, {"url", a.url}};
+    if (!a.authorizers.empty()) apis[name]["authorizers"] = a.authorizers;
+  }
   json rec = {{"stack", st_.name}, {"stage", stage_}, {"functions", fns}, {"apis", apis}};
   if (o_.mode == Mode::rollback || o_.mode == Mode::promote) {
     // Rollback and promote leave the APIs as they are; keep what the record said.
@@ -1412,7 +1432,8 @@ void Deployer::pass(bool apply) {
     step_keys_and_plans();
   } else if (source_record_.contains("apis")) {
     for (const auto& [name, a] : source_record_["apis"].items())
-      apis_[name] = {a.value("type", ""), a.value("id", ""), a.value("stage", ""), a.value("url", "")};
+      apis_[name] = {a.value("type", ""), a.value("id", ""), a.value("stage", ""), a.value("url", ""),
+                     a.value("authorizers", json::object())};
   }
   step_record();
 }
