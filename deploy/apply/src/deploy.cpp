@@ -20,6 +20,8 @@
 #include <iostream>
 #include <set>
 #include <thread>
+#include <cerrno>
+#include <csignal>
 #include <unistd.h>
 
 namespace sluice::deploy {
@@ -134,6 +136,8 @@ bool weights_equal(const json& a, const json& b) {
   }
   return true;
 }
+
+bool holder_is_gone(const std::string& lock_body);
 
 std::string user_at_host() {
   const char* user = std::getenv("USER");
@@ -1386,6 +1390,12 @@ void Deployer::acquire_lock() {
     }
     auto holder = r_.get_object(bucket_, key);
     std::string who = holder ? lock_holder(*holder) : "another deploy";
+    if (holder && holder_is_gone(*holder)) {
+      // Left by a deploy of this machine that was killed: nobody will ever release it.
+      p_.line("the lock of stage " + stage_ + " was left by a deploy that is gone (" + who + "); taking it over");
+      r_.delete_object(bucket_, key);
+      continue;
+    }
     if (std::chrono::steady_clock::now() >= deadline)
       throw LockError("stage " + stage_ + " is locked by " + who + "; waited " + std::to_string(o_.lock_timeout_s) +
                       " s. If that deploy is gone (killed, crashed), run again with --force-unlock.");
@@ -1402,6 +1412,22 @@ void Deployer::release_lock() {
   if (!locked_) return;
   locked_ = false;
   r_.delete_object(bucket_, state_lock_key(stage_));
+}
+
+// A lock written on this host by a process that no longer exists.
+bool holder_is_gone(const std::string& lock_body) {
+  auto j = json::parse(lock_body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return false;
+  std::string holder = j.value("holder", std::string());  // "user@host pid N"
+  auto at = holder.find('@'), sp = holder.find(" pid ");
+  if (at == std::string::npos || sp == std::string::npos || sp < at) return false;
+  std::string host = holder.substr(at + 1, sp - at - 1);
+  char here[256] = {0};
+  ::gethostname(here, sizeof here - 1);
+  if (host != here) return false;
+  long pid = std::strtol(holder.c_str() + sp + 5, nullptr, 10);
+  if (pid <= 0 || pid == ::getpid()) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
 }
 
 // ---- the whole ---------------------------------------------------------------------------
