@@ -613,6 +613,8 @@ def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):
     assert cfg["Environment"]["Variables"] == {"GREETING": "hello"}
     custom = lam.get_function(FunctionName="shop-custom")["Configuration"]
     assert custom["Runtime"] == "provided.al2023"
+    invoke_cfg = lam.get_function_event_invoke_config(FunctionName="shop-custom")
+    assert invoke_cfg["MaximumRetryAttempts"] == 0 and invoke_cfg["MaximumEventAgeInSeconds"] == 120
 
     api_id = [a for a in apigw.get_rest_apis()["items"] if a["name"] == "shop-shop"][0]["id"]
     auths = {a["name"]: a for a in apigw.get_authorizers(restApiId=api_id)["items"]}

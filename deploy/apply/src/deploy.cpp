@@ -474,6 +474,25 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
       });
   }
 
+  // Asynchronous invocation settings, on the function (AWS's defaults need no call).
+  {
+    json have_async;
+    if (remote) {
+      if (auto cfg = r_.get("lambda", "/2019-09-25/functions/" + rn + "/event-invoke-config")) have_async = *cfg;
+    }
+    long retries = have_async.is_object() ? jint(have_async, "MaximumRetryAttempts", 2) : 2;
+    long age = have_async.is_object() ? jint(have_async, "MaximumEventAgeInSeconds", 21600) : 21600;
+    if (retries != f.async.max_retry_attempts || age != f.async.max_event_age_s)
+      change(have_async.is_object() ? Change::update : Change::create, "async invoke config", rn,
+             "retries " + std::to_string(f.async.max_retry_attempts) + ", max age " +
+                 std::to_string(f.async.max_event_age_s) + " s",
+             [&] {
+               r_.call("PUT", "lambda", "/2019-09-25/functions/" + rn + "/event-invoke-config",
+                       {{"MaximumRetryAttempts", f.async.max_retry_attempts},
+                        {"MaximumEventAgeInSeconds", f.async.max_event_age_s}});
+             });
+  }
+
   std::string version = step_version(f, fs, want, changed || !remote);
   fs.version = version;
 
