@@ -680,3 +680,46 @@ def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):
     moto.start_recording()
     p = ok(deploy())
     assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+
+def run_on_terminal(cmd, env, answer, timeout=120):
+    """Runs cmd with stdin and stderr on a pseudo-terminal; types `answer` at the question."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    out, answered = b"", False
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not answered and b"[y/N]" in out:
+                os.write(master, answer)
+                answered = True
+        elif proc.poll() is not None:
+            break
+    proc.wait(30)
+    os.close(master)
+    return proc.returncode, out.decode(errors="replace")
+
+
+def test_a_terminal_is_asked_first_and_shown_a_progress_bar(moto, project):
+    env = credentials_env(project.home)
+    rc, out = run_on_terminal(project.cmd("deploy", "--stage", "sandbox"), env, b"n\n")
+    assert rc == 1, out
+    assert "apply these changes to stage sandbox? [y/N]" in out and "not applied" in out
+    assert moto.client("lambda").list_functions()["Functions"] == []
+
+    rc, out = run_on_terminal(project.cmd("deploy", "--stage", "sandbox"), env, b"y\n")
+    assert rc == 0, out
+    assert "\r  uploading code/" in out and "100%" in out and "#" * 30 in out, out
+    assert "stage sandbox:" in out
+    assert len(moto.client("lambda").list_functions()["Functions"]) == len(ALL_FUNCTIONS)

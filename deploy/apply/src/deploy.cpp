@@ -1046,7 +1046,11 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
     }
   }
   for (const auto& [an, a] : api.authorizers) {
-    json body = {{"name", an}, {"identitySource", a.identity_sources}};
+    // AWS requires an identity source for JWT authorizers and for cached Lambda ones.
+    json sources = a.identity_sources;
+    if (a.identity_sources.empty() && (a.type == stack::AuthorizerType::jwt || a.ttl_s > 0))
+      sources = json::array({"$request.header.Authorization"});
+    json body = {{"name", an}, {"identitySource", sources}};
     if (a.type == stack::AuthorizerType::jwt) {
       if (a.jwt.issuer.empty()) {
         p_.line("  warning: HTTP API " + api.name + ": JWT authorizer " + an + " has no issuer; skipped");
