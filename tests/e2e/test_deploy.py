@@ -723,3 +723,16 @@ def test_a_terminal_is_asked_first_and_shown_a_progress_bar(moto, project):
     assert "\r  uploading code/" in out and "100%" in out and "#" * 30 in out, out
     assert "stage sandbox:" in out
     assert len(moto.client("lambda").list_functions()["Functions"]) == len(ALL_FUNCTIONS)
+
+
+def test_role_arn_uses_the_given_execution_role(moto, project):
+    iam = moto.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                      "Action": "sts:AssumeRole"}]}
+    arn = iam.create_role(RoleName="team-lambda", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    p = ok(project.deploy("sandbox", "--role-arn", arn))
+    assert "create role" not in p.stderr
+    lam = moto.client("lambda")
+    for fn in ALL_FUNCTIONS:
+        assert lam.get_function(FunctionName=f"{STACK}-{fn}")["Configuration"]["Role"] == arn
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == ["team-lambda"]
