@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,7 +45,11 @@ class Moto:
         env = dict(os.environ, MOTO_ENABLE_RECORDING="True", MOTO_IAM_LOAD_MANAGED_POLICIES="true",
                    MOTO_RECORDER_FILEPATH=str(Path(workdir) / "moto_recording"))
         self.log = open(Path(workdir) / "moto.log", "ab")
-        self.proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+        try:
+            import moto  # noqa: F401  (moto_server of the test interpreter itself)
+        except ImportError:
+            pytest.fail("these tests need moto 5 for the test interpreter (python3 -m moto.server)")
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
                                      stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:
