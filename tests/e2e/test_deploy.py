@@ -622,6 +622,7 @@ def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):
     assert invoke_cfg["MaximumRetryAttempts"] == 0 and invoke_cfg["MaximumEventAgeInSeconds"] == 120
 
     api_id = [a for a in apigw.get_rest_apis()["items"] if a["name"] == "shop-shop"][0]["id"]
+    assert apigw.get_rest_api(restApiId=api_id)["binaryMediaTypes"] == ["image/png"]
     auths = {a["name"]: a for a in apigw.get_authorizers(restApiId=api_id)["items"]}
     assert auths["tokens"]["type"] == "TOKEN" and auths["tokens"]["identityValidationExpression"] == "^Bearer .+$"
     assert auths["tokens"]["authorizerResultTtlInSeconds"] == 60
@@ -668,11 +669,14 @@ def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):
     text = text.replace('      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n', "")
     text = text.replace("      dev: $LATEST\n", '      dev: {version: "2", weights: {"1": 0.25}}\n')
     text = text.replace("          GET /items: {rate: 5, burst: 10}\n", "          GET /items/{id}: {rate: 5, burst: 10}\n")
+    text = text.replace("binary_media_types: [image/png]", "binary_media_types: [application/octet-stream]")
     (app / "sluice.yaml").write_text(text)
     (app / "layers" / "shared" / "python" / "shared_lib.py").write_text('NAME = "shared, edited"\n')
     p = ok(deploy())
     assert "- remove method shop-shop GET /items" in p.stderr
     assert "- remove route shop-web POST /orders" in p.stderr
+    assert "~ update REST API shop-shop (binary media types)" in p.stderr
+    assert apigw.get_rest_api(restApiId=api_id)["binaryMediaTypes"] == ["application/octet-stream"]
     cfg = lam.get_function(FunctionName="shop-api")["Configuration"]
     assert [l["Arn"].split(":")[-2:] for l in cfg["Layers"]] == [["shop-layers-shared", "2"]]
     alias = lam.get_alias(FunctionName="shop-api", Name="dev")

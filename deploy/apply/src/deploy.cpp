@@ -708,9 +708,13 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
 
   // The API itself.
   std::string id;
+  json remote_api;
   auto list = r_.call("GET", "apigateway", "/restapis", nullptr, {{"limit", "500"}});
   for (const auto& item : list.value("item", json::array()))
-    if (jstr(item, "name") == name) id = jstr(item, "id");
+    if (jstr(item, "name") == name) {
+      id = jstr(item, "id");
+      remote_api = item;
+    }
   if (id.empty()) {
     id = kNew;
     change(Change::create, "REST API", name, "", [&] {
@@ -718,10 +722,41 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
                    {"description", "sluice stack " + st_.name + ", API " + api.name},
                    {"endpointConfiguration", {{"types", {"REGIONAL"}}}}};
       if (!api.binary_media_types.empty()) body["binaryMediaTypes"] = api.binary_media_types;
-      id = jstr(r_.call("POST", "apigateway", "/restapis", body), "id");
+      auto created = r_.call("POST", "apigateway", "/restapis", body);
+      id = jstr(created, "id");
+      // moto 5 ignores binaryMediaTypes on create: add them when they did not stick.
+      if (!api.binary_media_types.empty() && created.value("binaryMediaTypes", json::array()).empty()) {
+        json ops = json::array();
+        for (const auto& t : api.binary_media_types) {
+          std::string esc = t;
+          for (std::size_t p = 0; (p = esc.find('/', p)) != std::string::npos; p += 2) esc.replace(p, 1, "~1");
+          ops.push_back({{"op", "add"}, {"path", "/binaryMediaTypes/" + esc}, {"value", t}});
+        }
+        r_.call("PATCH", "apigateway", "/restapis/" + id, {{"patchOperations", ops}});
+      }
     });
   } else {
-    same("REST API", name, id);
+    // Binary media types: one add / remove per type (the path holds it, '/' as "~1"; moto
+    // reads the value, so both are sent).
+    std::set<std::string> have, want_types(api.binary_media_types.begin(), api.binary_media_types.end());
+    if (remote_api.contains("binaryMediaTypes") && remote_api["binaryMediaTypes"].is_array())
+      for (const auto& t : remote_api["binaryMediaTypes"])
+        if (t.is_string()) have.insert(t.get<std::string>());
+    auto escaped = [](std::string t) {
+      for (std::size_t p = 0; (p = t.find('/', p)) != std::string::npos; p += 2) t.replace(p, 1, "~1");
+      return t;
+    };
+    json ops = json::array();
+    for (const auto& t : want_types)
+      if (!have.count(t)) ops.push_back({{"op", "add"}, {"path", "/binaryMediaTypes/" + escaped(t)}, {"value", t}});
+    for (const auto& t : have)
+      if (!want_types.count(t)) ops.push_back({{"op", "remove"}, {"path", "/binaryMediaTypes/" + escaped(t)}, {"value", t}});
+    if (ops.empty())
+      same("REST API", name, id);
+    else
+      change(Change::update, "REST API", name, "binary media types", [&] {
+        r_.call("PATCH", "apigateway", "/restapis/" + id, {{"patchOperations", ops}});
+      });
   }
   const bool fresh = id == kNew;
   const std::string base = "/restapis/" + id;
