@@ -569,6 +569,7 @@ void Deployer::step_alias(const std::string& fn, const std::string& rn, const st
     change(Change::create, "alias", rn + ":" + stage_, "version " + version, [&] {
       body["Name"] = stage_;
       body["Description"] = "sluice stage " + stage_;
+      if (weights.empty()) body.erase("RoutingConfig");  // an empty one only serves to clear
       r_.call("POST", "lambda", kLambdaApi + rn + "/aliases", body);
     });
     return;
