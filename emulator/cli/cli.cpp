@@ -29,6 +29,11 @@ usage:
   sluice generate-event SOURCE KIND [--set key=value ...]   (--help lists sources and kinds)
   sluice trigger schedule NAME [STACK] [--endpoint URL | --endpoints-file F] [--json]
                [--schedule-clock TIME]
+  sluice deploy --stage ENV [STACK] [--dry-run] [--yes] [--endpoint-url URL] [--region R]
+               [--profile P] [--role-arn ARN] [--assume-role ARN] [--lock-timeout SECONDS]
+               [--force-unlock] [--max-attempts N]
+  sluice deploy --stage ENV --promote-from OTHER [STACK] [options as above]
+  sluice rollback --stage ENV [STACK] [options as above]
 
 STACK defaults to ./sluice.yaml (sluice.yml and sluice.json are found too).
 Every listener binds 127.0.0.1 unless --host says otherwise.
@@ -109,7 +114,9 @@ int run(int argc, char** argv) {
                                            "interpreter",   "state-dir",      "event",              "stack",
                                            "description",   "drain-timeout",  "log-format",         "init-timeout",
                                            "integration-timeout", "client-timeout", "freeze-delay",
-                                           "set", "endpoint", "schedule-clock", "schedule-speed"};
+                                           "set", "endpoint", "schedule-clock", "schedule-speed",
+                                           "stage", "promote-from", "endpoint-url", "region", "profile", "role-arn",
+                                           "assume-role", "lock-timeout", "max-attempts"};
   Args a = parse_args(argc, argv, valued);
   if (a.command.empty() || a.command == "help" || (a.has("help") && a.command != "generate-event" && a.command != "trigger")) {
     std::fputs(usage_text, a.command.empty() && !a.has("help") ? stderr : stdout);
@@ -126,6 +133,8 @@ int run(int argc, char** argv) {
   if (a.command == "serve") return cmd_serve(a);
   if (a.command == "generate-event") return cmd_generate_event(a);
   if (a.command == "trigger") return cmd_trigger(a);
+  if (a.command == "deploy") return cmd_deploy(a);
+  if (a.command == "rollback") return cmd_rollback(a);
   std::fprintf(stderr, "sluice: unknown command '%s'\n\n%s", a.command.c_str(), usage_text);
   return 2;
 }

@@ -33,5 +33,7 @@ int cmd_publish(const Args& a);
 int cmd_serve(const Args& a);
 int cmd_generate_event(const Args& a);  // generate_event.cpp
 int cmd_trigger(const Args& a);         // schedules.cpp
+int cmd_deploy(const Args& a);    // deploy_command.cpp
+int cmd_rollback(const Args& a);
 
 }  // namespace sluice::cli

@@ -1,0 +1,40 @@
+// `sluice deploy` and `sluice rollback`: plan the validated stack against what exists in
+// AWS (or at --endpoint-url), then apply it idempotently, record it per stage in S3, and
+// move aliases for promotion and rollback. Exceptions leave through run(): the CLI turns
+// them into one sentence.
+#pragma once
+
+#include "sluice/stack/model.hpp"
+
+#include <optional>
+#include <string>
+
+namespace sluice::deploy {
+
+enum class Mode { deploy, promote, rollback };
+
+struct Options {
+  std::string stage;                        // ENV
+  Mode mode = Mode::deploy;
+  std::string promote_from;                 // Mode::promote: the stage whose record is copied
+  bool dry_run = false;                     // plan only: no mutating call at all
+  bool yes = false;                         // do not ask, even on a terminal
+  std::optional<std::string> endpoint_url;  // every service at this URL (moto)
+  std::string region;                       // empty: the stack's region
+  std::string profile;
+  std::string execution_role_arn;           // --role-arn: use this role, create none
+  std::string assume_role_arn;              // --assume-role: sts:AssumeRole first
+  int lock_timeout_s = 60;
+  bool force_unlock = false;
+  int max_attempts = 3;                     // the SDKs' standard retry mode
+};
+
+// Plans, asks (terminal without --yes), applies, prints progress and a summary on stderr.
+// Returns the exit status: 0 done (or nothing to do), 1 refused or failed with a message
+// already printed. Throws for credential, service and transport errors.
+int run(const stack::Stack& stack, const Options& options);
+
+// The message a user reads for an exception thrown by run().
+std::string describe_error(const std::exception& e);
+
+}  // namespace sluice::deploy

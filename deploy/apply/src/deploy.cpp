@@ -1,0 +1,1664 @@
+// The deploy procedure. Every step reads what exists remotely, then creates, updates or
+// leaves it alone; the same code runs twice: once to plan (reads only; mutations are
+// recorded, not made) and once to apply. Steps are ordered so that each is re-runnable:
+// a deploy killed anywhere is repaired by the next one, which reads the real state again.
+#include "sluice/deploy/deploy.hpp"
+
+#include "naming.hpp"
+#include "progress.hpp"
+#include "remote.hpp"
+#include "state.hpp"
+
+#include "sluice/aws/client.hpp"
+#include "sluice/common/hash.hpp"
+#include "sluice/common/util.hpp"
+#include "sluice/package/package.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <set>
+#include <thread>
+#include <cerrno>
+#include <csignal>
+#include <unistd.h>
+
+namespace sluice::deploy {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kNew = "(new)";
+const std::string kLambdaApi = "/2015-03-31/functions/";
+
+enum class Change { create, update, remove, unchanged };
+
+struct Item {
+  Change change;
+  std::string kind, name, detail;
+};
+
+const char* verb(Change c) {
+  switch (c) {
+    case Change::create: return "create";
+    case Change::update: return "update";
+    case Change::remove: return "remove";
+    case Change::unchanged: return "unchanged";
+  }
+  return "";
+}
+
+struct Unit {
+  std::string label;  // "package core", "function recommend", "layer layers/common"
+  fs::path dir;
+  package::Archive archive;
+  std::string s3_key;
+};
+
+struct FnState {
+  std::string remote_name;
+  std::string unit;            // key into units_
+  std::string version;         // the version the alias gets (published, reused, or kNew)
+  bool exists = false;
+};
+
+struct ApiOut {
+  std::string type, id, stage, url;
+  json authorizers = json::object();  // HTTP APIs: name -> id (moto cannot list them)
+};
+
+std::string git_commit(const fs::path& dir) {
+  std::string cmd = "git -C '" + dir.string() + "' rev-parse HEAD 2>/dev/null";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return "";
+  char buf[128] = {0};
+  std::string out;
+  if (std::fgets(buf, sizeof buf, p)) out = buf;
+  ::pclose(p);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out.size() == 40 ? out : "";
+}
+
+json env_vars(const json& config) {
+  if (config.contains("Environment") && config["Environment"].is_object() &&
+      config["Environment"].contains("Variables") && config["Environment"]["Variables"].is_object())
+    return config["Environment"]["Variables"];
+  return json::object();
+}
+
+std::vector<std::string> layer_arns(const json& config) {
+  std::vector<std::string> out;
+  if (config.contains("Layers") && config["Layers"].is_array())
+    for (const auto& l : config["Layers"]) {
+      if (l.is_string()) out.push_back(l.get<std::string>());
+      else if (l.is_object() && l.contains("Arn")) out.push_back(l["Arn"].get<std::string>());
+    }
+  return out;
+}
+
+std::string jstr(const json& j, const char* key) {
+  if (j.is_object() && j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
+  return "";
+}
+
+long jint(const json& j, const char* key, long fallback = 0) {
+  if (j.is_object() && j.contains(key) && j[key].is_number()) return j[key].get<long>();
+  return fallback;
+}
+
+// The configuration fields deploy owns, for comparison: desired vs remote.
+std::vector<std::string> config_differences(const json& want, const json& have) {
+  std::vector<std::string> diffs;
+  for (const char* k : {"Runtime", "Handler", "Role", "Description"})
+    if (jstr(want, k) != jstr(have, k)) diffs.push_back(k);
+  for (const char* k : {"MemorySize", "Timeout"})
+    if (jint(want, k) != jint(have, k)) diffs.push_back(k);
+  if (env_vars(want) != env_vars(have)) diffs.push_back("Environment");
+  if (layer_arns(want) != layer_arns(have)) diffs.push_back("Layers");
+  return diffs;
+}
+
+json routing_weights(const json& alias) {
+  if (alias.contains("RoutingConfig") && alias["RoutingConfig"].is_object() &&
+      alias["RoutingConfig"].contains("AdditionalVersionWeights") &&
+      alias["RoutingConfig"]["AdditionalVersionWeights"].is_object())
+    return alias["RoutingConfig"]["AdditionalVersionWeights"];
+  return json::object();
+}
+
+bool weights_equal(const json& a, const json& b) {
+  if (a.size() != b.size()) return false;
+  for (auto it = a.begin(); it != a.end(); ++it) {
+    if (!b.contains(it.key())) return false;
+    if (std::abs(it.value().get<double>() - b[it.key()].get<double>()) > 1e-9) return false;
+  }
+  return true;
+}
+
+bool holder_is_gone(const std::string& lock_body);
+
+std::string user_at_host() {
+  const char* user = std::getenv("USER");
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(user && *user ? user : "unknown") + "@" + host;
+}
+
+// Method-setting keys come back as "~1movies/GET" or "movies/GET": compare them unescaped.
+std::string normal_setting_key(std::string k) {
+  for (std::size_t p = 0; (p = k.find("~1", p)) != std::string::npos;) k.replace(p, 2, "/");
+  while (!k.empty() && k.front() == '/') k.erase(0, 1);
+  return k;
+}
+
+// ---------------------------------------------------------------------------------------
+
+class Deployer {
+ public:
+  Deployer(const stack::Stack& st, const Options& o, aws::Client& client)
+      : st_(st), o_(o), r_(client), region_(client.region()), stage_(o.stage) {}
+
+  int run();
+
+ private:
+  // Planning and applying share every step; `apply_` says which.
+  template <class F>
+  void change(Change ch, const std::string& kind, const std::string& name, const std::string& detail, F&& f) {
+    items_.push_back({ch, kind, name, detail});
+    if (!apply_) return;
+    p_.line(std::string("  ") + verb(ch) + " " + kind + " " + name + (detail.empty() ? "" : " (" + detail + ")"));
+    f();
+  }
+  void same(const std::string& kind, const std::string& name, const std::string& detail = "") {
+    items_.push_back({Change::unchanged, kind, name, detail});
+  }
+
+  void pass(bool apply);
+  void print_plan() const;
+  void print_summary() const;
+  bool confirm() const;
+
+  void identify();
+  void prepare_code();
+  void step_bucket();
+  void step_role();
+  void step_uploads();
+  void step_layers();
+  void step_functions();
+  void step_function(const stack::FunctionSpec& f);
+  std::string step_version(const stack::FunctionSpec& f, FnState& fs, const json& want, bool changed);
+  void step_alias(const std::string& fn, const std::string& remote_name, const std::string& version,
+                  const json& weights);
+  void step_aliases_from_record(const json& record);
+  void wait_updated(const std::string& remote_name);
+  void step_rest_api(const stack::ApiSpec& api);
+  void step_http_api(const stack::ApiSpec& api);
+  void step_permission(const std::string& function_expr, const std::string& qualifier_expr, const std::string& api_id,
+                       const std::map<std::string, std::string>& variables, const std::string& source_arn,
+                       const std::string& sid_suffix);
+  void step_keys_and_plans();
+  void step_record();
+  json build_record() const;
+  const stack::StageSpec* stage_spec(const stack::ApiSpec& api) const;
+
+  // lock
+  void acquire_lock();
+  void release_lock();
+
+  const stack::Stack& st_;
+  const Options& o_;
+  Remote r_;
+  Progress p_;
+  std::string region_, stage_, account_, bucket_, role_arn_, commit_;
+  bool apply_ = false;
+  bool bucket_exists_ = false;
+  bool bucket_created_ = false;
+  bool locked_ = false;
+  std::vector<Item> items_;
+  std::map<std::string, Unit> units_;
+  std::map<std::string, std::string> layer_arn_;  // layer dir -> ARN (or kNew)
+  std::map<std::string, FnState> fns_;
+  std::map<std::string, json> aliases_;            // function -> {"version", "weights"}
+  std::map<std::string, ApiOut> apis_;
+  std::map<std::string, std::string> rest_stage_ready_;  // api -> api id once its stage exists
+  json source_record_;                             // promote / rollback: the record applied
+  json previous_current_;                          // the record current before this run
+};
+
+// ---- identity, code -------------------------------------------------------------------
+
+void Deployer::identify() {
+  std::string xml = r_.query("sts", "GetCallerIdentity", "2011-06-15");
+  account_ = xml_text(xml, "Account");
+  if (account_.empty()) throw std::runtime_error("sts:GetCallerIdentity answered without an account id");
+  bucket_ = bucket_name(st_.name, account_, region_);
+  commit_ = git_commit(st_.base_dir);
+}
+
+void Deployer::prepare_code() {
+  if (o_.mode != Mode::deploy) return;
+  std::map<std::string, std::vector<const package::Archive*>> layers_of;
+  for (const auto& [name, f] : st_.functions) {
+    std::string key = f.package.empty() ? "function " + name : "package " + f.package;
+    if (!units_.count(key)) {
+      Unit u;
+      u.label = key;
+      u.dir = f.code_dir;
+      u.archive = package::zip_directory(f.code_dir);
+      u.s3_key = "code/" + u.archive.sha256_hex + ".zip";
+      units_.emplace(key, std::move(u));
+    }
+    for (const auto& l : f.layers) {
+      std::string lkey = "layer " + fs::relative(l, st_.base_dir).string();
+      if (!units_.count(lkey)) {
+        Unit u;
+        u.label = lkey;
+        u.dir = l;
+        u.archive = package::zip_directory(l);
+        u.s3_key = "layers/" + u.archive.sha256_hex + ".zip";
+        units_.emplace(lkey, std::move(u));
+      }
+    }
+    fns_[name].unit = key;
+    fns_[name].remote_name = function_name(st_.name, name);
+  }
+  // Limits before any upload.
+  for (const auto& [name, f] : st_.functions) {
+    std::vector<const package::Archive*> layers;
+    for (const auto& l : f.layers) layers.push_back(&units_.at("layer " + fs::relative(l, st_.base_dir).string()).archive);
+    package::check_limits(name, units_.at(fns_[name].unit).archive, layers);
+  }
+}
+
+// ---- bucket, role, uploads --------------------------------------------------------------
+
+void Deployer::step_bucket() {
+  bucket_exists_ = r_.bucket_exists(bucket_);
+  if (bucket_exists_) {
+    same("bucket", bucket_);
+    return;
+  }
+  change(Change::create, "bucket", bucket_, "", [&] {
+    r_.create_bucket(bucket_, region_);
+    bucket_exists_ = true;
+  });
+}
+
+void Deployer::step_role() {
+  if (o_.mode == Mode::rollback) return;
+  if (!o_.execution_role_arn.empty()) {
+    role_arn_ = o_.execution_role_arn;
+    same("role", role_arn_, "--role-arn");
+    return;
+  }
+  const std::string name = "sluice-" + st_.name + "-lambda";
+  const std::string policy = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+  std::string xml;
+  try {
+    xml = r_.query("iam", "GetRole", "2010-05-08", {{"RoleName", name}});
+  } catch (const aws::ServiceError& e) {
+    if (!is_not_found(e)) throw;
+  }
+  if (xml.empty()) {
+    role_arn_ = "arn:aws:iam::" + account_ + ":role/" + name;
+    change(Change::create, "role", name, "with AWSLambdaBasicExecutionRole", [&] {
+      const std::string trust =
+          R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]})";
+      std::string created = r_.query("iam", "CreateRole", "2010-05-08",
+                                     {{"RoleName", name},
+                                      {"AssumeRolePolicyDocument", trust},
+                                      {"Description", "Execution role of the sluice stack " + st_.name}});
+      auto arn = xml_text(created, "Arn");
+      if (!arn.empty()) role_arn_ = arn;
+      r_.query("iam", "AttachRolePolicy", "2010-05-08", {{"RoleName", name}, {"PolicyArn", policy}});
+    });
+    return;
+  }
+  role_arn_ = xml_text(xml, "Arn");
+  std::string attached = r_.query("iam", "ListAttachedRolePolicies", "2010-05-08", {{"RoleName", name}});
+  if (attached.find(policy) == std::string::npos) {
+    change(Change::update, "role", name, "attach AWSLambdaBasicExecutionRole", [&] {
+      r_.query("iam", "AttachRolePolicy", "2010-05-08", {{"RoleName", name}, {"PolicyArn", policy}});
+    });
+  } else {
+    same("role", name);
+  }
+}
+
+void Deployer::step_uploads() {
+  for (auto& [key, u] : units_) {
+    bool exists = bucket_exists_ && r_.object_exists(bucket_, u.s3_key);
+    if (exists) {
+      same("upload", u.s3_key, u.label);
+      continue;
+    }
+    change(Change::create, "upload", u.s3_key, u.label + ", " + human_bytes(u.archive.bytes.size()), [&] {
+      r_.put_object(bucket_, u.s3_key, u.archive.bytes, "application/zip", false,
+                    [&](std::size_t sent, std::size_t total) { p_.upload(u.s3_key, sent, total); });
+      p_.upload_done(u.s3_key, u.archive.bytes.size());
+    });
+  }
+}
+
+void Deployer::step_layers() {
+  for (auto& [key, u] : units_) {
+    if (!starts_with(key, "layer ")) continue;
+    std::string rel = key.substr(6);
+    std::string lname = statement_id(st_.name + "-" + rel);
+    while (!lname.empty() && lname.back() == '-') lname.pop_back();
+    const std::string description = "sluice sha256:" + u.archive.sha256_hex;
+    std::string found;
+    if (auto list = r_.get("lambda", "/2018-10-31/layers/" + lname + "/versions")) {
+      for (const auto& v : (*list)["LayerVersions"])
+        if (jstr(v, "Description") == description) found = jstr(v, "LayerVersionArn");
+    }
+    if (!found.empty()) {
+      layer_arn_[u.dir.string()] = found;
+      same("layer", lname, u.archive.sha256_hex.substr(0, 12));
+      continue;
+    }
+    layer_arn_[u.dir.string()] = kNew;
+    change(Change::create, "layer version", lname, "", [&] {
+      json body = {{"Description", description},
+                   {"Content", {{"S3Bucket", bucket_}, {"S3Key", u.s3_key}}}};
+      auto out = r_.call("POST", "lambda", "/2018-10-31/layers/" + lname + "/versions", body);
+      layer_arn_[u.dir.string()] = jstr(out, "LayerVersionArn");
+    });
+  }
+}
+
+// ---- functions, versions, aliases -------------------------------------------------------
+
+void Deployer::wait_updated(const std::string& remote_name) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  for (;;) {
+    auto cfg = r_.call("GET", "lambda", kLambdaApi + remote_name + "/configuration");
+    std::string state = jstr(cfg, "State"), last = jstr(cfg, "LastUpdateStatus");
+    if (last == "Failed" || state == "Failed")
+      throw std::runtime_error("the update of " + remote_name + " failed: " + jstr(cfg, "LastUpdateStatusReason") +
+                               jstr(cfg, "StateReason"));
+    if (last != "InProgress" && state != "Pending") return;
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("the update of " + remote_name + " did not finish within 5 minutes");
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+void Deployer::step_functions() {
+  if (o_.mode == Mode::deploy) {
+    for (const auto& [name, f] : st_.functions) step_function(f);
+  } else {
+    step_aliases_from_record(source_record_);
+  }
+}
+
+void Deployer::step_function(const stack::FunctionSpec& f) {
+  FnState& fs = fns_[f.name];
+  const Unit& unit = units_.at(fs.unit);
+  const std::string& rn = fs.remote_name;
+  json want = {{"Runtime", f.runtime.id},
+               {"Handler", f.handler.empty() ? "bootstrap" : f.handler},
+               {"Role", role_arn_},
+               {"Description", f.description},
+               {"MemorySize", f.memory_mb},
+               {"Timeout", f.timeout_s},
+               {"Environment", {{"Variables", f.environment}}}};
+  json layers = json::array();
+  for (const auto& l : f.layers) layers.push_back(layer_arn_[l.string()]);
+  want["Layers"] = layers;
+
+  auto remote = r_.get("lambda", kLambdaApi + rn);
+  bool changed = false;
+  if (!remote) {
+    changed = true;
+    change(Change::create, "function", rn, f.runtime.id, [&] {
+      json body = want;
+      body["FunctionName"] = rn;
+      body["Code"] = {{"S3Bucket", bucket_}, {"S3Key", unit.s3_key}};
+      body["Publish"] = false;
+      body["PackageType"] = "Zip";
+      // A role created seconds ago may not be assumable by Lambda yet (IAM is eventually
+      // consistent): retry that one refusal for a while.
+      for (int attempt = 0;; ++attempt) {
+        try {
+          r_.call("POST", "lambda", "/2015-03-31/functions", body);
+          break;
+        } catch (const aws::ServiceError& e) {
+          if (e.code != "InvalidParameterValueException" || e.message.find("role") == std::string::npos ||
+              attempt >= 10)
+            throw;
+          p_.line("    the execution role is not usable yet; retrying in 3 s");
+          std::this_thread::sleep_for(std::chrono::seconds(3));
+        }
+      }
+      wait_updated(rn);
+    });
+  } else {
+    const json& cfg = (*remote)["Configuration"];
+    if (jstr(cfg, "CodeSha256") != unit.archive.sha256_b64) {
+      changed = true;
+      change(Change::update, "function code", rn, unit.s3_key, [&] {
+        r_.call("PUT", "lambda", kLambdaApi + rn + "/code", {{"S3Bucket", bucket_}, {"S3Key", unit.s3_key}});
+        wait_updated(rn);
+      });
+    }
+    auto diffs = config_differences(want, cfg);
+    if (!diffs.empty()) {
+      changed = true;
+      change(Change::update, "function configuration", rn, join(diffs, ", "), [&] {
+        r_.call("PUT", "lambda", kLambdaApi + rn + "/configuration", want);
+        wait_updated(rn);
+      });
+    }
+    if (!changed) same("function", rn);
+  }
+
+  // Reserved concurrency is not part of a version: set on the function itself.
+  long have = -1;
+  if (remote) {
+    auto c = r_.get("lambda", "/2019-09-30/functions/" + rn + "/concurrency");
+    if (c) have = jint(*c, "ReservedConcurrentExecutions", -1);
+  }
+  long want_c = f.reserved_concurrency ? *f.reserved_concurrency : -1;
+  if (have != want_c) {
+    if (want_c >= 0)
+      change(remote ? Change::update : Change::create, "reserved concurrency", rn, std::to_string(want_c), [&] {
+        r_.call("PUT", "lambda", "/2017-10-31/functions/" + rn + "/concurrency",
+                {{"ReservedConcurrentExecutions", want_c}});
+      });
+    else
+      change(Change::remove, "reserved concurrency", rn, "", [&] {
+        r_.call("DELETE", "lambda", "/2017-10-31/functions/" + rn + "/concurrency");
+      });
+  }
+
+  // Asynchronous invocation settings, on the function (AWS's defaults need no call).
+  {
+    json have_async;
+    if (remote) {
+      if (auto cfg = r_.get("lambda", "/2019-09-25/functions/" + rn + "/event-invoke-config")) have_async = *cfg;
+    }
+    long retries = have_async.is_object() ? jint(have_async, "MaximumRetryAttempts", 2) : 2;
+    long age = have_async.is_object() ? jint(have_async, "MaximumEventAgeInSeconds", 21600) : 21600;
+    if (retries != f.async.max_retry_attempts || age != f.async.max_event_age_s)
+      change(have_async.is_object() ? Change::update : Change::create, "async invoke config", rn,
+             "retries " + std::to_string(f.async.max_retry_attempts) + ", max age " +
+                 std::to_string(f.async.max_event_age_s) + " s",
+             [&] {
+               r_.call("PUT", "lambda", "/2019-09-25/functions/" + rn + "/event-invoke-config",
+                       {{"MaximumRetryAttempts", f.async.max_retry_attempts},
+                        {"MaximumEventAgeInSeconds", f.async.max_event_age_s}});
+             });
+  }
+
+  std::string version = step_version(f, fs, want, changed || !remote);
+  fs.version = version;
+
+  // The alias named after the stage: the stack's spec decides the version ("$LATEST" means
+  // the version this deploy published); without a spec, the new version.
+  json weights = json::object();
+  std::string target = version;
+  auto spec = f.aliases.find(stage_);
+  if (spec != f.aliases.end()) {
+    if (spec->second.version != "$LATEST") target = spec->second.version;
+    if (spec->second.additional) {
+      std::string extra = spec->second.additional->first == "$LATEST" ? version : spec->second.additional->first;
+      weights[extra] = spec->second.additional->second;
+    }
+  }
+  step_alias(f.name, rn, target, weights);
+}
+
+std::string Deployer::step_version(const stack::FunctionSpec& f, FnState& fs, const json& want, bool changed) {
+  const Unit& unit = units_.at(fs.unit);
+  const std::string& rn = fs.remote_name;
+  // The newest published version, if it already holds this code and configuration, is
+  // reused: a deploy killed between an update and its publication publishes next time.
+  std::string latest_match;
+  if (!changed || apply_) {
+    std::string marker;
+    long best = -1;
+    json best_cfg;
+    for (;;) {
+      aws::Pairs q = {{"MaxItems", "50"}};
+      if (!marker.empty()) q.emplace_back("Marker", marker);
+      auto list = r_.get("lambda", kLambdaApi + rn + "/versions", q);
+      if (!list) break;
+      for (const auto& v : (*list)["Versions"]) {
+        std::string ver = jstr(v, "Version");
+        if (ver == "$LATEST") continue;
+        long n = std::strtol(ver.c_str(), nullptr, 10);
+        if (n > best) {
+          best = n;
+          best_cfg = v;
+        }
+      }
+      marker = jstr(*list, "NextMarker");
+      if (marker.empty()) break;
+    }
+    // A version's Description is its own (the commit), not the function's: not compared.
+    json want_v = want;
+    want_v["Description"] = jstr(best_cfg, "Description");
+    if (best >= 0 && jstr(best_cfg, "CodeSha256") == unit.archive.sha256_b64 &&
+        config_differences(want_v, best_cfg).empty())
+      latest_match = std::to_string(best);
+  }
+  if (!latest_match.empty()) {
+    same("version", rn + ":" + latest_match);
+    return latest_match;
+  }
+  std::string published = kNew;
+  std::string description = "sluice deploy --stage " + stage_;
+  if (!commit_.empty()) description += " (git " + commit_ + ")";
+  change(Change::create, "version", rn, description, [&] {
+    auto out = r_.call("POST", "lambda", kLambdaApi + rn + "/versions",
+                       {{"Description", description}, {"CodeSha256", unit.archive.sha256_b64}});
+    published = jstr(out, "Version");
+  });
+  return published;
+}
+
+void Deployer::step_alias(const std::string& fn, const std::string& rn, const std::string& version,
+                          const json& weights) {
+  aliases_[fn] = {{"function", rn}, {"version", version}, {"weights", weights}};
+  auto remote = r_.get("lambda", kLambdaApi + rn + "/aliases/" + stage_);
+  json body = {{"FunctionVersion", version}, {"RoutingConfig", {{"AdditionalVersionWeights", weights}}}};
+  if (!remote) {
+    change(Change::create, "alias", rn + ":" + stage_, "version " + version, [&] {
+      body["Name"] = stage_;
+      body["Description"] = "sluice stage " + stage_;
+      if (weights.empty()) body.erase("RoutingConfig");  // an empty one only serves to clear
+      r_.call("POST", "lambda", kLambdaApi + rn + "/aliases", body);
+    });
+    return;
+  }
+  std::string have = jstr(*remote, "FunctionVersion");
+  if (have == version && weights_equal(routing_weights(*remote), weights)) {
+    same("alias", rn + ":" + stage_, "version " + version);
+    return;
+  }
+  change(Change::update, "alias", rn + ":" + stage_, "version " + have + " -> " + version, [&] {
+    r_.call("PUT", "lambda", kLambdaApi + rn + "/aliases/" + stage_, body);
+  });
+}
+
+void Deployer::step_aliases_from_record(const json& record) {
+  for (const auto& [fn, entry] : record["functions"].items()) {
+    std::string rn = entry.value("name", function_name(st_.name, fn));
+    std::string version = entry["alias"].value("version", "");
+    json weights = entry["alias"].value("weights", json::object());
+    if (version.empty() || version == kNew)
+      throw std::runtime_error("the record names no version for " + fn);
+    if (!r_.get("lambda", kLambdaApi + rn, {{"Qualifier", version}}))
+      throw std::runtime_error("version " + version + " of " + rn + " no longer exists");
+    fns_[fn].remote_name = rn;
+    fns_[fn].version = version;
+    fns_[fn].exists = true;
+    step_alias(fn, rn, version, weights);
+  }
+}
+
+// ---- permissions -----------------------------------------------------------------------
+
+void Deployer::step_permission(const std::string& function_expr, const std::string& qualifier_expr,
+                               const std::string& api_id, const std::map<std::string, std::string>& variables,
+                               const std::string& source_arn, const std::string& sid_suffix) {
+  auto fn = substitute_stage_variables(function_expr, variables);
+  auto qual = substitute_stage_variables(qualifier_expr, variables);
+  if (!fn || !qual) {
+    p_.line("  warning: " + function_expr + (qualifier_expr.empty() ? "" : ":" + qualifier_expr) +
+            " uses a stage variable stage " + stage_ + " does not define; no permission added");
+    return;
+  }
+  std::string rn = function_name(st_.name, *fn);
+  std::string sid = statement_id("sluice-" + (api_id == kNew ? std::string("new") : api_id) + "-" + sid_suffix +
+                                 (qual->empty() ? "" : "-" + *qual));
+  std::string label = rn + (qual->empty() ? "" : ":" + *qual);
+  bool present = false;
+  if (api_id != kNew) {
+    aws::Pairs q;
+    if (!qual->empty()) q.emplace_back("Qualifier", *qual);
+    std::optional<json> policy;
+    try {
+      policy = r_.get("lambda", kLambdaApi + rn + "/policy", q);
+    } catch (const aws::ServiceError& e) {
+      if (e.status != 400) throw;
+    }
+    if (policy && policy->contains("Policy")) {
+      auto doc = json::parse(policy->value("Policy", "{}"), nullptr, false);
+      if (!doc.is_discarded() && doc.contains("Statement"))
+        for (const auto& s : doc["Statement"])
+          if (jstr(s, "Sid") == sid) present = true;
+    }
+  }
+  if (present) {
+    same("permission", label, "apigateway");
+    return;
+  }
+  change(Change::create, "permission", label, "lambda:InvokeFunction for apigateway.amazonaws.com", [&] {
+    std::string real_sid = sid;
+    std::string arn = source_arn;
+    json body = {{"StatementId", real_sid},
+                 {"Action", "lambda:InvokeFunction"},
+                 {"Principal", "apigateway.amazonaws.com"},
+                 {"SourceArn", arn}};
+    aws::Pairs q;
+    if (!qual->empty()) q.emplace_back("Qualifier", *qual);
+    try {
+      r_.call("POST", "lambda", kLambdaApi + rn + "/policy", body, q);
+    } catch (const aws::ServiceError& e) {
+      if (e.code != "ResourceConflictException") throw;  // already there: a previous run got this far
+    }
+  });
+}
+
+const stack::StageSpec* Deployer::stage_spec(const stack::ApiSpec& api) const {
+  auto it = api.stages.find(stage_);
+  return it == api.stages.end() ? nullptr : &it->second;
+}
+
+// ---- REST APIs -------------------------------------------------------------------------
+
+struct WantMethod {
+  std::string path, method, auth_type = "NONE", authorizer, uri;
+  bool api_key = false;
+  const stack::RouteSpec* route = nullptr;
+};
+
+void Deployer::step_rest_api(const stack::ApiSpec& api) {
+  const std::string name = st_.name + "-" + api.name;
+  const stack::StageSpec* sspec = stage_spec(api);
+  std::map<std::string, std::string> variables = sspec ? sspec->variables : std::map<std::string, std::string>{};
+  if (!sspec) p_.line("  note: API " + api.name + " declares no stage " + stage_ + "; it gets one without variables");
+
+  // Desired methods.
+  std::vector<WantMethod> want;
+  for (const auto& route : api.routes) {
+    if (route.path.empty()) continue;
+    WantMethod m;
+    m.route = &route;
+    m.path = route.path;
+    m.method = route.method;
+    m.api_key = route.api_key_required;
+    m.authorizer = route.authorizer;
+    std::string fn_arn = function_arn(region_, account_, function_name(st_.name, route.target.function),
+                                      route.target.qualifier);
+    m.uri = invocation_uri(region_, fn_arn);
+    want.push_back(m);
+  }
+  std::set<std::string> paths = {"/"};
+  for (const auto& m : want) {
+    std::string acc;
+    for (const auto& part : split(m.path.substr(1), '/')) {
+      if (part.empty()) continue;
+      acc += "/" + part;
+      paths.insert(acc);
+    }
+  }
+  // The definition's fingerprint names the deployment, so a stage is redeployed exactly
+  // when the definition it serves differs (even if a previous run died before deploying).
+  std::string fingerprint;
+  for (const auto& m : want)
+    fingerprint += m.path + " " + m.method + " " + m.uri + " " + (m.api_key ? "key" : "") + " " + m.authorizer + "\n";
+  for (const auto& [an, a] : api.authorizers)
+    fingerprint += an + " " + a.function + " " + join(a.identity_sources, ",") + " " + std::to_string(a.ttl_s) + "\n";
+  fingerprint += join(api.binary_media_types, ",");
+  const std::string deployment_tag = "sluice " + hex(sha256(fingerprint)).substr(0, 16);
+
+  // The API itself.
+  std::string id;
+  json remote_api;
+  auto list = r_.call("GET", "apigateway", "/restapis", nullptr, {{"limit", "500"}});
+  for (const auto& item : list.value("item", json::array()))
+    if (jstr(item, "name") == name) {
+      id = jstr(item, "id");
+      remote_api = item;
+    }
+  if (id.empty()) {
+    id = kNew;
+    change(Change::create, "REST API", name, "", [&] {
+      json body = {{"name", name},
+                   {"description", "sluice stack " + st_.name + ", API " + api.name},
+                   {"endpointConfiguration", {{"types", {"REGIONAL"}}}}};
+      if (!api.binary_media_types.empty()) body["binaryMediaTypes"] = api.binary_media_types;
+      auto created = r_.call("POST", "apigateway", "/restapis", body);
+      id = jstr(created, "id");
+      // moto 5 ignores binaryMediaTypes on create: add them when they did not stick.
+      if (!api.binary_media_types.empty() && created.value("binaryMediaTypes", json::array()).empty()) {
+        json ops = json::array();
+        for (const auto& t : api.binary_media_types) {
+          std::string esc = t;
+          for (std::size_t p = 0; (p = esc.find('/', p)) != std::string::npos; p += 2) esc.replace(p, 1, "~1");
+          ops.push_back({{"op", "add"}, {"path", "/binaryMediaTypes/" + esc}, {"value", t}});
+        }
+        r_.call("PATCH", "apigateway", "/restapis/" + id, {{"patchOperations", ops}});
+      }
+    });
+  } else {
+    // Binary media types: one add / remove per type (the path holds it, '/' as "~1"; moto
+    // reads the value, so both are sent).
+    std::set<std::string> have, want_types(api.binary_media_types.begin(), api.binary_media_types.end());
+    if (remote_api.contains("binaryMediaTypes") && remote_api["binaryMediaTypes"].is_array())
+      for (const auto& t : remote_api["binaryMediaTypes"])
+        if (t.is_string()) have.insert(t.get<std::string>());
+    auto escaped = [](std::string t) {
+      for (std::size_t p = 0; (p = t.find('/', p)) != std::string::npos; p += 2) t.replace(p, 1, "~1");
+      return t;
+    };
+    json ops = json::array();
+    for (const auto& t : want_types)
+      if (!have.count(t)) ops.push_back({{"op", "add"}, {"path", "/binaryMediaTypes/" + escaped(t)}, {"value", t}});
+    for (const auto& t : have)
+      if (!want_types.count(t)) ops.push_back({{"op", "remove"}, {"path", "/binaryMediaTypes/" + escaped(t)}, {"value", t}});
+    if (ops.empty())
+      same("REST API", name, id);
+    else
+      change(Change::update, "REST API", name, "binary media types", [&] {
+        r_.call("PATCH", "apigateway", "/restapis/" + id, {{"patchOperations", ops}});
+      });
+  }
+  const bool fresh = id == kNew;
+  const std::string base = "/restapis/" + id;
+
+  // Resources, by path.
+  std::map<std::string, std::string> res_id;
+  std::map<std::string, std::set<std::string>> res_methods;
+  if (!fresh) {
+    auto res = r_.call("GET", "apigateway", base + "/resources", nullptr, {{"limit", "500"}, {"embed", "methods"}});
+    for (const auto& item : res.value("item", json::array())) {
+      res_id[jstr(item, "path")] = jstr(item, "id");
+      if (item.contains("resourceMethods") && item["resourceMethods"].is_object())
+        for (const auto& [mname, _] : item["resourceMethods"].items()) res_methods[jstr(item, "path")].insert(mname);
+    }
+  }
+  for (const auto& path : paths) {  // std::set orders parents before children
+    if (res_id.count(path)) continue;
+    if (path == "/") {
+      res_id[path] = kNew;
+      continue;
+    }
+    auto slash = path.rfind('/');
+    std::string parent = slash == 0 ? "/" : path.substr(0, slash);
+    res_id[path] = kNew;
+    change(Change::create, "resource", name + " " + path, "", [&] {
+      json body = {{"pathPart", path.substr(slash + 1)}};
+      res_id[path] = jstr(r_.call("POST", "apigateway", base + "/resources/" + res_id.at(parent), body), "id");
+    });
+  }
+
+  // Authorizers (Lambda TOKEN / REQUEST).
+  std::map<std::string, std::string> auth_id;
+  {
+    std::map<std::string, json> remote_auth;
+    if (!fresh && !api.authorizers.empty())
+      for (const auto& a : r_.call("GET", "apigateway", base + "/authorizers").value("item", json::array()))
+        remote_auth[jstr(a, "name")] = a;
+    for (const auto& [an, a] : api.authorizers) {
+      if (a.type == stack::AuthorizerType::jwt) {
+        p_.line("  warning: REST API " + api.name + ": JWT authorizer " + an + " is an HTTP API feature; skipped");
+        continue;
+      }
+      auto colon = a.function.find(':');
+      std::string fn = a.function.substr(0, colon), qual = colon == std::string::npos ? "" : a.function.substr(colon + 1);
+      json body = {{"name", an},
+                   {"type", a.type == stack::AuthorizerType::token ? "TOKEN" : "REQUEST"},
+                   {"authorizerUri", invocation_uri(region_, function_arn(region_, account_, function_name(st_.name, fn), qual))},
+                   {"identitySource", a.identity_sources.empty() && a.type == stack::AuthorizerType::token
+                                          ? std::string("method.request.header.Authorization")
+                                          : join(a.identity_sources, ", ")},
+                   {"authorizerResultTtlInSeconds", a.ttl_s}};
+      if (!a.identity_validation_expression.empty()) body["identityValidationExpression"] = a.identity_validation_expression;
+      auto it = remote_auth.find(an);
+      if (it == remote_auth.end()) {
+        auth_id[an] = kNew;
+        change(Change::create, "authorizer", name + " " + an, body["type"], [&] {
+          auto created = r_.call("POST", "apigateway", base + "/authorizers", body);
+          auth_id[an] = jstr(created, "id");
+          // moto 5 drops identityValidationExpression on create: set it when it did not stick.
+          if (body.contains("identityValidationExpression") && jstr(created, "identityValidationExpression").empty()) {
+            json ops = json::array({{{"op", "replace"}, {"path", "/identityValidationExpression"},
+                                     {"value", body["identityValidationExpression"]}}});
+            r_.call("PATCH", "apigateway", base + "/authorizers/" + auth_id[an], {{"patchOperations", ops}});
+          }
+        });
+      } else {
+        auth_id[an] = jstr(it->second, "id");
+        json ops = json::array();
+        for (const char* k : {"type", "authorizerUri", "identitySource", "identityValidationExpression"})
+          if (body.contains(k) && jstr(it->second, k) != body[k].get<std::string>())
+            ops.push_back({{"op", "replace"}, {"path", std::string("/") + k}, {"value", body[k]}});
+        if (jint(it->second, "authorizerResultTtlInSeconds", 300) != a.ttl_s)
+          ops.push_back({{"op", "replace"}, {"path", "/authorizerResultTtlInSeconds"}, {"value", std::to_string(a.ttl_s)}});
+        if (ops.empty())
+          same("authorizer", name + " " + an);
+        else
+          change(Change::update, "authorizer", name + " " + an, "", [&] {
+            r_.call("PATCH", "apigateway", base + "/authorizers/" + auth_id[an], {{"patchOperations", ops}});
+          });
+      }
+    }
+  }
+
+  // Methods and their integrations.
+  std::set<std::pair<std::string, std::string>> wanted_methods;
+  for (auto& m : want) {
+    wanted_methods.insert({m.path, m.method});
+    std::string aid;
+    if (!m.authorizer.empty()) {
+      auto it = auth_id.find(m.authorizer);
+      if (it != auth_id.end()) {
+        aid = it->second;
+        m.auth_type = "CUSTOM";
+      }
+    }
+    std::optional<json> remote;
+    if (res_id.at(m.path) != kNew) remote = r_.get("apigateway", base + "/resources/" + res_id.at(m.path) + "/methods/" + m.method);
+    const std::string label = name + " " + m.method + " " + m.path;
+    auto put_method = [&] {
+      json body = {{"authorizationType", m.auth_type}, {"apiKeyRequired", m.api_key}};
+      if (!aid.empty()) body["authorizerId"] = auth_id.at(m.authorizer);
+      r_.call("PUT", "apigateway", base + "/resources/" + res_id.at(m.path) + "/methods/" + m.method, body);
+    };
+    auto put_integration = [&] {
+      json body = {{"type", "AWS_PROXY"}, {"httpMethod", "POST"}, {"uri", m.uri}};
+      if (m.route->timeout_ms) body["timeoutInMillis"] = *m.route->timeout_ms;
+      r_.call("PUT", "apigateway", base + "/resources/" + res_id.at(m.path) + "/methods/" + m.method + "/integration", body);
+    };
+    if (!remote) {
+      change(Change::create, "method", label, m.uri.substr(m.uri.find("function:") + 9), [&] {
+        put_method();
+        put_integration();
+      });
+      continue;
+    }
+    bool method_differs = jstr(*remote, "authorizationType") != m.auth_type ||
+                          remote->value("apiKeyRequired", false) != m.api_key ||
+                          (m.auth_type == "CUSTOM" && jstr(*remote, "authorizerId") != aid);
+    json integ = remote->value("methodIntegration", json::object());
+    bool integration_differs = jstr(integ, "type") != "AWS_PROXY" || jstr(integ, "uri") != m.uri;
+    if (method_differs) {
+      change(Change::update, "method", label, "authorization or API key", [&] {
+        // A method is replaced whole: delete, then put it and its integration again.
+        r_.call("DELETE", "apigateway", base + "/resources/" + res_id.at(m.path) + "/methods/" + m.method);
+        put_method();
+        put_integration();
+      });
+    } else if (integration_differs) {
+      change(Change::update, "integration", label, m.uri.substr(m.uri.find("function:") + 9), put_integration);
+    } else {
+      same("method", label);
+    }
+  }
+  // What the stack no longer has.
+  std::set<std::string> removed_paths;
+  for (const auto& [path, methods] : res_methods)
+    for (const auto& mname : methods)
+      if (!wanted_methods.count({path, mname}) && paths.count(path))
+        change(Change::remove, "method", name + " " + mname + " " + path, "", [&, path = path, mname = mname] {
+          r_.call("DELETE", "apigateway", base + "/resources/" + res_id.at(path) + "/methods/" + mname);
+        });
+  for (const auto& [path, rid] : res_id) {
+    if (paths.count(path) || rid == kNew) continue;
+    bool under_removed = false;
+    for (const auto& r : removed_paths)
+      if (starts_with(path, r + "/")) under_removed = true;
+    if (under_removed) continue;
+    removed_paths.insert(path);
+    change(Change::remove, "resource", name + " " + path, "", [&, rid = rid] {
+      r_.call("DELETE", "apigateway", base + "/resources/" + rid);
+    });
+  }
+
+  // The deployment and the stage.
+  std::optional<json> stage;
+  if (!fresh) stage = r_.get("apigateway", base + "/stages/" + stage_);
+  bool need_deployment = !stage;
+  if (stage) {
+    auto dep = r_.get("apigateway", base + "/deployments/" + jstr(*stage, "deploymentId"));
+    need_deployment = !dep || jstr(*dep, "description") != deployment_tag;
+  }
+  std::string deployment_id = stage ? jstr(*stage, "deploymentId") : kNew;
+  if (need_deployment) {
+    change(Change::create, "deployment", name, deployment_tag, [&] {
+      deployment_id = jstr(r_.call("POST", "apigateway", base + "/deployments", {{"description", deployment_tag}}), "id");
+    });
+  }
+  // Method settings the stack asks for: "*/*" for the stage default, "~1path/METHOD" per route.
+  std::map<std::string, stack::Throttle> want_throttle;
+  if (sspec && sspec->throttle) want_throttle["*/*"] = *sspec->throttle;
+  if (sspec)
+    for (const auto& [rk, t] : sspec->route_throttles) {
+      auto sp = rk.find(' ');
+      if (sp == std::string::npos) continue;
+      std::string p = rk.substr(sp + 1), enc;
+      for (char c : p) enc += c == '/' ? std::string("~1") : std::string(1, c);
+      want_throttle[enc + "/" + rk.substr(0, sp)] = t;
+    }
+  auto throttle_ops = [&](const json& have_settings) {
+    json ops = json::array();
+    for (const auto& [key, t] : want_throttle) {
+      json have = json::object();
+      for (auto it = have_settings.begin(); it != have_settings.end(); ++it)
+        if (normal_setting_key(it.key()) == normal_setting_key(key)) have = it.value();
+      if (std::abs(have.value("throttlingRateLimit", -1.0) - t.rate) > 1e-9)
+        ops.push_back({{"op", "replace"}, {"path", "/" + key + "/throttling/rateLimit"}, {"value", fixed2(t.rate)}});
+      if (have.value("throttlingBurstLimit", -1) != t.burst)
+        ops.push_back({{"op", "replace"}, {"path", "/" + key + "/throttling/burstLimit"}, {"value", std::to_string(t.burst)}});
+    }
+    return ops;
+  };
+  if (!stage) {
+    change(Change::create, "stage", name + " " + stage_, "", [&] {
+      json body = {{"stageName", stage_}, {"deploymentId", deployment_id}, {"variables", variables}};
+      r_.call("POST", "apigateway", base + "/stages", body);
+      auto ops = throttle_ops(json::object());
+      if (!ops.empty()) r_.call("PATCH", "apigateway", base + "/stages/" + stage_, {{"patchOperations", ops}});
+    });
+  } else {
+    json ops = json::array();
+    if (need_deployment) ops.push_back({{"op", "replace"}, {"path", "/deploymentId"}, {"value", kNew}});
+    json have_vars = stage->value("variables", json::object());
+    if (have_vars.is_null()) have_vars = json::object();
+    for (const auto& [k, v] : variables)
+      if (jstr(have_vars, k.c_str()) != v) ops.push_back({{"op", "replace"}, {"path", "/variables/" + k}, {"value", v}});
+    for (const auto& [k, v] : have_vars.items())
+      if (!variables.count(k)) ops.push_back({{"op", "remove"}, {"path", "/variables/" + k}});
+    json settings = stage->value("methodSettings", json::object());
+    if (settings.is_null()) settings = json::object();
+    for (auto& op : throttle_ops(settings)) ops.push_back(op);
+    if (ops.empty()) {
+      same("stage", name + " " + stage_);
+    } else {
+      std::string detail = need_deployment ? "new deployment" : "";
+      change(Change::update, "stage", name + " " + stage_, detail, [&] {
+        for (auto& op : ops)
+          if (op["path"] == "/deploymentId") op["value"] = deployment_id;
+        r_.call("PATCH", "apigateway", base + "/stages/" + stage_, {{"patchOperations", ops}});
+      });
+    }
+  }
+  rest_stage_ready_[api.name] = id;
+
+  // Permissions: each alias the stage reaches may be invoked by this API.
+  const std::string source_arn = "arn:aws:execute-api:" + region_ + ":" + account_ + ":" + id + "/*/*/*";
+  std::set<std::string> seen;
+  for (const auto& m : want) {
+    const auto& t = m.route->target;
+    if (!seen.insert(t.function + ":" + t.qualifier).second) continue;
+    step_permission(t.function, t.qualifier, id, variables, source_arn, "api");
+  }
+  for (const auto& [an, a] : api.authorizers) {
+    if (a.type == stack::AuthorizerType::jwt) continue;
+    auto colon = a.function.find(':');
+    std::string aid = auth_id.count(an) ? auth_id[an] : kNew;
+    step_permission(a.function.substr(0, colon), colon == std::string::npos ? "" : a.function.substr(colon + 1), id,
+                    variables, "arn:aws:execute-api:" + region_ + ":" + account_ + ":" + id + "/authorizers/" + aid,
+                    "auth-" + an);
+  }
+  apis_[api.name] = {"rest", id, stage_, stage_url(id, region_, stage_, o_.endpoint_url, false)};
+}
+
+// ---- HTTP APIs (API Gateway v2) ----------------------------------------------------------
+
+void Deployer::step_http_api(const stack::ApiSpec& api) {
+  const std::string name = st_.name + "-" + api.name;
+  const stack::StageSpec* sspec = stage_spec(api);
+  std::map<std::string, std::string> variables = sspec ? sspec->variables : std::map<std::string, std::string>{};
+
+  json cors = nullptr;
+  if (api.cors) {
+    cors = {{"allowOrigins", api.cors->allow_origins},
+            {"allowMethods", api.cors->allow_methods},
+            {"allowHeaders", api.cors->allow_headers},
+            {"exposeHeaders", api.cors->expose_headers},
+            {"allowCredentials", api.cors->allow_credentials}};
+    if (api.cors->max_age) cors["maxAge"] = *api.cors->max_age;
+  }
+  auto same_cors = [&](const json& have) {
+    if (cors.is_null()) return have.is_null() || have.empty();
+    if (!have.is_object()) return false;
+    for (const auto& [k, v] : cors.items()) {
+      json h = have.value(k, json());
+      if (v.is_array() && v.empty() && (h.is_null() || (h.is_array() && h.empty()))) continue;
+      if (k == "allowCredentials" && v == false && h.is_null()) continue;
+      if (h != v) return false;
+    }
+    return true;
+  };
+
+  std::string id;
+  json remote_api;
+  auto list = r_.call("GET", "apigateway", "/v2/apis");
+  for (const auto& item : list.value("items", json::array()))
+    if (jstr(item, "name") == name) {
+      id = jstr(item, "apiId");
+      remote_api = item;
+    }
+  if (id.empty()) {
+    id = kNew;
+    change(Change::create, "HTTP API", name, "", [&] {
+      json body = {{"name", name}, {"protocolType", "HTTP"}, {"description", "sluice stack " + st_.name}};
+      if (!cors.is_null()) body["corsConfiguration"] = cors;
+      id = jstr(r_.call("POST", "apigateway", "/v2/apis", body), "apiId");
+    });
+  } else if (!same_cors(remote_api.value("corsConfiguration", json()))) {
+    change(Change::update, "HTTP API", name, "CORS", [&] {
+      if (cors.is_null())
+        r_.call("DELETE", "apigateway", "/v2/apis/" + id + "/cors");
+      else
+        r_.call("PATCH", "apigateway", "/v2/apis/" + id, {{"corsConfiguration", cors}});
+    });
+  } else {
+    same("HTTP API", name, id);
+  }
+  const bool fresh = id == kNew;
+  const std::string base = "/v2/apis/" + id;
+
+  // Authorizers: Lambda (REQUEST) and JWT.
+  std::map<std::string, std::string> auth_id;
+  std::map<std::string, json> remote_auth;
+  if (!fresh && !api.authorizers.empty()) {
+    try {
+      for (const auto& a : r_.call("GET", "apigateway", base + "/authorizers").value("items", json::array()))
+        remote_auth[jstr(a, "name")] = a;
+    } catch (const aws::ServiceError& e) {
+      // moto has no GetAuthorizers for HTTP APIs: find them through the routes that use them.
+      if (e.status < 500 && !is_not_found(e)) throw;
+      std::set<std::string> ids;
+      for (const auto& rt : r_.call("GET", "apigateway", base + "/routes").value("items", json::array()))
+        if (!jstr(rt, "authorizerId").empty()) ids.insert(jstr(rt, "authorizerId"));
+      // ... and through the ids the stage's record kept (an authorizer no route uses yet).
+      if (previous_current_.is_object() && previous_current_.contains("apis") &&
+          previous_current_["apis"].contains(api.name))
+      {
+        json recorded = previous_current_["apis"][api.name].value("authorizers", json::object());
+        for (const auto& [n, v] : recorded.items())
+          if (v.is_string()) ids.insert(v.get<std::string>());
+      }
+      for (const auto& aid : ids)
+        if (auto a = r_.get("apigateway", base + "/authorizers/" + aid)) remote_auth[jstr(*a, "name")] = *a;
+    }
+  }
+  for (const auto& [an, a] : api.authorizers) {
+    // AWS requires an identity source for JWT authorizers and for cached Lambda ones.
+    json sources = a.identity_sources;
+    if (a.identity_sources.empty() && (a.type == stack::AuthorizerType::jwt || a.ttl_s > 0))
+      sources = json::array({"$request.header.Authorization"});
+    json body = {{"name", an}, {"identitySource", sources}};
+    if (a.type == stack::AuthorizerType::jwt) {
+      if (a.jwt.issuer.empty()) {
+        p_.line("  warning: HTTP API " + api.name + ": JWT authorizer " + an + " has no issuer; skipped");
+        continue;
+      }
+      body["authorizerType"] = "JWT";
+      body["jwtConfiguration"] = {{"issuer", a.jwt.issuer}, {"audience", a.jwt.audience}};
+    } else {
+      auto colon = a.function.find(':');
+      std::string fn = a.function.substr(0, colon), qual = colon == std::string::npos ? "" : a.function.substr(colon + 1);
+      body["authorizerType"] = "REQUEST";
+      body["authorizerUri"] = invocation_uri(region_, function_arn(region_, account_, function_name(st_.name, fn), qual));
+      body["authorizerPayloadFormatVersion"] = a.payload_format;
+      body["authorizerResultTtlInSeconds"] = a.ttl_s;
+      if (a.payload_format == "2.0") body["enableSimpleResponses"] = a.simple_responses;
+    }
+    auto it = remote_auth.find(an);
+    if (it == remote_auth.end()) {
+      auth_id[an] = kNew;
+      change(Change::create, "authorizer", name + " " + an, body["authorizerType"], [&] {
+        auth_id[an] = jstr(r_.call("POST", "apigateway", base + "/authorizers", body), "authorizerId");
+      });
+      continue;
+    }
+    auth_id[an] = jstr(it->second, "authorizerId");
+    bool differs = jstr(it->second, "authorizerType") != body["authorizerType"].get<std::string>() ||
+                   it->second.value("identitySource", json::array()) != body["identitySource"] ||
+                   jstr(it->second, "authorizerUri") != jstr(body, "authorizerUri") ||
+                   (body.contains("jwtConfiguration") &&
+                    it->second.value("jwtConfiguration", json::object()) != body["jwtConfiguration"]);
+    if (!differs) {
+      same("authorizer", name + " " + an);
+      continue;
+    }
+    change(Change::update, "authorizer", name + " " + an, "", [&] {
+      r_.call("PATCH", "apigateway", base + "/authorizers/" + auth_id[an], body);
+    });
+  }
+
+  // Integrations: one per distinct target and payload format.
+  std::map<std::string, std::string> integ_id;  // uri|format -> id
+  std::map<std::string, std::string> remote_integ;
+  if (!fresh)
+    for (const auto& i : r_.call("GET", "apigateway", base + "/integrations").value("items", json::array()))
+      remote_integ[jstr(i, "integrationUri") + "|" + jstr(i, "payloadFormatVersion")] = jstr(i, "integrationId");
+  auto integration_for = [&](const stack::RouteSpec& route) {
+    std::string uri = function_arn(region_, account_, function_name(st_.name, route.target.function), route.target.qualifier);
+    std::string format = route.payload_format.empty() ? "2.0" : route.payload_format;
+    std::string key = uri + "|" + format;
+    if (integ_id.count(key)) return key;
+    auto it = remote_integ.find(key);
+    if (it != remote_integ.end()) {
+      integ_id[key] = it->second;
+      same("integration", name + " " + route.target.function);
+      return key;
+    }
+    integ_id[key] = kNew;
+    change(Change::create, "integration", name + " " + uri.substr(uri.find("function:") + 9), "payload " + format, [&] {
+      json body = {{"integrationType", "AWS_PROXY"},
+                   {"integrationUri", uri},
+                   {"integrationMethod", "POST"},
+                   {"payloadFormatVersion", format}};
+      if (route.timeout_ms) body["timeoutInMillis"] = *route.timeout_ms;
+      integ_id[key] = jstr(r_.call("POST", "apigateway", base + "/integrations", body), "integrationId");
+    });
+    return key;
+  };
+
+  // Routes.
+  std::map<std::string, json> remote_routes;
+  if (!fresh)
+    for (const auto& rt : r_.call("GET", "apigateway", base + "/routes").value("items", json::array()))
+      remote_routes[jstr(rt, "routeKey")] = rt;
+  std::set<std::string> wanted_routes;
+  for (const auto& route : api.routes) {
+    std::string key = integration_for(route);
+    std::string route_key = route.key;
+    wanted_routes.insert(route_key);
+    std::string auth_type = "NONE", aid;
+    if (!route.authorizer.empty() && auth_id.count(route.authorizer)) {
+      aid = auth_id[route.authorizer];
+      const auto& a = api.authorizers.at(route.authorizer);
+      auth_type = a.type == stack::AuthorizerType::jwt ? "JWT" : "CUSTOM";
+    }
+    auto body_for = [&] {
+      json body = {{"routeKey", route_key}, {"target", "integrations/" + integ_id[key]}, {"authorizationType", auth_type}};
+      if (!aid.empty()) body["authorizerId"] = auth_id[route.authorizer];
+      if (!route.authorization_scopes.empty()) body["authorizationScopes"] = route.authorization_scopes;
+      return body;
+    };
+    auto it = remote_routes.find(route_key);
+    if (it == remote_routes.end()) {
+      change(Change::create, "route", name + " " + route_key, "", [&] {
+        r_.call("POST", "apigateway", base + "/routes", body_for());
+      });
+      continue;
+    }
+    const json& have = it->second;
+    bool differs = jstr(have, "target") != "integrations/" + integ_id[key] ||
+                   (jstr(have, "authorizationType").empty() ? "NONE" : jstr(have, "authorizationType")) != auth_type ||
+                   (!aid.empty() && jstr(have, "authorizerId") != aid);
+    if (!differs) {
+      same("route", name + " " + route_key);
+      continue;
+    }
+    change(Change::update, "route", name + " " + route_key, "", [&, rid = jstr(have, "routeId")] {
+      r_.call("PATCH", "apigateway", base + "/routes/" + rid, body_for());
+    });
+  }
+  for (const auto& [rk, rt] : remote_routes)
+    if (!wanted_routes.count(rk))
+      change(Change::remove, "route", name + " " + rk, "", [&, rid = jstr(rt, "routeId")] {
+        r_.call("DELETE", "apigateway", base + "/routes/" + rid);
+      });
+
+  // The stage: auto-deployed, with its variables and default throttle.
+  std::optional<json> stage;
+  if (!fresh) stage = r_.get("apigateway", base + "/stages/" + stage_);
+  json want_stage = {{"stageName", stage_}, {"autoDeploy", true}, {"stageVariables", variables}};
+  if (sspec && sspec->throttle)
+    want_stage["defaultRouteSettings"] = {{"throttlingRateLimit", sspec->throttle->rate},
+                                         {"throttlingBurstLimit", sspec->throttle->burst}};
+  if (!stage) {
+    change(Change::create, "stage", name + " " + stage_, "auto-deploy", [&] {
+      r_.call("POST", "apigateway", base + "/stages", want_stage);
+    });
+  } else {
+    json have_vars = stage->value("stageVariables", json::object());
+    if (have_vars.is_null()) have_vars = json::object();
+    bool differs = have_vars != json(variables) || !stage->value("autoDeploy", false);
+    if (want_stage.contains("defaultRouteSettings")) {
+      json d = stage->value("defaultRouteSettings", json::object());
+      if (d.is_null() || std::abs(d.value("throttlingRateLimit", -1.0) - sspec->throttle->rate) > 1e-9 ||
+          d.value("throttlingBurstLimit", -1) != sspec->throttle->burst)
+        differs = true;
+    }
+    if (!differs) {
+      same("stage", name + " " + stage_);
+    } else {
+      change(Change::update, "stage", name + " " + stage_, "", [&] {
+        json body = want_stage;
+        body.erase("stageName");
+        r_.call("PATCH", "apigateway", base + "/stages/" + stage_, body);
+      });
+    }
+  }
+
+  const std::string source_arn = "arn:aws:execute-api:" + region_ + ":" + account_ + ":" + id + "/*";
+  std::set<std::string> seen;
+  for (const auto& route : api.routes) {
+    const auto& t = route.target;
+    if (!seen.insert(t.function + ":" + t.qualifier).second) continue;
+    step_permission(t.function, t.qualifier, id, variables, source_arn, "api");
+  }
+  for (const auto& [an, a] : api.authorizers) {
+    if (a.type == stack::AuthorizerType::jwt) continue;
+    auto colon = a.function.find(':');
+    step_permission(a.function.substr(0, colon), colon == std::string::npos ? "" : a.function.substr(colon + 1), id,
+                    variables, source_arn, "auth-" + an);
+  }
+  apis_[api.name] = {"http", id, stage_, stage_url(id, region_, stage_, o_.endpoint_url, true)};
+  for (const auto& [an, aid] : auth_id) apis_[api.name].authorizers[an] = aid;
+}
+
+// ---- API keys and usage plans ------------------------------------------------------------
+
+void Deployer::step_keys_and_plans() {
+  // Only plans bound to this stage of an API deployed here matter to this deploy.
+  std::map<std::string, std::string> key_id;
+  std::set<std::string> keys_needed;
+  for (const auto& [pn, plan] : st_.usage_plans)
+    for (const auto& [api, stage] : plan.stages)
+      if (stage == stage_ && rest_stage_ready_.count(api))
+        for (const auto& k : plan.keys) keys_needed.insert(k);
+
+  for (const auto& kn : keys_needed) {
+    const auto& key = st_.api_keys.at(kn);
+    const std::string name = st_.name + "-" + kn;
+    std::optional<json> found;
+    auto list = r_.call("GET", "apigateway", "/apikeys", nullptr,
+                        {{"includeValues", "true"}, {"limit", "500"}, {"name", name}});
+    for (const auto& k : list.value("item", json::array()))
+      if (jstr(k, "name") == name) found = k;
+    auto create = [&] {
+      json body = {{"name", name}, {"enabled", key.enabled}, {"description", "sluice stack " + st_.name}};
+      if (!key.value.empty()) body["value"] = key.value;  // else API Gateway generates one
+      key_id[kn] = jstr(r_.call("POST", "apigateway", "/apikeys", body), "id");
+    };
+    if (!found) {
+      key_id[kn] = kNew;
+      change(Change::create, "API key", name, "", create);
+    } else if (!key.value.empty() && jstr(*found, "value") != key.value) {
+      key_id[kn] = kNew;
+      change(Change::update, "API key", name, "new value: replaced", [&, old = jstr(*found, "id")] {
+        r_.call("DELETE", "apigateway", "/apikeys/" + old);
+        create();
+      });
+    } else if (found->value("enabled", true) != key.enabled) {
+      key_id[kn] = jstr(*found, "id");
+      change(Change::update, "API key", name, key.enabled ? "enable" : "disable", [&] {
+        json ops = json::array({{{"op", "replace"}, {"path", "/enabled"}, {"value", key.enabled ? "true" : "false"}}});
+        r_.call("PATCH", "apigateway", "/apikeys/" + key_id[kn], {{"patchOperations", ops}});
+      });
+    } else {
+      key_id[kn] = jstr(*found, "id");
+      same("API key", name);
+    }
+  }
+
+  json plans_list = json::object();
+  bool listed = false;
+  for (const auto& [pn, plan] : st_.usage_plans) {
+    std::vector<std::string> apis_here;
+    for (const auto& [api, stage] : plan.stages)
+      if (stage == stage_ && rest_stage_ready_.count(api)) apis_here.push_back(rest_stage_ready_[api]);
+    if (apis_here.empty()) continue;
+    if (!listed) {
+      plans_list = r_.call("GET", "apigateway", "/usageplans", nullptr, {{"limit", "500"}});
+      listed = true;
+    }
+    const std::string name = st_.name + "-" + pn;
+    std::optional<json> found;
+    for (const auto& p : plans_list.value("item", json::array()))
+      if (jstr(p, "name") == name) found = p;
+    json throttle = nullptr, quota = nullptr;
+    if (plan.throttle) throttle = {{"rateLimit", plan.throttle->rate}, {"burstLimit", plan.throttle->burst}};
+    if (plan.quota) {
+      const char* period = plan.quota->period == stack::QuotaPeriod::day    ? "DAY"
+                           : plan.quota->period == stack::QuotaPeriod::week ? "WEEK"
+                                                                            : "MONTH";
+      quota = {{"limit", plan.quota->limit}, {"period", period}, {"offset", plan.quota->offset}};
+    }
+    std::string plan_id;
+    if (!found) {
+      plan_id = kNew;
+      change(Change::create, "usage plan", name, "", [&] {
+        json stages = json::array();
+        for (const auto& a : apis_here)
+          if (a != kNew) stages.push_back({{"apiId", a}, {"stage", stage_}});
+        json body = {{"name", name}, {"apiStages", stages}};
+        if (!throttle.is_null()) body["throttle"] = throttle;
+        if (!quota.is_null()) body["quota"] = quota;
+        plan_id = jstr(r_.call("POST", "apigateway", "/usageplans", body), "id");
+      });
+    } else {
+      plan_id = jstr(*found, "id");
+      json ops = json::array();
+      std::set<std::string> have_stages;
+      for (const auto& s : found->value("apiStages", json::array()))
+        have_stages.insert(jstr(s, "apiId") + ":" + jstr(s, "stage"));
+      for (const auto& a : apis_here)
+        if (a != kNew && !have_stages.count(a + ":" + stage_))
+          ops.push_back({{"op", "add"}, {"path", "/apiStages"}, {"value", a + ":" + stage_}});
+      json ht = found->value("throttle", json::object());
+      if (!throttle.is_null()) {
+        if (std::abs(ht.value("rateLimit", -1.0) - plan.throttle->rate) > 1e-9)
+          ops.push_back({{"op", "replace"}, {"path", "/throttle/rateLimit"}, {"value", fixed2(plan.throttle->rate)}});
+        if (ht.value("burstLimit", -1) != plan.throttle->burst)
+          ops.push_back({{"op", "replace"}, {"path", "/throttle/burstLimit"}, {"value", std::to_string(plan.throttle->burst)}});
+      }
+      json hq = found->value("quota", json::object());
+      if (!quota.is_null()) {
+        if (hq.value("limit", json()).dump() != quota["limit"].dump() && hq.value("limit", json()) != quota["limit"])
+          ops.push_back({{"op", "replace"}, {"path", "/quota/limit"}, {"value", std::to_string(plan.quota->limit)}});
+        if (jstr(hq, "period") != quota["period"].get<std::string>())
+          ops.push_back({{"op", "replace"}, {"path", "/quota/period"}, {"value", quota["period"]}});
+      }
+      if (ops.empty())
+        same("usage plan", name);
+      else
+        change(Change::update, "usage plan", name, std::to_string(ops.size()) + " change(s)", [&] {
+          r_.call("PATCH", "apigateway", "/usageplans/" + plan_id, {{"patchOperations", ops}});
+        });
+    }
+    std::set<std::string> have_keys;
+    if (plan_id != kNew)
+      for (const auto& k : r_.call("GET", "apigateway", "/usageplans/" + plan_id + "/keys", nullptr, {{"limit", "500"}})
+                               .value("item", json::array()))
+        have_keys.insert(jstr(k, "id"));
+    for (const auto& kn : plan.keys) {
+      if (key_id.count(kn) && key_id[kn] != kNew && have_keys.count(key_id[kn])) {
+        same("usage plan key", name + " " + kn);
+        continue;
+      }
+      change(Change::create, "usage plan key", name + " " + kn, "", [&] {
+        r_.call("POST", "apigateway", "/usageplans/" + plan_id + "/keys", {{"keyId", key_id[kn]}, {"keyType", "API_KEY"}});
+      });
+    }
+  }
+}
+
+// ---- state -----------------------------------------------------------------------------
+
+json Deployer::build_record() const {
+  json fns = json::object();
+  for (const auto& [fn, a] : aliases_) {
+    json entry = {{"name", a["function"]}, {"alias", {{"name", stage_}, {"version", a["version"]}, {"weights", a["weights"]}}}};
+    auto it = fns_.find(fn);
+    if (it != fns_.end() && !it->second.unit.empty() && units_.count(it->second.unit))
+      entry["code_sha256"] = units_.at(it->second.unit).archive.sha256_hex;
+    else if (source_record_.is_object() && source_record_.contains("functions") && source_record_["functions"].contains(fn))
+      entry["code_sha256"] = source_record_["functions"][fn].value("code_sha256", "");
+    fns[fn] = entry;
+  }
+  json apis = json::object();
+  for (const auto& [name, a] : apis_) {
+    apis[name] = {{"type", a.type}, {"id", a.id}, {"stage", a.stage}, {"url", a.url}};
+    if (!a.authorizers.empty()) apis[name]["authorizers"] = a.authorizers;
+  }
+  json rec = {{"stack", st_.name}, {"stage", stage_}, {"functions", fns}, {"apis", apis}};
+  if (o_.mode == Mode::rollback || o_.mode == Mode::promote) {
+    // Rollback and promote leave the APIs as they are; keep what the record said.
+    if (o_.mode == Mode::rollback && source_record_.contains("apis")) rec["apis"] = source_record_["apis"];
+  }
+  return rec;
+}
+
+bool same_deployment(const json& a, const json& b) {
+  return a.is_object() && b.is_object() && a.value("functions", json()) == b.value("functions", json()) &&
+         a.value("apis", json()) == b.value("apis", json());
+}
+
+void Deployer::step_record() {
+  json rec = build_record();
+  bool unchanged = o_.mode != Mode::rollback && same_deployment(rec, previous_current_);
+  if (unchanged) {
+    same("record", state_current_key(stage_));
+    return;
+  }
+  change(Change::create, "record", state_current_key(stage_), "with history", [&] {
+    rec = build_record();
+    rec["time"] = iso8601_ms();
+    rec["git_commit"] = commit_;
+    rec["by"] = user_at_host();
+    rec["kind"] = o_.mode == Mode::deploy ? "deploy" : o_.mode == Mode::promote ? "promote" : "rollback";
+    if (o_.mode == Mode::promote) rec["promoted_from"] = o_.promote_from;
+    if (o_.mode == Mode::rollback && source_record_.contains("time")) rec["rolled_back_to"] = source_record_["time"];
+    std::string text = rec.dump(2);
+    r_.put_object(bucket_, state_history_key(stage_, compact_timestamp()), text, "application/json");
+    r_.put_object(bucket_, state_current_key(stage_), text, "application/json");
+  });
+}
+
+void Deployer::acquire_lock() {
+  const std::string key = state_lock_key(stage_);
+  if (o_.force_unlock) {
+    auto holder = r_.get_object(bucket_, key);
+    if (holder) {
+      p_.line("  removing the lock of stage " + stage_ + " (--force-unlock), held by " + lock_holder(*holder));
+      r_.delete_object(bucket_, key);
+    }
+  }
+  json body = {{"holder", user_at_host() + " pid " + std::to_string(::getpid())}, {"since", iso8601_ms()}};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o_.lock_timeout_s);
+  bool announced = false;
+  for (;;) {
+    if (r_.put_object(bucket_, key, body.dump(), "application/json", true)) {
+      locked_ = true;
+      return;
+    }
+    auto holder = r_.get_object(bucket_, key);
+    std::string who = holder ? lock_holder(*holder) : "another deploy";
+    if (holder && holder_is_gone(*holder)) {
+      // Left by a deploy of this machine that was killed: nobody will ever release it.
+      p_.line("the lock of stage " + stage_ + " was left by a deploy that is gone (" + who + "); taking it over");
+      r_.delete_object(bucket_, key);
+      continue;
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw LockError("stage " + stage_ + " is locked by " + who + "; waited " + std::to_string(o_.lock_timeout_s) +
+                      " s. If that deploy is gone (killed, crashed), run again with --force-unlock.");
+    if (!announced) {
+      p_.line("waiting for the lock of stage " + stage_ + ", held by " + who + " (up to " +
+              std::to_string(o_.lock_timeout_s) + " s)");
+      announced = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+void Deployer::release_lock() {
+  if (!locked_) return;
+  locked_ = false;
+  r_.delete_object(bucket_, state_lock_key(stage_));
+}
+
+// A lock written on this host by a process that no longer exists.
+bool holder_is_gone(const std::string& lock_body) {
+  auto j = json::parse(lock_body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return false;
+  std::string holder = j.value("holder", std::string());  // "user@host pid N"
+  auto at = holder.find('@'), sp = holder.find(" pid ");
+  if (at == std::string::npos || sp == std::string::npos || sp < at) return false;
+  std::string host = holder.substr(at + 1, sp - at - 1);
+  char here[256] = {0};
+  ::gethostname(here, sizeof here - 1);
+  if (host != here) return false;
+  long pid = std::strtol(holder.c_str() + sp + 5, nullptr, 10);
+  if (pid <= 0 || pid == ::getpid()) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+// ---- the whole ---------------------------------------------------------------------------
+
+void Deployer::pass(bool apply) {
+  apply_ = apply;
+  items_.clear();
+  aliases_.clear();
+  apis_.clear();
+  rest_stage_ready_.clear();
+  if (!apply) step_bucket();  // applying creates it before taking the lock
+  else if (bucket_created_) items_.push_back({Change::create, "bucket", bucket_, ""});
+  if (bucket_exists_) {
+    auto cur = r_.get_object(bucket_, state_current_key(stage_));
+    previous_current_ = cur ? json::parse(*cur, nullptr, false) : json();
+  }
+  if (o_.mode == Mode::deploy) {
+    step_role();
+    step_uploads();
+    step_layers();
+  }
+  step_functions();
+  if (o_.mode != Mode::rollback) {
+    for (const auto& [name, api] : st_.apis) {
+      if (api.type == stack::ApiType::rest) step_rest_api(api);
+      else step_http_api(api);
+    }
+    step_keys_and_plans();
+  } else if (source_record_.contains("apis")) {
+    for (const auto& [name, a] : source_record_["apis"].items())
+      apis_[name] = {a.value("type", ""), a.value("id", ""), a.value("stage", ""), a.value("url", ""),
+                     a.value("authorizers", json::object())};
+  }
+  step_record();
+}
+
+void Deployer::print_plan() const {
+  int n[4] = {0, 0, 0, 0};
+  for (const auto& it : items_) ++n[static_cast<int>(it.change)];
+  p_.line("plan for stage " + stage_ + " (" + std::to_string(n[0]) + " to create, " + std::to_string(n[1]) +
+          " to update, " + std::to_string(n[2]) + " to remove, " + std::to_string(n[3]) + " unchanged):");
+  for (const auto& it : items_) {
+    if (it.change == Change::unchanged) continue;
+    const char* sym = it.change == Change::create ? "+" : it.change == Change::update ? "~" : "-";
+    p_.line(std::string("  ") + sym + " " + verb(it.change) + " " + it.kind + " " + it.name +
+            (it.detail.empty() ? "" : " (" + it.detail + ")"));
+  }
+}
+
+void Deployer::print_summary() const {
+  std::map<std::string, int> counts;
+  for (const auto& it : items_) ++counts[verb(it.change)];
+  p_.line("stage " + stage_ + ": " + std::to_string(counts["create"]) + " created, " +
+          std::to_string(counts["update"]) + " updated, " + std::to_string(counts["remove"]) + " removed, " +
+          std::to_string(counts["unchanged"]) + " unchanged");
+  for (const auto& [fn, a] : aliases_) {
+    std::string line = "  " + a["function"].get<std::string>() + ":" + stage_ + " -> version " +
+                       a["version"].get<std::string>();
+    for (const auto& [v, w] : a["weights"].items()) line += " (+ " + v + " at " + fixed2(w.get<double>()) + ")";
+    p_.line(line);
+  }
+  for (const auto& [name, a] : apis_) p_.line("  API " + name + " (" + a.type + "): " + a.url);
+}
+
+bool Deployer::confirm() const {
+  if (o_.yes || !::isatty(0) || !::isatty(2)) return true;
+  std::fprintf(stderr, "apply these changes to stage %s? [y/N] ", stage_.c_str());
+  std::fflush(stderr);
+  std::string answer;
+  if (!std::getline(std::cin, answer)) return false;
+  return answer == "y" || answer == "Y" || answer == "yes";
+}
+
+int Deployer::run() {
+  std::string what = o_.mode == Mode::deploy    ? "deploying stack " + st_.name + " to"
+                     : o_.mode == Mode::promote ? "promoting stack " + st_.name + " from stage " + o_.promote_from + " to"
+                                                : "rolling back stack " + st_.name + " on";
+  p_.line(what + " stage " + stage_ + " in " + region_ +
+          (o_.endpoint_url ? " at " + *o_.endpoint_url : std::string()));
+  identify();
+  p_.line("account " + account_ + " (credentials from " + r_.client().credentials().source + ")");
+  if (!commit_.empty()) p_.line("git commit " + commit_);
+  prepare_code();
+
+  // Promote and rollback apply a record: read it first.
+  if (o_.mode != Mode::deploy) {
+    if (!r_.bucket_exists(bucket_)) throw std::runtime_error("nothing has been deployed from this stack yet (no bucket " + bucket_ + ")");
+    if (o_.mode == Mode::promote) {
+      auto rec = r_.get_object(bucket_, state_current_key(o_.promote_from));
+      if (!rec) throw std::runtime_error("stage " + o_.promote_from + " has no deploy record to promote (" +
+                                         state_current_key(o_.promote_from) + " is missing)");
+      source_record_ = json::parse(*rec);
+    } else {
+      auto keys = r_.list_keys(bucket_, "state/" + stage_ + "/history/");
+      std::sort(keys.begin(), keys.end());
+      if (keys.size() < 2)
+        throw std::runtime_error("stage " + stage_ + " has " + std::to_string(keys.size()) +
+                                 " deploy record(s); rollback needs a previous one");
+      auto rec = r_.get_object(bucket_, keys[keys.size() - 2]);
+      if (!rec) throw std::runtime_error("the previous record " + keys[keys.size() - 2] + " vanished");
+      source_record_ = json::parse(*rec);
+      p_.line("rolling back to the record of " + source_record_.value("time", std::string("?")) + " (" +
+              keys[keys.size() - 2] + ")");
+    }
+  }
+
+  p_.line("reading what exists ...");
+  pass(false);
+  print_plan();
+  bool any = std::any_of(items_.begin(), items_.end(), [](const Item& i) { return i.change != Change::unchanged; });
+  if (o_.dry_run) {
+    p_.line("dry run: nothing was changed");
+    return 0;
+  }
+  if (!any) {
+    p_.line("nothing to change");
+    print_summary();
+    return 0;
+  }
+  if (!confirm()) {
+    p_.line("not applied");
+    return 1;
+  }
+  if (!bucket_exists_) {
+    p_.line("  create bucket " + bucket_);
+    r_.create_bucket(bucket_, region_);
+    bucket_exists_ = bucket_created_ = true;
+  }
+  acquire_lock();
+  try {
+    p_.line("applying ...");
+    pass(true);  // re-reads everything under the lock: another deploy may have run meanwhile
+    release_lock();
+  } catch (...) {
+    try {
+      release_lock();
+    } catch (...) {
+    }
+    throw;
+  }
+  print_summary();
+  return 0;
+}
+
+}  // namespace
+
+int run(const stack::Stack& stack, const Options& options) {
+  aws::ClientOptions co;
+  co.region = options.region.empty() ? stack.region : options.region;
+  co.endpoint_url = options.endpoint_url;
+  co.profile = options.profile;
+  co.role_arn = options.assume_role_arn;
+  co.max_attempts = options.max_attempts;
+  co.on_retry = [](const std::string& line) { std::fprintf(stderr, "  %s\n", line.c_str()); };
+  aws::Client client(co);
+  Deployer d(stack, options, client);
+  try {
+    return d.run();
+  } catch (const aws::ServiceError& e) {
+    if (e.is_auth_error()) throw aws::CredentialsError(aws::rejected_credentials_sentence(e, client.credentials()));
+    throw;
+  }
+}
+
+std::string describe_error(const std::exception& e) {
+  if (auto* se = dynamic_cast<const aws::ServiceError*>(&e)) {
+    if (se->is_auth_error() || (se->status == 403 && se->code.empty()))
+      return "AWS rejected the credentials (" + (se->code.empty() ? "HTTP 403" : se->code) + ": " + se->message +
+             "); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN or --profile.";
+    return se->service + " answered " + std::to_string(se->status) + " " + se->code + ": " + se->message;
+  }
+  return e.what();
+}
+
+}  // namespace sluice::deploy

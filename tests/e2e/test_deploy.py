@@ -1,0 +1,749 @@
+"""`sluice deploy` / `sluice rollback` end to end against moto_server on loopback.
+
+Each test starts its own moto_server on an ephemeral port (and, for fault tests, a small
+proxy in front of it that injects throttling, failures or a kill), deploys the watchlist
+example (a REST API over a shared Python package, an HTTP API over a Node.js function, an
+API key and a usage plan), and checks the result with boto3 against the same moto."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from conftest import BIN, FIXTURES
+
+REGION = "eu-west-3"
+ACCOUNT = "123456789012"
+STACK = "watchlist"
+CORE_FUNCTIONS = ["movies-list", "movies-find", "favorites-list", "favorites-add"]
+ALL_FUNCTIONS = CORE_FUNCTIONS + ["recommend"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Moto:
+    """moto_server on 127.0.0.1:<ephemeral>, with its request recorder enabled."""
+
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # moto loads AWS managed policies (AWSLambdaBasicExecutionRole) only when asked to.
+        env = dict(os.environ, MOTO_ENABLE_RECORDING="True", MOTO_IAM_LOAD_MANAGED_POLICIES="true",
+                   MOTO_RECORDER_FILEPATH=str(Path(workdir) / "moto_recording"))
+        self.log = open(Path(workdir) / "moto.log", "ab")
+        try:
+            import moto  # noqa: F401  (moto_server of the test interpreter itself)
+        except ImportError:
+            pytest.fail("these tests need moto 5 for the test interpreter (python3 -m moto.server)")
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=self.log, stderr=self.log, env=env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/moto-api/")
+                c.getresponse().read()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("moto_server exited")
+                time.sleep(0.1)
+        raise RuntimeError("moto_server did not start")
+
+    def _moto_api(self, method, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request(method, path)
+        r = c.getresponse()
+        return r.read()
+
+    def start_recording(self):
+        self._moto_api("POST", "/moto-api/recorder/reset-recording")
+        self._moto_api("POST", "/moto-api/recorder/start-recording")
+
+    def stop_recording(self):
+        self._moto_api("POST", "/moto-api/recorder/stop-recording")
+        text = self._moto_api("GET", "/moto-api/recorder/download-recording").decode()
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def client(self, service, region=REGION):
+        import boto3
+        return boto3.client(service, endpoint_url=self.url, region_name=region,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def mutating(entry):
+    """Whether a recorded request changes anything (query APIs: by their Action)."""
+    if entry["method"] in ("GET", "HEAD"):
+        return False
+    body = entry.get("body") or ""
+    if entry.get("body_encoded"):
+        import base64
+        body = base64.b64decode(body).decode(errors="replace")
+    if "Action=Get" in body or "Action=List" in body:
+        return False
+    return True
+
+
+class FaultProxy:
+    """An HTTP proxy in front of moto: forwards every request, except that rules may
+    answer instead (429 / 503 / 403), and it may hold the Nth mutating request so the
+    test can kill the deploy in the middle of its work."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.rules = []  # dicts: match(method, path, body) -> bool, status, body, headers, times
+        self.calls = []  # (method, path, answered_status)
+        self.mutations = 0
+        self.hold_at = None
+        self.held = threading.Event()
+        self.release = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                text = body.decode(errors="replace")
+                is_mut = self.command not in ("GET", "HEAD") and "Action=Get" not in text and "Action=List" not in text
+                if is_mut:
+                    proxy.mutations += 1
+                    if proxy.hold_at is not None and proxy.mutations >= proxy.hold_at:
+                        proxy.held.set()
+                        proxy.release.wait(60)
+                        self.close_connection = True
+                        return
+                for rule in proxy.rules:
+                    if rule["times"] != 0 and rule["match"](self.command, self.path, text):
+                        if rule["times"] is not None:
+                            rule["times"] -= 1
+                        proxy.calls.append((self.command, self.path, rule["status"]))
+                        out = rule["body"].encode()
+                        self.send_response(rule["status"])
+                        for k, v in rule.get("headers", {}).items():
+                            self.send_header(k, v)
+                        self.send_header("content-length", str(len(out)))
+                        self.end_headers()
+                        if self.command != "HEAD":
+                            self.wfile.write(out)
+                        return
+                c = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
+                c.request(self.command, self.path, body=body, headers=headers)
+                r = c.getresponse()
+                data = r.read()
+                proxy.calls.append((self.command, self.path, r.status))
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def credentials_env(home, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(home), AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_CONFIG_FILE=str(home / "no-config"), AWS_SHARED_CREDENTIALS_FILE=str(home / "no-credentials"))
+    env.update(extra)
+    return env
+
+
+class Project:
+    """A copy of the watchlist example in its own git checkout."""
+
+    def __init__(self, path, endpoint):
+        self.path = Path(path)
+        shutil.copytree(FIXTURES / "watchlist", self.path / "app",
+                        ignore=shutil.ignore_patterns(".sluice", "__pycache__", "node_modules"))
+        self.app = self.path / "app"
+        self.home = self.path / "home"
+        self.home.mkdir()
+        self.endpoint = endpoint
+        git = ["git", "-c", "user.name=CI", "-c", "user.email=ci@example.com"]
+        subprocess.run(git + ["init", "-q"], cwd=self.app, check=True)
+        subprocess.run(git + ["add", "."], cwd=self.app, check=True)
+        subprocess.run(git + ["commit", "-qm", "watchlist"], cwd=self.app, check=True)
+        self.commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=self.app, check=True,
+                                     capture_output=True, text=True).stdout.strip()
+
+    def cmd(self, *args, endpoint=None):
+        return [str(BIN), *args, str(self.app / "sluice.yaml"), "--endpoint-url", endpoint or self.endpoint]
+
+    def run(self, *args, endpoint=None, env=None, timeout=180):
+        p = subprocess.run(self.cmd(*args, endpoint=endpoint), capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL, env=env or credentials_env(self.home))
+        return p
+
+    def deploy(self, stage, *extra, **kw):
+        return self.run("deploy", "--stage", stage, *extra, **kw)
+
+    def edit_core(self, text):
+        f = self.app / "src" / "watchlist" / "deploy_marker.py"
+        f.write_text(f"MARKER = {text!r}\n")
+
+
+@pytest.fixture
+def moto(tmp_path):
+    m = Moto(tmp_path)
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def project(tmp_path, moto):
+    return Project(tmp_path, moto.url)
+
+
+def ok(p):
+    assert p.returncode == 0, f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+    return p
+
+
+def alias_version(lam, fn, alias):
+    return lam.get_alias(FunctionName=f"{STACK}-{fn}", Name=alias)["FunctionVersion"]
+
+
+def versions(lam, fn):
+    return sorted(v["Version"] for v in lam.list_versions_by_function(FunctionName=f"{STACK}-{fn}")["Versions"]
+                  if v["Version"] != "$LATEST")
+
+
+def rest_api(apigw):
+    apis = [a for a in apigw.get_rest_apis()["items"] if a["name"] == f"{STACK}-watchlist"]
+    assert len(apis) == 1, apis
+    return apis[0]["id"]
+
+
+def bucket():
+    return f"sluice-{STACK}-{ACCOUNT}-{REGION}"
+
+
+def record(moto, stage):
+    s3 = moto.client("s3")
+    return json.loads(s3.get_object(Bucket=bucket(), Key=f"state/{stage}/current.json")["Body"].read())
+
+
+def history(moto, stage):
+    s3 = moto.client("s3")
+    out = s3.list_objects_v2(Bucket=bucket(), Prefix=f"state/{stage}/history/")
+    return sorted(o["Key"] for o in out.get("Contents", []))
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def test_deploy_creates_the_stack_and_a_second_deploy_changes_nothing(moto, project):
+    p = ok(project.deploy("sandbox"))
+    err = p.stderr
+    assert "plan for stage sandbox" in err
+    assert "create function watchlist-movies-list" in err
+    assert "stage sandbox:" in err and "created" in err
+    lam, apigw, v2 = moto.client("lambda"), moto.client("apigateway"), moto.client("apigatewayv2")
+
+    # Functions, versions and aliases.
+    for fn in ALL_FUNCTIONS:
+        cfg = lam.get_function(FunctionName=f"{STACK}-{fn}")["Configuration"]
+        assert cfg["Role"] == f"arn:aws:iam::{ACCOUNT}:role/sluice-{STACK}-lambda"
+        assert versions(lam, fn) == ["1"]
+        assert alias_version(lam, fn, "sandbox") == "1"
+        v1 = lam.get_function(FunctionName=f"{STACK}-{fn}", Qualifier="1")["Configuration"]
+        assert project.commit in v1["Description"]
+    cfg = lam.get_function(FunctionName=f"{STACK}-movies-list")["Configuration"]
+    assert cfg["Runtime"] == "python3.11" and cfg["Handler"] == "watchlist.handlers.list_movies.handler"
+    assert cfg["MemorySize"] == 128 and cfg["Timeout"] == 3
+    assert lam.get_function(FunctionName=f"{STACK}-recommend")["Configuration"]["Runtime"] == "nodejs20.x"
+    assert lam.get_function_concurrency(FunctionName=f"{STACK}-favorites-add")["ReservedConcurrentExecutions"] == 5
+    # The shared package was uploaded once: one object for core, one for the recommender.
+    keys = [o["Key"] for o in moto.client("s3").list_objects_v2(Bucket=bucket(), Prefix="code/")["Contents"]]
+    assert len(keys) == 2, keys
+    core_sha = {lam.get_function(FunctionName=f"{STACK}-{fn}")["Configuration"]["CodeSha256"] for fn in CORE_FUNCTIONS}
+    assert len(core_sha) == 1
+
+    # The REST API: resources, methods, integrations keeping the stage variable, the stage.
+    api_id = rest_api(apigw)
+    resources = {r["path"]: r for r in apigw.get_resources(restApiId=api_id)["items"]}
+    assert {"/", "/movies", "/movies/{id}", "/favorites"} <= set(resources)
+    m = apigw.get_method(restApiId=api_id, resourceId=resources["/movies"]["id"], httpMethod="GET")
+    assert m["methodIntegration"]["type"] == "AWS_PROXY"
+    assert m["methodIntegration"]["uri"] == (
+        f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
+        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-movies-list:${{stageVariables.environment}}/invocations")
+    post = apigw.get_method(restApiId=api_id, resourceId=resources["/favorites"]["id"], httpMethod="POST")
+    assert post["apiKeyRequired"] is True
+    stage = apigw.get_stage(restApiId=api_id, stageName="sandbox")
+    assert stage["variables"] == {"environment": "sandbox"}
+    assert f"/restapis/{api_id}/sandbox/_user_request_" in err
+
+    # Permissions on the alias the stage reaches, scoped to this API.
+    policy = json.loads(lam.get_policy(FunctionName=f"{STACK}-movies-list", Qualifier="sandbox")["Policy"])
+    arns = [s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in policy["Statement"]
+            if s["Principal"] == {"Service": "apigateway.amazonaws.com"}]
+    assert f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/*/*/*" in arns
+
+    # API key and usage plan, bound to the stage.
+    keys = [k for k in apigw.get_api_keys(includeValues=True)["items"] if k["name"] == f"{STACK}-watchlist-web"]
+    assert len(keys) == 1 and keys[0]["value"] == "watchlist-web-key-0123456789"
+    plans = [p for p in apigw.get_usage_plans()["items"] if p["name"] == f"{STACK}-web"]
+    assert len(plans) == 1
+    assert {"apiId": api_id, "stage": "sandbox"} in plans[0]["apiStages"]
+    assert plans[0]["throttle"]["burstLimit"] == 40 and plans[0]["quota"]["limit"] == 10000
+    bound = apigw.get_usage_plan_keys(usagePlanId=plans[0]["id"])["items"]
+    assert [k["id"] for k in bound] == [keys[0]["id"]]
+
+    # The HTTP API (API Gateway v2).
+    http_apis = [a for a in v2.get_apis()["Items"] if a["Name"] == f"{STACK}-discover"]
+    assert len(http_apis) == 1
+    hid = http_apis[0]["ApiId"]
+    assert http_apis[0]["CorsConfiguration"]["AllowOrigins"] == ["http://localhost:5173"]
+    routes = v2.get_routes(ApiId=hid)["Items"]
+    assert [r["RouteKey"] for r in routes] == ["GET /recommendations"]
+    integ = v2.get_integration(ApiId=hid, IntegrationId=routes[0]["Target"].split("/")[1])
+    assert integ["IntegrationType"] == "AWS_PROXY" and integ["PayloadFormatVersion"] == "2.0"
+    assert v2.get_stage(ApiId=hid, StageName="sandbox")["AutoDeploy"] is True
+
+    # The record of the stage.
+    rec = record(moto, "sandbox")
+    assert rec["git_commit"] == project.commit and rec["kind"] == "deploy"
+    assert rec["functions"]["movies-list"]["alias"]["version"] == "1"
+    assert rec["apis"]["watchlist"]["id"] == api_id
+    assert len(history(moto, "sandbox")) == 1
+
+    # A second deploy: nothing changed, so not one mutating call.
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    calls = moto.stop_recording()
+    assert calls, "the recorder saw no request at all"
+    assert [c for c in calls if mutating(c)] == []
+    assert "nothing to change" in p.stderr
+    assert "0 created, 0 updated, 0 removed" in p.stderr
+    assert len(history(moto, "sandbox")) == 1
+
+    # A code change: a new version of the functions of the shared package only.
+    project.edit_core("v2")
+    p = ok(project.deploy("sandbox"))
+    for fn in CORE_FUNCTIONS:
+        assert versions(lam, fn) == ["1", "2"]
+        assert alias_version(lam, fn, "sandbox") == "2"
+    assert versions(lam, "recommend") == ["1"]
+    assert record(moto, "sandbox")["functions"]["movies-list"]["alias"]["version"] == "2"
+    assert len(history(moto, "sandbox")) == 2
+
+
+def test_dry_run_plans_without_changing_anything(moto, project):
+    moto.start_recording()
+    p = ok(project.deploy("sandbox", "--dry-run"))
+    calls = moto.stop_recording()
+    assert [c for c in calls if mutating(c)] == []
+    assert "+ create bucket" in p.stderr
+    assert "+ create function watchlist-movies-list" in p.stderr
+    assert "+ create REST API watchlist-watchlist" in p.stderr
+    assert "dry run: nothing was changed" in p.stderr
+    assert moto.client("lambda").list_functions()["Functions"] == []
+
+    ok(project.deploy("sandbox"))
+    project.edit_core("changed")
+    moto.start_recording()
+    p = ok(project.deploy("sandbox", "--dry-run"))
+    calls = moto.stop_recording()
+    assert [c for c in calls if mutating(c)] == []
+    assert "~ update function code watchlist-movies-list" in p.stderr
+    assert "+ create version watchlist-movies-list" in p.stderr
+    assert "update function code watchlist-recommend" not in p.stderr
+
+
+def test_promote_and_rollback(moto, project):
+    lam = moto.client("lambda")
+    ok(project.deploy("staging"))
+    project.edit_core("v2")
+    ok(project.deploy("staging"))
+    assert alias_version(lam, "movies-list", "staging") == "2"
+    before = {fn: versions(lam, fn) for fn in ALL_FUNCTIONS}
+
+    # Promotion: production's aliases take staging's exact versions; nothing is built or published.
+    project.edit_core("v3 not deployed anywhere")
+    moto.start_recording()
+    p = ok(project.deploy("production", "--promote-from", "staging"))
+    calls = moto.stop_recording()
+    assert "promoting stack watchlist from stage staging to stage production" in p.stderr
+    urls = [c["url"] for c in calls if mutating(c)]
+    assert not any(u.endswith("/versions") for u in urls), urls
+    assert not any("/code" in u or "/configuration" in u for u in urls), urls
+    assert {fn: versions(lam, fn) for fn in ALL_FUNCTIONS} == before
+    for fn in CORE_FUNCTIONS:
+        assert alias_version(lam, fn, "production") == "2"
+    assert alias_version(lam, "recommend", "production") == "1"
+    apigw = moto.client("apigateway")
+    api_id = rest_api(apigw)
+    stage = apigw.get_stage(restApiId=api_id, stageName="production")
+    assert stage["variables"] == {"environment": "production"}
+    assert stage["methodSettings"]["*/*"]["throttlingRateLimit"] == 50.0
+    assert stage["methodSettings"]["*/*"]["throttlingBurstLimit"] == 100
+    rec = record(moto, "production")
+    assert rec["kind"] == "promote" and rec["promoted_from"] == "staging"
+    # Promoting again changes nothing.
+    moto.start_recording()
+    p = ok(project.deploy("production", "--promote-from", "staging"))
+    assert [c for c in moto.stop_recording() if mutating(c)] == []
+
+    # Rollback: staging's aliases go back to the versions of its previous record.
+    p = ok(project.run("rollback", "--stage", "staging"))
+    for fn in CORE_FUNCTIONS:
+        assert alias_version(lam, fn, "staging") == "1"
+    rec = record(moto, "staging")
+    assert rec["kind"] == "rollback" and rec["functions"]["movies-list"]["alias"]["version"] == "1"
+    assert len(history(moto, "staging")) == 3
+    assert {fn: versions(lam, fn) for fn in ALL_FUNCTIONS} == before
+
+    # A stage without two records cannot be rolled back.
+    p = project.run("rollback", "--stage", "production")
+    assert p.returncode == 1
+    assert "rollback needs a previous one" in p.stderr
+
+
+def test_a_locked_stage_waits_then_fails_naming_the_holder(moto, project):
+    ok(project.deploy("sandbox"))
+    s3 = moto.client("s3")
+    holder = {"holder": "ci@runner-7 pid 4242", "since": "2026-11-21T08:00:00.000Z"}
+    s3.put_object(Bucket=bucket(), Key="state/sandbox/lock", Body=json.dumps(holder))
+    project.edit_core("locked")
+    t0 = time.time()
+    p = project.deploy("sandbox", "--lock-timeout", "2")
+    assert p.returncode == 1, p.stderr
+    assert time.time() - t0 >= 2
+    assert "ci@runner-7 pid 4242" in p.stderr and "--force-unlock" in p.stderr
+    assert "Traceback" not in p.stderr and "terminate called" not in p.stderr
+    assert versions(moto.client("lambda"), "movies-list") == ["1"]
+
+    # The holder finishes while we wait: the deploy goes on.
+    threading.Timer(1.5, lambda: s3.delete_object(Bucket=bucket(), Key="state/sandbox/lock")).start()
+    p = ok(project.deploy("sandbox", "--lock-timeout", "30"))
+    assert "waiting for the lock of stage sandbox, held by ci@runner-7 pid 4242" in p.stderr
+    assert versions(moto.client("lambda"), "movies-list") == ["1", "2"]
+
+    # A stale lock is removed with --force-unlock.
+    s3.put_object(Bucket=bucket(), Key="state/sandbox/lock", Body=json.dumps(holder))
+    project.edit_core("stale")
+    p = ok(project.deploy("sandbox", "--force-unlock", "--lock-timeout", "1"))
+    assert "removing the lock of stage sandbox (--force-unlock), held by ci@runner-7 pid 4242" in p.stderr
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket(), Prefix="state/sandbox/lock")
+
+
+def test_two_concurrent_deploys_of_one_stage(moto, project):
+    ok(project.deploy("sandbox"))
+    project.edit_core("concurrent")
+    procs = [subprocess.Popen(project.cmd("deploy", "--stage", "sandbox", "--lock-timeout", "120"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              stdin=subprocess.DEVNULL, env=credentials_env(project.home)) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    lam = moto.client("lambda")
+    # Exactly one of them published: the other either waited and found nothing left to do,
+    # or planned after the first had finished.
+    for fn in CORE_FUNCTIONS:
+        assert versions(lam, fn) == ["1", "2"]
+        assert alias_version(lam, fn, "sandbox") == "2"
+    assert len(history(moto, "sandbox")) == 2
+    assert "Contents" not in moto.client("s3").list_objects_v2(Bucket=bucket(), Prefix="state/sandbox/lock")
+
+
+def test_missing_and_rejected_credentials_give_one_sentence(moto, project, tmp_path):
+    env = credentials_env(project.home)
+    del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    p = project.deploy("sandbox", env=env)
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert lines[-1].startswith("sluice deploy: ") and "credential" in lines[-1].lower(), p.stderr
+    assert "Traceback" not in p.stderr and "terminate called" not in p.stderr
+
+    proxy = FaultProxy(moto.port)
+    try:
+        sts_body = ('<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                    '<Code>InvalidClientTokenId</Code><Message>The security token included in the request is '
+                    'invalid.</Message></Error><RequestId>r-1</RequestId></ErrorResponse>')
+        proxy.rules.append({"match": lambda m, path, body: True, "status": 403, "body": sts_body, "times": None,
+                            "headers": {"content-type": "text/xml"}})
+        p = project.deploy("sandbox", endpoint=proxy.url)
+        assert p.returncode == 1
+        last = p.stderr.strip().splitlines()[-1]
+        assert "InvalidClientTokenId" in last and "credentials" in last, p.stderr
+        assert len(proxy.calls) == 1  # a refusal is not retried
+
+        proxy.rules[:] = [{"match": lambda m, path, body: "Action=GetCallerIdentity" not in body, "status": 403,
+                           "body": json.dumps({"__type": "UnrecognizedClientException",
+                                               "message": "The security token included in the request is invalid."}),
+                           "times": None, "headers": {"content-type": "application/x-amz-json-1.1",
+                                                      "x-amzn-ErrorType": "UnrecognizedClientException"}}]
+        p = project.deploy("sandbox", endpoint=proxy.url)
+        assert p.returncode == 1
+        last = p.stderr.strip().splitlines()[-1]
+        assert "UnrecognizedClientException" in last and "credentials" in last, p.stderr
+    finally:
+        proxy.stop()
+
+
+def throttle_rule(path_fragment, times, status=429, code="TooManyRequestsException"):
+    return {"match": lambda m, path, body: m == "POST" and path.rstrip("/").endswith(path_fragment),
+            "status": status, "times": times,
+            "body": json.dumps({"__type": code, "message": "Rate exceeded" if status == 429 else "Service unavailable",
+                                "Type": "User"}),
+            "headers": {"content-type": "application/json", "x-amzn-ErrorType": code}}
+
+
+def test_a_throttled_call_is_retried_and_a_failing_one_stops_the_deploy(moto, project):
+    proxy = FaultProxy(moto.port)
+    try:
+        # CreateFunction throttled twice, then accepted.
+        proxy.rules.append(throttle_rule("/2015-03-31/functions", 2))
+        p = ok(project.deploy("sandbox", endpoint=proxy.url, timeout=300))
+        created = [c for c in proxy.calls if c[0] == "POST" and c[1].rstrip("/").endswith("/2015-03-31/functions")]
+        assert [c[2] for c in created[:3]] == [429, 429, 201], created
+        assert len(moto.client("lambda").list_functions()["Functions"]) == len(ALL_FUNCTIONS)
+
+        # PublishVersion failing every time: the deploy stops with the service's error, the
+        # lock is released, and the next deploy (no fault) finishes the work.
+        project.edit_core("failing")
+        proxy.rules[:] = [throttle_rule("/versions", None, status=503, code="ServiceException")]
+        p = project.deploy("sandbox", endpoint=proxy.url, timeout=300)
+        assert p.returncode == 1
+        last = p.stderr.strip().splitlines()[-1]
+        assert "503" in last and "ServiceException" in last, p.stderr
+        attempts = [c for c in proxy.calls if c[1].endswith("/versions") and c[0] == "POST" and c[2] == 503]
+        assert len(attempts) == 3  # the standard retry mode's three attempts
+        s3 = moto.client("s3")
+        assert "Contents" not in s3.list_objects_v2(Bucket=bucket(), Prefix="state/sandbox/lock")
+        proxy.rules.clear()
+        ok(project.deploy("sandbox", endpoint=proxy.url))
+        lam = moto.client("lambda")
+        for fn in CORE_FUNCTIONS:
+            assert alias_version(lam, fn, "sandbox") == "2"
+    finally:
+        proxy.stop()
+
+
+# Held mutating call: 6 = a code upload, 12 = among functions, versions and aliases,
+# 25 = an HTTP API route, 45 = an alias permission (the watchlist stack makes about 50).
+@pytest.mark.parametrize("kill_at", [6, 12, 25, 45])
+def test_a_deploy_killed_midway_is_repaired_by_the_next(moto, project, kill_at):
+    proxy = FaultProxy(moto.port)
+    try:
+        proxy.hold_at = kill_at
+        proc = subprocess.Popen(project.cmd("deploy", "--stage", "sandbox", endpoint=proxy.url),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL, env=credentials_env(project.home))
+        assert proxy.held.wait(120), "the deploy never reached the mutating call to hold"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        proxy.hold_at = None
+        proxy.release.set()
+
+        # The killed deploy held the lock; its process is gone from this host, so the next
+        # deploy takes the lock over (a holder on another host needs --force-unlock).
+        p = ok(project.deploy("sandbox", "--lock-timeout", "1"))
+        assert f"was left by a deploy that is gone" in p.stderr and f"pid {proc.pid}" in p.stderr, p.stderr
+        # Converged: everything exists, and one more deploy changes nothing.
+        lam = moto.client("lambda")
+        for fn in ALL_FUNCTIONS:
+            assert alias_version(lam, fn, "sandbox") == "1"
+        api_id = rest_api(moto.client("apigateway"))
+        assert moto.client("apigateway").get_stage(restApiId=api_id, stageName="sandbox")["variables"] == {
+            "environment": "sandbox"}
+        moto.start_recording()
+        p = ok(project.deploy("sandbox"))
+        assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+        assert record(moto, "sandbox")["functions"]["movies-find"]["alias"]["version"] == "1"
+    finally:
+        proxy.stop()
+
+
+def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):
+    """The shop fixture: layers, a custom runtime, REST TOKEN/REQUEST authorizers, route
+    throttles, HTTP API JWT and Lambda authorizers; then an edit that removes routes,
+    changes a layer and adds a canary weight."""
+    app = tmp_path / "shop"
+    shutil.copytree(FIXTURES / "deploy", app)
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def deploy():
+        return subprocess.run([str(BIN), "deploy", "--stage", "dev", str(app / "sluice.yaml"), "--endpoint-url",
+                               moto.url], capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+                              env=credentials_env(home))
+
+    ok(deploy())
+    lam, apigw, v2 = (moto.client(s, region="us-east-1") for s in ("lambda", "apigateway", "apigatewayv2"))
+    cfg = lam.get_function(FunctionName="shop-api")["Configuration"]
+    assert [l["Arn"].split(":")[-2:] for l in cfg["Layers"]] == [["shop-layers-shared", "1"]]
+    assert cfg["Environment"]["Variables"] == {"GREETING": "hello"}
+    custom = lam.get_function(FunctionName="shop-custom")["Configuration"]
+    assert custom["Runtime"] == "provided.al2023"
+    invoke_cfg = lam.get_function_event_invoke_config(FunctionName="shop-custom")
+    assert invoke_cfg["MaximumRetryAttempts"] == 0 and invoke_cfg["MaximumEventAgeInSeconds"] == 120
+
+    api_id = [a for a in apigw.get_rest_apis()["items"] if a["name"] == "shop-shop"][0]["id"]
+    assert apigw.get_rest_api(restApiId=api_id)["binaryMediaTypes"] == ["image/png"]
+    auths = {a["name"]: a for a in apigw.get_authorizers(restApiId=api_id)["items"]}
+    assert auths["tokens"]["type"] == "TOKEN" and auths["tokens"]["identityValidationExpression"] == "^Bearer .+$"
+    assert auths["tokens"]["authorizerResultTtlInSeconds"] == 60
+    assert auths["tenant"]["type"] == "REQUEST"
+    assert auths["tenant"]["identitySource"] == "method.request.header.X-Tenant"
+    assert auths["tokens"]["authorizerUri"].endswith(":function:shop-authz/invocations")
+    resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=api_id)["items"]}
+    m = apigw.get_method(restApiId=api_id, resourceId=resources["/items/{id}"], httpMethod="GET")
+    assert m["authorizationType"] == "CUSTOM" and m["authorizerId"] == auths["tokens"]["id"]
+    m = apigw.get_method(restApiId=api_id, resourceId=resources["/items/{id}/tags"], httpMethod="POST")
+    assert m["authorizerId"] == auths["tenant"]["id"] and m["apiKeyRequired"] is True
+    m = apigw.get_method(restApiId=api_id, resourceId=resources["/{proxy+}"], httpMethod="ANY")
+    assert m["methodIntegration"]["uri"].endswith(":function:shop-custom/invocations")
+    settings = apigw.get_stage(restApiId=api_id, stageName="dev")["methodSettings"]
+    assert settings["*/*"]["throttlingRateLimit"] == 100.0 and settings["*/*"]["throttlingBurstLimit"] == 200
+    assert settings["~1items/GET"]["throttlingRateLimit"] == 5.0
+    policy = json.loads(lam.get_policy(FunctionName="shop-authz")["Policy"])
+    sources = {s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in policy["Statement"]}
+    assert f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{api_id}/authorizers/{auths['tokens']['id']}" in sources
+
+    web = [a for a in v2.get_apis()["Items"] if a["Name"] == "shop-web"][0]["ApiId"]
+    routes = {r["RouteKey"]: r for r in v2.get_routes(ApiId=web)["Items"]}
+    assert set(routes) == {"GET /me", "POST /orders", "$default"}
+    assert routes["GET /me"]["AuthorizationType"] == "JWT" and routes["GET /me"]["AuthorizationScopes"] == ["profile"]
+    jwt = v2.get_authorizer(ApiId=web, AuthorizerId=routes["GET /me"]["AuthorizerId"])
+    assert jwt["JwtConfiguration"] == {"Audience": ["web"], "Issuer": "https://auth.example.com/"}
+    assert routes["POST /orders"]["AuthorizationType"] == "CUSTOM"
+    orders = v2.get_integration(ApiId=web, IntegrationId=routes["POST /orders"]["Target"].split("/")[1])
+    assert orders["PayloadFormatVersion"] == "1.0"
+    stage = v2.get_stage(ApiId=web, StageName="dev")
+    assert stage["StageVariables"] == {"flag": "on"}
+    assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 4
+    plans = [p for p in apigw.get_usage_plans()["items"] if p["name"] == "shop-gold"]
+    assert len(apigw.get_usage_plan_keys(usagePlanId=plans[0]["id"])["items"]) == 2
+    assert plans[0]["quota"]["period"] == "WEEK"
+
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+    # Edit: two routes go, the layer changes, the alias gets a canary weight on version 1.
+    text = (app / "sluice.yaml").read_text()
+    text = text.replace("      GET /items: api:${stageVariables.alias}\n", "")
+    text = text.replace('      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n', "")
+    text = text.replace("      dev: $LATEST\n", '      dev: {version: "2", weights: {"1": 0.25}}\n')
+    text = text.replace("          GET /items: {rate: 5, burst: 10}\n", "          GET /items/{id}: {rate: 5, burst: 10}\n")
+    text = text.replace("binary_media_types: [image/png]", "binary_media_types: [application/octet-stream]")
+    (app / "sluice.yaml").write_text(text)
+    (app / "layers" / "shared" / "python" / "shared_lib.py").write_text('NAME = "shared, edited"\n')
+    p = ok(deploy())
+    assert "- remove method shop-shop GET /items" in p.stderr
+    assert "- remove route shop-web POST /orders" in p.stderr
+    assert "~ update REST API shop-shop (binary media types)" in p.stderr
+    assert apigw.get_rest_api(restApiId=api_id)["binaryMediaTypes"] == ["application/octet-stream"]
+    cfg = lam.get_function(FunctionName="shop-api")["Configuration"]
+    assert [l["Arn"].split(":")[-2:] for l in cfg["Layers"]] == [["shop-layers-shared", "2"]]
+    alias = lam.get_alias(FunctionName="shop-api", Name="dev")
+    assert alias["FunctionVersion"] == "2"
+    assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {"1": 0.25}
+    resources = {r["path"]: r for r in apigw.get_resources(restApiId=api_id)["items"]}
+    assert "GET" not in (resources["/items"].get("resourceMethods") or {})
+    assert "/items/{id}" in resources
+    assert set(r["RouteKey"] for r in v2.get_routes(ApiId=web)["Items"]) == {"GET /me", "$default"}
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+
+def run_on_terminal(cmd, env, answer, timeout=120):
+    """Runs cmd with stdin and stderr on a pseudo-terminal; types `answer` at the question."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    out, answered = b"", False
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not answered and b"[y/N]" in out:
+                os.write(master, answer)
+                answered = True
+        elif proc.poll() is not None:
+            break
+    proc.wait(30)
+    os.close(master)
+    return proc.returncode, out.decode(errors="replace")
+
+
+def test_a_terminal_is_asked_first_and_shown_a_progress_bar(moto, project):
+    env = credentials_env(project.home)
+    rc, out = run_on_terminal(project.cmd("deploy", "--stage", "sandbox"), env, b"n\n")
+    assert rc == 1, out
+    assert "apply these changes to stage sandbox? [y/N]" in out and "not applied" in out
+    assert moto.client("lambda").list_functions()["Functions"] == []
+
+    rc, out = run_on_terminal(project.cmd("deploy", "--stage", "sandbox"), env, b"y\n")
+    assert rc == 0, out
+    assert "\r  uploading code/" in out and "100%" in out and "#" * 30 in out, out
+    assert "stage sandbox:" in out
+    assert len(moto.client("lambda").list_functions()["Functions"]) == len(ALL_FUNCTIONS)
+
+
+def test_role_arn_uses_the_given_execution_role(moto, project):
+    iam = moto.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                      "Action": "sts:AssumeRole"}]}
+    arn = iam.create_role(RoleName="team-lambda", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    p = ok(project.deploy("sandbox", "--role-arn", arn))
+    assert "create role" not in p.stderr
+    lam = moto.client("lambda")
+    for fn in ALL_FUNCTIONS:
+        assert lam.get_function(FunctionName=f"{STACK}-{fn}")["Configuration"]["Role"] == arn
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == ["team-lambda"]
