@@ -2,6 +2,7 @@
 // for the engine releases the GIL; the engine itself runs on its own thread.
 #include "sluice/app/app.hpp"
 #include "sluice/common/process.hpp"
+#include "sluice/events/generate.hpp"
 
 #include <pybind11/chrono.h>
 #include <pybind11/functional.h>
@@ -72,7 +73,8 @@ PYBIND11_MODULE(_sluice, m) {
                        bool freeze, bool watch, std::optional<double> idle_timeout, std::optional<double> init_timeout,
                        std::optional<std::vector<double>> async_retry_delays, std::optional<double> integration_timeout,
                        std::optional<int> account_concurrency, std::map<std::string, std::string> interpreters,
-                       std::string log_format, std::string state_dir, bool echo_logs, double drain_timeout) {
+                       std::string log_format, std::string state_dir, bool echo_logs, double drain_timeout,
+                       bool schedules, std::optional<double> schedule_clock, double schedule_speed) {
              app::AppOptions o;
              o.stack_path = stack;
              o.host = host;
@@ -96,6 +98,12 @@ PYBIND11_MODULE(_sluice, m) {
              o.state_dir = state_dir;
              o.log_output = echo_logs ? stderr : nullptr;
              o.drain_timeout = ms_of(drain_timeout);
+             o.schedules = schedules;
+             if (schedule_clock)
+               o.schedule_clock = std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                   std::chrono::duration<double>(*schedule_clock)));
+             if (schedule_speed < 0) throw py::value_error("schedule_speed must not be negative");
+             o.schedule_speed = schedule_speed;
              py::gil_scoped_release nogil;
              return std::make_unique<app::App>(std::move(o));
            }),
@@ -104,7 +112,8 @@ PYBIND11_MODULE(_sluice, m) {
            py::arg("init_timeout") = py::none(), py::arg("async_retry_delays") = py::none(),
            py::arg("integration_timeout") = py::none(), py::arg("account_concurrency") = py::none(),
            py::arg("interpreters") = std::map<std::string, std::string>{}, py::arg("log_format") = "",
-           py::arg("state_dir") = "", py::arg("echo_logs") = false, py::arg("drain_timeout") = 5.0)
+           py::arg("state_dir") = "", py::arg("echo_logs") = false, py::arg("drain_timeout") = 5.0,
+           py::arg("schedules") = true, py::arg("schedule_clock") = py::none(), py::arg("schedule_speed") = 1.0)
       .def_property_readonly("warnings", &app::App::warnings)
       .def("start", &app::App::start, py::call_guard<py::gil_scoped_release>())
       .def("stop", &app::App::stop, py::call_guard<py::gil_scoped_release>())
@@ -202,5 +211,74 @@ PYBIND11_MODULE(_sluice, m) {
           },
           py::arg("function"))
       .def("access_log", &app::App::access_log)
-      .def("reload", &app::App::reload, py::call_guard<py::gil_scoped_release>());
+      .def("reload", &app::App::reload, py::call_guard<py::gil_scoped_release>())
+      .def(
+          "trigger",
+          [](app::App& a, const std::string& schedule) {
+            app::Triggered t;
+            {
+              py::gil_scoped_release nogil;
+              t = a.trigger(schedule);
+            }
+            py::dict d;
+            d["schedule"] = t.schedule;
+            d["function"] = t.function;
+            d["time"] = std::chrono::duration<double>(t.time.time_since_epoch()).count();
+            d["event"] = py::bytes(t.event);
+            d["request_id"] = t.request_id;
+            d["executed_version"] = t.executed_version;
+            d["payload"] = py::bytes(t.payload);
+            d["function_error"] = t.function_error;
+            d["cold_start"] = t.cold_start;
+            d["duration_ms"] = t.duration_ms;
+            return d;
+          },
+          py::arg("schedule"))
+      .def("schedules", &app::App::schedules, py::call_guard<py::gil_scoped_release>())
+      .def("schedule_time",
+           [](app::App& a) { return std::chrono::duration<double>(a.schedule_time().time_since_epoch()).count(); })
+      .def(
+          "set_schedule_time",
+          [](app::App& a, double epoch_seconds) {
+            auto t = std::chrono::system_clock::time_point(
+                std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(epoch_seconds)));
+            py::gil_scoped_release nogil;
+            a.set_schedule_time(t);
+          },
+          py::arg("epoch_seconds"))
+      .def(
+          "advance_schedule_clock",
+          [](app::App& a, double seconds) {
+            auto by = ms_of(seconds);
+            py::gil_scoped_release nogil;
+            a.advance_schedule_clock(by);
+          },
+          py::arg("seconds"))
+      .def(
+          "next_schedule_time",
+          [](app::App& a, const std::string& schedule) -> std::optional<double> {
+            std::optional<std::chrono::system_clock::time_point> t;
+            {
+              py::gil_scoped_release nogil;
+              t = a.next_schedule_time(schedule);
+            }
+            if (!t) return std::nullopt;
+            return std::chrono::duration<double>(t->time_since_epoch()).count();
+          },
+          py::arg("schedule"));
+
+  // Sample events (`sluice generate-event`): unknown sources, kinds or keys raise ValueError.
+  m.def("generate_event", &events::generate_event, py::arg("source"), py::arg("kind"), py::arg("sets"));
+  m.def("event_kinds", [] {
+    py::list out;
+    for (const auto& k : events::event_kinds()) {
+      py::dict d;
+      d["source"] = k.source;
+      d["kind"] = k.kind;
+      d["description"] = k.description;
+      d["settable"] = k.settable;
+      out.append(d);
+    }
+    return out;
+  });
 }

@@ -20,11 +20,14 @@ usage:
                [--no-freeze] [--no-watch] [--idle-timeout SECONDS] [--account-concurrency N]
                [--async-retry-delays S1,S2] [--interpreter RUNTIME=PATH] [--state-dir DIR]
                [--drain-timeout SECONDS] [--log-format Text|JSON] [--integration-timeout SECONDS]
-               [--client-timeout SECONDS]
+               [--client-timeout SECONDS] [--no-schedules] [--schedule-clock TIME]
+               [--schedule-speed N]
   sluice invoke FUNCTION[:QUALIFIER] [--event FILE|-] [--stack STACK] [--no-freeze]
                [--interpreter RUNTIME=PATH] [--state-dir DIR] [--log-format Text|JSON]
   sluice publish FUNCTION [--description TEXT] [--stack STACK] [--state-dir DIR]
   sluice validate [STACK]
+  sluice generate-event SOURCE KIND [--set key=value ...]   (--help lists sources and kinds)
+  sluice trigger schedule NAME [STACK] [--endpoint URL | --endpoints-file F]
 
 STACK defaults to ./sluice.yaml (sluice.yml and sluice.json are found too).
 Every listener binds 127.0.0.1 unless --host says otherwise.
@@ -104,9 +107,10 @@ int run(int argc, char** argv) {
                                            "idle-timeout",  "account-concurrency", "async-retry-delays",
                                            "interpreter",   "state-dir",      "event",              "stack",
                                            "description",   "drain-timeout",  "log-format",         "init-timeout",
-                                           "integration-timeout", "client-timeout", "freeze-delay"};
+                                           "integration-timeout", "client-timeout", "freeze-delay",
+                                           "set", "endpoint", "schedule-clock", "schedule-speed"};
   Args a = parse_args(argc, argv, valued);
-  if (a.command.empty() || a.command == "help" || a.has("help")) {
+  if (a.command.empty() || a.command == "help" || (a.has("help") && a.command != "generate-event" && a.command != "trigger")) {
     std::fputs(usage_text, a.command.empty() && !a.has("help") ? stderr : stdout);
     return a.command.empty() && !a.has("help") ? 2 : 0;
   }
@@ -119,6 +123,8 @@ int run(int argc, char** argv) {
   if (a.command == "invoke") return cmd_invoke(a);
   if (a.command == "publish") return cmd_publish(a);
   if (a.command == "serve") return cmd_serve(a);
+  if (a.command == "generate-event") return cmd_generate_event(a);
+  if (a.command == "trigger") return cmd_trigger(a);
   std::fprintf(stderr, "sluice: unknown command '%s'\n\n%s", a.command.c_str(), usage_text);
   return 2;
 }

@@ -31,5 +31,7 @@ int cmd_validate(const Args& a);
 int cmd_invoke(const Args& a);
 int cmd_publish(const Args& a);
 int cmd_serve(const Args& a);
+int cmd_generate_event(const Args& a);  // generate_event.cpp
+int cmd_trigger(const Args& a);         // schedules.cpp
 
 }  // namespace sluice::cli

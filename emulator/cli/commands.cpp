@@ -1,6 +1,7 @@
 // invoke, publish and serve: each loads the validated stack, builds the Lambda
 // service on one io_context, and drives it.
 #include "cli.hpp"
+#include "schedules.hpp"
 
 #include "sluice/app/app.hpp"
 #include "sluice/common/log.hpp"
@@ -36,8 +37,6 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-namespace {
-
 std::optional<stack::Stack> load_stack(const fs::path& file) {
   auto result = stack::load_file(file);
   std::string report = stack::format_report(result, file);
@@ -48,6 +47,8 @@ std::optional<stack::Stack> load_stack(const fs::path& file) {
   if (!result.problems.empty()) std::fputs(report.c_str(), stderr);
   return std::move(result.stack);
 }
+
+namespace {
 
 std::chrono::milliseconds seconds_option(const Args& a, const std::string& name, std::chrono::milliseconds def) {
   auto v = a.get(name);
@@ -74,6 +75,8 @@ int int_option(const Args& a, const std::string& name, int def, int lo, int hi) 
                              std::to_string(hi) + ", got " + sluice::quoted(*v));
   }
 }
+
+}  // namespace
 
 lambda::ServiceOptions service_options(const Args& a, const stack::Stack& st) {
   lambda::ServiceOptions o;
@@ -112,6 +115,8 @@ lambda::ServiceOptions service_options(const Args& a, const stack::Stack& st) {
   }
   return o;
 }
+
+namespace {
 
 std::string read_event(const Args& a) {
   auto ev = a.get("event");
@@ -237,6 +242,10 @@ int cmd_serve(const Args& a) {
   o.log_format = so.log_format;
   o.log_output = stdout;
   o.handle_signals = true;
+  o.schedules = !a.has("no-schedules");
+  auto clock = clock_options(a);
+  o.schedule_clock = clock.start;
+  o.schedule_speed = clock.speed;
   auto logger = log::get("serve");
   o.on_started = [&logger](const app::Endpoints& e) {
     std::printf("%s\n", app::endpoints_json(e).c_str());

@@ -112,8 +112,13 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
   asio::any_io_executor ex;
   lambda::LambdaService& service;
   std::shared_ptr<http::Server> server;
+  AdminHandler admin;
 
   asio::awaitable<void> handle(Request& req, http::Responder& out) {
+    if (admin && starts_with(req.target(), "/sluice/")) {
+      co_await handle_admin(req, out);
+      co_return;
+    }
     Target t = parse_target(req.method(), req.target());
     if (t.kind == Target::unknown) {
       Response r = lambda_style_error(404, "Unknown operation: " + std::string(req.method_string()) + " " +
@@ -192,6 +197,35 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
                                                                                           : res.content_type);
       r.body() = std::move(payload);
     }
+    r.prepare_payload();
+    co_await out.send(std::move(r));
+  }
+
+  asio::awaitable<void> handle_admin(Request& req, http::Responder& out) {
+    std::string target(req.target());
+    std::string path = target.substr(0, target.find('?'));
+    auto answer = std::make_shared<std::pair<unsigned, std::string>>(404, "");
+    bool handled = false;
+    co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+        [&](auto handler) {
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          auto ex2 = ex;
+          handled = admin(std::string(req.method_string()), path, [h, ex2, answer](unsigned status, std::string body) {
+            answer->first = status;
+            answer->second = std::move(body);
+            asio::post(ex2, [h] { (*h)(); });
+          });
+          if (!handled) asio::post(ex2, [h] { (*h)(); });
+        },
+        asio::use_awaitable);
+    if (!handled) {
+      Response r = lambda_style_error(404, "Unknown operation: " + std::string(req.method_string()) + " " + target);
+      co_await out.send(std::move(r));
+      co_return;
+    }
+    Response r{static_cast<http::bhttp::status>(answer->first), 11};
+    r.set(http::bhttp::field::content_type, "application/json");
+    r.body() = std::move(answer->second);
     r.prepare_payload();
     co_await out.send(std::move(r));
   }
@@ -347,6 +381,7 @@ unsigned short InvokeApi::listen(const std::string& host, unsigned short port) {
   return impl_->server->listen(host, port).port();
 }
 void InvokeApi::start() { impl_->server->start(); }
+void InvokeApi::set_admin_handler(AdminHandler handler) { impl_->admin = std::move(handler); }
 asio::awaitable<void> InvokeApi::drain(std::chrono::milliseconds deadline) {
   return impl_->server->drain(deadline);
 }

@@ -16,6 +16,7 @@ See README.md, "Python package and pytest plugin".
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -24,18 +25,15 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from ._sluice import Engine as _Engine
 from ._sluice import SluiceError, StackError
 
-try:  # present once the events module is built in
-    from ._sluice import generate_event as _generate_event
-    from ._sluice import event_kinds as _event_kinds
-except ImportError:  # pragma: no cover
-    _generate_event = None
-    _event_kinds = None
+from ._sluice import event_kinds as _event_kinds
+from ._sluice import generate_event as _generate_event
 
 __all__ = [
     "ApiUrl",
     "App",
     "InvokeResult",
     "Record",
+    "Triggered",
     "SluiceError",
     "StackError",
     "serve",
@@ -112,6 +110,41 @@ class Record:
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Triggered:
+    """A schedule fired on demand (``app.trigger(name)``) and the function's answer."""
+
+    schedule: str
+    function: str  # as invoked: "name" or "name:qualifier"
+    time: float  # the event's "time", seconds since the epoch
+    event: Any  # what the function received (the Scheduled Event, or the schedule's input)
+    payload: Any  # what it returned (decoded JSON when JSON)
+    function_error: bool
+    request_id: str
+    executed_version: str
+    cold_start: bool
+    duration_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.function_error
+
+
+def _epoch(value: Any) -> float:
+    """datetime (naive = UTC), ISO 8601 text ("2030-01-01T08:59:00Z") or seconds since the epoch."""
+    import datetime as _dt
+
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        value = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return value.timestamp()
+    raise TypeError(f"expected a datetime, an ISO 8601 string or epoch seconds, got {value!r}")
 
 
 def _payload_bytes(event: Any) -> bytes:
@@ -290,11 +323,49 @@ class App:
 
     # ---------------------------------------------------------------- schedules
 
-    def trigger(self, schedule: str) -> str:
-        """Fire a schedule of the stack now (as ``sluice trigger schedule NAME``); returns the request id."""
-        if not hasattr(self._engine, "trigger"):
-            raise SluiceError("this build of sluice has no schedules")
-        return self._engine.trigger(schedule)
+    def trigger(self, schedule: str) -> Triggered:
+        """Fire a schedule of the stack now, as ``sluice trigger schedule NAME`` does, and wait for
+        the function's answer (a disabled schedule fires too). Raises SluiceError naming the
+        schedules there are when there is no such schedule."""
+        t = self._engine.trigger(schedule)
+        return Triggered(
+            schedule=t["schedule"],
+            function=t["function"],
+            time=t["time"],
+            event=_decode(t["event"], "application/json"),
+            payload=_decode(t["payload"], "application/json"),
+            function_error=t["function_error"],
+            request_id=t["request_id"],
+            executed_version=t["executed_version"],
+            cold_start=t["cold_start"],
+            duration_ms=t["duration_ms"],
+        )
+
+    @property
+    def schedules(self) -> List[str]:
+        """The names of the stack's schedules."""
+        return list(self._engine.schedules())
+
+    def schedule_time(self) -> "datetime.datetime":
+        """The schedule clock's current time (UTC)."""
+        import datetime as _dt
+
+        return _dt.datetime.fromtimestamp(self._engine.schedule_time(), _dt.timezone.utc)
+
+    def set_schedule_time(self, when: Any) -> None:
+        """Move the schedule clock to ``when`` (datetime, ISO text or epoch seconds); what became due fires."""
+        self._engine.set_schedule_time(_epoch(when))
+
+    def advance_schedule_clock(self, seconds: float) -> None:
+        """Move the schedule clock on; every firing that became due happens (asynchronously, as on AWS)."""
+        self._engine.advance_schedule_clock(seconds)
+
+    def next_schedule_time(self, schedule: str) -> "Optional[datetime.datetime]":
+        """When the schedule fires next on its own (None: disabled, or never again)."""
+        import datetime as _dt
+
+        t = self._engine.next_schedule_time(schedule)
+        return None if t is None else _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
 
     def __repr__(self) -> str:
         return f"<sluice.App {self.stack} {'running' if self.running else 'stopped'}>"
@@ -319,9 +390,15 @@ def serve(
     state_dir: Union[str, os.PathLike, None] = None,
     echo_logs: bool = False,
     drain_timeout: float = 5.0,
+    schedules: bool = True,
+    schedule_clock: Any = None,
+    schedule_speed: float = 1.0,
 ) -> App:
     """Load and validate the stack file and start serving it; use as a context manager
     (or call ``stop()``). Ports default to ephemeral ones. Durations are in seconds.
+    Schedules fire on their own unless ``schedules=False``; ``schedule_clock`` (a datetime, ISO
+    text or epoch seconds) sets the schedule time at start and ``schedule_speed=0`` stops that
+    clock, so that only ``advance_schedule_clock()`` / ``set_schedule_time()`` move it.
 
     Raises StackError (``.problems``: one line per problem) when the stack file is broken,
     SluiceError when something else is refused (a busy port, say)."""
@@ -345,23 +422,46 @@ def serve(
         state_dir=os.fspath(state_dir) if state_dir is not None else "",
         echo_logs=echo_logs,
         drain_timeout=drain_timeout,
+        schedules=schedules,
+        schedule_clock=_epoch(schedule_clock) if schedule_clock is not None else None,
+        schedule_speed=schedule_speed,
     )
     engine.start()
     return App(engine, path, stage)
 
 
-def generate_event(source: str, kind: str, **sets: Any) -> Dict[str, Any]:
-    """A realistic sample event, as ``sluice generate-event SOURCE KIND --set key=value``:
-    ``sluice.generate_event("sqs", "receive-message", body="hi")``. Raises ValueError for an
-    unknown source, kind or key."""
-    if _generate_event is None:
-        raise SluiceError("this build of sluice has no event generators")
-    pairs = [(k.replace("_", "-") if k not in ("_",) else k, v if isinstance(v, str) else json.dumps(v)) for k, v in sets.items()]
+def generate_event(source: str, kind: str, sets: Optional[Dict[str, Any]] = None, **values: Any) -> Dict[str, Any]:
+    """A realistic sample event, as ``sluice generate-event SOURCE KIND --set key=value`` prints it::
+
+        sluice.generate_event("sqs", "receive-message", body="hello", count=2)
+        sluice.generate_event("apigateway", "aws-proxy", method="POST", path="/notes",
+                              body='{"text": "x"}', header={"content-type": "application/json"})
+
+    A dict for a ``NAME.``-family key (``header``, ``query``, ``stage_variable``, ...) sets one key
+    per entry; other dicts and lists are passed as JSON; ``sets`` takes keys verbatim
+    (``{"header.x-api-key": "k"}``). Raises ValueError for an unknown source, kind or key."""
+    pairs = []
+    families = set()
+    for k in _event_kinds():
+        if k["source"] == source and k["kind"] == kind:
+            families = {s[: -len(".NAME")] for s in k["settable"] if s.endswith(".NAME")}
+    for key, value in values.items():
+        if isinstance(value, dict) and key in families:
+            pairs.extend((f"{key}.{name}", _set_text(v)) for name, v in value.items())
+        else:
+            pairs.append((key, _set_text(value)))
+    pairs.extend((key, _set_text(value)) for key, value in (sets or {}).items())
     return json.loads(_generate_event(source, kind, pairs))
 
 
+def _set_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
 def event_kinds() -> List[Dict[str, Any]]:
-    """Every SOURCE KIND pair generate_event() knows, with what each accepts."""
-    if _event_kinds is None:
-        raise SluiceError("this build of sluice has no event generators")
+    """Every SOURCE KIND pair generate_event() knows, with a description and the keys it accepts."""
     return list(_event_kinds())

@@ -1,5 +1,7 @@
 #include "sluice/app/app.hpp"
 
+#include "sluice/app/schedules.hpp"
+
 #include "sluice/common/log.hpp"
 #include "sluice/common/util.hpp"
 #include "sluice/gateway/gateway.hpp"
@@ -129,6 +131,7 @@ struct App::Impl {
   std::unique_ptr<lambda::LambdaService> service;
   std::unique_ptr<gateway::InvokeApi> invoke_api;
   std::unique_ptr<gateway::Gateway> gw;
+  std::unique_ptr<lambda::Scheduler> scheduler;
   std::unique_ptr<lambda::CodeWatch> stack_watch;
   std::unique_ptr<asio::signal_set> signals;
   unsigned short lambda_port = 0;
@@ -158,6 +161,7 @@ struct App::Impl {
 
   asio::awaitable<void> drain_and_stop() {
     stack_watch.reset();
+    if (scheduler) scheduler->stop();
     co_await gw->drain(options.drain_timeout);
     co_await invoke_api->drain(options.drain_timeout);
     co_await service->shutdown(options.drain_timeout);
@@ -200,6 +204,7 @@ struct App::Impl {
   void apply(const stack::Stack& st) {
     service->reload(st);
     gw->reload(st);
+    if (scheduler) scheduler->reload(st);
     refresh_endpoints();
   }
 
@@ -290,6 +295,16 @@ void App::start() {
       if (auto s = ws.lock()) s->write_text(line, true);
     });
     d.gw->start(*d.initial);
+
+    lambda::ScheduleClock clock;
+    clock.start = d.options.schedule_clock;
+    clock.speed = d.options.schedule_speed;
+    d.scheduler = std::make_unique<lambda::Scheduler>(d.ioc.get_executor(), *d.service, *d.initial, clock);
+    d.scheduler->on_firing([ws](const lambda::Firing& f) {
+      if (auto s = ws.lock()) s->write_text(describe_firing(f), false);
+    });
+    if (d.options.schedules) d.scheduler->start();
+    install_schedule_route(*d.invoke_api, d.options.schedules ? d.scheduler.get() : nullptr);
   } catch (const std::exception& e) {
     d.service->stop_all();
     throw EngineError(e.what());
@@ -342,6 +357,7 @@ void App::stop() {
   // Components go before the io_context they were built on.
   d.signals.reset();
   d.stack_watch.reset();
+  d.scheduler.reset();
   d.gw.reset();
   d.invoke_api.reset();
   d.service.reset();
@@ -476,6 +492,68 @@ void App::reload() {
   d.call<bool>([&d, &st]() -> asio::awaitable<bool> {
     d.apply(st);
     co_return true;
+  });
+}
+
+Triggered App::trigger(const std::string& schedule) {
+  auto& d = *impl_;
+  auto f = d.call<lambda::Firing>([&d, schedule]() -> asio::awaitable<lambda::Firing> {
+    auto out = std::make_shared<lambda::Firing>();
+    co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+        [&d, &schedule, out](auto handler) {
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          d.scheduler->fire(schedule, [h, out](const lambda::Firing& f) {
+            *out = f;
+            std::move(*h)();
+          });
+        },
+        asio::use_awaitable);
+    co_return *out;
+  });
+  if (!f.error.empty()) throw EngineError(f.error, f.function.empty() ? "ScheduleNotFound" : "");
+  Triggered t;
+  t.schedule = f.schedule;
+  t.function = f.function;
+  t.time = f.time;
+  t.event = f.event;
+  t.request_id = f.request_id;
+  t.executed_version = f.executed_version;
+  t.payload = f.payload;
+  t.function_error = f.function_error;
+  t.cold_start = f.cold_start;
+  t.duration_ms = f.duration_ms;
+  return t;
+}
+
+std::chrono::system_clock::time_point App::schedule_time() {
+  if (!impl_->scheduler) throw EngineError("the sluice app is not running");
+  return impl_->scheduler->now();
+}
+void App::set_schedule_time(std::chrono::system_clock::time_point t) {
+  auto& d = *impl_;
+  d.call<bool>([&d, t]() -> asio::awaitable<bool> {
+    d.scheduler->set_time(t);
+    co_return true;
+  });
+}
+void App::advance_schedule_clock(std::chrono::milliseconds by) {
+  auto& d = *impl_;
+  d.call<bool>([&d, by]() -> asio::awaitable<bool> {
+    d.scheduler->advance(by);
+    co_return true;
+  });
+}
+std::optional<std::chrono::system_clock::time_point> App::next_schedule_time(const std::string& schedule) {
+  auto& d = *impl_;
+  return d.call<std::optional<std::chrono::system_clock::time_point>>(
+      [&d, schedule]() -> asio::awaitable<std::optional<std::chrono::system_clock::time_point>> {
+        co_return d.scheduler->next_time(schedule);
+      });
+}
+std::vector<std::string> App::schedules() {
+  auto& d = *impl_;
+  return d.call<std::vector<std::string>>([&d]() -> asio::awaitable<std::vector<std::string>> {
+    co_return d.scheduler->names();
   });
 }
 

@@ -92,7 +92,8 @@ std::optional<Stack> Loader::load(const detail::NodeP& root) {
   }
   View top{root.get(), "", root->line ? root->line : 1};
   auto f = c_.fields(
-      top, {"name", "region", "account_id", "defaults", "packages", "functions", "apis", "api_keys", "usage_plans"},
+      top, {"name", "region", "account_id", "defaults", "packages", "functions", "apis", "api_keys", "usage_plans",
+            "schedules"},
       "a mapping at the top level (name:, functions:, apis:, ...)");
   if (!f) return std::nullopt;
 
@@ -130,6 +131,7 @@ std::optional<Stack> Loader::load(const detail::NodeP& root) {
   if (auto v = f->get("apis")) read_apis(*v);
   if (auto v = f->get("api_keys")) read_api_keys(*v);
   if (auto v = f->get("usage_plans")) read_usage_plans(*v);
+  if (auto v = f->get("schedules")) read_schedules(*v);
   if (!c_.stopped()) cross_checks();
   if (c_.errors() > 0) return std::nullopt;
   return std::move(stack_);

@@ -190,6 +190,8 @@ class Loader {
   std::optional<QuotaSpec> quota(const View& v);
   void read_plan_keys(const View& v, UsagePlanSpec& plan);
   void read_plan_route_throttles(const View& v, UsagePlanSpec& plan);
+  void read_schedules(const View& v);
+  void read_schedule(const std::string& name, const View& v);
   void cross_checks();
 
   // values

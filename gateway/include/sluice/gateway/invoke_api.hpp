@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,12 @@ class InvokeApi {
   unsigned short listen(const std::string& host, unsigned short port);
   void start();
   boost::asio::awaitable<void> drain(std::chrono::milliseconds deadline);
+
+  // sluice's own routes under /sluice/ (e.g. POST /sluice/schedules/NAME/trigger). The
+  // handler answers through `reply` (status, JSON body), on the executor; false = no such route.
+  using Reply = std::function<void(unsigned status, std::string json)>;
+  using AdminHandler = std::function<bool(const std::string& method, const std::string& path, Reply reply)>;
+  void set_admin_handler(AdminHandler handler);
 
  private:
   struct Impl;

@@ -85,6 +85,10 @@ struct AppOptions {
   std::size_t captured_lines_per_function = 10'000;
   // SIGINT/SIGTERM drain and stop; a second signal stops at once (the CLI).
   bool handle_signals = false;
+  // Schedules of the stack fire on their own (rate/cron) when true; trigger() works either way.
+  bool schedules = true;
+  std::optional<std::chrono::system_clock::time_point> schedule_clock;  // the schedule time at start
+  double schedule_speed = 1.0;  // schedule seconds per real second; 0 = a fixed clock
   // Called once the listeners are bound, before the engine thread starts and
   // before endpoints_file is written (the CLI prints the endpoints here).
   std::function<void(const Endpoints&)> on_started;
@@ -105,6 +109,17 @@ struct InvokeResult {
 struct Published {
   std::string function, version, code_sha256;
   bool created = false;
+};
+
+// One schedule fired on demand (trigger()): the function's answer.
+struct Triggered {
+  std::string schedule, function;  // function as invoked: "name" or "name:qualifier"
+  std::chrono::system_clock::time_point time;  // the event's "time"
+  std::string event;                            // the payload sent
+  std::string request_id, executed_version, payload;
+  bool function_error = false;
+  bool cold_start = false;
+  double duration_ms = 0;
 };
 
 struct LogEntry {
@@ -153,6 +168,16 @@ class App {
   // Loads the stack file again and applies it (as an edit while serving does).
   // Throws StackError and keeps the running stack when it is invalid.
   void reload();
+
+  // Fires a schedule now (synchronously: the function's answer comes back). Throws
+  // EngineError naming the schedules there are when there is no such schedule.
+  Triggered trigger(const std::string& schedule);
+  // The schedule clock: its time, moving it (what became due fires), the next firing of a schedule.
+  std::chrono::system_clock::time_point schedule_time();
+  void set_schedule_time(std::chrono::system_clock::time_point t);
+  void advance_schedule_clock(std::chrono::milliseconds d);
+  std::optional<std::chrono::system_clock::time_point> next_schedule_time(const std::string& schedule);
+  std::vector<std::string> schedules();
 
   // Runs fn on the engine thread and waits (for components added by other modules).
   void run_on_engine(std::function<void()> fn);

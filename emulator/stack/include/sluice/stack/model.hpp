@@ -2,6 +2,8 @@
 // module above reads these types; nothing here does I/O.
 #pragma once
 
+#include "sluice/stack/schedule.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -158,6 +160,18 @@ struct UsagePlanSpec {
   std::vector<std::string> keys;  // names in Stack::api_keys
 };
 
+// ---- Schedules (EventBridge scheduled rules) ----------------------------------
+
+struct ScheduleSpec {
+  std::string name;
+  std::string function;
+  std::string qualifier;  // empty = unqualified ($LATEST)
+  ScheduleExpression expression;
+  std::optional<std::string> input;  // constant JSON text sent instead of the scheduled event
+  bool enabled = true;
+  std::string description;
+};
+
 struct Defaults {
   std::optional<RuntimeId> runtime;
   std::optional<int> memory_mb;
@@ -178,6 +192,7 @@ struct Stack {
   std::map<std::string, ApiSpec> apis;
   std::map<std::string, ApiKeySpec> api_keys;
   std::map<std::string, UsagePlanSpec> usage_plans;
+  std::map<std::string, ScheduleSpec> schedules;
 };
 
 }  // namespace sluice::stack

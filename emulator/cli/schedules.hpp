@@ -1,0 +1,30 @@
+// The schedule options of `sluice serve` and the `sluice trigger schedule` command
+// (the engine runs the scheduler and its trigger route: sluice/app/schedules.hpp).
+#pragma once
+
+#include "cli.hpp"
+#include "sluice/lambda/scheduler.hpp"
+#include "sluice/lambda/service.hpp"
+#include "sluice/stack/model.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace sluice::gateway {
+class InvokeApi;
+}
+
+namespace sluice::cli {
+
+// Shared with commands.cpp: the validated stack (the report printed on failure) and
+// the service options of serve / invoke.
+std::optional<stack::Stack> load_stack(const std::filesystem::path& file);
+lambda::ServiceOptions service_options(const Args& a, const stack::Stack& st);
+
+// --schedule-clock and --schedule-speed (serve, trigger).
+lambda::ScheduleClock clock_options(const Args& a);
+
+}  // namespace sluice::cli

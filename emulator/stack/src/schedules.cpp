@@ -1,0 +1,127 @@
+// Schedules: EventBridge scheduled rules that invoke a function with the
+// "Scheduled Event" or a constant input.
+#include <nlohmann/json.hpp>
+
+#include "schema.hpp"
+
+namespace sluice::stack::detail {
+
+namespace {
+
+bool rule_name_char(unsigned char c) { return std::isalnum(c) || c == '.' || c == '-' || c == '_'; }
+
+}  // namespace
+
+void Loader::read_schedules(const View& v) {
+  auto entries = c_.named(v, "a mapping of schedule names to {function, expression, ...}", true);
+  if (!entries) return;
+  for (const auto& [name, sv] : *entries) {
+    if (c_.stopped()) return;
+    read_schedule(name, sv);
+  }
+}
+
+void Loader::read_schedule(const std::string& name, const View& v) {
+  if (name.empty() || name.size() > 64 || !chars_in(name, rule_name_char)) {
+    c_.error(v, "schedule name " + sluice::quoted(name) +
+                    " must be 1 to 64 letters, digits, '.', '-' or '_' (it names an EventBridge rule)");
+    return;
+  }
+  auto f = c_.fields(v, {"function", "qualifier", "expression", "input", "enabled", "description"},
+                     "a mapping {function, expression, qualifier, input, enabled, description}");
+  if (!f) return;
+  ScheduleSpec s;
+  s.name = name;
+  bool ok = true;
+
+  if (auto x = f->get("function")) {
+    if (auto text = c_.string(*x, "a function name, optionally with :QUALIFIER")) {
+      std::string fn = *text, q;
+      if (auto colon = fn.find(':'); colon != std::string::npos) {
+        q = fn.substr(colon + 1);
+        fn = fn.substr(0, colon);
+        if (f->get("qualifier")) {
+          c_.error(*x, "the qualifier is given twice: in " + sluice::quoted(*text) +
+                           " and in 'qualifier'; keep one");
+          ok = false;
+        }
+      }
+      if (!function_names_.count(fn)) {
+        c_.error(*x, with_choices("unknown function " + sluice::quoted(fn), fn, keys_of_set(function_names_),
+                                  "functions", "no functions are defined"));
+        ok = false;
+      } else if (auto err = static_qualifier_error(fn, q)) {
+        c_.error(*x, *err);
+        ok = false;
+      }
+      s.function = fn;
+      s.qualifier = q;
+    } else {
+      ok = false;
+    }
+  } else {
+    c_.missing(v, "function", "the function the schedule invokes");
+    ok = false;
+  }
+  if (auto x = f->get("qualifier")) {
+    if (auto q = c_.string(*x, "$LATEST, a version number or an alias")) {
+      if (function_names_.count(s.function))
+        if (auto err = static_qualifier_error(s.function, *q)) {
+          c_.error(*x, *err);
+          ok = false;
+        }
+      if (s.qualifier.empty()) s.qualifier = *q;
+    } else {
+      ok = false;
+    }
+  }
+  if (auto x = f->get("expression")) {
+    if (auto text = c_.string(*x, "rate(value unit) or cron(Minutes Hours Day-of-month Month Day-of-week Year)")) {
+      auto parsed = parse_schedule_expression(*text);
+      if (auto err = std::get_if<std::string>(&parsed)) {
+        c_.error(*x, *err);
+        ok = false;
+      } else {
+        s.expression = std::get<ScheduleExpression>(std::move(parsed));
+      }
+    } else {
+      ok = false;
+    }
+  } else {
+    c_.missing(v, "expression", "rate(value unit), e.g. rate(5 minutes), or cron(...) with six fields");
+    ok = false;
+  }
+  if (auto x = f->get("input")) {
+    // A mapping or list is the JSON itself; a string must hold JSON text, as EventBridge's Input does.
+    if (x->scalar() && !x->n->plain) {
+      auto parsed = nlohmann::json::parse(x->text(), nullptr, false);
+      if (parsed.is_discarded()) {
+        c_.error(*x, "input must be JSON: a mapping or list written in the stack file, or a string holding JSON "
+                     "text; found " + Checker::found(*x) + ", which is not valid JSON");
+        ok = false;
+      } else {
+        s.input = parsed.dump();
+      }
+    } else if (x->null()) {
+      c_.error(*x, "input is empty; give a mapping (e.g. input: {refresh: true}) or leave 'input' out to send the "
+                   "scheduled event");
+      ok = false;
+    } else {
+      s.input = to_json(x->n).dump();
+    }
+  }
+  if (auto x = f->get("enabled")) {
+    if (auto b = c_.boolean(*x)) s.enabled = *b;
+  }
+  if (auto x = f->get("description")) {
+    if (auto d = c_.string(*x, "a description of at most 512 characters")) {
+      if (d->size() > 512)
+        c_.error(*x, "a description is at most 512 characters, found " + std::to_string(d->size()));
+      else
+        s.description = *d;
+    }
+  }
+  if (ok) stack_.schedules[name] = std::move(s);
+}
+
+}  // namespace sluice::stack::detail
