@@ -1,4 +1,5 @@
-// Schedules: the scheduler of `serve` with its admin route, and
+// Schedules on the command line: the clock options of `serve` (the engine runs the
+// scheduler and its admin route, see sluice/app/schedules.hpp) and
 // `sluice trigger schedule NAME [STACK]`, against a running serve or in process.
 #include "schedules.hpp"
 

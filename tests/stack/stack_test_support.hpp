@@ -146,6 +146,9 @@ inline std::string describe(const Stack& s) {
     for (const auto& k : p.keys) o << "  key " << k << "\n";
     for (const auto& [k, v] : p.route_throttles) o << "  route throttle " << k << "=" << dump_throttle(v) << "\n";
   }
+  for (const auto& [n, sc] : s.schedules)
+    o << "schedule " << n << " " << sc.function << ":" << sc.qualifier << " " << sc.expression.text
+      << " input=" << sc.input.value_or("-") << " enabled=" << sc.enabled << " " << sc.description << "\n";
   return o.str();
 }
 

@@ -289,6 +289,24 @@ TEST_CASE("valid-full.yaml maps every feature into the model", "[stack][valid]")
     CHECK(legacy.quota->period == QuotaPeriod::day);
     CHECK(legacy.quota->offset == 0);
   }
+
+  SECTION("schedules") {
+    REQUIRE(s.schedules.size() == 3);
+    const auto& r = s.schedules.at("refresh-cache");
+    CHECK(r.function == "py-direct");
+    CHECK(r.qualifier == "live");
+    CHECK(r.expression.kind == ScheduleExpression::Kind::rate);
+    CHECK(r.expression.rate == std::chrono::minutes(5));
+    CHECK(r.input == std::optional<std::string>(R"({"refresh":true})"));
+    CHECK(r.enabled);
+    const auto& w = s.schedules.at("weekday-report");
+    CHECK(w.qualifier == "beta");
+    CHECK(w.expression.kind == ScheduleExpression::Kind::cron);
+    CHECK(w.description == "every quarter hour of the working day (UTC)");
+    CHECK_FALSE(w.input);
+    CHECK_FALSE(s.schedules.at("month-end").enabled);
+    CHECK(s.schedules.at("month-end").expression.cron.last_day);
+  }
 }
 
 TEST_CASE("valid-full.json gives the same model as valid-full.yaml", "[stack][valid][json]") {

@@ -303,7 +303,20 @@ void App::start() {
     d.scheduler->on_firing([ws](const lambda::Firing& f) {
       if (auto s = ws.lock()) s->write_text(describe_firing(f), false);
     });
-    if (d.options.schedules) d.scheduler->start();
+    if (d.options.schedules) {
+      d.scheduler->start();
+      if (d.options.log_output) {
+        auto logger = log::get("serve");
+        for (const auto& [name, spec] : d.initial->schedules) {
+          auto next = d.scheduler->next_time(name);
+          logger->info("schedule {}: {} -> {}{}, {}", name, spec.expression.text, spec.function,
+                       spec.qualifier.empty() ? "" : ":" + spec.qualifier,
+                       !spec.enabled ? std::string("disabled (fires only when triggered)")
+                       : next        ? "next at " + stack::iso_utc(std::chrono::floor<std::chrono::seconds>(*next))
+                                     : std::string("never fires again"));
+        }
+      }
+    }
     install_schedule_route(*d.invoke_api, d.options.schedules ? d.scheduler.get() : nullptr);
   } catch (const std::exception& e) {
     d.service->stop_all();

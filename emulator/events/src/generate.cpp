@@ -76,6 +76,23 @@ const std::vector<Entry>& catalogue() {
 
 std::string squote(const std::string& s) { return "'" + s + "'"; }
 
+// The nearest name by spelling, else one the word starts with ("bucket_name" -> "bucket").
+std::string suggest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string near = nearest(word, candidates);
+  if (!near.empty() || word.empty()) return near;
+  for (const auto& c : candidates)
+    if (c.size() >= 3 && (starts_with(word, c) || starts_with(c, word))) return c;
+  return "";
+}
+
+// "<msg>; did you mean 'x'? Label: a, b" or "<msg>; label: a, b"
+std::string with_list(std::string msg, const std::string& word, const std::vector<std::string>& candidates,
+                      const std::string& label) {
+  std::string near = suggest(word, candidates);
+  if (!near.empty()) return msg + "; did you mean " + squote(near) + "? " + label + ": " + join(candidates, ", ");
+  return msg + "; " + to_lower(label) + ": " + join(candidates, ", ");
+}
+
 std::vector<std::string> sources() {
   std::vector<std::string> out;
   for (const auto& e : catalogue())
@@ -105,10 +122,7 @@ std::string generate_event(const std::string& source, const std::string& kind,
                            const std::vector<std::pair<std::string, std::string>>& sets) {
   std::vector<std::string> all_sources = sources();
   if (std::find(all_sources.begin(), all_sources.end(), source) == all_sources.end()) {
-    std::string msg = "unknown event source " + squote(source);
-    std::string near = nearest(source, all_sources);
-    if (!near.empty()) msg += "; did you mean " + squote(near) + "?";
-    throw std::invalid_argument(msg + " Sources: " + join(all_sources, ", "));
+    throw std::invalid_argument(with_list("unknown event source " + squote(source), source, all_sources, "Sources"));
   }
   const Entry* entry = nullptr;
   std::vector<std::string> kinds_of_source;
@@ -118,10 +132,8 @@ std::string generate_event(const std::string& source, const std::string& kind,
     if (e.kind.kind == kind) entry = &e;
   }
   if (!entry) {
-    std::string msg = "unknown kind " + squote(kind) + " for source " + source;
-    std::string near = nearest(kind, kinds_of_source);
-    if (!near.empty()) msg += "; did you mean " + squote(near) + "?";
-    throw std::invalid_argument(msg + " Kinds of " + source + ": " + join(kinds_of_source, ", "));
+    throw std::invalid_argument(with_list("unknown kind " + squote(kind) + " for source " + source, kind,
+                                          kinds_of_source, "Kinds of " + source));
   }
 
   Settings s;
@@ -134,10 +146,8 @@ std::string generate_event(const std::string& source, const std::string& kind,
     if (!ok && prefix && key.size() > prefix->size() + 1)
       ok = std::find(allowed.begin(), allowed.end(), *prefix + ".NAME") != allowed.end();
     if (!ok) {
-      std::string msg = "unknown key " + squote(key) + " for " + source + " " + kind;
-      std::string near = nearest(key, allowed);
-      if (!near.empty()) msg += "; did you mean " + squote(near) + "?";
-      throw std::invalid_argument(msg + " Keys: " + join(allowed, ", "));
+      throw std::invalid_argument(
+          with_list("unknown key " + squote(key) + " for " + source + " " + kind, key, allowed, "Keys"));
     }
     if (prefix == "header") {
       std::string name = key.substr(7);

@@ -251,6 +251,10 @@ std::variant<ScheduleExpression, std::string> parse_cron(std::string_view inner,
     std::string u = upper(dow);
     if (u == "L") {
       c.weekdays.set(7);  // L alone is the last day of the week, Saturday
+    } else if (u.find('#') != std::string::npos && u.find(',') != std::string::npos) {
+      error = "Day-of-week field: with # the field holds one expression only (e.g. 3#2, the second Tuesday); '" +
+              dow + "' holds a list";
+      return fail();
     } else if (auto hash = u.find('#'); hash != std::string::npos) {
       auto d = value_of(dow_field, u.substr(0, hash), error);
       if (!d) return fail();
