@@ -512,15 +512,15 @@ Triggered App::trigger(const std::string& schedule) {
   auto& d = *impl_;
   auto f = d.call<lambda::Firing>([&d, schedule]() -> asio::awaitable<lambda::Firing> {
     auto out = std::make_shared<lambda::Firing>();
-    co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
-        [&d, &schedule, out](auto handler) {
-          auto h = std::make_shared<decltype(handler)>(std::move(handler));
-          d.scheduler->fire(schedule, [h, out](const lambda::Firing& f) {
-            *out = f;
-            std::move(*h)();
-          });
-        },
-        asio::use_awaitable);
+    // Named, not a temporary inside co_await (GCC 12 may destroy such temporaries twice).
+    auto initiate = [&d, &schedule, out](auto handler) {
+      auto h = std::make_shared<decltype(handler)>(std::move(handler));
+      d.scheduler->fire(schedule, [h, out](const lambda::Firing& f) {
+        *out = f;
+        std::move(*h)();
+      });
+    };
+    co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(initiate, asio::use_awaitable);
     co_return *out;
   });
   if (!f.error.empty()) throw EngineError(f.error, f.function.empty() ? "ScheduleNotFound" : "");
