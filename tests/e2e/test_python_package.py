@@ -29,6 +29,8 @@ functions:
   fail: {code: fn/, handler: handlers.fail, async: {max_retry_attempts: 2}}
   sleepy: {code: fn/, handler: handlers.sleep}
   crash: {code: fn/, handler: handlers.exit_now}
+  single: {code: fn/, handler: handlers.sleep, concurrency: 1}
+  ticker: {code: fn/, handler: handlers.ticker}
 apis:
   web:
     type: http
@@ -249,6 +251,39 @@ def test_options_idle_timeout_and_async_retries(project):
         attempts = app.records("fail")
         assert [(r.request_id, r.invocation_type, r.status) for r in attempts] == [
             (request_id, "Event", "function_error")] * 3
+
+
+def test_throttled_invocations_are_errors_and_records(project):
+    with sluice.serve(project.path / "sluice.yaml") as app:
+        outcomes = []
+
+        def call():
+            try:
+                outcomes.append(app.invoke("single", {"seconds": 0.5}).ok)
+            except sluice.SluiceError as e:
+                outcomes.append(e.code)
+
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        for t in threads:
+            t.start()
+            time.sleep(0.1)
+        for t in threads:
+            t.join()
+        assert sorted(map(str, outcomes)) == ["TooManyRequestsException", "True"]
+        assert sorted(r.status for r in app.records("single")) == ["success", "throttled"]
+        throttled = [r for r in app.records("single") if r.status == "throttled"][0]
+        assert (throttled.version, throttled.error_type) == ("", "TooManyRequestsException")
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_option(project, freeze):
+    """Frozen between invocations (the default), a handler's background thread does not advance."""
+    with sluice.serve(project.path / "sluice.yaml", freeze=freeze) as app:
+        first = app.invoke("ticker", {"run_for": 0.1}).payload["ticks"]
+        time.sleep(0.6)
+        second = app.invoke("ticker", {"run_for": 0.1}).payload["ticks"]
+        ran_between = second - first > 30  # 10 ms per tick: 0.1 s of invocation gives about 10
+        assert ran_between == (not freeze), (first, second)
 
 
 def test_reload_applies_an_edit_and_keeps_serving_through_a_broken_one(project):
