@@ -98,6 +98,11 @@ PYBIND11_MODULE(_sluice, m) {
              o.state_dir = state_dir;
              o.log_output = echo_logs ? stderr : nullptr;
              o.drain_timeout = ms_of(drain_timeout);
+             // Ctrl-C while waiting for the engine: KeyboardInterrupt (the invocation runs on).
+             o.while_waiting = [] {
+               py::gil_scoped_acquire gil;
+               if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+             };
              o.schedules = schedules;
              if (schedule_clock)
                o.schedule_clock = std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(

@@ -4,6 +4,7 @@ would run it, and the package API driven directly."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -312,6 +313,31 @@ def test_stop_leaves_no_handler_process(project):
     while time.time() < deadline and processes_mentioning(str(project.path)):
         time.sleep(0.05)
     assert processes_mentioning(str(project.path)) == []
+
+
+def test_ctrl_c_interrupts_a_waiting_call(project):
+    script = project.path / "interrupt.py"
+    script.write_text(
+        "import sys, time, sluice\n"
+        "app = sluice.serve(sys.argv[1])\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    app.invoke('sleepy', {'seconds': 4})\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+        "    started = time.monotonic()\n"
+        "    app.stop()\n"
+        "    print('stopped in %.1f s' % (time.monotonic() - started), flush=True)\n")
+    proc = subprocess.Popen([sys.executable, str(script), str(project.path / "sluice.yaml")], env=env_with_package(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out.startswith("interrupted"), out + err
+    assert time.monotonic() - started < 8
 
 
 def test_generate_event_and_kinds():

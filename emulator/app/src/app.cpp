@@ -226,8 +226,10 @@ struct App::Impl {
           }
         },
         asio::detached);
-    while (future.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready)
+    while (future.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
       if (!engine_running) throw EngineError("the sluice app stopped before the call finished");
+      if (options.while_waiting) options.while_waiting();
+    }
     return future.get();
   }
 };
@@ -502,7 +504,7 @@ std::vector<std::string> App::access_log() {
 void App::reload() {
   auto& d = *impl_;
   auto st = load_or_throw(d.file, &d.warnings);
-  d.call<bool>([&d, &st]() -> asio::awaitable<bool> {
+  d.call<bool>([&d, st = std::move(st)]() -> asio::awaitable<bool> {
     d.apply(st);
     co_return true;
   });

@@ -92,6 +92,10 @@ struct AppOptions {
   // Called once the listeners are bound, before the engine thread starts and
   // before endpoints_file is written (the CLI prints the endpoints here).
   std::function<void(const Endpoints&)> on_started;
+  // Called about every 50 ms by a thread waiting for the engine (invoke, trigger, ...); it may
+  // throw to abandon the wait, the call then keeps running on the engine. The Python package
+  // turns Ctrl-C into KeyboardInterrupt this way.
+  std::function<void()> while_waiting;
 };
 
 struct InvokeResult {
