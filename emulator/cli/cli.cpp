@@ -27,7 +27,8 @@ usage:
   sluice publish FUNCTION [--description TEXT] [--stack STACK] [--state-dir DIR]
   sluice validate [STACK]
   sluice generate-event SOURCE KIND [--set key=value ...]   (--help lists sources and kinds)
-  sluice trigger schedule NAME [STACK] [--endpoint URL | --endpoints-file F]
+  sluice trigger schedule NAME [STACK] [--endpoint URL | --endpoints-file F] [--json]
+               [--schedule-clock TIME]
 
 STACK defaults to ./sluice.yaml (sluice.yml and sluice.json are found too).
 Every listener binds 127.0.0.1 unless --host says otherwise.

@@ -150,12 +150,14 @@ int print_result(const std::string& payload, bool function_error) {
 }  // namespace
 
 int cmd_trigger(const Args& a) {
-  const char* usage = "usage: sluice trigger schedule NAME [STACK] [--endpoint URL | --endpoints-file F]";
+  const char* usage = "usage: sluice trigger schedule NAME [STACK] [--endpoint URL | --endpoints-file F] [--json] "
+                      "[--schedule-clock TIME]";
   if (a.has("help")) {
     std::printf("%s\n\nFires one schedule of the stack now and prints the function's answer.\n"
                 "With --endpoint (the Lambda URL `sluice serve` prints) or --endpoints-file, a running\n"
                 "serve fires it (POST /sluice/schedules/NAME/trigger); otherwise it runs in process,\n"
-                "as `sluice invoke` does (the function's log on stderr).\n",
+                "as `sluice invoke` does (the function's log on stderr), the event's time taken from\n"
+                "--schedule-clock when given. --json prints the whole firing record.\n",
                 usage);
     return 0;
   }
