@@ -113,7 +113,7 @@ def test_plugin_reports_a_missing_stack_clearly(tmp_path):
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "sluice.pytest_plugin"],
                        cwd=tmp_path, env=env_with_package(), capture_output=True, text=True, timeout=120)
     assert p.returncode != 0
-    assert "StackError" in p.stdout and "sluice.yaml: error: the stack file does not exist" in p.stdout
+    assert "StackError" in p.stdout and "sluice.yaml: error: cannot read the stack file: it does not exist" in p.stdout
 
 
 # ---------------------------------------------------------------- the package API

@@ -93,7 +93,8 @@ stack::Stack load_or_throw(const fs::path& file, std::string* warnings) {
   if (!result.ok()) {
     std::vector<std::string> problems;
     for (const auto& line : split(report, '\n'))
-      if (!trim(line).empty()) problems.emplace_back(line);
+      if (line.find(": error: ") != std::string_view::npos || line.find(": warning: ") != std::string_view::npos)
+        problems.emplace_back(line);  // not the "N errors, M warnings" summary
     throw StackError(report, std::move(problems));
   }
   if (warnings) *warnings = result.problems.empty() ? std::string() : report;
@@ -238,10 +239,6 @@ App::App(AppOptions options) : impl_(std::make_unique<Impl>()) {
   auto& d = *impl_;
   d.options = std::move(options);
   d.file = fs::absolute(d.options.stack_path.empty() ? fs::path("sluice.yaml") : d.options.stack_path);
-  if (!fs::exists(d.file)) {
-    std::string report = d.file.string() + ": error: the stack file does not exist\n";
-    throw StackError(report, {d.file.string() + ": error: the stack file does not exist"});
-  }
   d.initial = load_or_throw(d.file, &d.warnings);
 
   auto& o = d.service_options;
