@@ -241,6 +241,7 @@ int cmd_serve(const Args& a) {
   o.interpreters = so.interpreters;
   o.log_format = so.log_format;
   o.log_output = stdout;
+  o.captured_lines_per_function = 0;  // nobody reads logs() in serve
   o.handle_signals = true;
   o.schedules = !a.has("no-schedules");
   auto clock = clock_options(a);

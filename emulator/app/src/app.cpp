@@ -47,7 +47,7 @@ class CaptureSink : public runtime::LogSink {
       : console_(std::move(console)), per_function_(per_function) {}
 
   void write(const runtime::LogLine& line) override {
-    {
+    if (per_function_ > 0) {
       std::lock_guard lk(mu_);
       auto& q = lines_[std::string(line.function)];
       q.push_back(LogEntry{std::string(line.version), std::string(line.request_id), std::string(line.text), line.platform});
@@ -58,7 +58,7 @@ class CaptureSink : public runtime::LogSink {
   bool accepting() const override { return console_ ? console_->accepting() : true; }
 
   void write_text(std::string text, bool access) {
-    if (access) {
+    if (access && per_function_ > 0) {
       std::lock_guard lk(mu_);
       access_.push_back(text);
       while (access_.size() > per_function_) access_.pop_front();

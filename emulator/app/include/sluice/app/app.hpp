@@ -82,7 +82,7 @@ struct AppOptions {
   // Where Lambda log lines and access-log lines are written as they happen
   // (serve: stdout, tagged); nullptr keeps them in memory only (logs()).
   std::FILE* log_output = nullptr;
-  std::size_t captured_lines_per_function = 10'000;
+  std::size_t captured_lines_per_function = 10'000;  // 0: keep none (serve: the console has them)
   // SIGINT/SIGTERM drain and stop; a second signal stops at once (the CLI).
   bool handle_signals = false;
   // Schedules of the stack fire on their own (rate/cron) when true; trigger() works either way.
