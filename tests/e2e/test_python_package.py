@@ -78,6 +78,9 @@ def test_example_project_runs_its_own_tests_with_the_plugin(tmp_path):
     # Versions were published to the session's temporary state, not into the project.
     assert not (project / ".sluice").exists()
     # No handler process outlived the test session.
+    deadline = time.time() + 5
+    while time.time() < deadline and processes_mentioning(str(project)):
+        time.sleep(0.05)
     assert processes_mentioning(str(project)) == []
 
 
