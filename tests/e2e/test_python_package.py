@@ -343,6 +343,28 @@ def test_ctrl_c_interrupts_a_waiting_call(project):
     assert time.monotonic() - started < 8
 
 
+def test_no_handler_outlives_a_killed_interpreter(project):
+    script = project.path / "killed.py"
+    script.write_text(
+        "import sys, threading, time, sluice\n"
+        "app = sluice.serve(sys.argv[1])\n"
+        "app.invoke('echo', {})\n"  # a warm, frozen environment
+        "threading.Thread(target=app.invoke, args=('sleepy', {'seconds': 30}), daemon=True).start()\n"
+        "time.sleep(0.5)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, str(script), str(project.path / "sluice.yaml")], env=env_with_package(),
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    assert len(processes_mentioning(str(project.path / "fn"))) >= 2
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and processes_mentioning(str(project.path / "fn")):
+        time.sleep(0.05)
+    assert processes_mentioning(str(project.path / "fn")) == []
+
+
 def test_generate_event_and_kinds():
     kinds = {(k["source"], k["kind"]) for k in sluice.event_kinds()}
     assert {("sqs", "receive-message"), ("apigateway", "aws-proxy"), ("eventbridge", "scheduled-event")} <= kinds
