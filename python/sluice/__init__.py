@@ -33,6 +33,7 @@ __all__ = [
     "App",
     "InvokeResult",
     "Record",
+    "Recording",
     "Triggered",
     "SluiceError",
     "StackError",
@@ -190,6 +191,30 @@ class ApiUrl:
         return f"ApiUrl({str(self)!r})"
 
 
+class Recording:
+    """``app.recording()``: the records added between entering and leaving the block."""
+
+    def __init__(self, app: "App"):
+        self._app = app
+        self._before: Optional[set] = None
+        self._after: Optional[List[Record]] = None
+
+    def __enter__(self) -> "Recording":
+        self._before = {(r.request_id, r.started) for r in self._app.records()}
+        self._after = None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._after = self._new()
+
+    def _new(self) -> List[Record]:
+        return [r for r in self._app.records() if (r.request_id, r.started) not in (self._before or set())]
+
+    def records(self, function: Optional[str] = None) -> List[Record]:
+        out = self._after if self._after is not None else self._new()
+        return [r for r in out if function is None or r.function == function]
+
+
 class App:
     """A running sluice: every API of the stack and the Lambda Invoke API on loopback."""
 
@@ -309,6 +334,15 @@ class App:
 
     def clear_records(self) -> None:
         self._engine.clear_records()
+
+    def recording(self) -> "Recording":
+        """The invocations made while a ``with`` block runs (whoever made them)::
+
+            with app.recording() as rec:
+                requests.get(app.url() + "/movies")
+            assert [(r.function, r.cold_start) for r in rec.records()] == [("movies-list", False)]
+        """
+        return Recording(self)
 
     def logs(self, function: str, request_id: Optional[str] = None) -> str:
         """The function's log so far (handler output and the START/END/REPORT lines), one line each."""
