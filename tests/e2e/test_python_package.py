@@ -239,6 +239,7 @@ def test_two_apps_in_one_process_each_see_their_own_handlers_exit(project):
         assert "exit status 4" in crashed.payload["errorMessage"]
         one.stop()
         assert not two.invoke("echo", {}).cold_start
+        assert "exit status 5" in two.invoke("crash", {"code": 5}).payload["errorMessage"]  # SIGCHLD still seen
         with pytest.raises(sluice.SluiceError, match="not running"):
             one.invoke("echo", {})
 
