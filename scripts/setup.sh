@@ -35,6 +35,17 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The Python package (pybind11) is built for the test interpreter and needs its headers.
+if ! "$PYTHON" -c "import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" 2>/dev/null; then
+  if [[ "$("$PYTHON" -c 'import sys; print(sys.base_prefix)' 2>/dev/null)" == /usr ]]; then
+    echo "setup: installing python3-dev (headers for the sluice Python package)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-dev >/dev/null
+  else
+    echo "setup: warning: $PYTHON has no development headers (Python.h); install them, or build with -DSLUICE_BUILD_PYTHON=OFF" >&2
+  fi
+fi
+
 if [[ $WITH_TESTS -eq 0 ]]; then exit 0; fi
 
 # The end-to-end tests drive real clients: boto3 and the aws CLI from the test

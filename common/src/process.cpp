@@ -273,8 +273,10 @@ void start_reaper() {
   }
   if (pid == 0) {
     ::close(fds[1]);
-    // Detach from the terminal's process group so Ctrl-C never reaches it.
+    // Detach from the terminal's process group so Ctrl-C never reaches it, and from the
+    // working directory (the Python package forks it inside a test's project directory).
     ::setpgid(0, 0);
+    [[maybe_unused]] int ignored = ::chdir("/");
     for (int fd = 3; fd < 1024; ++fd)
       if (fd != fds[0]) ::close(fd);
     reaper_main(fds[0]);

@@ -3,6 +3,7 @@
 #include "cli.hpp"
 #include "schedules.hpp"
 
+#include "sluice/app/app.hpp"
 #include "sluice/common/log.hpp"
 #include "sluice/common/util.hpp"
 #include "sluice/gateway/gateway.hpp"
@@ -215,128 +216,59 @@ int cmd_publish(const Args& a) {
   return 0;
 }
 
-namespace {
-
-json endpoints_json(const std::string& host, unsigned short lambda_port, const gateway::Gateway& gw) {
-  json apis = json::object();
-  for (const auto& e : gw.endpoints())
-    apis[e.name] = {{"type", e.type == stack::ApiType::rest ? "rest" : "http"}, {"url", e.url}, {"stages", e.stages}};
-  return json{{"lambda", "http://" + host + ":" + std::to_string(lambda_port)}, {"apis", apis}};
-}
-
-void write_endpoints(const fs::path& target, const json& endpoints) {
-  fs::path tmp = target;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << endpoints.dump(2) << "\n";
-  }
-  fs::rename(tmp, target);
-}
-
-}  // namespace
-
 int cmd_serve(const Args& a) {
-  fs::path file = fs::absolute(a.positionals.empty() ? default_stack_path() : fs::path(a.positionals[0]));
-  auto st = load_stack(file);
-  if (!st) return 1;
-  auto opts = service_options(a, *st);
-  std::string host = a.get("host").value_or("127.0.0.1");
-  int lambda_port = int_option(a, "lambda-port", 3001, 0, 65535);
-  int api_port = int_option(a, "port", 3000, 0, 65535);
-  auto drain = seconds_option(a, "drain-timeout", std::chrono::seconds(30));
+  app::AppOptions o;
+  o.stack_path = fs::absolute(a.positionals.empty() ? default_stack_path() : fs::path(a.positionals[0]));
+  o.host = a.get("host").value_or("127.0.0.1");
+  o.lambda_port = int_option(a, "lambda-port", 3001, 0, 65535);
+  o.api_port = int_option(a, "port", 3000, 0, 65535);
+  o.drain_timeout = seconds_option(a, "drain-timeout", std::chrono::seconds(30));
+  if (a.get("integration-timeout")) o.integration_timeout = seconds_option(a, "integration-timeout", {});
+  if (a.get("client-timeout")) o.client_timeout = seconds_option(a, "client-timeout", {});
+  if (auto f = a.get("endpoints-file")) o.endpoints_file = fs::absolute(*f);
+  // The Lambda service flags, parsed as invoke parses them.
+  stack::Stack where;
+  where.base_dir = o.stack_path.parent_path();
+  auto so = service_options(a, where);
+  o.state_dir = so.state_dir;
+  o.freeze = so.freeze;
+  o.freeze_delay = so.freeze_delay;
+  o.watch = so.watch_code;
+  o.idle_timeout = so.idle_timeout;
+  o.init_timeout = so.init_timeout;
+  o.account_concurrency = so.account_concurrency;
+  o.async_retry_delays = so.async_retry_delays;
+  o.interpreters = so.interpreters;
+  o.log_format = so.log_format;
+  o.log_output = stdout;
+  o.captured_lines_per_function = 0;  // nobody reads logs() in serve
+  o.handle_signals = true;
+  o.schedules = !a.has("no-schedules");
+  auto clock = clock_options(a);
+  o.schedule_clock = clock.start;
+  o.schedule_speed = clock.speed;
   auto logger = log::get("serve");
-
-  asio::io_context ioc;
-  auto sink = std::make_shared<lambda::ConsoleLogSink>(stdout, lambda::ConsoleLogSink::Style::tagged);
-  lambda::LambdaService service(ioc.get_executor(), *st, opts, sink);
-  gateway::InvokeApi invoke_api(ioc.get_executor(), service);
-  unsigned short port = invoke_api.listen(host, static_cast<unsigned short>(lambda_port));
-  invoke_api.start();
-
-  gateway::GatewayOptions gopts;
-  gopts.host = host;
-  gopts.base_port = static_cast<unsigned short>(api_port);
-  gopts.reserved_ports = {port};
-  if (auto t = a.get("integration-timeout")) gopts.timeout_ms = static_cast<int>(seconds_option(a, "integration-timeout", {}).count());
-  if (auto t = a.get("client-timeout")) {
-    // A request must arrive whole within this; an idle keep-alive connection is closed after it too.
-    gopts.read_timeout = seconds_option(a, "client-timeout", gopts.read_timeout);
-    gopts.idle_timeout = gopts.read_timeout;
-  }
-  gateway::Gateway gw(ioc.get_executor(), service, gopts, [sink](const std::string& line) { sink->write_text(line); });
-  gw.start(*st);
-  auto scheduler = start_schedules(a, ioc.get_executor(), service, *st, invoke_api,
-                                   [sink](const std::string& line) { sink->write_text(line); });
-
-  auto endpoints = endpoints_json(host, port, gw);
-  std::printf("%s\n", endpoints.dump().c_str());
-  std::fflush(stdout);
-  std::optional<fs::path> endpoints_file;
-  if (auto f = a.get("endpoints-file")) {
-    endpoints_file = fs::absolute(*f);
-    write_endpoints(*endpoints_file, endpoints);
-  }
-  logger->info("Lambda Invoke API on http://{}:{} ({} function{})", host, port, service.stack().functions.size(),
-               service.stack().functions.size() == 1 ? "" : "s");
-  for (const auto& e : gw.endpoints())
-    logger->info("API {} ({}) on {} — stages: {}", e.name, e.type == stack::ApiType::rest ? "REST" : "HTTP", e.url,
-                 join(e.stages, ", "));
-  logger->info("Ctrl-C to stop");
-
-  // Editing the stack file reloads it; an invalid edit keeps what is running.
-  std::unique_ptr<lambda::CodeWatch> stack_watch;
-  if (!a.has("no-watch")) {
-    stack_watch = std::make_unique<lambda::CodeWatch>(ioc.get_executor(), [&](const std::vector<fs::path>&) {
-      auto result = stack::load_file(file);
-      if (!result.ok()) {
-        std::string report = stack::format_report(result, file);
-        sink->write_text("[sluice] " + file.filename().string() +
-                         " changed but is not valid; still serving the previous version:\n" + report);
-        return;
-      }
-      service.reload(*result.stack);
-      gw.reload(*result.stack);
-      if (scheduler) scheduler->reload(*result.stack);
-      auto fresh = endpoints_json(host, port, gw);
-      if (endpoints_file) write_endpoints(*endpoints_file, fresh);
-      sink->write_text("[sluice] reloaded " + file.filename().string());
-    });
-    stack_watch->watch_file(file);
-  }
-
-  asio::signal_set signals(ioc, SIGINT, SIGTERM);
-  int stops = 0;
-  std::function<void()> arm;
-  arm = [&] {
-    signals.async_wait([&](boost::system::error_code ec, int sig) {
-      if (ec) return;
-      if (++stops > 1) {
-        logger->warn("second signal: stopping every handler now");
-        service.stop_all();
-        ioc.stop();
-        return;
-      }
-      logger->info("{}: draining in-flight requests (up to {} s), then stopping handlers",
-                   sig == SIGINT ? "interrupt" : "terminate", drain.count() / 1000);
-      asio::co_spawn(
-          ioc,
-          [&]() -> asio::awaitable<void> {
-            stack_watch.reset();
-            if (scheduler) scheduler->stop();
-            co_await gw.drain(drain);
-            co_await invoke_api.drain(drain);
-            co_await service.shutdown(drain);
-            ioc.stop();
-          },
-          asio::detached);
-      arm();
-    });
+  o.on_started = [&logger](const app::Endpoints& e) {
+    std::printf("%s\n", app::endpoints_json(e).c_str());
+    std::fflush(stdout);
+    logger->info("Lambda Invoke API on {} ({} function{})", e.lambda, e.functions, e.functions == 1 ? "" : "s");
+    for (const auto& api : e.apis)
+      logger->info("API {} ({}) on {} — stages: {}", api.name, api.type == "rest" ? "REST" : "HTTP", api.url,
+                   join(api.stages, ", "));
+    logger->info("Ctrl-C to stop");
   };
-  arm();
-  ioc.run();
-  service.stop_all();
-  sink->flush();
+
+  std::unique_ptr<app::App> server;
+  try {
+    server = std::make_unique<app::App>(std::move(o));  // loads and validates the stack file
+  } catch (const app::StackError& e) {
+    std::fputs(e.what(), stderr);
+    return 1;
+  }
+  if (!server->warnings().empty()) std::fputs(server->warnings().c_str(), stderr);
+  server->start();
+  server->wait();
+  server->stop();
   return 0;
 }
 

@@ -1,8 +1,10 @@
-// Schedules: the scheduler of `serve` with its admin route, and
+// Schedules on the command line: the clock options of `serve` (the engine runs the
+// scheduler and its admin route, see sluice/app/schedules.hpp) and
 // `sluice trigger schedule NAME [STACK]`, against a running serve or in process.
 #include "schedules.hpp"
 
-#include "sluice/common/log.hpp"
+#include "sluice/app/schedules.hpp"
+
 #include "sluice/common/util.hpp"
 #include "sluice/gateway/invoke_api.hpp"
 #include "sluice/lambda/console_log.hpp"
@@ -29,8 +31,6 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-namespace {
-
 lambda::ScheduleClock clock_options(const Args& a) {
   lambda::ScheduleClock c;
   if (auto t = a.get("schedule-clock")) {
@@ -48,82 +48,6 @@ lambda::ScheduleClock clock_options(const Args& a) {
     c.speed = v;
   }
   return c;
-}
-
-std::string describe(const lambda::Firing& f) {
-  std::string when = stack::iso_utc(std::chrono::floor<std::chrono::seconds>(f.time));
-  std::string head = "[schedule " + f.schedule + "] " + (f.on_demand ? "triggered" : "fired") + " at " + when;
-  if (!f.error.empty()) return head + ": " + f.error;
-  head += " -> " + f.function + " (request " + f.request_id + ")";
-  if (f.on_demand) head += f.function_error ? " failed" : " succeeded";
-  return head;
-}
-
-json firing_json(const lambda::Firing& f) {
-  json out = {{"schedule", f.schedule},
-              {"function", f.function},
-              {"time", stack::iso_utc(std::chrono::floor<std::chrono::seconds>(f.time))},
-              {"requestId", f.request_id},
-              {"executedVersion", f.executed_version},
-              {"functionError", f.function_error ? json("Unhandled") : json(nullptr)},
-              {"payload", f.payload}};
-  json ev = json::parse(f.event, nullptr, false);
-  out["event"] = ev.is_discarded() ? json(f.event) : ev;
-  return out;
-}
-
-// "/sluice/schedules/NAME/trigger" -> NAME
-std::optional<std::string> trigger_route(const std::string& path) {
-  const std::string prefix = "/sluice/schedules/", suffix = "/trigger";
-  if (!starts_with(path, prefix) || !ends_with(path, suffix) || path.size() <= prefix.size() + suffix.size())
-    return std::nullopt;
-  return url_decode(path.substr(prefix.size(), path.size() - prefix.size() - suffix.size()));
-}
-
-}  // namespace
-
-std::unique_ptr<lambda::Scheduler> start_schedules(const Args& a, asio::any_io_executor ex,
-                                                   lambda::LambdaService& service, const stack::Stack& stack,
-                                                   gateway::InvokeApi& invoke_api,
-                                                   std::function<void(const std::string&)> log_line) {
-  std::unique_ptr<lambda::Scheduler> scheduler;
-  if (!a.has("no-schedules")) {
-    scheduler = std::make_unique<lambda::Scheduler>(ex, service, stack, clock_options(a));
-    scheduler->on_firing([log_line](const lambda::Firing& f) { log_line(describe(f)); });
-    scheduler->start();
-    auto logger = log::get("serve");
-    for (const auto& [name, spec] : stack.schedules) {
-      auto next = scheduler->next_time(name);
-      logger->info("schedule {}: {} -> {}{}, {}", name, spec.expression.text, spec.function,
-                   spec.qualifier.empty() ? "" : ":" + spec.qualifier,
-                   !spec.enabled ? std::string("disabled (fires only when triggered)")
-                   : next        ? "next at " + stack::iso_utc(std::chrono::floor<std::chrono::seconds>(*next))
-                                 : std::string("never fires again"));
-    }
-  }
-  lambda::Scheduler* raw = scheduler.get();
-  invoke_api.set_admin_handler([raw](const std::string& method, const std::string& path,
-                                     gateway::InvokeApi::Reply reply) {
-    auto name = trigger_route(path);
-    if (!name) return false;
-    if (method != "POST") {
-      reply(405, json{{"message", "use POST to trigger a schedule"}}.dump());
-      return true;
-    }
-    if (!raw) {
-      reply(409, json{{"message", "schedules are disabled (sluice serve --no-schedules)"}}.dump());
-      return true;
-    }
-    raw->fire(*name, [reply](const lambda::Firing& f) {
-      if (!f.error.empty()) {
-        reply(f.function.empty() ? 404 : 500, json{{"message", f.error}}.dump());
-        return;
-      }
-      reply(200, firing_json(f).dump());
-    });
-    return true;
-  });
-  return scheduler;
 }
 
 namespace {
@@ -296,7 +220,7 @@ int cmd_trigger(const Args& a) {
     std::fprintf(stderr, "sluice trigger: %s\n", result.error.c_str());
     return 2;
   }
-  if (a.has("json")) rc = print_result(firing_json(result).dump(2), result.function_error);
+  if (a.has("json")) rc = print_result(json::parse(app::firing_json(result)).dump(2), result.function_error);
   else rc = print_result(result.payload, result.function_error);
   return rc;
 }

@@ -1,5 +1,5 @@
-// Schedules in `sluice serve` (timed firings, the admin trigger route) and the
-// `sluice trigger schedule` command.
+// The schedule options of `sluice serve` and the `sluice trigger schedule` command
+// (the engine runs the scheduler and its trigger route: sluice/app/schedules.hpp).
 #pragma once
 
 #include "cli.hpp"
@@ -24,13 +24,7 @@ namespace sluice::cli {
 std::optional<stack::Stack> load_stack(const std::filesystem::path& file);
 lambda::ServiceOptions service_options(const Args& a, const stack::Stack& st);
 
-// The scheduler of `serve`, started (unless --no-schedules) with the clock options
-// (--schedule-clock, --schedule-speed), logging one line per firing, and the
-// POST /sluice/schedules/NAME/trigger route on the Invoke API. nullptr with --no-schedules
-// (the route then answers 409 saying so).
-std::unique_ptr<lambda::Scheduler> start_schedules(const Args& a, boost::asio::any_io_executor ex,
-                                                   lambda::LambdaService& service, const stack::Stack& stack,
-                                                   gateway::InvokeApi& invoke_api,
-                                                   std::function<void(const std::string&)> log_line);
+// --schedule-clock and --schedule-speed (serve, trigger).
+lambda::ScheduleClock clock_options(const Args& a);
 
 }  // namespace sluice::cli

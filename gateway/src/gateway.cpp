@@ -595,7 +595,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     ir.payload = std::move(event);
     ir.payload_must_be_json = false;
     ir.trace_header = trace;
-    ir.source = "api " + api.name;
+    ir.source = "api " + api.name + "/" + stage + " " + match.route_key;
     int timeout_ms = route.timeout_ms.value_or(api.timeout_ms);
     if (options.timeout_ms) timeout_ms = std::min(timeout_ms, *options.timeout_ms);
     trail.traced = true;

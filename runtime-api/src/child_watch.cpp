@@ -44,7 +44,6 @@ class ChildWatchService : public boost::asio::execution_context::service {
     }
     signals_.reset();
     watchers_.clear();
-    if (current == this) current = nullptr;
   }
 
   void watch(pid_t pid, std::function<void(int)> fn) {
@@ -57,8 +56,6 @@ class ChildWatchService : public boost::asio::execution_context::service {
     watchers_[pid] = std::move(fn);
   }
   void unwatch(pid_t pid) { watchers_.erase(pid); }
-
-  static inline ChildWatchService* current = nullptr;
 
  private:
   void arm() {
@@ -97,15 +94,19 @@ boost::asio::execution_context::id ChildWatchService::id;
 void install_child_watch(boost::asio::any_io_executor ex) {
   auto& svc = boost::asio::use_service<ChildWatchService>(boost::asio::query(ex, boost::asio::execution::context));
   svc.start(ex);
-  ChildWatchService::current = &svc;
 }
 
-void watch_child(pid_t pid, std::function<void(int)> on_exit) {
-  if (ChildWatchService::current) ChildWatchService::current->watch(pid, std::move(on_exit));
+// Per io_context, so that several engines in one process (the Python package
+// runs a fresh one per test when asked) each see their own children exit.
+void watch_child(boost::asio::any_io_executor ex, pid_t pid, std::function<void(int)> on_exit) {
+  auto& ctx = boost::asio::query(ex, boost::asio::execution::context);
+  if (boost::asio::has_service<ChildWatchService>(ctx))
+    boost::asio::use_service<ChildWatchService>(ctx).watch(pid, std::move(on_exit));
 }
 
-void unwatch_child(pid_t pid) {
-  if (ChildWatchService::current) ChildWatchService::current->unwatch(pid);
+void unwatch_child(boost::asio::any_io_executor ex, pid_t pid) {
+  auto& ctx = boost::asio::query(ex, boost::asio::execution::context);
+  if (boost::asio::has_service<ChildWatchService>(ctx)) boost::asio::use_service<ChildWatchService>(ctx).unwatch(pid);
 }
 
 }  // namespace sluice::runtime

@@ -175,7 +175,7 @@ struct Scheduler::Impl : std::enable_shared_from_this<Impl> {
     req.qualifier = spec.qualifier;
     req.payload = f.event;
     req.type = on_demand ? InvocationType::request_response : InvocationType::event;
-    req.source = "schedule";
+    req.source = "schedule " + name;
     asio::co_spawn(
         ex,
         [self = shared_from_this(), req = std::move(req), f = std::move(f), done = std::move(done),

@@ -183,6 +183,11 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     std::function<void()> done;
     std::shared_ptr<Entry> entry;
     std::unique_ptr<asio::steady_timer> handoff;
+    // for the invocation record
+    std::string source, qualifier, invocation_type = "RequestResponse";
+    std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+    mono::time_point started_mono = mono::now();
+    bool recorded = false, awaiting_record = false;
   };
   struct Pool {
     std::vector<std::shared_ptr<Entry>> entries;
@@ -220,6 +225,8 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
   std::size_t jobs_in_flight = 0;
   std::size_t async_pending = 0;
   bool shutting_down = false;
+  std::deque<InvocationRecord> records;
+  std::size_t records_pending = 0;
 
   void init() {
     runtime::install_child_watch(ex);
@@ -460,7 +467,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     auto& pool = pools[key];
     pool.entries.erase(std::remove(pool.entries.begin(), pool.entries.end(), e), pool.entries.end());
     logger()->debug("{}:{} environment {} ended: {}", e->function, e->version, e->env->id(), reason);
-    if (e->job && !e->job->completed) {
+    if (e->job && (!e->job->completed || !e->job->recorded)) {
       auto job = e->job;
       e->job.reset();
       job->have_report = true;  // there will be no report now
@@ -480,7 +487,51 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     asio::post(ex, [e] {});
   }
 
+  // One record per attempt, once its outcome and its REPORT (or the environment's end) are known.
+  void maybe_record(const std::shared_ptr<Job>& job) {
+    if (job->recorded) return;
+    if (!job->error && !(job->have_result && job->have_report)) {
+      if (job->have_result && !job->awaiting_record) {
+        job->awaiting_record = true;
+        records_pending++;
+      }
+      return;
+    }
+    job->recorded = true;
+    if (job->awaiting_record) records_pending--;
+    InvocationRecord r;
+    r.function = job->config.function;
+    r.qualifier = job->qualifier;
+    r.request_id = job->inv.request_id;
+    r.source = job->source;
+    r.invocation_type = job->invocation_type;
+    r.started = job->started;
+    if (job->error) {
+      r.status = job->error->status == 429 ? "throttled" : "error";
+      r.error_type = job->error->code;
+    } else {
+      r.version = job->config.version;
+      r.cold_start = job->cold;
+      if (job->result.function_error) {
+        r.status = "function_error";
+        r.error_type = job->result.error_type.empty() ? "Unhandled" : job->result.error_type;
+      } else {
+        r.status = "success";
+      }
+      if (job->report) {
+        r.duration_ms = job->report->duration_ms;
+        r.init_duration_ms = job->report->init_duration_ms;
+        r.max_memory_used_mb = job->report->max_memory_used_mb;
+      } else {
+        r.duration_ms = std::chrono::duration<double, std::milli>(mono::now() - job->started_mono).count();
+      }
+    }
+    records.push_back(std::move(r));
+    while (records.size() > LambdaService::max_records) records.pop_front();
+  }
+
   void maybe_complete(const std::shared_ptr<Job>& job) {
+    maybe_record(job);
     if (job->completed) return;
     if (!job->error && !(job->have_result && (!job->want_report || job->have_report))) return;
     job->completed = true;
@@ -679,11 +730,13 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       res.status = 202;
       res.executed_version.clear();
       async_pending++;
-      asio::co_spawn(ex, run_async(resolved.config, std::move(inv), ref), asio::detached);
+      asio::co_spawn(ex, run_async(resolved.config, std::move(inv), ref, req.source), asio::detached);
       co_return res;
     }
 
     auto job = new_job(resolved.config, inv, req.tail);
+    job->source = req.source;
+    job->qualifier = ref.qualifier;
     co_await run_job(job);
     if (job->error) {
       res.error = job->error;
@@ -703,7 +756,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     co_return res;
   }
 
-  asio::awaitable<void> run_async(VersionConfig config, runtime::Invocation inv, FunctionRef ref) {
+  asio::awaitable<void> run_async(VersionConfig config, runtime::Invocation inv, FunctionRef ref, std::string source) {
     auto self = shared_from_this();
     auto fit = stack.functions.find(ref.name);
     stack::AsyncSpec spec = fit != stack.functions.end() ? fit->second.async : stack::AsyncSpec{};
@@ -716,6 +769,9 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     while (!shutting_down) {
       // Each attempt re-resolves an alias, as the service does for every delivery.
       auto job = new_job(config, inv, false);
+      job->source = source;
+      job->qualifier = ref.qualifier;
+      job->invocation_type = "Event";
       co_await run_job(job);
       if (job->error) {
         last_error = job->error->code;
@@ -861,5 +917,11 @@ FunctionStats LambdaService::stats(const std::string& function) const {
 
 std::size_t LambdaService::in_flight() const { return impl_->jobs_in_flight; }
 std::size_t LambdaService::queued_events() const { return impl_->async_pending; }
+
+std::vector<InvocationRecord> LambdaService::records() const {
+  return std::vector<InvocationRecord>(impl_->records.begin(), impl_->records.end());
+}
+void LambdaService::clear_records() { impl_->records.clear(); }
+std::size_t LambdaService::records_pending() const { return impl_->records_pending; }
 
 }  // namespace sluice::lambda

@@ -3,6 +3,7 @@
 // asynchronous (Event) and DryRun invocations. Runs on one io thread.
 #pragma once
 
+#include "sluice/lambda/records.hpp"
 #include "sluice/lambda/versions.hpp"
 #include "sluice/runtime/types.hpp"
 #include "sluice/stack/model.hpp"
@@ -111,6 +112,13 @@ class LambdaService {
   FunctionStats stats(const std::string& function) const;
   std::size_t in_flight() const;
   std::size_t queued_events() const;
+
+  // The most recent invocations (oldest first; at most max_records are kept).
+  std::vector<InvocationRecord> records() const;
+  void clear_records();
+  // Invocations that have answered but whose REPORT (and so their record) is still to come.
+  std::size_t records_pending() const;
+  static constexpr std::size_t max_records = 10'000;
 
  private:
   struct Impl;
