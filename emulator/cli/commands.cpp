@@ -27,7 +27,10 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <functional>
 #include <iterator>
+#include <map>
+#include <set>
 #include <sstream>
 
 namespace sluice::cli {
@@ -234,6 +237,23 @@ void write_endpoints(const fs::path& target, const json& endpoints) {
   fs::rename(tmp, target);
 }
 
+// Requirements files are for deploy (a layer built by pip for Lambda's platform): serve has no
+// package index to install from. Said once per file, at start and when a reload adds one.
+void warn_requirements(const stack::Stack& st, std::set<fs::path>& warned, const std::function<void(const std::string&)>& say) {
+  std::map<fs::path, std::vector<std::string>> users;
+  for (const auto& [name, f] : st.functions)
+    if (f.requirements && !warned.count(*f.requirements)) users[*f.requirements].push_back(name);
+  for (const auto& [file, fns] : users) {
+    warned.insert(file);
+    std::error_code ec;
+    auto rel = fs::relative(file, st.base_dir, ec);
+    std::string shown = ec || rel.empty() ? file.string() : rel.string();
+    say("requirements " + shown + " (" + join(fns, ", ") +
+        ") are not installed by sluice serve: deploy builds them into a layer; locally the packages must be "
+        "importable by the Python that runs the handlers (pip install -r " + shown + " in its environment)");
+  }
+}
+
 }  // namespace
 
 int cmd_serve(const Args& a) {
@@ -282,6 +302,8 @@ int cmd_serve(const Args& a) {
   for (const auto& e : gw.endpoints())
     logger->info("API {} ({}) on {} — stages: {}", e.name, e.type == stack::ApiType::rest ? "REST" : "HTTP", e.url,
                  join(e.stages, ", "));
+  std::set<fs::path> requirements_warned;
+  warn_requirements(*st, requirements_warned, [&](const std::string& m) { logger->warn("{}", m); });
   logger->info("Ctrl-C to stop");
 
   // Editing the stack file reloads it; an invalid edit keeps what is running.
@@ -301,6 +323,7 @@ int cmd_serve(const Args& a) {
       auto fresh = endpoints_json(host, port, gw);
       if (endpoints_file) write_endpoints(*endpoints_file, fresh);
       sink->write_text("[sluice] reloaded " + file.filename().string());
+      warn_requirements(*result.stack, requirements_warned, [&](const std::string& m) { logger->warn("{}", m); });
     });
     stack_watch->watch_file(file);
   }
