@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import BIN, FIXTURES
-from test_deploy import ACCOUNT, Moto, credentials_env, mutating, ok
+from test_deploy import ACCOUNT, FaultProxy, Moto, credentials_env, mutating, ok
 
 REGION = "us-east-1"
 
@@ -29,9 +29,9 @@ def app(tmp_path):
     return d
 
 
-def deploy(moto, app, stage, *extra):
+def deploy(moto, app, stage, *extra, endpoint=None):
     return subprocess.run([str(BIN), "deploy", "--stage", stage, *extra, str(app / "sluice.yaml"),
-                           "--endpoint-url", moto.url], capture_output=True, text=True, timeout=180,
+                           "--endpoint-url", endpoint or moto.url], capture_output=True, text=True, timeout=180,
                           stdin=subprocess.DEVNULL, env=credentials_env(app.parent / "home"))
 
 
@@ -151,3 +151,38 @@ def test_rules_that_are_not_this_stages_are_left_alone(moto, app):
     p = ok(deploy(moto, app, "sandbox"))
     assert "hand-made" not in p.stderr
     assert events.describe_rule(Name="clock-sandbox-hand-made")["State"] == "ENABLED"
+
+
+def test_a_removal_interrupted_after_remove_targets_is_finished_by_the_next_deploy(moto, app):
+    ok(deploy(moto, app, "sandbox"))
+    events = moto.client("events", region=REGION)
+    # As if a deploy removing every-five was killed right after RemoveTargets: the rule has
+    # no target left, only the record says it is sluice's.
+    events.remove_targets(Rule="clock-sandbox-every-five", Ids=["sluice.clock.sandbox"])
+    text = (app / "sluice.yaml").read_text()
+    (app / "sluice.yaml").write_text(
+        text.replace("  every-five:\n    function: tick\n    expression: rate(5 minutes)\n", ""))
+    p = ok(deploy(moto, app, "sandbox"))
+    assert "- remove schedule rule clock-sandbox-every-five (no longer in the stack)" in p.stderr
+    with pytest.raises(events.exceptions.ResourceNotFoundException):
+        events.describe_rule(Name="clock-sandbox-every-five")
+
+
+def test_a_stack_without_schedules_needs_no_eventbridge_permission(moto, app):
+    text = (app / "sluice.yaml").read_text()
+    (app / "sluice.yaml").write_text(text.split("schedules:")[0])
+    proxy = FaultProxy(moto.port)
+    denied = json.dumps({"__type": "AccessDeniedException", "message": "not authorized to perform events:ListRules"})
+    proxy.rules.append({"match": lambda m, path, body: m == "POST" and '"NamePrefix"' in body, "status": 400,
+                        "times": None, "body": denied,
+                        "headers": {"content-type": "application/x-amz-json-1.1"}})
+    try:
+        ok(deploy(moto, app, "sandbox", endpoint=proxy.url))
+        assert any(c[2] == 400 for c in proxy.calls)
+        # With schedules, the same refusal stops the deploy with EventBridge's message.
+        (app / "sluice.yaml").write_text(text)
+        p = deploy(moto, app, "sandbox", endpoint=proxy.url)
+        assert p.returncode == 1
+        assert "AccessDeniedException" in p.stderr.strip().splitlines()[-1], p.stderr
+    finally:
+        proxy.stop()
