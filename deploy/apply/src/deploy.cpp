@@ -1493,14 +1493,13 @@ void Deployer::step_schedules() {
 
 void Deployer::step_schedule(const stack::ScheduleSpec& s, const std::string& target_id) {
   const std::string rule = rule_name(st_.name, stage_, s.name);
-  const std::string rule_arn = "arn:aws:events:" + region_ + ":" + account_ + ":rule/" + rule;
+  // The rule's ARN as EventBridge reports it (another partition than aws, too); before it exists,
+  // the form AWS gives rules of the default bus.
+  std::string rule_arn = "arn:aws:events:" + region_ + ":" + account_ + ":rule/" + rule;
   const std::string rn = function_name(st_.name, s.function);
   const std::string qual = schedule_qualifier(s.qualifier, stage_);
   const std::string target_arn = function_arn(region_, account_, rn, qual);
   const std::string state = s.enabled ? "ENABLED" : "DISABLED";
-  schedules_[s.name] = {{"rule", rule}, {"arn", rule_arn}, {"expression", s.expression.text}, {"state", state},
-                        {"target", target_arn}};
-  if (s.input) schedules_[s.name]["input"] = *s.input;
 
   // A pinned version must exist: deploy publishes versions, it does not invent numbers.
   // Checked when applying, after the functions' step (this deploy may publish it).
@@ -1517,11 +1516,19 @@ void Deployer::step_schedule(const stack::ScheduleSpec& s, const std::string& ta
   } catch (const aws::ServiceError& e) {
     if (!is_not_found(e)) throw;
   }
+  if (have && !jstr(*have, "Arn").empty()) rule_arn = jstr(*have, "Arn");
+  schedules_[s.name] = {{"rule", rule}, {"arn", rule_arn}, {"expression", s.expression.text}, {"state", state},
+                        {"target", target_arn}};
+  if (s.input) schedules_[s.name]["input"] = *s.input;
   json put = {{"Name", rule}, {"ScheduleExpression", s.expression.text}, {"State", state},
               {"Description", s.description}};
   const std::string what = s.expression.text + (s.enabled ? "" : ", disabled");
   if (!have) {
-    change(Change::create, "schedule rule", rule, what, [&] { events("PutRule", put); });
+    change(Change::create, "schedule rule", rule, what, [&] {
+      auto out = events("PutRule", put);
+      if (!jstr(out, "RuleArn").empty()) rule_arn = jstr(out, "RuleArn");
+      schedules_[s.name]["arn"] = rule_arn;
+    });
   } else {
     std::vector<std::string> diffs;
     if (jstr(*have, "ScheduleExpression") != s.expression.text)
