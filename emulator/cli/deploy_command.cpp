@@ -56,7 +56,7 @@ int deploy_or_rollback(const Args& a, bool rollback) {
   o.assume_role_arn = a.get("assume-role").value_or("");
   o.force_unlock = a.has("force-unlock");
   // pip's extra arguments for requirements layers: SLUICE_PIP_ARGS (split on white space),
-  // then every --pip-arg (one argument each; --pip-arg=--no-index for values starting with --).
+  // then every --pip-arg (one argument each: --pip-arg --no-index or --pip-arg=--no-index).
   if (const char* env = std::getenv("SLUICE_PIP_ARGS")) {
     std::istringstream words(env);
     for (std::string w; words >> w;) o.pip_args.push_back(w);

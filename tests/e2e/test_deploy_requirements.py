@@ -103,12 +103,19 @@ def test_requirements_become_a_layer_built_for_lambda(moto, app, tmp_path):
         assert [l["Arn"].split(":")[-2:] for l in layers] == [["shop-core-requirements-txt-python3-12", "1"]]
     assert len(list((app / ".sluice" / "layers").iterdir())) == 2  # the cache, next to the files
 
-    # Nothing changed: no mutating call. The same wheels passed as --pip-arg: another cache
-    # key, the same bytes, so no new layer version.
+    # Nothing changed: no mutating call. The same pip arguments given as --pip-arg: the
+    # cached layer, no new layer version.
     moto.start_recording()
-    p = ok(deploy(moto, app, "--pip-arg=--no-index", "--pip-arg=--find-links", "--pip-arg", str(wheels)))
+    p = ok(deploy(moto, app, "--pip-arg", "--no-index", "--pip-arg=--find-links", "--pip-arg", str(wheels)))
     assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
     assert "nothing to change" in p.stderr
+    assert p.stderr.count("  cached: ") == 2, p.stderr
+    # Other pip arguments are another cache key: rebuilt, the same bytes, still nothing to publish.
+    moto.start_recording()
+    p = ok(deploy(moto, app, "--pip-arg", "--no-index", "--pip-arg=--find-links", "--pip-arg", str(wheels),
+                  "--pip-arg", "--no-cache-dir"))
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    assert p.stderr.count("  built: ") == 2, p.stderr
 
     # A changed requirements file: a new layer version, the function updated and published.
     (app / "requirements.txt").write_text("tinypkg==1.1\n")
