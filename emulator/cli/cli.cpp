@@ -31,7 +31,7 @@ usage:
                [--schedule-clock TIME]
   sluice deploy --stage ENV [STACK] [--dry-run] [--yes] [--endpoint-url URL] [--region R]
                [--profile P] [--role-arn ARN] [--assume-role ARN] [--lock-timeout SECONDS]
-               [--force-unlock] [--max-attempts N]
+               [--force-unlock] [--max-attempts N] [--pip-arg ARG ...]
   sluice deploy --stage ENV --promote-from OTHER [STACK] [options as above]
   sluice rollback --stage ENV [STACK] [options as above]
 
@@ -116,7 +116,7 @@ int run(int argc, char** argv) {
                                            "integration-timeout", "client-timeout", "freeze-delay",
                                            "set", "endpoint", "schedule-clock", "schedule-speed",
                                            "stage", "promote-from", "endpoint-url", "region", "profile", "role-arn",
-                                           "assume-role", "lock-timeout", "max-attempts"};
+                                           "assume-role", "lock-timeout", "max-attempts", "pip-arg"};
   Args a = parse_args(argc, argv, valued);
   if (a.command.empty() || a.command == "help" || (a.has("help") && a.command != "generate-event" && a.command != "trigger")) {
     std::fputs(usage_text, a.command.empty() && !a.has("help") ? stderr : stdout);

@@ -28,7 +28,10 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <functional>
 #include <iterator>
+#include <map>
+#include <set>
 #include <sstream>
 
 namespace sluice::cli {

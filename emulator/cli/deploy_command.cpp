@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <sstream>
 
 namespace sluice::cli {
 
@@ -54,6 +55,13 @@ int deploy_or_rollback(const Args& a, bool rollback) {
   o.execution_role_arn = a.get("role-arn").value_or("");
   o.assume_role_arn = a.get("assume-role").value_or("");
   o.force_unlock = a.has("force-unlock");
+  // pip's extra arguments for requirements layers: SLUICE_PIP_ARGS (split on white space),
+  // then every --pip-arg (one argument each: --pip-arg --no-index or --pip-arg=--no-index).
+  if (const char* env = std::getenv("SLUICE_PIP_ARGS")) {
+    std::istringstream words(env);
+    for (std::string w; words >> w;) o.pip_args.push_back(w);
+  }
+  for (const auto& v : a.all("pip-arg")) o.pip_args.push_back(v);
   try {
     o.lock_timeout_s = parse_int(a, "lock-timeout", 60);
     o.max_attempts = parse_int(a, "max-attempts", 3);

@@ -50,3 +50,32 @@ TEST_CASE("state keys and lock holders") {
   CHECK(stamp.size() == 19);  // 20261121T080000123Z
   CHECK(stamp.back() == 'Z');
 }
+
+TEST_CASE("schedule rules: names within EventBridge's limits, target ids, qualifiers per stage") {
+  using namespace sluice::deploy;
+  CHECK(rule_name("watchlist", "sandbox", "refresh-cache") == "watchlist-sandbox-refresh-cache");
+  std::string long_schedule(60, 'x');
+  auto r = rule_name("watchlist", "production", long_schedule);
+  CHECK(r.size() == 64);
+  CHECK(r.substr(0, 55) == ("watchlist-production-" + long_schedule).substr(0, 55));
+  CHECK(r[55] == '-');
+  CHECK(valid_rule_chars(r));
+  CHECK(r != rule_name("watchlist", "production", long_schedule + "y"));
+  CHECK(r.rfind(rule_prefix("watchlist", "production"), 0) == 0);
+  CHECK(rule_prefix("watchlist", "sandbox") == "watchlist-sandbox-");
+  CHECK(rule_prefix(std::string(60, 'a'), "s").size() == 55);
+
+  CHECK(schedule_target_id("watchlist", "sandbox") == "sluice.watchlist.sandbox");
+  auto id = schedule_target_id(std::string(60, 'a'), "sandbox");
+  CHECK(id.size() == 39);
+  CHECK(valid_rule_chars(id));
+  // '.' separates: stack "a" stage "b-c" and stack "a-b" stage "c" differ.
+  CHECK(schedule_target_id("a", "b-c") != schedule_target_id("a-b", "c"));
+
+  CHECK(schedule_qualifier("", "staging") == "staging");
+  CHECK(schedule_qualifier("sandbox", "staging") == "staging");
+  CHECK(schedule_qualifier("3", "staging") == "3");
+  CHECK(schedule_qualifier("$LATEST", "staging") == "");
+  CHECK_FALSE(valid_rule_chars("a b"));
+  CHECK_FALSE(valid_rule_chars(""));
+}

@@ -94,10 +94,20 @@ class Moto:
         self.log.close()
 
 
+def read_only_target(target):
+    """JSON 1.1 APIs (EventBridge) are all POST: their X-Amz-Target says what they do."""
+    action = (target or "").rpartition(".")[2]
+    return action.startswith(("Describe", "List"))
+
+
 def mutating(entry):
-    """Whether a recorded request changes anything (query APIs: by their Action)."""
+    """Whether a recorded request changes anything (query APIs: by their Action; JSON 1.1
+    APIs: by their X-Amz-Target)."""
     if entry["method"] in ("GET", "HEAD"):
         return False
+    headers = {k.lower(): v for k, v in (entry.get("headers") or {}).items()}
+    if "x-amz-target" in headers:
+        return not read_only_target(headers["x-amz-target"])
     body = entry.get("body") or ""
     if entry.get("body_encoded"):
         import base64
@@ -133,6 +143,8 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 text = body.decode(errors="replace")
                 is_mut = self.command not in ("GET", "HEAD") and "Action=Get" not in text and "Action=List" not in text
+                if self.headers.get("x-amz-target"):
+                    is_mut = not read_only_target(self.headers.get("x-amz-target"))
                 if is_mut:
                     proxy.mutations += 1
                     if proxy.hold_at is not None and proxy.mutations >= proxy.hold_at:

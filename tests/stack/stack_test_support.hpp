@@ -81,7 +81,8 @@ inline std::string describe(const Stack& s) {
     << " memory=" << s.defaults.memory_mb.value_or(-1) << " timeout=" << s.defaults.timeout_s.value_or(-1)
     << " handler=" << s.defaults.handler.value_or("-") << "\n";
   for (const auto& [k, v] : s.defaults.environment) o << "  default env " << k << "=" << v << "\n";
-  for (const auto& [n, p] : s.packages) o << "package " << n << " " << p.name << " " << p.path << "\n";
+  for (const auto& [n, p] : s.packages)
+    o << "package " << n << " " << p.name << " " << p.path << " req=" << p.requirements.value_or("-") << "\n";
   for (const auto& [n, f] : s.functions) {
     o << "function " << n << " " << f.name << " rt=" << f.runtime.id << "/" << static_cast<int>(f.runtime.family) << "/"
       << f.runtime.major << "." << f.runtime.minor << " handler=" << f.handler << " code=" << f.code_dir
@@ -90,6 +91,7 @@ inline std::string describe(const Stack& s) {
       << " async=" << f.async.max_retry_attempts << "/" << f.async.max_event_age_s << "\n";
     for (const auto& [k, v] : f.environment) o << "  env " << k << "=" << v << "\n";
     for (const auto& l : f.layers) o << "  layer " << l << "\n";
+    if (f.requirements) o << "  requirements " << *f.requirements << "\n";
     for (const auto& [k, a] : f.aliases) {
       o << "  alias " << k << " " << a.name << " -> " << a.version;
       if (a.additional) o << " + " << a.additional->first << "@" << a.additional->second;

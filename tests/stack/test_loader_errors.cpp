@@ -658,7 +658,7 @@ TEST_CASE("the report: one line per problem, sorted by line, then a summary", "[
         "\"nowhere\"\n"
         "dir/sluice.yaml:4: error: functions.f.timout: unknown key 'timout'; did you mean 'timeout'? Allowed keys: "
         "runtime, handler, code, package, description, memory, timeout, environment, concurrency, layers, aliases, "
-        "async\n"
+        "async, requirements\n"
         "dir/sluice.yaml:7: warning: apis.b.routes[\"GET /\"]: stage '$default' does not define the stage variable v "
         "used by target \"f:${stageVariables.v}\"; requests through that stage will fail\n"
         "2 errors, 1 warning\n");

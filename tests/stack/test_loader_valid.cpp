@@ -44,6 +44,7 @@ TEST_CASE("valid-full.yaml maps every feature into the model", "[stack][valid]")
     REQUIRE(s.packages.count("shared"));
     CHECK(s.packages.at("shared").name == "shared");
     CHECK(s.packages.at("shared").path == dir / "code/python-app");
+    CHECK(s.packages.at("shared").requirements == dir / "code/requirements.txt");
   }
 
   SECTION("a function with defaults applied and its own settings") {
@@ -90,6 +91,8 @@ TEST_CASE("valid-full.yaml maps every feature into the model", "[stack][valid]")
     CHECK(f.memory_mb == 1024);
     CHECK(f.timeout_s == 30);
     CHECK(f.layers == std::vector<fs::path>{dir / "layers/py-shared"});
+    CHECK(f.requirements == dir / "code/requirements.txt");  // the package's
+    CHECK_FALSE(s.functions.at("py-direct").requirements);
     CHECK_FALSE(f.reserved_concurrency);
     CHECK(f.async.max_retry_attempts == 2);
     CHECK(f.async.max_event_age_s == 21600);

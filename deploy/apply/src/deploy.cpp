@@ -52,7 +52,8 @@ const char* verb(Change c) {
 
 struct Unit {
   std::string label;  // "package core", "function recommend", "layer layers/common"
-  fs::path dir;
+  fs::path dir;       // the directory zipped (a requirements layer: the requirements file)
+  std::string layer_name;  // layers: the Lambda layer's name (without the stack prefix)
   package::Archive archive;
   std::string s3_key;
 };
@@ -182,6 +183,10 @@ class Deployer {
 
   void identify();
   void prepare_code();
+  // The unit key of a function's requirements layer: one per file and Python version.
+  std::string requirements_unit(const stack::FunctionSpec& f) const {
+    return "layer " + fs::relative(*f.requirements, st_.base_dir).string() + " " + f.runtime.id;
+  }
   void step_bucket();
   void step_role();
   void step_uploads();
@@ -199,6 +204,13 @@ class Deployer {
                        const std::map<std::string, std::string>& variables, const std::string& source_arn,
                        const std::string& sid_suffix);
   void step_keys_and_plans();
+  void step_schedules();
+  void step_schedule(const stack::ScheduleSpec& s, const std::string& target_id);
+  void step_schedule_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& rule,
+                                const std::string& rule_arn);
+  void remove_schedule_rule(const std::string& rule, const json& targets, const std::string& target_id,
+                            const std::string& recorded_target);
+  json events(const std::string& action, const json& body) { return r_.target("events", "AWSEvents", action, body); }
   void step_record();
   json build_record() const;
   const stack::StageSpec* stage_spec(const stack::ApiSpec& api) const;
@@ -218,10 +230,11 @@ class Deployer {
   bool locked_ = false;
   std::vector<Item> items_;
   std::map<std::string, Unit> units_;
-  std::map<std::string, std::string> layer_arn_;  // layer dir -> ARN (or kNew)
+  std::map<std::string, std::string> layer_arn_;  // layer unit key -> ARN (or kNew)
   std::map<std::string, FnState> fns_;
   std::map<std::string, json> aliases_;            // function -> {"version", "weights"}
   std::map<std::string, ApiOut> apis_;
+  json schedules_ = json::object();                // schedule -> {rule, arn, expression, state, target}
   std::map<std::string, std::string> rest_stage_ready_;  // api -> api id once its stage exists
   json source_record_;                             // promote / rollback: the record applied
   json previous_current_;                          // the record current before this run
@@ -256,9 +269,31 @@ void Deployer::prepare_code() {
         Unit u;
         u.label = lkey;
         u.dir = l;
+        u.layer_name = fs::relative(l, st_.base_dir).string();
         u.archive = package::zip_directory(l);
         u.s3_key = "layers/" + u.archive.sha256_hex + ".zip";
         units_.emplace(lkey, std::move(u));
+      }
+    }
+    if (f.requirements) {
+      // One layer per requirements file and Python version, built by pip for Lambda's
+      // platform (cached next to the file, keyed by its bytes, the version and the pip args).
+      const std::string rel = fs::relative(*f.requirements, st_.base_dir).string();
+      const std::string rkey = requirements_unit(f);
+      if (!units_.count(rkey)) {
+        package::RequirementsOptions ro;
+        ro.extra_pip_args = o_.pip_args;
+        p_.line("requirements layer " + rel + " for " + f.runtime.id + " ...");
+        auto built = package::build_python_layer(*f.requirements, f.runtime.id, ro);
+        p_.line("  " + std::string(built.from_cache ? "cached: " : "built: ") + built.zip_path.string() + " (" +
+                human_bytes(built.archive.bytes.size()) + ")");
+        Unit u;
+        u.label = "requirements " + rel + " (" + f.runtime.id + ")";
+        u.dir = *f.requirements;
+        u.layer_name = rel + "-" + f.runtime.id;
+        u.archive = std::move(built.archive);
+        u.s3_key = "layers/" + u.archive.sha256_hex + ".zip";
+        units_.emplace(rkey, std::move(u));
       }
     }
     fns_[name].unit = key;
@@ -267,6 +302,7 @@ void Deployer::prepare_code() {
   // Limits before any upload.
   for (const auto& [name, f] : st_.functions) {
     std::vector<const package::Archive*> layers;
+    if (f.requirements) layers.push_back(&units_.at(requirements_unit(f)).archive);
     for (const auto& l : f.layers) layers.push_back(&units_.at("layer " + fs::relative(l, st_.base_dir).string()).archive);
     package::check_limits(name, units_.at(fns_[name].unit).archive, layers);
   }
@@ -345,8 +381,8 @@ void Deployer::step_uploads() {
 void Deployer::step_layers() {
   for (auto& [key, u] : units_) {
     if (!starts_with(key, "layer ")) continue;
-    std::string rel = key.substr(6);
-    std::string lname = statement_id(st_.name + "-" + rel);
+    std::string lname = statement_id(st_.name + "-" + u.layer_name);
+    if (lname.size() > 140) lname.resize(140);  // Lambda's limit for a layer name
     while (!lname.empty() && lname.back() == '-') lname.pop_back();
     const std::string description = "sluice sha256:" + u.archive.sha256_hex;
     std::string found;
@@ -355,16 +391,16 @@ void Deployer::step_layers() {
         if (jstr(v, "Description") == description) found = jstr(v, "LayerVersionArn");
     }
     if (!found.empty()) {
-      layer_arn_[u.dir.string()] = found;
+      layer_arn_[key] = found;
       same("layer", lname, u.archive.sha256_hex.substr(0, 12));
       continue;
     }
-    layer_arn_[u.dir.string()] = kNew;
+    layer_arn_[key] = kNew;
     change(Change::create, "layer version", lname, "", [&] {
       json body = {{"Description", description},
                    {"Content", {{"S3Bucket", bucket_}, {"S3Key", u.s3_key}}}};
       auto out = r_.call("POST", "lambda", "/2018-10-31/layers/" + lname + "/versions", body);
-      layer_arn_[u.dir.string()] = jstr(out, "LayerVersionArn");
+      layer_arn_[key] = jstr(out, "LayerVersionArn");
     });
   }
 }
@@ -405,8 +441,10 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
                {"MemorySize", f.memory_mb},
                {"Timeout", f.timeout_s},
                {"Environment", {{"Variables", f.environment}}}};
+  // The requirements layer first: the stack's own layers come later and win in /opt.
   json layers = json::array();
-  for (const auto& l : f.layers) layers.push_back(layer_arn_[l.string()]);
+  if (f.requirements) layers.push_back(layer_arn_[requirements_unit(f)]);
+  for (const auto& l : f.layers) layers.push_back(layer_arn_["layer " + fs::relative(l, st_.base_dir).string()]);
   want["Layers"] = layers;
 
   auto remote = r_.get("lambda", kLambdaApi + rn);
@@ -1378,6 +1416,235 @@ void Deployer::step_keys_and_plans() {
   }
 }
 
+// ---- schedules (EventBridge scheduled rules) ---------------------------------------------
+
+// Rules are per stage: STACK-STAGE-SCHEDULE on the default bus, with one target (Id
+// sluice.STACK.STAGE) naming the function's alias STAGE (or the version / $LATEST the schedule
+// pins), and a lambda:AddPermission for events.amazonaws.com scoped to the rule's ARN.
+// Rules of this stack and stage that the stack no longer has are deleted: a leftover rule
+// would keep invoking the function.
+
+namespace {
+// Input texts compare as JSON (moto and AWS may keep other spacing); absent equals absent.
+bool same_input(const json& target, const std::optional<std::string>& want) {
+  std::string have = jstr(target, "Input");
+  if (have.empty() || !want) return have.empty() && !want;
+  auto a = json::parse(have, nullptr, false), b = json::parse(*want, nullptr, false);
+  if (a.is_discarded() || b.is_discarded()) return have == *want;
+  return a == b;
+}
+}  // namespace
+
+void Deployer::step_schedules() {
+  const std::string target_id = schedule_target_id(st_.name, stage_);
+  if (!st_.schedules.empty() && !valid_rule_chars(stage_))
+    throw std::runtime_error("stage " + stage_ + " cannot name EventBridge rules (letters, digits, '.', '-', '_' only)");
+  std::set<std::string> wanted;
+  for (const auto& [name, s] : st_.schedules) {
+    wanted.insert(rule_name(st_.name, stage_, name));
+    step_schedule(s, target_id);
+  }
+  // Rules of this stack and stage that the stack no longer names: those carrying this stage's
+  // target, and those the current record names (a run killed between RemoveTargets and
+  // DeleteRule left one without targets).
+  std::map<std::string, std::string> recorded;  // rule -> the target ARN recorded
+  if (previous_current_.is_object() && previous_current_.contains("schedules") &&
+      previous_current_["schedules"].is_object())
+    for (const auto& [n, e] : previous_current_["schedules"].items())
+      if (e.is_object()) recorded[e.value("rule", std::string())] = e.value("target", std::string());
+  std::string token;
+  std::vector<std::string> candidates;
+  for (;;) {
+    json q = {{"NamePrefix", rule_prefix(st_.name, stage_)}};
+    if (!token.empty()) q["NextToken"] = token;
+    json out;
+    try {
+      out = events("ListRules", q);
+    } catch (const aws::ServiceError& e) {
+      // A stack that never had schedules does not need EventBridge permissions.
+      if (st_.schedules.empty() && recorded.empty() && (e.status == 403 || e.code == "AccessDeniedException")) {
+        same("schedule rules", rule_prefix(st_.name, stage_) + "*", "not listed: " + e.code);
+        return;
+      }
+      throw;
+    }
+    if (out.contains("Rules") && out["Rules"].is_array())
+      for (const auto& r : out["Rules"]) {
+        std::string n = jstr(r, "Name");
+        if (n.rfind(rule_prefix(st_.name, stage_), 0) == 0 && !wanted.count(n)) candidates.push_back(n);
+      }
+    token = jstr(out, "NextToken");
+    if (token.empty()) break;
+  }
+  for (const auto& rule : candidates) {
+    json targets;
+    try {
+      targets = events("ListTargetsByRule", {{"Rule", rule}}).value("Targets", json::array());
+    } catch (const aws::ServiceError& e) {
+      if (is_not_found(e)) continue;
+      throw;
+    }
+    bool ours = recorded.count(rule) > 0;
+    for (const auto& t : targets)
+      if (jstr(t, "Id") == target_id) ours = true;
+    if (ours) remove_schedule_rule(rule, targets, target_id, recorded.count(rule) ? recorded[rule] : "");
+  }
+}
+
+void Deployer::step_schedule(const stack::ScheduleSpec& s, const std::string& target_id) {
+  const std::string rule = rule_name(st_.name, stage_, s.name);
+  // The rule's ARN as EventBridge reports it (another partition than aws, too); before it exists,
+  // the form AWS gives rules of the default bus.
+  std::string rule_arn = "arn:aws:events:" + region_ + ":" + account_ + ":rule/" + rule;
+  const std::string rn = function_name(st_.name, s.function);
+  const std::string qual = schedule_qualifier(s.qualifier, stage_);
+  const std::string target_arn = function_arn(region_, account_, rn, qual);
+  const std::string state = s.enabled ? "ENABLED" : "DISABLED";
+
+  // A pinned version must exist: deploy publishes versions, it does not invent numbers.
+  // Checked when applying, after the functions' step (this deploy may publish it).
+  if (apply_ && !qual.empty() && qual != stage_) {
+    if (!r_.get("lambda", kLambdaApi + rn, {{"Qualifier", qual}}))
+      throw std::runtime_error("schedule " + s.name + " targets version " + qual + " of " + rn +
+                               ", which does not exist; name an existing version, or leave the qualifier out to "
+                               "target the alias " + stage_);
+  }
+
+  std::optional<json> have;
+  try {
+    have = events("DescribeRule", {{"Name", rule}});
+  } catch (const aws::ServiceError& e) {
+    if (!is_not_found(e)) throw;
+  }
+  if (have && !jstr(*have, "Arn").empty()) rule_arn = jstr(*have, "Arn");
+  schedules_[s.name] = {{"rule", rule}, {"arn", rule_arn}, {"expression", s.expression.text}, {"state", state},
+                        {"target", target_arn}};
+  if (s.input) schedules_[s.name]["input"] = *s.input;
+  json put = {{"Name", rule}, {"ScheduleExpression", s.expression.text}, {"State", state},
+              {"Description", s.description}};
+  const std::string what = s.expression.text + (s.enabled ? "" : ", disabled");
+  if (!have) {
+    change(Change::create, "schedule rule", rule, what, [&] {
+      auto out = events("PutRule", put);
+      if (!jstr(out, "RuleArn").empty()) rule_arn = jstr(out, "RuleArn");
+      schedules_[s.name]["arn"] = rule_arn;
+    });
+  } else {
+    std::vector<std::string> diffs;
+    if (jstr(*have, "ScheduleExpression") != s.expression.text)
+      diffs.push_back(jstr(*have, "ScheduleExpression") + " -> " + s.expression.text);
+    if (jstr(*have, "State") != state) diffs.push_back(jstr(*have, "State") + " -> " + state);
+    if (jstr(*have, "Description") != s.description) diffs.push_back("description");
+    if (!jstr(*have, "EventPattern").empty()) diffs.push_back("event pattern removed");
+    if (diffs.empty()) same("schedule rule", rule, what);
+    else change(Change::update, "schedule rule", rule, join(diffs, ", "), [&] { events("PutRule", put); });
+  }
+
+  json target = {{"Id", target_id}, {"Arn", target_arn}};
+  if (s.input) target["Input"] = *s.input;
+  std::optional<json> have_target;
+  if (have) {
+    auto out = events("ListTargetsByRule", {{"Rule", rule}});
+    for (const auto& t : out.value("Targets", json::array()))
+      if (jstr(t, "Id") == target_id) have_target = t;
+  }
+  const std::string label = rn + (qual.empty() ? "" : ":" + qual);
+  if (!have_target) {
+    change(Change::create, "schedule target", rule, "invokes " + label, [&] {
+      auto out = events("PutTargets", {{"Rule", rule}, {"Targets", json::array({target})}});
+      if (jint(out, "FailedEntryCount") > 0)
+        throw std::runtime_error("EventBridge refused the target of rule " + rule + ": " +
+                                 out.value("FailedEntries", json::array()).dump());
+    });
+  } else if (jstr(*have_target, "Arn") != target_arn || !same_input(*have_target, s.input)) {
+    std::string detail = jstr(*have_target, "Arn") != target_arn ? "invokes " + label : "input";
+    change(Change::update, "schedule target", rule, detail, [&] {
+      auto out = events("PutTargets", {{"Rule", rule}, {"Targets", json::array({target})}});
+      if (jint(out, "FailedEntryCount") > 0)
+        throw std::runtime_error("EventBridge refused the target of rule " + rule + ": " +
+                                 out.value("FailedEntries", json::array()).dump());
+    });
+  } else {
+    same("schedule target", rule, label);
+  }
+  step_schedule_permission(rn, qual, rule, rule_arn);
+}
+
+void Deployer::step_schedule_permission(const std::string& rn, const std::string& qual, const std::string& rule,
+                                        const std::string& rule_arn) {
+  const std::string sid = statement_id("sluice-events-" + rule);
+  const std::string label = rn + (qual.empty() ? "" : ":" + qual);
+  aws::Pairs q;
+  if (!qual.empty()) q.emplace_back("Qualifier", qual);
+  bool present = false;
+  std::optional<json> policy;
+  try {
+    policy = r_.get("lambda", kLambdaApi + rn + "/policy", q);
+  } catch (const aws::ServiceError& e) {
+    if (e.status != 400) throw;
+  }
+  if (policy && policy->contains("Policy")) {
+    auto doc = json::parse(policy->value("Policy", "{}"), nullptr, false);
+    if (!doc.is_discarded() && doc.contains("Statement"))
+      for (const auto& st : doc["Statement"])
+        if (jstr(st, "Sid") == sid) present = true;
+  }
+  if (present) {
+    same("permission", label, "events " + rule);
+    return;
+  }
+  change(Change::create, "permission", label, "lambda:InvokeFunction for events.amazonaws.com from rule " + rule, [&] {
+    json body = {{"StatementId", sid},
+                 {"Action", "lambda:InvokeFunction"},
+                 {"Principal", "events.amazonaws.com"},
+                 {"SourceArn", rule_arn}};
+    try {
+      r_.call("POST", "lambda", kLambdaApi + rn + "/policy", body, q);
+    } catch (const aws::ServiceError& e) {
+      if (e.code != "ResourceConflictException") throw;  // a previous run got this far
+    }
+  });
+}
+
+void Deployer::remove_schedule_rule(const std::string& rule, const json& targets, const std::string& target_id,
+                                    const std::string& recorded_target) {
+  std::string fires;
+  json ids = json::array();
+  for (const auto& t : targets) {
+    ids.push_back(jstr(t, "Id"));
+    if (jstr(t, "Id") == target_id) fires = jstr(t, "Arn");
+  }
+  const bool firing = !fires.empty();
+  if (fires.empty()) fires = recorded_target;
+  change(Change::remove, "schedule rule", rule,
+         firing ? "no longer in the stack; it would keep invoking " + fires : std::string("no longer in the stack"),
+         [&] {
+           // Targets first (DeleteRule refuses a rule that has some), then the permission the
+           // rule used (on the function and qualifier its target named), the rule last: a run
+           // killed in between leaves a rule without targets that the record still names, and
+           // the next deploy deletes it.
+           if (!ids.empty()) events("RemoveTargets", {{"Rule", rule}, {"Ids", ids}});
+           const std::string marker = ":function:";
+           if (auto at = fires.find(marker); at != std::string::npos) {
+             std::string rest = fires.substr(at + marker.size());
+             std::string fn = rest, qual;
+             if (auto c = rest.find(':'); c != std::string::npos) {
+               fn = rest.substr(0, c);
+               qual = rest.substr(c + 1);
+             }
+             aws::Pairs q;
+             if (!qual.empty()) q.emplace_back("Qualifier", qual);
+             try {
+               r_.call("DELETE", "lambda", kLambdaApi + fn + "/policy/" + statement_id("sluice-events-" + rule),
+                       nullptr, q);
+             } catch (const aws::ServiceError& e) {
+               if (!is_not_found(e)) throw;
+             }
+           }
+           events("DeleteRule", {{"Name", rule}});
+         });
+}
+
 // ---- state -----------------------------------------------------------------------------
 
 json Deployer::build_record() const {
@@ -1397,6 +1664,14 @@ json Deployer::build_record() const {
     if (!a.authorizers.empty()) apis[name]["authorizers"] = a.authorizers;
   }
   json rec = {{"stack", st_.name}, {"stage", stage_}, {"functions", fns}, {"apis", apis}};
+  // Only when there are some, so records of stacks without schedules stay as they were.
+  if (o_.mode == Mode::rollback) {
+    // Rollback moves aliases only: the rules stay as the current record says.
+    if (previous_current_.is_object() && previous_current_.contains("schedules"))
+      rec["schedules"] = previous_current_["schedules"];
+  } else if (!schedules_.empty()) {
+    rec["schedules"] = schedules_;
+  }
   if (o_.mode == Mode::rollback || o_.mode == Mode::promote) {
     // Rollback and promote leave the APIs as they are; keep what the record said.
     if (o_.mode == Mode::rollback && source_record_.contains("apis")) rec["apis"] = source_record_["apis"];
@@ -1406,7 +1681,7 @@ json Deployer::build_record() const {
 
 bool same_deployment(const json& a, const json& b) {
   return a.is_object() && b.is_object() && a.value("functions", json()) == b.value("functions", json()) &&
-         a.value("apis", json()) == b.value("apis", json());
+         a.value("apis", json()) == b.value("apis", json()) && a.value("schedules", json()) == b.value("schedules", json());
 }
 
 void Deployer::step_record() {
@@ -1496,6 +1771,7 @@ void Deployer::pass(bool apply) {
   items_.clear();
   aliases_.clear();
   apis_.clear();
+  schedules_ = json::object();
   rest_stage_ready_.clear();
   if (!apply) step_bucket();  // applying creates it before taking the lock
   else if (bucket_created_) items_.push_back({Change::create, "bucket", bucket_, ""});
@@ -1515,6 +1791,7 @@ void Deployer::pass(bool apply) {
       else step_http_api(api);
     }
     step_keys_and_plans();
+    step_schedules();
   } else if (source_record_.contains("apis")) {
     for (const auto& [name, a] : source_record_["apis"].items())
       apis_[name] = {a.value("type", ""), a.value("id", ""), a.value("stage", ""), a.value("url", ""),
@@ -1549,6 +1826,9 @@ void Deployer::print_summary() const {
     p_.line(line);
   }
   for (const auto& [name, a] : apis_) p_.line("  API " + name + " (" + a.type + "): " + a.url);
+  for (const auto& [name, sc] : schedules_.items())
+    p_.line("  schedule " + name + ": rule " + sc.value("rule", "") + " " + sc.value("expression", "") +
+            (sc.value("state", "") == "DISABLED" ? " (disabled)" : "") + " -> " + sc.value("target", ""));
 }
 
 bool Deployer::confirm() const {

@@ -1,5 +1,10 @@
 #include "naming.hpp"
 
+#include "sluice/common/hash.hpp"
+
+#include <algorithm>
+#include <cctype>
+
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -78,6 +83,46 @@ std::string compact_timestamp() {
   std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02d%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   return buf;
+}
+
+}  // namespace sluice::deploy
+
+namespace sluice::deploy {
+
+namespace {
+constexpr std::size_t kRuleNameMax = 64;
+}
+
+std::string rule_name(const std::string& stack, const std::string& stage, const std::string& schedule) {
+  std::string full = stack + "-" + stage + "-" + schedule;
+  if (full.size() <= kRuleNameMax) return full;
+  return full.substr(0, 55) + "-" + hex(sha256(full)).substr(0, 8);
+}
+
+std::string rule_prefix(const std::string& stack, const std::string& stage) {
+  std::string p = stack + "-" + stage + "-";
+  if (p.size() > 55) p.resize(55);
+  return p;
+}
+
+std::string schedule_target_id(const std::string& stack, const std::string& stage) {
+  std::string id = "sluice." + stack + "." + stage;
+  if (id.size() <= kRuleNameMax) return id;
+  return "sluice." + hex(sha256(stack + "." + stage)).substr(0, 32);
+}
+
+std::string schedule_qualifier(const std::string& qualifier, const std::string& stage) {
+  if (qualifier == "$LATEST") return "";
+  if (!qualifier.empty() && std::all_of(qualifier.begin(), qualifier.end(),
+                                        [](unsigned char c) { return std::isdigit(c); }))
+    return qualifier;
+  return stage;
+}
+
+bool valid_rule_chars(const std::string& name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '-' || c == '_';
+  });
 }
 
 }  // namespace sluice::deploy

@@ -25,3 +25,26 @@ std::string stage_url(const std::string& api_id, const std::string& region, cons
 std::string compact_timestamp();
 
 }  // namespace sluice::deploy
+
+namespace sluice::deploy {
+
+// ---- EventBridge schedules ----------------------------------------------------------------
+
+// The rule of schedule SCHEDULE in stage STAGE: "STACK-STAGE-SCHEDULE", within EventBridge's
+// 64 characters ([.\-_A-Za-z0-9]): a longer name keeps its first 55 characters, then "-" and
+// 8 hex digits of the SHA-256 of the whole name.
+std::string rule_name(const std::string& stack, const std::string& stage, const std::string& schedule);
+// What every rule of that stack and stage starts with (for ListRules' NamePrefix).
+std::string rule_prefix(const std::string& stack, const std::string& stage);
+// The Id of the target deploy puts on the rules of one stack and stage: "sluice.STACK.STAGE"
+// ('.' appears in neither name, so it is unambiguous), or "sluice." + 32 hex digits when longer
+// than 64. A rule is sluice's, for this stack and stage, when it carries that target.
+std::string schedule_target_id(const std::string& stack, const std::string& stage);
+// The qualifier a schedule's target gets in stage STAGE: none or an alias name -> the alias
+// STAGE (every alias deploy manages is a stage alias); a version number -> that version;
+// "$LATEST" -> "" (the unqualified function).
+std::string schedule_qualifier(const std::string& qualifier, const std::string& stage);
+// Whether a name fits EventBridge's [.\-_A-Za-z0-9]+.
+bool valid_rule_chars(const std::string& name);
+
+}  // namespace sluice::deploy

@@ -18,6 +18,8 @@ void trace(const aws::Request& r, int status) {
   if (!trace_enabled()) return;
   std::string q;
   for (const auto& [k, v] : r.query) q += (q.empty() ? "?" : "&") + k + "=" + v;
+  for (const auto& [k, v] : r.headers)
+    if (k == "x-amz-target") q += " " + v;
   std::fprintf(stderr, "  [trace] %s %s %s%s -> %d\n", r.service.c_str(), r.method.c_str(), r.path.c_str(), q.c_str(),
                status);
 }
@@ -66,6 +68,22 @@ std::optional<json> Remote::get(const std::string& service, const std::string& p
     if (is_not_found(e)) return std::nullopt;
     throw;
   }
+}
+
+json Remote::target(const std::string& service, const std::string& target_prefix, const std::string& action,
+                    const json& body) {
+  aws::Request r;
+  r.method = "POST";
+  r.service = service;
+  r.path = "/";
+  r.body = body.is_null() ? "{}" : body.dump();
+  r.headers.emplace_back("content-type", "application/x-amz-json-1.1");
+  r.headers.emplace_back("x-amz-target", target_prefix + "." + action);
+  if (!starts_with(action, "Describe") && !starts_with(action, "List")) ++mutations_;
+  auto resp = send(c_, r);
+  if (resp.body.empty()) return json::object();
+  auto parsed = json::parse(resp.body, nullptr, false);
+  return parsed.is_discarded() ? json::object() : parsed;
 }
 
 std::string Remote::query(const std::string& service, const std::string& action, const std::string& version,

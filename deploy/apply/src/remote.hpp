@@ -24,6 +24,11 @@ class Remote {
   // Same, nullopt on 404 (the resource does not exist).
   std::optional<json> get(const std::string& service, const std::string& path, const aws::Pairs& query = {});
 
+  // JSON 1.1 API (EventBridge): POST / with X-Amz-Target PREFIX.ACTION; the parsed answer.
+  // Describe* and List* actions do not count as mutations.
+  json target(const std::string& service, const std::string& target_prefix, const std::string& action,
+              const json& body);
+
   // Query API (IAM, STS): Action + params in a form body; the XML answer.
   std::string query(const std::string& service, const std::string& action, const std::string& version,
                     const aws::Pairs& params = {});

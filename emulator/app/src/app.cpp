@@ -29,6 +29,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace sluice::app {
@@ -189,6 +190,27 @@ struct App::Impl {
     });
   }
 
+  // Requirements files are for deploy (a layer built by pip for Lambda's platform): the engine
+  // has no package index to install from. Said once per file, at start and when a reload adds one.
+  std::set<fs::path> requirements_warned;
+  void warn_requirements(const stack::Stack& st) {
+    std::map<fs::path, std::vector<std::string>> users;
+    for (const auto& [name, f] : st.functions)
+      if (f.requirements && !requirements_warned.count(*f.requirements)) users[*f.requirements].push_back(name);
+    for (const auto& [req, fns] : users) {
+      requirements_warned.insert(req);
+      std::error_code ec;
+      auto rel = fs::relative(req, st.base_dir, ec);
+      std::string shown = ec || rel.empty() ? req.string() : rel.string();
+      std::string msg = "requirements " + shown + " (" + join(fns, ", ") +
+                        ") are not installed by sluice serve: deploy builds them into a layer; locally the packages "
+                        "must be importable by the Python that runs the handlers (pip install -r " + shown +
+                        " in its environment)";
+      if (options.log_output) log::get("serve")->warn("{}", msg);
+      else sink->write_text("[sluice] " + msg, false);
+    }
+  }
+
   void on_stack_change() {
     auto result = stack::load_file(file);
     if (!result.ok()) {
@@ -200,6 +222,7 @@ struct App::Impl {
     }
     apply(*result.stack);
     sink->write_text("[sluice] reloaded " + file.filename().string(), false);
+    warn_requirements(*result.stack);
   }
 
   void apply(const stack::Stack& st) {
@@ -322,6 +345,7 @@ void App::start() {
     throw EngineError(e.what());
   }
   d.cached = d.compute_endpoints();
+  d.warn_requirements(*d.initial);
   if (d.options.on_started) d.options.on_started(d.cached);
   if (d.options.endpoints_file) write_endpoints(*d.options.endpoints_file, json::parse(app::endpoints_json(d.cached)).dump(2));
 

@@ -51,15 +51,70 @@ void Loader::read_packages(const View& v) {
       c_.error(pv, "package name " + sluice::quoted(name) + " must be 1 to 64 letters, digits, '-' or '_'");
       continue;
     }
-    auto f = c_.fields(pv, {"path"}, "a mapping {path: DIRECTORY}");
+    auto f = c_.fields(pv, {"path", "requirements"}, "a mapping {path: DIRECTORY, requirements: FILE}");
     if (!f) continue;
     auto p = f->get("path");
     if (!p) {
       c_.missing(pv, "path", "the package's directory, relative to the stack file");
       continue;
     }
-    if (auto dir = directory(*p, "package directory")) stack_.packages[name] = PackageSpec{name, *dir};
+    std::optional<fs::path> req;
+    if (auto r = f->get("requirements")) {
+      req = requirements_file(*r);
+      if (!req) continue;
+    }
+    if (auto dir = directory(*p, "package directory")) stack_.packages[name] = PackageSpec{name, *dir, req};
   }
+}
+
+std::optional<fs::path> Loader::requirements_file(const View& v) {
+  auto s = c_.string(v, "the path of a pip requirements file, e.g. requirements.txt");
+  if (!s) return std::nullopt;
+  if (s->empty()) {
+    c_.error(v, "requirements is empty; write the path of a pip requirements file such as \"requirements.txt\"");
+    return std::nullopt;
+  }
+  fs::path p = resolve(*s);
+  std::error_code ec;
+  auto st = fs::status(p, ec);
+  if (ec || !fs::exists(st)) {
+    c_.error(v, "requirements file " + sluice::quoted(*s) + " does not exist (looked for " + p.string() + ")");
+    return std::nullopt;
+  }
+  if (!fs::is_regular_file(st)) {
+    c_.error(v, "requirements file " + sluice::quoted(*s) + " is not a file (" + p.string() + ")");
+    return std::nullopt;
+  }
+  fs::path canon = fs::canonical(p, ec);
+  return ec ? p : canon;
+}
+
+// functions.X.requirements, else the package's: Python runtimes only.
+void Loader::read_requirements(const Fields& f, FunctionSpec& fn) {
+  const View* own = f.get("requirements");
+  std::optional<fs::path> req;
+  const View* at = own;
+  if (own) {
+    req = requirements_file(*own);
+    if (!req) return;
+  } else if (!fn.package.empty()) {
+    auto it = stack_.packages.find(fn.package);
+    if (it != stack_.packages.end() && it->second.requirements) {
+      req = it->second.requirements;
+      at = f.get("package");
+    }
+  }
+  if (!req) return;
+  if (fn.runtime.family != RuntimeFamily::python || fn.runtime.id.empty()) {
+    if (fn.runtime.id.empty()) return;  // the runtime is broken and already reported
+    c_.error(at ? *at : f.self,
+             own ? "requirements is for Python functions (a pip requirements file becomes a layer); this function "
+                   "runs " + fn.runtime.id
+                 : "package " + sluice::quoted(fn.package) + " has requirements, which are for Python functions; "
+                   "this function runs " + fn.runtime.id + " (give it a package without requirements)");
+    return;
+  }
+  fn.requirements = req;
 }
 
 std::optional<fs::path> Loader::directory(const View& v, std::string_view what) {
@@ -135,7 +190,7 @@ void Loader::read_function(const std::string& name, const View& v) {
     c_.error(v, "function name " + sluice::quoted(name) + " must be 1 to 64 letters, digits, '-' or '_'");
   auto f = c_.fields(v,
                      {"runtime", "handler", "code", "package", "description", "memory", "timeout", "environment",
-                      "concurrency", "layers", "aliases", "async"},
+                      "concurrency", "layers", "aliases", "async", "requirements"},
                      "a mapping with the function's settings (runtime, handler, code, ...)");
   if (!f) return;
   FunctionSpec fn;
@@ -145,6 +200,7 @@ void Loader::read_function(const std::string& name, const View& v) {
   read_runtime_and_handler(*f, fn, code);
   read_code_location(*f, fn, code);
   read_function_settings(*f, fn);
+  read_requirements(*f, fn);
   if (auto x = f->get("layers")) code.ok = read_layers(*x, fn) && code.ok;
   if (auto x = f->get("aliases")) read_aliases(*x, fn);
   check_code(fn, code);

@@ -197,6 +197,9 @@ class Loader {
   // values
   std::optional<RuntimeId> runtime(const View& v);
   std::optional<fs::path> directory(const View& v, std::string_view what);
+  // A requirements file: a string naming an existing regular file (absolute once resolved).
+  std::optional<fs::path> requirements_file(const View& v);
+  void read_requirements(const Fields& f, FunctionSpec& fn);
   std::optional<Throttle> throttle(const View& v);
   std::optional<std::string> payload_format(const View& v);
   std::optional<std::vector<std::string>> string_list(const View& v, std::string_view expected, bool scalar_ok = false);

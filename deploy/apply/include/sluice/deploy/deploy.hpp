@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sluice::deploy {
 
@@ -27,6 +28,9 @@ struct Options {
   int lock_timeout_s = 60;
   bool force_unlock = false;
   int max_attempts = 3;                     // the SDKs' standard retry mode
+  // Extra arguments for pip when requirements layers are built (--pip-arg, SLUICE_PIP_ARGS),
+  // e.g. {"--no-index", "--find-links", "wheels/"} or {"--index-url", URL}.
+  std::vector<std::string> pip_args;
 };
 
 // Plans, asks (terminal without --yes), applies, prints progress and a summary on stderr.

@@ -47,6 +47,10 @@ struct FunctionSpec {
   std::map<std::string, std::string> environment;
   std::optional<int> reserved_concurrency;  // 0..account limit
   std::vector<fs::path> layers;             // absolute directories, in order (later wins)
+  // Python only: a requirements file (absolute) that deploy turns into a layer built for
+  // Lambda's platform; the function's own `requirements:`, else its package's. `serve`
+  // does not install it (the packages must be importable by the local interpreter).
+  std::optional<fs::path> requirements;
   std::map<std::string, AliasSpec> aliases;
   AsyncSpec async;
 };
@@ -54,6 +58,7 @@ struct FunctionSpec {
 struct PackageSpec {
   std::string name;
   fs::path path;  // absolute
+  std::optional<fs::path> requirements;  // absolute; for the Python functions using the package
 };
 
 // ---- API Gateway (issue 3 consumes these) ----------------------------------
