@@ -1,4 +1,4 @@
-// SigV4: every vector of AWS's test suite (../shared/vectors/aws4_testsuite, path from CMake)
+// SigV4: every vector of AWS's test suite (tests/vectors/aws4_testsuite, path from CMake)
 // and the pieces the S3 rules change.
 #include <catch2/catch.hpp>
 

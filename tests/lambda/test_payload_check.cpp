@@ -30,14 +30,10 @@ std::string error_of(std::string_view payload) {
 const std::string value_list = "(JSON String, Number, Array, Object or token 'null', 'true' or 'false')";
 
 // The InvalidRequestContentException message AWS recorded for one of
-// LocalStack's test_lambda_invoke_payload_encoding_error cases; empty when
-// the vectors are not next to this checkout (the literal copies below still apply).
+// LocalStack's test_lambda_invoke_payload_encoding_error cases (tests/vectors).
 std::string recorded_message(const std::string& label) {
   std::ifstream in(std::string(SLUICE_VECTORS_DIR) + "/aws-recorded/test_lambda.snapshot.json");
-  if (!in) {
-    WARN("no recorded vectors under " SLUICE_VECTORS_DIR);
-    return {};
-  }
+  if (!in) FAIL("no recorded vectors under " SLUICE_VECTORS_DIR);
   auto doc = nlohmann::json::parse(in);
   for (auto& [key, value] : doc.items()) {
     if (key.find("test_lambda_invoke_payload_encoding_error[" + label + "-") == std::string::npos) continue;
