@@ -158,22 +158,11 @@ int cmd_invoke(const Args& a) {
           std::fprintf(stderr, "sluice: %s: %s\n", res.error->code.c_str(), res.error->message.c_str());
           rc = 2;
         } else if (res.stream) {
-          bool done = false;
-          asio::steady_timer wake(ioc, std::chrono::steady_clock::time_point::max());
-          res.stream->consume(
-              [](std::string_view chunk) {
-                std::fwrite(chunk.data(), 1, chunk.size(), stdout);
-                std::fflush(stdout);
-                return true;
-              },
-              [&] {
-                done = true;
-                wake.cancel();
-              });
-          while (!done) {
-            wake.expires_at(std::chrono::steady_clock::time_point::max());
-            co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
-          }
+          std::function<void(std::string_view)> print = [](std::string_view chunk) {
+            std::fwrite(chunk.data(), 1, chunk.size(), stdout);
+            std::fflush(stdout);
+          };
+          co_await lambda::read_stream(*res.stream, print);  // no temporaries in co_await (GCC 12)
           if (!res.stream->error_type().empty()) {
             std::fprintf(stdout, "%s", res.stream->error_body().c_str());
             rc = 1;

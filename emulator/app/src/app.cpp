@@ -430,22 +430,9 @@ InvokeResult App::invoke(const std::string& function, const std::string& payload
     out.content_type = res.content_type;
     if (auto tail = base64_decode(res.log_result)) out.log_tail = *tail;
     if (res.stream) {
-      asio::steady_timer wake(d.ioc, std::chrono::steady_clock::time_point::max());
-      bool done = false;
       std::string body;
-      res.stream->consume(
-          [&body](std::string_view chunk) {
-            body.append(chunk);
-            return true;
-          },
-          [&] {
-            done = true;
-            wake.cancel();
-          });
-      while (!done) {
-        wake.expires_at(std::chrono::steady_clock::time_point::max());
-        co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
-      }
+      std::function<void(std::string_view)> append = [&body](std::string_view chunk) { body.append(chunk); };
+      co_await lambda::read_stream(*res.stream, append);  // no temporaries in co_await (GCC 12)
       out.content_type = res.stream->content_type();
       if (!res.stream->error_type().empty()) {
         out.function_error = true;

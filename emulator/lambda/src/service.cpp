@@ -924,4 +924,23 @@ std::vector<InvocationRecord> LambdaService::records() const {
 void LambdaService::clear_records() { impl_->records.clear(); }
 std::size_t LambdaService::records_pending() const { return impl_->records_pending; }
 
+asio::awaitable<void> read_stream(runtime::ResponseStream& stream, const std::function<void(std::string_view)>& on_chunk) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer wake(ex, std::chrono::steady_clock::time_point::max());
+  bool done = false;
+  stream.consume(
+      [&on_chunk](std::string_view chunk) {
+        on_chunk(chunk);
+        return true;
+      },
+      [&] {
+        done = true;
+        wake.cancel();
+      });
+  while (!done) {
+    wake.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
 }  // namespace sluice::lambda

@@ -12,8 +12,10 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <functional>
 #include <filesystem>
 #include <map>
+#include <string_view>
 #include <memory>
 #include <optional>
 #include <string>
@@ -84,6 +86,11 @@ struct FunctionStats {
   int cold_starts = 0;
   int invocations = 0;
 };
+
+// Delivers every chunk of a streamed response to on_chunk, in order, and returns once the
+// stream has ended (its error trailers, if any, are set by then).
+boost::asio::awaitable<void> read_stream(runtime::ResponseStream& stream,
+                                         const std::function<void(std::string_view)>& on_chunk);
 
 class LambdaService {
  public:
