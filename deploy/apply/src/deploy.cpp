@@ -206,6 +206,8 @@ class Deployer {
   void step_keys_and_plans();
   void step_schedules();
   void step_schedule(const stack::ScheduleSpec& s, const std::string& target_id);
+  // Whether the function's (or its qualifier's) resource policy has a statement with this id.
+  bool has_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& sid);
   void step_schedule_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& rule,
                                 const std::string& rule_arn);
   void remove_schedule_rule(const std::string& rule, const json& targets, const std::string& target_id,
@@ -640,6 +642,23 @@ void Deployer::step_aliases_from_record(const json& record) {
 
 // ---- permissions -----------------------------------------------------------------------
 
+bool Deployer::has_permission(const std::string& rn, const std::string& qual, const std::string& sid) {
+  aws::Pairs q;
+  if (!qual.empty()) q.emplace_back("Qualifier", qual);
+  std::optional<json> policy;
+  try {
+    policy = r_.get("lambda", kLambdaApi + rn + "/policy", q);
+  } catch (const aws::ServiceError& e) {
+    if (e.status != 400) throw;  // no policy yet
+  }
+  if (!policy || !policy->contains("Policy")) return false;
+  auto doc = json::parse(policy->value("Policy", "{}"), nullptr, false);
+  if (doc.is_discarded() || !doc.contains("Statement")) return false;
+  for (const auto& st : doc["Statement"])
+    if (jstr(st, "Sid") == sid) return true;
+  return false;
+}
+
 void Deployer::step_permission(const std::string& function_expr, const std::string& qualifier_expr,
                                const std::string& api_id, const std::map<std::string, std::string>& variables,
                                const std::string& source_arn, const std::string& sid_suffix) {
@@ -654,23 +673,7 @@ void Deployer::step_permission(const std::string& function_expr, const std::stri
   std::string sid = statement_id("sluice-" + (api_id == kNew ? std::string("new") : api_id) + "-" + sid_suffix +
                                  (qual->empty() ? "" : "-" + *qual));
   std::string label = rn + (qual->empty() ? "" : ":" + *qual);
-  bool present = false;
-  if (api_id != kNew) {
-    aws::Pairs q;
-    if (!qual->empty()) q.emplace_back("Qualifier", *qual);
-    std::optional<json> policy;
-    try {
-      policy = r_.get("lambda", kLambdaApi + rn + "/policy", q);
-    } catch (const aws::ServiceError& e) {
-      if (e.status != 400) throw;
-    }
-    if (policy && policy->contains("Policy")) {
-      auto doc = json::parse(policy->value("Policy", "{}"), nullptr, false);
-      if (!doc.is_discarded() && doc.contains("Statement"))
-        for (const auto& s : doc["Statement"])
-          if (jstr(s, "Sid") == sid) present = true;
-    }
-  }
+  bool present = api_id != kNew && has_permission(rn, *qual, sid);
   if (present) {
     same("permission", label, "apigateway");
     return;
@@ -1574,21 +1577,7 @@ void Deployer::step_schedule_permission(const std::string& rn, const std::string
                                         const std::string& rule_arn) {
   const std::string sid = statement_id("sluice-events-" + rule);
   const std::string label = rn + (qual.empty() ? "" : ":" + qual);
-  aws::Pairs q;
-  if (!qual.empty()) q.emplace_back("Qualifier", qual);
-  bool present = false;
-  std::optional<json> policy;
-  try {
-    policy = r_.get("lambda", kLambdaApi + rn + "/policy", q);
-  } catch (const aws::ServiceError& e) {
-    if (e.status != 400) throw;
-  }
-  if (policy && policy->contains("Policy")) {
-    auto doc = json::parse(policy->value("Policy", "{}"), nullptr, false);
-    if (!doc.is_discarded() && doc.contains("Statement"))
-      for (const auto& st : doc["Statement"])
-        if (jstr(st, "Sid") == sid) present = true;
-  }
+  bool present = has_permission(rn, qual, sid);
   if (present) {
     same("permission", label, "events " + rule);
     return;
@@ -1598,6 +1587,8 @@ void Deployer::step_schedule_permission(const std::string& rn, const std::string
                  {"Action", "lambda:InvokeFunction"},
                  {"Principal", "events.amazonaws.com"},
                  {"SourceArn", rule_arn}};
+    aws::Pairs q;
+    if (!qual.empty()) q.emplace_back("Qualifier", qual);
     try {
       r_.call("POST", "lambda", kLambdaApi + rn + "/policy", body, q);
     } catch (const aws::ServiceError& e) {
