@@ -101,11 +101,11 @@ std::string Remote::query(const std::string& service, const std::string& action,
   return send(c_, r).body;
 }
 
-bool Remote::bucket_exists(const std::string& bucket) {
+bool Remote::s3_head_exists(const std::string& path) {
   aws::Request r;
   r.method = "HEAD";
   r.service = "s3";
-  r.path = "/" + bucket;
+  r.path = path;
   try {
     send(c_, r);
     return true;
@@ -114,6 +114,8 @@ bool Remote::bucket_exists(const std::string& bucket) {
     throw;
   }
 }
+
+bool Remote::bucket_exists(const std::string& bucket) { return s3_head_exists("/" + bucket); }
 
 void Remote::create_bucket(const std::string& bucket, const std::string& region) {
   aws::Request r;
@@ -130,17 +132,7 @@ void Remote::create_bucket(const std::string& bucket, const std::string& region)
 }
 
 bool Remote::object_exists(const std::string& bucket, const std::string& key) {
-  aws::Request r;
-  r.method = "HEAD";
-  r.service = "s3";
-  r.path = "/" + bucket + "/" + key;
-  try {
-    send(c_, r);
-    return true;
-  } catch (const aws::ServiceError& e) {
-    if (is_not_found(e)) return false;
-    throw;
-  }
+  return s3_head_exists("/" + bucket + "/" + key);
 }
 
 std::optional<std::string> Remote::get_object(const std::string& bucket, const std::string& key) {

@@ -50,6 +50,7 @@ class Remote {
   int mutations() const { return mutations_; }
 
  private:
+  bool s3_head_exists(const std::string& path);  // HEAD: 2xx true, 404 false, else throws
   aws::Client& c_;
   int mutations_ = 0;
 };

@@ -177,13 +177,8 @@ ojson apigateway_http(const Settings& s) {
   return ev;
 }
 
-ojson apigateway_authorizer_token(const Settings& s) {
-  Synthetic x = synthesize(s, stack::ApiType::rest, "prod", "GET");
-  stack::AuthorizerSpec auth;
-  auth.name = "generated";
-  auth.type = stack::AuthorizerType::token;
-  auth.identity_sources = {"method.request.header.Authorization"};
-  x.request.headers.push_back({"Authorization", s.get("token", "Bearer allow")});
+// What the gateway hands an authorizer for the synthetic request x.
+static gateway::AuthInput auth_input(const Settings& s, const Synthetic& x) {
   gateway::AuthInput in;
   in.request = &x.request;
   in.api = &x.api;
@@ -195,6 +190,17 @@ ojson apigateway_authorizer_token(const Settings& s) {
   in.region = s.region();
   in.domain_name = x.domain;
   in.time = x.time;
+  return in;
+}
+
+ojson apigateway_authorizer_token(const Settings& s) {
+  Synthetic x = synthesize(s, stack::ApiType::rest, "prod", "GET");
+  stack::AuthorizerSpec auth;
+  auth.name = "generated";
+  auth.type = stack::AuthorizerType::token;
+  auth.identity_sources = {"method.request.header.Authorization"};
+  x.request.headers.push_back({"Authorization", s.get("token", "Bearer allow")});
+  gateway::AuthInput in = auth_input(s, x);
   return ojson::parse(gateway::authorizer_event(auth, in));
 }
 
@@ -207,18 +213,8 @@ ojson apigateway_authorizer_request(const Settings& s) {
   auth.name = "generated";
   auth.type = stack::AuthorizerType::request;
   auth.payload_format = "1.0";
-  gateway::AuthInput in;
-  in.request = &x.request;
+  gateway::AuthInput in = auth_input(s, x);
   in.match = &m;
-  in.api = &x.api;
-  in.stage = x.stage;
-  in.stage_variables = &x.stage_variables;
-  in.method_arn = gateway::method_arn(s.region(), s.account(), x.api.api_id, x.stage, x.request.method, x.request.path);
-  in.request_id = x.request_id;
-  in.account_id = s.account();
-  in.region = s.region();
-  in.domain_name = x.domain;
-  in.time = x.time;
   ojson ev = ojson::parse(gateway::authorizer_event(auth, in));
   as_on_aws(ev);
   return ev;
