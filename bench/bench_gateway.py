@@ -9,7 +9,13 @@
   resident memory before and after;
 * sluice's gateway alone (a request the gateway answers itself) against a
   minimal Boost.Beast server returning the same bytes;
-* with --million: sluice's resident memory across a million proxied requests.
+* with --million: sluice's resident memory across a million proxied requests;
+* for sluice's proxied routes, where the time of the measured run went, from sluice's own
+  log: the access-log latency (request parsed to response written) and the invocation's
+  REPORT Duration (event handed to the runtime to its response), p50 / p99 / p99.9 / max.
+  A tail that is in both is inside the handler processes, not in the gateway.
+
+  --sluice-arg ARG (repeatable) passes ARG to `sluice serve`, e.g. --sluice-arg=--no-freeze.
 
 serverless@3 and serverless-offline@13 are installed into bench/peers on first
 use (npm). Nothing here is committed from them.
@@ -103,11 +109,11 @@ def ensure_peers():
     subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PEERS, check=True)
 
 
-def start_sluice(work):
+def start_sluice(work, extra=()):
     ep = work / "endpoints.json"
     log = open(work / "sluice.log", "w")
     proc = subprocess.Popen([str(SLUICE), "serve", str(work / "sluice.yaml"), "--port", "0", "--lambda-port", "0",
-                             "--endpoints-file", str(ep)], stdout=log, stderr=subprocess.STDOUT)
+                             "--endpoints-file", str(ep), *extra], stdout=log, stderr=subprocess.STDOUT)
     while not ep.exists():
         if proc.poll() is not None:
             raise RuntimeError("sluice did not start: " + (work / "sluice.log").read_text())
@@ -157,15 +163,37 @@ def stop(proc, log, group=False):
     log.close()
 
 
-def measure(name, pid, url, seconds, tree, warm=5):
-    # Warm-up: every environment started, every JIT and heap settled (the first ~15 s after a
-    # start show a p99 tail while 16 Node environments warm up; both servers get the same).
+def measure(name, pid, url, seconds, tree, warm=5, log_path=None):
+    # Warm-up: every environment started, every JIT and heap settled (both servers get the same).
     wrk(url, warm)
     before = tree_rss_kb(pid) if tree else rss_kb(pid)
+    start = log_size(log_path)
     r = wrk(url, seconds)
     after = tree_rss_kb(pid) if tree else rss_kb(pid)
     r.update(name=name, rss_before_mb=before / 1024, rss_after_mb=after / 1024)
+    if log_path:
+        time.sleep(0.3)  # let the log writer catch up
+        r["inside"] = log_latencies(log_path, start)
     return r
+
+
+def log_size(path):
+    return path.stat().st_size if path and path.exists() else 0
+
+
+def log_latencies(path, offset):
+    """sluice's own view of a run: access-log latency and REPORT Duration, in ms."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode("utf-8", "replace")
+    access = sorted(float(m) for m in re.findall(r"-> \d+ in ([\d.]+) ms", text))
+    report = sorted(float(m) for m in re.findall(r"REPORT RequestId: \S+\tDuration: ([\d.]+) ms", text))
+
+    def pct(v):
+        if not v:
+            return None
+        return [v[len(v) // 2], v[int(len(v) * 0.99)], v[min(len(v) - 1, int(len(v) * 0.999))], v[-1]]
+    return {"access": pct(access), "report": pct(report)}
 
 
 def main():
@@ -173,6 +201,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="3 s runs instead of 10 s")
     ap.add_argument("--no-peer", action="store_true", help="skip serverless-offline")
     ap.add_argument("--million", action="store_true", help="also check sluice's memory over a million requests")
+    ap.add_argument("--sluice-arg", action="append", default=[], help="pass an argument to `sluice serve`")
     args = ap.parse_args()
     secs = 3 if args.quick else 10
     warm = 2 if args.quick else 15
@@ -187,10 +216,11 @@ def main():
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; wrk -t2 -c16 -d{secs}s")
     rows = []
 
-    proc, log, http_url, rest_url, rest_base = start_sluice(work)
+    proc, log, http_url, rest_url, rest_base = start_sluice(work, args.sluice_arg)
+    slog = work / "sluice.log"
     try:
-        rows.append(measure("sluice, HTTP API route", proc.pid, http_url, secs, tree=False, warm=warm))
-        rows.append(measure("sluice, REST route", proc.pid, rest_url, secs, tree=False, warm=warm))
+        rows.append(measure("sluice, HTTP API route", proc.pid, http_url, secs, tree=False, warm=warm, log_path=slog))
+        rows.append(measure("sluice, REST route", proc.pid, rest_url, secs, tree=False, warm=warm, log_path=slog))
         # The gateway alone: a request it answers itself (no route: 403 Missing Authentication Token).
         rows.append(measure("sluice gateway alone (no-route 403)", proc.pid, rest_base + "/bench/nothing", secs,
                             tree=False, warm=warm))
@@ -233,6 +263,16 @@ def main():
         print(f"{r['name']:<42} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
               f"{r['rss_before_mb']:>9.1f} -> {r['rss_after_mb']:>6.1f} MB {r['non_2xx']:>8}")
     by = {r["name"]: r for r in rows}
+    inside = [r for r in rows if r.get("inside")]
+    if inside:
+        print()
+        print("sluice's own log for the same runs, ms (p50 / p99 / p99.9 / max):")
+        for r in inside:
+            for key, what in (("access", "gateway: request parsed -> response written"),
+                              ("report", "invocation: event handed over -> response (REPORT Duration)")):
+                v = r["inside"][key]
+                if v:
+                    print(f"  {r['name']:<24} {what:<60} {' / '.join(f'{x:.2f}' for x in v)}")
 
     def ratio(a, b, key):
         return by[a][key] / by[b][key] if a in by and b in by and by[b][key] else float("nan")

@@ -134,7 +134,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
     args = ap.parse_args()
     n_warm = 2000 if args.quick else 20000
-    n_cold = 5 if args.quick else 20
+    n_cold = 5 if args.quick else 30
     n_mem = 10000 if args.quick else 100000
     dur = 2 if args.quick else 5
     for tool in (SLUICE, LOAD):
@@ -170,15 +170,18 @@ def main():
     # Cold starts: an idle timeout of 0.2 s reaps the environment between calls.
     srv = Server(work, "--idle-timeout", "0.2")
     try:
+        # Cold start and baseline alternate, so both see the same machine (a shared
+        # 2-core machine drifts by several ms between one minute and the next).
         for fn, rt in (("py-hello", "python"), ("node-hello", "node")):
-            colds = []
+            colds, bases = [], []
             for _ in range(n_cold):
                 time.sleep(0.6)
                 colds.append(invoke_once(srv.port, fn))
-            base = raw_cold(rt, n_cold)
-            cold = statistics.median(colds)
+                bases.append(raw_cold(rt, 1))
+            cold, base = statistics.median(colds), statistics.median(bases)
+            paired = statistics.median(c - b for c, b in zip(colds, bases))
             rows.append((f"{rt}: cold start, median (ms)", f"{cold:.1f}", f"interpreter + import {base:.1f}",
-                         f"overhead {cold - base:.1f} ms"))
+                         f"overhead {cold - base:.1f} ms (paired median {paired:.1f} ms)"))
     finally:
         srv.stop()
     shutil.rmtree(work, ignore_errors=True)

@@ -105,6 +105,15 @@ pid_t parent_of(pid_t pid) {
   return ppid;
 }
 
+// `/bin/sh -c SCRIPT` with only PATH set, its stdout and stderr on output_fd.
+proc::SpawnResult spawn_shell(const std::string& script, int output_fd) {
+  proc::SpawnOptions opts;
+  opts.argv = {"/bin/sh", "-c", script};
+  opts.env = {"PATH=/usr/bin:/bin"};
+  opts.output_fd = output_fd;
+  return proc::spawn(opts);
+}
+
 }  // namespace
 
 TEST_CASE("spawn runs the program with exactly the given environment, cwd and output", "[process][spawn]") {
@@ -131,6 +140,35 @@ TEST_CASE("spawn runs the program with exactly the given environment, cwd and ou
   CHECK(WIFEXITED(*status));
   CHECK(WEXITSTATUS(*status) == 3);
   CHECK(proc::describe_wait_status(*status) == "exit status 3");
+}
+
+TEST_CASE("the child starts with no blocked signals and default dispositions", "[process][spawn]") {
+  // The parent blocks every signal around the clone and may itself ignore some (sluice
+  // ignores SIGPIPE); the handler must see neither.
+  struct sigaction ign {}, old_pipe {}, old_usr1 {};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ign, &old_pipe);
+  ::sigaction(SIGUSR1, &ign, &old_usr1);
+  sigset_t usr2, old_mask;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  ::pthread_sigmask(SIG_BLOCK, &usr2, &old_mask);
+
+  Pipe out;
+  auto res = spawn_shell("grep -E '^Sig(Blk|Ign):' /proc/self/status", out.w);
+
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  ::sigaction(SIGUSR1, &old_usr1, nullptr);
+  REQUIRE(res.pid > 0);
+  Reap reap{res.pid};
+  out.close_write();
+  std::string text = read_all(out.r);
+  CHECK(text == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+  auto status = wait_exit(res.pid);
+  REQUIRE(status);
+  reap.pid = -1;
+  CHECK(WIFEXITED(*status));
 }
 
 TEST_CASE("the child leads its own session and process group", "[process][spawn]") {
@@ -184,12 +222,8 @@ TEST_CASE("spawn reports exec failures through exec_errno", "[process][spawn]") 
 
 TEST_CASE("process_tree finds children and grandchildren; kill_session ends them all", "[process][tree]") {
   Pipe out;
-  proc::SpawnOptions opts;
   // A child (sh) and a grandchild (sleep inside a subshell), reporting their pids.
-  opts.argv = {"/bin/sh", "-c", "(sleep 30 & echo $!; wait) & echo ready; wait"};
-  opts.env = {"PATH=/usr/bin:/bin"};
-  opts.output_fd = out.w;
-  auto res = proc::spawn(opts);
+  auto res = spawn_shell("(sleep 30 & echo $!; wait) & echo ready; wait", out.w);
   REQUIRE(res.pid > 0);
   Reap reap{res.pid};
   out.close_write();

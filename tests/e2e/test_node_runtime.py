@@ -19,6 +19,8 @@ functions:
   missing-module: {runtime: nodejs20.x, code: node/, handler: nomodule.handler}
   syntax: {runtime: nodejs20.x, code: node/, handler: syntax.handler}
   stream: {runtime: nodejs20.x, code: node/, handler: streaming.handler}
+  gc: {runtime: nodejs20.x, code: node/, handler: gc.handler}
+  esm-in-js: {runtime: nodejs20.x, code: node/, handler: exported.handler}
 """
 
 
@@ -28,6 +30,13 @@ def srv(ws):
     ws.copy_function("node-esm", "esm")
     (ws.path / "node" / "nomodule.js").write_text("const dep = require('package-that-is-not-installed');\nexports.handler = async () => dep;\n")
     (ws.path / "node" / "syntax.js").write_text("exports.handler = async () => { return {;\n")
+    (ws.path / "node" / "gc.js").write_text(
+        "exports.handler = async () => {\n"
+        "  const before = typeof gc; let junk = []; for (let i = 0; i < 1e5; i++) junk.push({ i }); junk = null;\n"
+        "  const r = gc();\n"
+        "  return { before, after: typeof globalThis.gc, result: r === undefined ? 'undefined' : typeof r };\n"
+        "};\n")
+    (ws.path / "node" / "exported.js").write_text("export const handler = async () => 'loaded';\n")
     (ws.path / "node" / "streaming.js").write_text(
         "exports.handler = awslambda.streamifyResponse(async (event, stream) => {\n"
         "  stream.setContentType('text/plain');\n"
@@ -92,6 +101,20 @@ def test_init_errors(srv):
     assert r["Json"]["errorMessage"].startswith("Error: Cannot find module 'package-that-is-not-installed'")
     r = srv.invoke("syntax", {})
     assert r["Json"]["errorType"] == "Runtime.UserCodeSyntaxError"
+
+
+def test_gc_and_module_flags(srv):
+    # AWS starts node with --expose-gc; sluice leaves that V8 flag out (it would make node
+    # recompile its built-in modules on every cold start) and the bootstrap provides gc().
+    r = srv.invoke("gc", {})
+    assert "FunctionError" not in r, r["Body"]
+    assert r["Json"] == {"before": "function", "after": "function", "result": "undefined"}
+    # The module switches AWS passes are still in effect: `export` in a .js file of a
+    # CommonJS package fails as on AWS instead of loading.
+    r = srv.invoke("esm-in-js", {})
+    assert r.get("FunctionError") == "Unhandled"
+    assert r["Json"]["errorType"] == "Runtime.UserCodeSyntaxError"
+    assert "Unexpected token 'export'" in r["Json"]["errorMessage"]
 
 
 def test_streaming_response(srv):

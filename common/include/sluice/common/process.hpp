@@ -23,7 +23,7 @@ struct SpawnResult {
   int exec_errno = 0;  // non-zero: the program could not be executed (pid is then -1)
 };
 
-// fork + exec: the child becomes a session and process-group leader, dies with
+// clone(CLONE_VM | CLONE_VFORK) + exec: the child becomes a session and process-group leader, dies with
 // sluice (PR_SET_PDEATHSIG) and is registered with the reaper.
 SpawnResult spawn(const SpawnOptions& opts);
 
