@@ -16,6 +16,8 @@
   A tail that is in both is inside the handler processes, not in the gateway.
 
   --sluice-arg ARG (repeatable) passes ARG to `sluice serve`, e.g. --sluice-arg=--no-freeze.
+  --repeat N measures each proxied route N times after its warm-up and shows the medians and
+  every run's p99 (on a shared 2-core machine one run's p99 says little).
 
 serverless@3 and serverless-offline@13 are installed into bench/peers on first
 use (npm). Nothing here is committed from them.
@@ -27,6 +29,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -163,13 +166,19 @@ def stop(proc, log, group=False):
     log.close()
 
 
-def measure(name, pid, url, seconds, tree, warm=5, log_path=None):
+def measure(name, pid, url, seconds, tree, warm=5, log_path=None, repeat=1):
     # Warm-up: every environment started, every JIT and heap settled (both servers get the same).
     wrk(url, warm)
     before = tree_rss_kb(pid) if tree else rss_kb(pid)
     start = log_size(log_path)
-    r = wrk(url, seconds)
+    runs = [wrk(url, seconds) for _ in range(repeat)]
     after = tree_rss_kb(pid) if tree else rss_kb(pid)
+    # With --repeat, the row gives the median of each figure and keeps every run's p99.
+    r = dict(runs[0])
+    for key in ("rps", "p50_ms", "p99_ms"):
+        r[key] = statistics.median(x[key] for x in runs)
+    r["non_2xx"] = sum(x["non_2xx"] for x in runs)
+    r["p99_runs"] = [x["p99_ms"] for x in runs]
     r.update(name=name, rss_before_mb=before / 1024, rss_after_mb=after / 1024)
     if log_path:
         time.sleep(0.3)  # let the log writer catch up
@@ -202,6 +211,7 @@ def main():
     ap.add_argument("--no-peer", action="store_true", help="skip serverless-offline")
     ap.add_argument("--million", action="store_true", help="also check sluice's memory over a million requests")
     ap.add_argument("--sluice-arg", action="append", default=[], help="pass an argument to `sluice serve`")
+    ap.add_argument("--repeat", type=int, default=1, help="measured runs per server and route (medians are shown)")
     args = ap.parse_args()
     secs = 3 if args.quick else 10
     warm = 2 if args.quick else 15
@@ -219,8 +229,10 @@ def main():
     proc, log, http_url, rest_url, rest_base = start_sluice(work, args.sluice_arg)
     slog = work / "sluice.log"
     try:
-        rows.append(measure("sluice, HTTP API route", proc.pid, http_url, secs, tree=False, warm=warm, log_path=slog))
-        rows.append(measure("sluice, REST route", proc.pid, rest_url, secs, tree=False, warm=warm, log_path=slog))
+        rows.append(measure("sluice, HTTP API route", proc.pid, http_url, secs, tree=False, warm=warm, log_path=slog,
+                            repeat=args.repeat))
+        rows.append(measure("sluice, REST route", proc.pid, rest_url, secs, tree=False, warm=warm, log_path=slog,
+                            repeat=args.repeat))
         # The gateway alone: a request it answers itself (no route: 403 Missing Authentication Token).
         rows.append(measure("sluice gateway alone (no-route 403)", proc.pid, rest_base + "/bench/nothing", secs,
                             tree=False, warm=warm))
@@ -252,8 +264,10 @@ def main():
         ensure_peers()
         oproc, olog, o_http, o_rest = start_offline(work)
         try:
-            rows.append(measure("serverless-offline 13, HTTP API route", oproc.pid, o_http, secs, tree=True, warm=warm))
-            rows.append(measure("serverless-offline 13, REST route", oproc.pid, o_rest, secs, tree=True, warm=warm))
+            rows.append(measure("serverless-offline 13, HTTP API route", oproc.pid, o_http, secs, tree=True, warm=warm,
+                                    repeat=args.repeat))
+            rows.append(measure("serverless-offline 13, REST route", oproc.pid, o_rest, secs, tree=True, warm=warm,
+                                    repeat=args.repeat))
         finally:
             stop(oproc, olog, group=True)
 
@@ -263,6 +277,11 @@ def main():
         print(f"{r['name']:<42} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
               f"{r['rss_before_mb']:>9.1f} -> {r['rss_after_mb']:>6.1f} MB {r['non_2xx']:>8}")
     by = {r["name"]: r for r in rows}
+    if args.repeat > 1:
+        print()
+        print(f"p99 of each of the {args.repeat} runs, ms:")
+        for r in rows:
+            print(f"  {r['name']:<42} {' / '.join(f'{x:.2f}' for x in r['p99_runs'])}")
     inside = [r for r in rows if r.get("inside")]
     if inside:
         print()
