@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,13 @@ BIN = Path(os.environ.get("SLUICE_BIN", ROOT / "build" / "sluice")).resolve()
 FIXTURES = ROOT / "fixtures"
 FUNCTIONS = FIXTURES / "functions"
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
+
+
+def free_port():
+    """A port nothing listens on at the moment (for servers that need one named up front)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def processes_mentioning(text):

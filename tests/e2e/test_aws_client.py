@@ -6,7 +6,6 @@ SSL_CERT_FILE)."""
 import http.server
 import json
 import os
-import socket
 import ssl
 import subprocess
 import threading
@@ -15,15 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
+from test_deploy import Moto
+
 ROOT = Path(os.environ.get("SLUICE_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 BUILD = Path(os.environ.get("SLUICE_BUILD_DIR", ROOT / "build"))
 AWS_CALL = BUILD / "tests" / "deploy" / "aws_call"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clean_env(tmp_path, **extra):
@@ -46,27 +42,10 @@ def aws_call(env, *args, timeout=60):
 
 
 @pytest.fixture(scope="module")
-def moto():
-    port = free_port()
-    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("moto_server did not start")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def moto(tmp_path_factory):
+    m = Moto(tmp_path_factory.mktemp("moto"))
+    yield m.url
+    m.stop()
 
 
 class Scripted:

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,19 +19,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import BIN, FIXTURES
+from conftest import BIN, FIXTURES, free_port
 
 REGION = "eu-west-3"
 ACCOUNT = "123456789012"
 STACK = "watchlist"
 CORE_FUNCTIONS = ["movies-list", "movies-find", "favorites-list", "favorites-add"]
 ALL_FUNCTIONS = CORE_FUNCTIONS + ["recommend"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Moto:

@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 from conftest import BIN
-from test_deploy import ACCOUNT, Moto, credentials_env, mutating, ok
+from test_deploy import ACCOUNT, credentials_env, moto, mutating, ok  # noqa: F401 (moto: the fixture)
 from test_packaging import write_wheel
 
 REGION = "us-east-1"
@@ -37,13 +37,6 @@ functions:
     package: core
     handler: report.handler
 """
-
-
-@pytest.fixture
-def moto(tmp_path):
-    m = Moto(tmp_path)
-    yield m
-    m.stop()
 
 
 @pytest.fixture

@@ -9,16 +9,9 @@ import subprocess
 import pytest
 
 from conftest import BIN, FIXTURES
-from test_deploy import ACCOUNT, FaultProxy, Moto, credentials_env, mutating, ok
+from test_deploy import ACCOUNT, FaultProxy, credentials_env, moto, mutating, ok  # noqa: F401 (moto: the fixture)
 
 REGION = "us-east-1"
-
-
-@pytest.fixture
-def moto(tmp_path):
-    m = Moto(tmp_path)
-    yield m
-    m.stop()
 
 
 @pytest.fixture
