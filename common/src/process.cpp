@@ -131,10 +131,6 @@ void reaper_send(char op, pid_t sid) {
   ::_exit(0);
 }
 
-}  // namespace
-
-namespace {
-
 // Everything the child needs, prepared by the parent: between clone and exec the
 // child shares the parent's memory and may only make async-signal-safe calls.
 struct ChildArgs {
