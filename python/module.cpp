@@ -49,7 +49,7 @@ py::dict record_dict(const lambda::InvocationRecord& r) {
 
 PYBIND11_MODULE(_sluice, m) {
   m.doc() = "sluice's engine, in process (use the `sluice` package rather than this module)";
-  // No handler process may outlive this interpreter: the reaper kills their sessions when it goes.
+  // No handler process may outlive this interpreter: the reaper kills their process groups when it goes.
   proc::start_reaper();
 
   static py::exception<app::EngineError> engine_error(m, "SluiceError", PyExc_RuntimeError);

@@ -91,10 +91,10 @@ const char* go_signal_name(int sig) {
   }
 }
 
-void reaper_send(char op, pid_t sid) {
+void reaper_send(char op, pid_t pgid) {
   if (reaper_fd < 0) return;
   char line[32];
-  int n = std::snprintf(line, sizeof line, "%c%d\n", op, sid);
+  int n = std::snprintf(line, sizeof line, "%c%d\n", op, pgid);
   ssize_t w;
   do {
     w = ::write(reaper_fd, line, static_cast<std::size_t>(n));
@@ -109,7 +109,7 @@ void reaper_send(char op, pid_t sid) {
   ::signal(SIGHUP, SIG_IGN);
   ::signal(SIGPIPE, SIG_IGN);
   ::prctl(PR_SET_NAME, "sluice-reaper");
-  std::set<pid_t> sessions;
+  std::set<pid_t> groups;
   std::string pending;
   char buf[4096];
   while (true) {
@@ -122,12 +122,12 @@ void reaper_send(char op, pid_t sid) {
       std::string line = pending.substr(0, pos);
       pending.erase(0, pos + 1);
       if (line.size() < 2) continue;
-      pid_t sid = static_cast<pid_t>(std::strtol(line.c_str() + 1, nullptr, 10));
-      if (line[0] == '+') sessions.insert(sid);
-      else sessions.erase(sid);
+      pid_t pgid = static_cast<pid_t>(std::strtol(line.c_str() + 1, nullptr, 10));
+      if (line[0] == '+') groups.insert(pgid);
+      else groups.erase(pgid);
     }
   }
-  for (pid_t sid : sessions) kill_session(sid);
+  for (pid_t pgid : groups) kill_tree(pgid);
   ::_exit(0);
 }
 
@@ -145,7 +145,10 @@ struct ChildArgs {
 
 int child_main(void* p) {
   auto* a = static_cast<ChildArgs*>(p);
-  ::setsid();
+  // A process group of its own (signals, freeze and kill reach the whole handler), but
+  // sluice's session: a new session would also be a new scheduler autogroup, and 16
+  // handler autogroups outweigh sluice's one 16 to 1 under load (p99 latency 2-5x).
+  ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != a->parent) ::_exit(127);
   // Default dispositions first, then unblock: the parent blocked every signal
@@ -244,27 +247,13 @@ void signal_group(pid_t pgid, int sig) {
   if (pgid > 0) ::kill(-pgid, sig);
 }
 
-void kill_session(pid_t sid) {
-  if (sid <= 0) return;
-  ::kill(-sid, SIGKILL);
-  DIR* d = ::opendir("/proc");
-  if (!d) return;
-  while (auto* e = ::readdir(d)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    char path[300];
-    std::snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-    char buf[1024];
-    std::size_t len = 0;
-    if (!read_small_file(path, buf, sizeof buf, len)) continue;
-    // Fields after the parenthesised command: state ppid pgrp session ...
-    const char* rp = std::strrchr(buf, ')');
-    if (!rp) continue;
-    char state;
-    int ppid, pgrp, session;
-    if (std::sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4) continue;
-    if (session == sid) ::kill(static_cast<pid_t>(std::atoi(e->d_name)), SIGKILL);
-  }
-  ::closedir(d);
+void kill_tree(pid_t leader) {
+  if (leader <= 0) return;
+  // The walk first, while every parent link is intact; then the group (which also holds
+  // orphans whose parent has exited), then whoever left the group but not the tree.
+  auto tree = process_tree(leader);
+  ::kill(-leader, SIGKILL);
+  for (pid_t p : tree) ::kill(p, SIGKILL);
 }
 
 std::string describe_wait_status(int status) {
@@ -304,7 +293,7 @@ void start_reaper() {
   reaper_fd = fds[1];
 }
 
-void reaper_track(pid_t sid) { reaper_send('+', sid); }
-void reaper_untrack(pid_t sid) { reaper_send('-', sid); }
+void reaper_track(pid_t pgid) { reaper_send('+', pgid); }
+void reaper_untrack(pid_t pgid) { reaper_send('-', pgid); }
 
 }  // namespace sluice::proc

@@ -525,8 +525,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   void kill_now(KillReason why) {
     if (kill_reason == KillReason::none) kill_reason = why;
     if (pid > 0 && !exited) {
-      proc::signal_group(pid, SIGKILL);
-      proc::kill_session(pid);
+      proc::kill_tree(pid);
     }
   }
 
@@ -859,8 +858,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     kill_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
       auto self = w.lock();
       if (!self || ec || self->exited) return;
-      proc::signal_group(self->pid, SIGKILL);
-      proc::kill_session(self->pid);
+      proc::kill_tree(self->pid);
     });
   }
 

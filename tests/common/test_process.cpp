@@ -78,7 +78,7 @@ struct Reap {
   pid_t pid;
   ~Reap() {
     if (pid > 0) {
-      proc::kill_session(pid);
+      proc::kill_tree(pid);
       ::waitpid(pid, nullptr, 0);
     }
   }
@@ -171,15 +171,16 @@ TEST_CASE("the child starts with no blocked signals and default dispositions", "
   CHECK(WIFEXITED(*status));
 }
 
-TEST_CASE("the child leads its own session and process group", "[process][spawn]") {
+TEST_CASE("the child leads its own process group, in sluice's session", "[process][spawn]") {
   proc::SpawnOptions opts;
   opts.argv = {"/bin/sleep", "30"};
   auto res = proc::spawn(opts);
   REQUIRE(res.pid > 0);
   Reap reap{res.pid};
-  CHECK(::getsid(res.pid) == res.pid);
   CHECK(::getpgid(res.pid) == res.pid);
-  CHECK(::getsid(res.pid) != ::getsid(0));
+  CHECK(::getpgid(res.pid) != ::getpgid(0));
+  // Same session, hence the same scheduler autogroup as sluice.
+  CHECK(::getsid(res.pid) == ::getsid(0));
 
   proc::signal_group(res.pid, SIGTERM);
   auto status = wait_exit(res.pid);
@@ -220,7 +221,7 @@ TEST_CASE("spawn reports exec failures through exec_errno", "[process][spawn]") 
   CHECK(::waitpid(-1, nullptr, WNOHANG) <= 0);
 }
 
-TEST_CASE("process_tree finds children and grandchildren; kill_session ends them all", "[process][tree]") {
+TEST_CASE("process_tree finds children and grandchildren; kill_tree ends them all", "[process][tree]") {
   Pipe out;
   // A child (sh) and a grandchild (sleep inside a subshell), reporting their pids.
   auto res = spawn_shell("(sleep 30 & echo $!; wait) & echo ready; wait", out.w);
@@ -263,7 +264,7 @@ TEST_CASE("process_tree finds children and grandchildren; kill_session ends them
   // The tree holds more than its root.
   CHECK(mem.rss_kb > proc::tree_memory(sleeper).rss_kb);
 
-  proc::kill_session(res.pid);
+  proc::kill_tree(res.pid);
   auto status = wait_exit(res.pid);
   REQUIRE(status);
   reap.pid = -1;
@@ -273,6 +274,46 @@ TEST_CASE("process_tree finds children and grandchildren; kill_session ends them
   auto deadline = std::chrono::steady_clock::now() + 2s;
   while (!gone_or_zombie(sleeper) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
   CHECK(gone_or_zombie(sleeper));
+}
+
+TEST_CASE("kill_tree reaches an orphan left in the group and a child that left the group", "[process][tree]") {
+  Pipe out;
+  // The first sleep's parent subshell exits at once: an orphan, still in the group. The
+  // second leads a session and group of its own (setsid), still a child of the shell.
+  auto res = spawn_shell("(sleep 31 & echo $!); setsid sleep 32 & echo $!; wait", out.w);
+  REQUIRE(res.pid > 0);
+  Reap reap{res.pid};
+  out.close_write();
+  std::string text;
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (std::count(text.begin(), text.end(), '\n') < 2 && std::chrono::steady_clock::now() < until) {
+    pollfd p{out.r, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    char buf[256];
+    ssize_t n = ::read(out.r, buf, sizeof buf);
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  INFO(text);
+  REQUIRE(std::count(text.begin(), text.end(), '\n') >= 2);
+  auto orphan = static_cast<pid_t>(std::stol(text.substr(0, text.find('\n'))));
+  auto leaver = static_cast<pid_t>(std::stol(text.substr(text.find('\n') + 1)));
+  // setsid has exec'd sleep once the process left the group.
+  auto left = std::chrono::steady_clock::now() + 2s;
+  while (::getpgid(leaver) == res.pid && std::chrono::steady_clock::now() < left) std::this_thread::sleep_for(2ms);
+  CHECK(::getpgid(orphan) == res.pid);
+  CHECK(parent_of(orphan) != res.pid);
+  CHECK(::getpgid(leaver) == leaver);
+  CHECK(parent_of(leaver) == res.pid);
+
+  proc::kill_tree(res.pid);
+  REQUIRE(wait_exit(res.pid));
+  reap.pid = -1;
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (!(gone_or_zombie(orphan) && gone_or_zombie(leaver)) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  CHECK(gone_or_zombie(orphan));
+  CHECK(gone_or_zombie(leaver));
 }
 
 TEST_CASE("process_tree and tree_memory of a process that does not exist", "[process][tree]") {

@@ -1,4 +1,4 @@
-// Child processes of sluice: spawning a handler runtime in its own session,
+// Child processes of sluice: spawning a handler runtime in its own process group,
 // walking its process tree, reading its memory, signalling it, and the reaper
 // that guarantees no handler process outlives sluice.
 #pragma once
@@ -23,8 +23,9 @@ struct SpawnResult {
   int exec_errno = 0;  // non-zero: the program could not be executed (pid is then -1)
 };
 
-// clone(CLONE_VM | CLONE_VFORK) + exec: the child becomes a session and process-group leader, dies with
-// sluice (PR_SET_PDEATHSIG) and is registered with the reaper.
+// clone(CLONE_VM | CLONE_VFORK) + exec: the child leads a new process group in sluice's session
+// (not a session of its own: see process.cpp), dies with sluice (PR_SET_PDEATHSIG) and is
+// registered with the reaper.
 SpawnResult spawn(const SpawnOptions& opts);
 
 // root and every descendant still alive (via /proc/<pid>/task/<tid>/children)
@@ -36,10 +37,10 @@ struct Memory {
 };
 Memory tree_memory(pid_t root);
 
-// Signal a whole process group (the session started by spawn()).
+// Signal a whole process group (the group started by spawn()).
 void signal_group(pid_t pgid, int sig);
-// SIGKILL every process whose session id is sid, then the group.
-void kill_session(pid_t sid);
+// SIGKILL a group leader's process tree and its whole process group.
+void kill_tree(pid_t leader);
 
 // Go's exec.ExitError wording, which Lambda's error messages carry:
 // "exit status 3", "signal: killed", "signal: segmentation fault (core dumped)".
@@ -47,7 +48,7 @@ std::string describe_wait_status(int status);
 
 // Forks the reaper. Call once at start-up, before any thread or socket exists.
 void start_reaper();
-void reaper_track(pid_t sid);
-void reaper_untrack(pid_t sid);
+void reaper_track(pid_t pgid);
+void reaper_untrack(pid_t pgid);
 
 }  // namespace sluice::proc
