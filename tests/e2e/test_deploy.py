@@ -377,6 +377,90 @@ def test_deploy_creates_the_stack_and_a_second_deploy_changes_nothing(moto, proj
     assert len(history(moto, "sandbox")) == 2
 
 
+def cut(text, start, end):
+    """The text without the block from the line `start` up to (not including) `end`."""
+    i = text.index(start)
+    return text[:i] + text[text.index(end, i):]
+
+
+def test_functions_and_apis_removed_from_the_stack_go_when_no_stage_uses_them(moto, project):
+    lam, apigw, v2 = moto.client("lambda"), moto.client("apigateway"), moto.client("apigatewayv2")
+    ok(project.deploy("sandbox"))
+    ok(project.deploy("staging"))
+    ok(project.deploy("production", "--promote-from", "staging"))
+    rest_id = rest_api(apigw)
+    http_id = [a for a in v2.get_apis()["Items"] if a["Name"] == f"{STACK}-discover"][0]["ApiId"]
+    stack = project.app / "sluice.yaml"
+
+    def aliases(fn):
+        return sorted(a["Name"] for a in lam.list_aliases(FunctionName=f"{STACK}-{fn}")["Aliases"])
+
+    # The Node function and the HTTP API in front of it leave the stack.
+    stack.write_text(cut(cut(stack.read_text(), "  recommend:\n", "\napis:"), "  discover:\n", "\napi_keys:"))
+    p = ok(project.deploy("sandbox", "--dry-run"))
+    assert f"- remove API stage discover ({http_id}) sandbox (still used by production, staging)" in p.stderr
+    assert (f"- remove alias {STACK}-recommend:sandbox (the function stays: still used by production, staging)"
+            in p.stderr)
+    assert aliases("recommend") == ["production", "sandbox", "staging"]
+
+    # Each stage lets go of its part while another still runs them.
+    ok(project.deploy("sandbox"))
+    assert aliases("recommend") == ["production", "staging"]
+    assert sorted(s["StageName"] for s in v2.get_stages(ApiId=http_id)["Items"]) == ["production", "staging"]
+    rec = record(moto, "sandbox")
+    assert "recommend" not in rec["functions"] and "discover" not in rec["apis"]
+    assert "movies-list" in rec["functions"] and "watchlist" in rec["apis"]
+    ok(project.deploy("staging"))
+    assert aliases("recommend") == ["production"]
+
+    # Promoting staging to production: production was the last stage using them, so the
+    # function (versions and all) and the API go.
+    p = ok(project.deploy("production", "--promote-from", "staging"))
+    assert f"remove function {STACK}-recommend" in p.stderr
+    assert f"remove API discover ({http_id})" in p.stderr
+    assert f"{STACK}-recommend" not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    assert http_id not in [a["ApiId"] for a in v2.get_apis()["Items"]]
+    # The rest is untouched.
+    for fn in CORE_FUNCTIONS:
+        assert aliases(fn) == ["production", "sandbox", "staging"]
+    moto.start_recording()
+    p = ok(project.deploy("staging"))
+    assert [c for c in moto.stop_recording() if mutating(c)] == []
+    assert "nothing to change" in p.stderr
+
+    # The usage plan and its key leave the stack: each stage's API stage leaves the plan; the
+    # last one deletes it, and the key with it.
+    text = stack.read_text()
+    stack.write_text(text[:text.index("api_keys:\n")])
+    ok(project.deploy("sandbox"))
+    plan = [p for p in apigw.get_usage_plans()["items"] if p["name"] == f"{STACK}-web"][0]
+    assert sorted(s["stage"] for s in plan["apiStages"]) == ["production", "staging"]
+    ok(project.deploy("staging"))
+    p = ok(project.deploy("production", "--promote-from", "staging"))
+    assert f"remove usage plan {STACK}-web" in p.stderr and f"remove API key {STACK}-watchlist-web" in p.stderr
+    assert [p for p in apigw.get_usage_plans()["items"] if p["name"] == f"{STACK}-web"] == []
+    assert [k for k in apigw.get_api_keys()["items"] if k["name"] == f"{STACK}-watchlist-web"] == []
+    assert sorted(s["stageName"] for s in apigw.get_stages(restApiId=rest_id)["item"]) == [
+        "production", "sandbox", "staging"]
+
+    # Then the REST API itself.
+    text = stack.read_text()
+    stack.write_text(text[:text.index("apis:\n")])
+    ok(project.deploy("sandbox"))
+    ok(project.deploy("staging"))
+    assert [s["stageName"] for s in apigw.get_stages(restApiId=rest_id)["item"]] == ["production"]
+    p = ok(project.deploy("production", "--promote-from", "staging"))
+    assert f"remove API watchlist ({rest_id})" in p.stderr
+    assert rest_id not in [a["id"] for a in apigw.get_rest_apis()["items"]]
+    assert record(moto, "production")["apis"] == {}
+    moto.start_recording()
+    ok(project.deploy("production", "--promote-from", "staging"))
+    assert [c for c in moto.stop_recording() if mutating(c)] == []
+    # The functions the stack keeps are all still there.
+    for fn in CORE_FUNCTIONS:
+        assert aliases(fn) == ["production", "sandbox", "staging"]
+
+
 def test_dry_run_plans_without_changing_anything(moto, project):
     moto.start_recording()
     p = ok(project.deploy("sandbox", "--dry-run"))
@@ -602,6 +686,41 @@ def test_a_deploy_killed_midway_is_repaired_by_the_next(moto, project, kill_at):
         assert record(moto, "sandbox")["functions"]["movies-find"]["alias"]["version"] == "1"
     finally:
         proxy.stop()
+
+
+# After the lock (1): 2 = the plan loses its stage, 3 = its key association, 4 = the plan,
+# 5 = the key, 6 = the HTTP API, 7 = the function.
+@pytest.mark.parametrize("kill_at", [3, 5, 7])
+def test_a_removal_killed_midway_is_finished_by_the_next_deploy(moto, project, kill_at):
+    ok(project.deploy("sandbox"))
+    lam, apigw, v2 = moto.client("lambda"), moto.client("apigateway"), moto.client("apigatewayv2")
+    stack = project.app / "sluice.yaml"
+    text = cut(cut(stack.read_text(), "  recommend:\n", "\napis:"), "  discover:\n", "\napi_keys:")
+    stack.write_text(text[:text.index("api_keys:\n")])
+    proxy = FaultProxy(moto.port)
+    try:
+        proxy.hold_at = kill_at
+        proc = subprocess.Popen(project.cmd("deploy", "--stage", "sandbox", endpoint=proxy.url),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL, env=credentials_env(project.home))
+        assert proxy.held.wait(120), "the deploy never reached the mutating call to hold"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        proxy.hold_at = None
+        proxy.release.set()
+    finally:
+        proxy.stop()
+    p = ok(project.deploy("sandbox", "--lock-timeout", "1"))
+    assert "already gone" in p.stderr or "remove" in p.stderr, p.stderr
+    assert f"{STACK}-recommend" not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    assert [a for a in v2.get_apis()["Items"] if a["Name"] == f"{STACK}-discover"] == []
+    assert [p for p in apigw.get_usage_plans()["items"] if p["name"] == f"{STACK}-web"] == []
+    assert [k for k in apigw.get_api_keys()["items"] if k["name"] == f"{STACK}-watchlist-web"] == []
+    rec = record(moto, "sandbox")
+    assert "recommend" not in rec["functions"] and "usage_plans" not in rec and "api_keys" not in rec
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
 
 
 def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):

@@ -213,6 +213,10 @@ class Deployer {
   void remove_schedule_rule(const std::string& rule, const json& targets, const std::string& target_id,
                             const std::string& recorded_target);
   json events(const std::string& action, const json& body) { return r_.target("events", "AWSEvents", action, body); }
+  void step_removed();
+  void step_removed_plans(const std::map<std::string, std::set<std::string>>& plan_users,
+                          const std::map<std::string, std::set<std::string>>& key_users);
+  void detach_from_usage_plans(const std::string& api_id, const std::string& stage);
   void step_record();
   json build_record() const;
   const stack::StageSpec* stage_spec(const stack::ApiSpec& api) const;
@@ -237,6 +241,8 @@ class Deployer {
   std::map<std::string, json> aliases_;            // function -> {"version", "weights"}
   std::map<std::string, ApiOut> apis_;
   json schedules_ = json::object();                // schedule -> {rule, arn, expression, state, target}
+  json plans_ = json::object();                    // usage plan name -> id, of plans bound to this stage
+  json keys_ = json::object();                     // API key name -> id, of those plans' keys
   std::map<std::string, std::string> rest_stage_ready_;  // api -> api id once its stage exists
   json source_record_;                             // promote / rollback: the record applied
   json previous_current_;                          // the record current before this run
@@ -1416,6 +1422,9 @@ void Deployer::step_keys_and_plans() {
         r_.call("POST", "apigateway", "/usageplans/" + plan_id + "/keys", {{"keyId", key_id[kn]}, {"keyType", "API_KEY"}});
       });
     }
+    // For the record: what removing them from the stack later has to find.
+    plans_[name] = plan_id;
+    for (const auto& kn : plan.keys) keys_[st_.name + "-" + kn] = key_id[kn];
   }
 }
 
@@ -1636,6 +1645,194 @@ void Deployer::remove_schedule_rule(const std::string& rule, const json& targets
          });
 }
 
+// ---- what the stack no longer has --------------------------------------------------------
+
+// What this stage's current record names and this run no longer deploys for the stage:
+// functions and APIs the stack dropped (on a promote: functions the promoted record does not
+// have), usage plans and keys no longer bound to the stage. They are shared by the stages:
+// one is deleted only when no other stage's current record names it; until then this stage
+// lets go of its own part (the function's alias named after the stage, the API's stage, the
+// plan's stages). Each is looked up first, so a run killed half-way and run again finds what
+// is already gone and moves on.
+void Deployer::step_removed() {
+  if (!previous_current_.is_object()) return;
+  std::vector<std::pair<std::string, json>> gone_fns, gone_apis;
+  auto wanted_fn = [&](const std::string& fn) {
+    if (o_.mode == Mode::promote)
+      return source_record_.contains("functions") && source_record_["functions"].is_object() &&
+             source_record_["functions"].contains(fn);
+    return st_.functions.count(fn) > 0;
+  };
+  if (previous_current_.contains("functions") && previous_current_["functions"].is_object())
+    for (const auto& [fn, e] : previous_current_["functions"].items())
+      if (!wanted_fn(fn) && e.is_object()) gone_fns.emplace_back(fn, e);
+  if (previous_current_.contains("apis") && previous_current_["apis"].is_object())
+    for (const auto& [an, e] : previous_current_["apis"].items())
+      if (!st_.apis.count(an) && e.is_object()) gone_apis.emplace_back(an, e);
+  bool gone_plans = false;
+  for (const char* k : {"usage_plans", "api_keys"})
+    if (previous_current_.contains(k) && previous_current_[k].is_object())
+      for (const auto& [name, id] : previous_current_[k].items())
+        if (!(k[0] == 'u' ? plans_ : keys_).contains(name)) gone_plans = true;
+  if (gone_fns.empty() && gone_apis.empty() && !gone_plans) return;
+
+  // Who else uses them: the other stages' current records (state/STAGE/current.json).
+  std::map<std::string, std::set<std::string>> fn_users, api_users;  // remote name / API id -> stages
+  std::map<std::string, std::set<std::string>> plan_users, key_users;  // name -> stages
+  for (const auto& key : r_.list_keys(bucket_, "state/")) {
+    const std::string tail = "/current.json";
+    if (key.size() <= 6 + tail.size() || key.compare(key.size() - tail.size(), tail.size(), tail) != 0) continue;
+    std::string other = key.substr(6, key.size() - 6 - tail.size());
+    if (other == stage_ || other.find('/') != std::string::npos) continue;
+    auto body = r_.get_object(bucket_, key);
+    auto rec = body ? json::parse(*body, nullptr, false) : json();
+    if (!rec.is_object()) continue;
+    if (rec.contains("functions") && rec["functions"].is_object())
+      for (const auto& [fn, e] : rec["functions"].items())
+        if (e.is_object()) fn_users[e.value("name", std::string())].insert(other);
+    if (rec.contains("apis") && rec["apis"].is_object())
+      for (const auto& [an, e] : rec["apis"].items())
+        if (e.is_object()) api_users[e.value("id", std::string())].insert(other);
+    for (const auto& [k, users] : {std::pair<const char*, std::map<std::string, std::set<std::string>>*>{"usage_plans", &plan_users},
+                                   {"api_keys", &key_users}})
+      if (rec.contains(k) && rec[k].is_object())
+        for (const auto& [name, id] : rec[k].items()) (*users)[name].insert(other);
+  }
+  auto listing = [](const std::set<std::string>& stages) {
+    std::string out;
+    for (const auto& s : stages) out += (out.empty() ? "" : ", ") + s;
+    return out;
+  };
+
+  // Usage plans first (API Gateway refuses to delete a stage a plan still names), then the
+  // APIs (they invoke the functions), then the functions.
+  if (gone_plans) step_removed_plans(plan_users, key_users);
+
+  for (const auto& [an, e] : gone_apis) {
+    const std::string id = e.value("id", std::string());
+    if (id.empty()) continue;
+    const bool rest = e.value("type", std::string()) == "rest";
+    const std::string base = rest ? "/restapis/" + id : "/v2/apis/" + id;
+    const std::string stage = e.value("stage", stage_);
+    const std::string label = an + " (" + id + ")";
+    if (!r_.get("apigateway", base)) {
+      same("API", label, "already gone");
+      continue;
+    }
+    const auto& users = api_users[id];
+    if (users.empty()) {
+      change(Change::remove, "API", label, "no stage uses it any more", [&, id = id, base = base, rest = rest] {
+        if (rest) detach_from_usage_plans(id, "");
+        r_.call("DELETE", "apigateway", base);
+      });
+    } else if (r_.get("apigateway", base + "/stages/" + stage)) {
+      change(Change::remove, "API stage", label + " " + stage, "still used by " + listing(users),
+             [&, id = id, base = base, rest = rest, stage = stage] {
+               if (rest) detach_from_usage_plans(id, stage);
+               r_.call("DELETE", "apigateway", base + "/stages/" + stage);
+             });
+    } else {
+      same("API stage", label + " " + stage, "already gone");
+    }
+  }
+
+  for (const auto& [fn, e] : gone_fns) {
+    const std::string rn = e.value("name", std::string());
+    if (rn.empty()) continue;
+    if (!r_.get("lambda", kLambdaApi + rn)) {
+      same("function", rn, "already gone");
+      continue;
+    }
+    const auto& users = fn_users[rn];
+    if (users.empty()) {
+      change(Change::remove, "function", rn, "with its versions and aliases; no stage uses it any more",
+             [&, rn = rn] { r_.call("DELETE", "lambda", kLambdaApi + rn); });
+    } else if (r_.get("lambda", kLambdaApi + rn + "/aliases/" + stage_)) {
+      change(Change::remove, "alias", rn + ":" + stage_, "the function stays: still used by " + listing(users),
+             [&, rn = rn] { r_.call("DELETE", "lambda", kLambdaApi + rn + "/aliases/" + stage_); });
+    } else {
+      same("alias", rn + ":" + stage_, "already gone");
+    }
+  }
+}
+
+// Usage plans and keys this stage's record names and this run did not deploy for the stage.
+// A plan another stage's record still names loses this stage's API stages; otherwise it goes
+// (stages out, keys out, then the plan). A key no other stage's record names is deleted.
+void Deployer::step_removed_plans(const std::map<std::string, std::set<std::string>>& plan_users,
+                                  const std::map<std::string, std::set<std::string>>& key_users) {
+  auto listing = [](const std::set<std::string>& stages) {
+    std::string out;
+    for (const auto& s : stages) out += (out.empty() ? "" : ", ") + s;
+    return out;
+  };
+  static const std::set<std::string> nobody;
+  auto users_of = [](const std::map<std::string, std::set<std::string>>& m, const std::string& k)
+      -> const std::set<std::string>& {
+    auto it = m.find(k);
+    return it == m.end() ? nobody : it->second;
+  };
+  json prev_plans = previous_current_.value("usage_plans", json::object());
+  json prev_keys = previous_current_.value("api_keys", json::object());
+  for (const auto& [name, idv] : prev_plans.items()) {
+    if (plans_.contains(name) || !idv.is_string()) continue;
+    const std::string plan_id = idv.get<std::string>();
+    auto plan = r_.get("apigateway", "/usageplans/" + plan_id);
+    if (!plan) {
+      same("usage plan", name, "already gone");
+      continue;
+    }
+    const auto& users = users_of(plan_users, name);
+    json ops = json::array();
+    for (const auto& st : plan->value("apiStages", json::array()))
+      if (!users.empty() ? jstr(st, "stage") == stage_ : true)
+        ops.push_back({{"op", "remove"}, {"path", "/apiStages"}, {"value", jstr(st, "apiId") + ":" + jstr(st, "stage")}});
+    if (!users.empty()) {
+      if (ops.empty()) {
+        same("usage plan", name, "stage " + stage_ + " already left it");
+        continue;
+      }
+      change(Change::update, "usage plan", name, "stage " + stage_ + " leaves it; still used by " + listing(users),
+             [&, plan_id = plan_id, ops = ops] {
+               r_.call("PATCH", "apigateway", "/usageplans/" + plan_id, {{"patchOperations", ops}});
+             });
+      continue;
+    }
+    change(Change::remove, "usage plan", name, "no stage uses it any more", [&, plan_id = plan_id, ops = ops] {
+      if (!ops.empty()) r_.call("PATCH", "apigateway", "/usageplans/" + plan_id, {{"patchOperations", ops}});
+      for (const auto& k : r_.call("GET", "apigateway", "/usageplans/" + plan_id + "/keys", nullptr, {{"limit", "500"}})
+                               .value("item", json::array()))
+        r_.call("DELETE", "apigateway", "/usageplans/" + plan_id + "/keys/" + jstr(k, "id"));
+      r_.call("DELETE", "apigateway", "/usageplans/" + plan_id);
+    });
+  }
+  for (const auto& [name, idv] : prev_keys.items()) {
+    if (keys_.contains(name) || !idv.is_string()) continue;
+    const auto& users = users_of(key_users, name);
+    if (!users.empty()) continue;  // the other stages' plans still hand it out
+    const std::string key_id = idv.get<std::string>();
+    if (!r_.get("apigateway", "/apikeys/" + key_id)) {
+      same("API key", name, "already gone");
+      continue;
+    }
+    change(Change::remove, "API key", name, "no stage uses it any more",
+           [&, key_id = key_id] { r_.call("DELETE", "apigateway", "/apikeys/" + key_id); });
+  }
+}
+
+// API Gateway refuses to delete a stage (or an API) that a usage plan still names: take it out
+// of every plan first ("" = every stage of the API).
+void Deployer::detach_from_usage_plans(const std::string& api_id, const std::string& stage) {
+  auto plans = r_.call("GET", "apigateway", "/usageplans", nullptr, {{"limit", "500"}});
+  for (const auto& plan : plans.value("item", json::array())) {
+    json ops = json::array();
+    for (const auto& s : plan.value("apiStages", json::array()))
+      if (jstr(s, "apiId") == api_id && (stage.empty() || jstr(s, "stage") == stage))
+        ops.push_back({{"op", "remove"}, {"path", "/apiStages"}, {"value", api_id + ":" + jstr(s, "stage")}});
+    if (!ops.empty()) r_.call("PATCH", "apigateway", "/usageplans/" + jstr(plan, "id"), {{"patchOperations", ops}});
+  }
+}
+
 // ---- state -----------------------------------------------------------------------------
 
 json Deployer::build_record() const {
@@ -1663,6 +1860,14 @@ json Deployer::build_record() const {
   } else if (!schedules_.empty()) {
     rec["schedules"] = schedules_;
   }
+  // Likewise usage plans and keys: only when there are some.
+  if (o_.mode == Mode::rollback) {
+    for (const char* k : {"usage_plans", "api_keys"})
+      if (previous_current_.is_object() && previous_current_.contains(k)) rec[k] = previous_current_[k];
+  } else {
+    if (!plans_.empty()) rec["usage_plans"] = plans_;
+    if (!keys_.empty()) rec["api_keys"] = keys_;
+  }
   if (o_.mode == Mode::rollback || o_.mode == Mode::promote) {
     // Rollback and promote leave the APIs as they are; keep what the record said.
     if (o_.mode == Mode::rollback && source_record_.contains("apis")) rec["apis"] = source_record_["apis"];
@@ -1672,7 +1877,9 @@ json Deployer::build_record() const {
 
 bool same_deployment(const json& a, const json& b) {
   return a.is_object() && b.is_object() && a.value("functions", json()) == b.value("functions", json()) &&
-         a.value("apis", json()) == b.value("apis", json()) && a.value("schedules", json()) == b.value("schedules", json());
+         a.value("apis", json()) == b.value("apis", json()) && a.value("schedules", json()) == b.value("schedules", json()) &&
+         a.value("usage_plans", json()) == b.value("usage_plans", json()) &&
+         a.value("api_keys", json()) == b.value("api_keys", json());
 }
 
 void Deployer::step_record() {
@@ -1763,6 +1970,8 @@ void Deployer::pass(bool apply) {
   aliases_.clear();
   apis_.clear();
   schedules_ = json::object();
+  plans_ = json::object();
+  keys_ = json::object();
   rest_stage_ready_.clear();
   if (!apply) step_bucket();  // applying creates it before taking the lock
   else if (bucket_created_) items_.push_back({Change::create, "bucket", bucket_, ""});
@@ -1783,6 +1992,7 @@ void Deployer::pass(bool apply) {
     }
     step_keys_and_plans();
     step_schedules();
+    step_removed();
   } else if (source_record_.contains("apis")) {
     for (const auto& [name, a] : source_record_["apis"].items())
       apis_[name] = {a.value("type", ""), a.value("id", ""), a.value("stage", ""), a.value("url", ""),
