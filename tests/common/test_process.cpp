@@ -84,6 +84,21 @@ struct Reap {
   }
 };
 
+// What the fd gives until it has `lines` complete lines, it ends, or 5 s pass.
+std::string read_lines(int fd, long lines) {
+  std::string text;
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (std::count(text.begin(), text.end(), '\n') < lines && std::chrono::steady_clock::now() < until) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    char buf[256];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  return text;
+}
+
 bool gone_or_zombie(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   if (!stat) return true;
@@ -230,16 +245,7 @@ TEST_CASE("process_tree finds children and grandchildren; kill_tree ends them al
   out.close_write();
 
   // Wait until the sleep has been started and announced.
-  std::string text;
-  auto until = std::chrono::steady_clock::now() + 5s;
-  while (std::count(text.begin(), text.end(), '\n') < 2 && std::chrono::steady_clock::now() < until) {
-    pollfd p{out.r, POLLIN, 0};
-    if (::poll(&p, 1, 50) <= 0) continue;
-    char buf[256];
-    ssize_t n = ::read(out.r, buf, sizeof buf);
-    if (n <= 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
+  std::string text = read_lines(out.r, 2);
   INFO(text);
   REQUIRE(std::count(text.begin(), text.end(), '\n') >= 2);
   pid_t sleeper = 0;
@@ -284,16 +290,7 @@ TEST_CASE("kill_tree reaches an orphan left in the group and a child that left t
   REQUIRE(res.pid > 0);
   Reap reap{res.pid};
   out.close_write();
-  std::string text;
-  auto until = std::chrono::steady_clock::now() + 5s;
-  while (std::count(text.begin(), text.end(), '\n') < 2 && std::chrono::steady_clock::now() < until) {
-    pollfd p{out.r, POLLIN, 0};
-    if (::poll(&p, 1, 50) <= 0) continue;
-    char buf[256];
-    ssize_t n = ::read(out.r, buf, sizeof buf);
-    if (n <= 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
+  std::string text = read_lines(out.r, 2);
   INFO(text);
   REQUIRE(std::count(text.begin(), text.end(), '\n') >= 2);
   auto orphan = static_cast<pid_t>(std::stol(text.substr(0, text.find('\n'))));

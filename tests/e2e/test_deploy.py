@@ -653,21 +653,28 @@ def test_a_throttled_call_is_retried_and_a_failing_one_stops_the_deploy(moto, pr
         proxy.stop()
 
 
+def kill_deploy_at(project, proxy, kill_at):
+    """Runs `deploy --stage sandbox` through the proxy and SIGKILLs it while the proxy holds its
+    kill_at-th mutating call; the held call then goes on to moto. Returns the dead process."""
+    proxy.hold_at = kill_at
+    proc = subprocess.Popen(project.cmd("deploy", "--stage", "sandbox", endpoint=proxy.url),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, env=credentials_env(project.home))
+    assert proxy.held.wait(120), "the deploy never reached the mutating call to hold"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    proxy.hold_at = None
+    proxy.release.set()
+    return proc
+
+
 # Held mutating call: 6 = a code upload, 12 = among functions, versions and aliases,
 # 25 = an HTTP API route, 45 = an alias permission (the watchlist stack makes about 50).
 @pytest.mark.parametrize("kill_at", [6, 12, 25, 45])
 def test_a_deploy_killed_midway_is_repaired_by_the_next(moto, project, kill_at):
     proxy = FaultProxy(moto.port)
     try:
-        proxy.hold_at = kill_at
-        proc = subprocess.Popen(project.cmd("deploy", "--stage", "sandbox", endpoint=proxy.url),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL, env=credentials_env(project.home))
-        assert proxy.held.wait(120), "the deploy never reached the mutating call to hold"
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
-        proxy.hold_at = None
-        proxy.release.set()
+        proc = kill_deploy_at(project, proxy, kill_at)
 
         # The killed deploy held the lock; its process is gone from this host, so the next
         # deploy takes the lock over (a holder on another host needs --force-unlock).
@@ -699,15 +706,7 @@ def test_a_removal_killed_midway_is_finished_by_the_next_deploy(moto, project, k
     stack.write_text(text[:text.index("api_keys:\n")])
     proxy = FaultProxy(moto.port)
     try:
-        proxy.hold_at = kill_at
-        proc = subprocess.Popen(project.cmd("deploy", "--stage", "sandbox", endpoint=proxy.url),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL, env=credentials_env(project.home))
-        assert proxy.held.wait(120), "the deploy never reached the mutating call to hold"
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
-        proxy.hold_at = None
-        proxy.release.set()
+        kill_deploy_at(project, proxy, kill_at)
     finally:
         proxy.stop()
     p = ok(project.deploy("sandbox", "--lock-timeout", "1"))
