@@ -11,7 +11,7 @@
   minimal Boost.Beast server returning the same bytes;
 * with --million: sluice's resident memory across a million proxied requests;
 * for sluice's proxied routes, where the time of the measured run went, from sluice's own
-  log: the access-log latency (request parsed to response written) and the invocation's
+  log: the access-log latency (request parsed to response ready to send) and the invocation's
   REPORT Duration (event handed to the runtime to its response), p50 / p99 / p99.9 / max.
   A tail that is in both is inside the handler processes, not in the gateway.
 
@@ -287,7 +287,7 @@ def main():
         print()
         print("sluice's own log for the same runs, ms (p50 / p99 / p99.9 / max):")
         for r in inside:
-            for key, what in (("access", "gateway: request parsed -> response written"),
+            for key, what in (("access", "gateway: request parsed -> response ready"),
                               ("report", "invocation: event handed over -> response (REPORT Duration)")):
                 v = r["inside"][key]
                 if v:

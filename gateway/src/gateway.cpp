@@ -349,8 +349,9 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     for (auto& h : res.headers) hres.insert(h.name, h.value);
     hres.body() = std::move(res.body);
     hres.prepare_payload();
-    co_await out.send(std::move(hres));
 
+    // Logged before the answer goes out, so that a client holding the answer finds its line
+    // (the Python package's app.access_log() right after a request).
     double ms = std::chrono::duration<double, std::milli>(mono::now() - started).count();
     if (access_log) {
       std::string line = "[api " + api.name + "/" + trail.stage + "] " + req.method + " " + req.raw_path +
@@ -362,6 +363,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       if (!trail.note.empty()) line += " [" + trail.note + "]";
       access_log(line);
     }
+    co_await out.send(std::move(hres));
   }
 
   static Response error(const ApiState& st, GatewayError e) { return gateway_error(st.spec.type, e); }
