@@ -9,6 +9,8 @@
   resident memory before and after;
 * sluice's gateway alone (a request the gateway answers itself) against a
   minimal Boost.Beast server returning the same bytes;
+* a raw baseline for the proxied routes: the same handler called by a bare node:http server
+  in one process (fixtures/bench/node/raw_server.js), what Node itself gives on this machine;
 * with --million: sluice's resident memory across a million proxied requests;
 * for sluice's proxied routes, where the time of the measured run went, from sluice's own
   log: the access-log latency (request parsed to response ready to send) and the invocation's
@@ -260,6 +262,18 @@ def main():
         mproc.send_signal(signal.SIGINT)
         mproc.wait()
 
+    # A raw baseline for the proxied routes: the same handler called by a bare node:http server
+    # in one process (no gateway, no Runtime API, no process per concurrent invocation).
+    rproc = subprocess.Popen(["node", str(FIX / "node" / "raw_server.js"), str(FIX / "node" / "hello.js")],
+                             stdout=subprocess.PIPE, text=True)
+    rport = int(rproc.stdout.readline())
+    try:
+        rows.append(measure("raw baseline: node:http + same handler", rproc.pid, f"http://127.0.0.1:{rport}/hello",
+                            secs, tree=False, warm=warm, repeat=args.repeat))
+    finally:
+        rproc.send_signal(signal.SIGINT)
+        rproc.wait()
+
     if not args.no_peer:
         ensure_peers()
         oproc, olog, o_http, o_rest = start_offline(work)
@@ -302,6 +316,11 @@ def main():
             s, o = f"sluice, {kind} route", f"serverless-offline 13, {kind} route"
             print(f"{kind}: sluice serves {ratio(s, o, 'rps'):.1f}x the requests/s of serverless-offline; "
                   f"its p99 is {ratio(s, o, 'p99_ms'):.3f}x of serverless-offline's")
+    raw = "raw baseline: node:http + same handler"
+    for kind in ("HTTP API", "REST"):
+        s = f"sluice, {kind} route"
+        print(f"{kind}: against the raw baseline, sluice serves {ratio(s, raw, 'rps'):.2f}x its requests/s "
+              f"with {ratio(s, raw, 'p99_ms'):.1f}x its p99")
     print(f"gateway alone: {100 * ratio('sluice gateway alone (no-route 403)', 'minimal Beast server, same bytes', 'rps'):.0f}% "
           "of the minimal server's requests/s")
     shutil.rmtree(work, ignore_errors=True)
