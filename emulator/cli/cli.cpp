@@ -27,7 +27,7 @@ usage:
   sluice publish FUNCTION [--description TEXT] [--stack STACK] [--state-dir DIR]
   sluice validate [STACK]
   sluice generate-event SOURCE KIND [--set key=value ...]   (--help lists sources and kinds)
-  sluice trigger schedule NAME [STACK] [--endpoint URL | --endpoints-file F] [--json]
+  sluice trigger schedule NAME [STACK] [--endpoint URL | --endpoints-file F | --in-process] [--json]
                [--schedule-clock TIME]
   sluice deploy --stage ENV [STACK] [--dry-run] [--yes] [--endpoint-url URL] [--region R]
                [--profile P] [--role-arn ARN] [--assume-role ARN] [--lock-timeout SECONDS]

@@ -240,7 +240,9 @@ int cmd_serve(const Args& a) {
   o.schedule_clock = clock.start;
   o.schedule_speed = clock.speed;
   auto logger = log::get("serve");
-  o.on_started = [&logger](const app::Endpoints& e) {
+  const fs::path state_dir = o.state_dir, stack_path = o.stack_path;
+  o.on_started = [&logger, state_dir, stack_path](const app::Endpoints& e) {
+    write_serve_marker(state_dir, stack_path, e.lambda);  // for `sluice trigger` without --endpoint
     std::printf("%s\n", app::endpoints_json(e).c_str());
     std::fflush(stdout);
     logger->info("Lambda Invoke API on {} ({} function{})", e.lambda, e.functions, e.functions == 1 ? "" : "s");
@@ -261,6 +263,7 @@ int cmd_serve(const Args& a) {
   server->start();
   server->wait();
   server->stop();
+  remove_serve_marker(state_dir);
   return 0;
 }
 

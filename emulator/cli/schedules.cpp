@@ -11,6 +11,7 @@
 #include "sluice/lambda/scheduler.hpp"
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -140,6 +142,26 @@ std::string endpoint_from_file(const fs::path& file) {
   return j["lambda"].get<std::string>();
 }
 
+fs::path serve_marker(const fs::path& state_dir) { return state_dir / "serve.json"; }
+
+// The Lambda URL of a running serve of this stack, from its marker; nullopt when there is no
+// marker, it names another stack, or its process is gone (a serve killed with SIGKILL).
+std::optional<std::pair<long, std::string>> running_serve(const fs::path& state_dir, const fs::path& stack) {
+  std::ifstream in(serve_marker(state_dir));
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json j = json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("pid") || !j.contains("lambda") || !j.contains("stack") ||
+      !j["pid"].is_number_integer() || !j["lambda"].is_string() || !j["stack"].is_string())
+    return std::nullopt;
+  long pid = j["pid"].get<long>();
+  if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM)) return std::nullopt;
+  std::error_code ec;
+  if (!fs::equivalent(fs::path(j["stack"].get<std::string>()), stack, ec)) return std::nullopt;
+  return std::make_pair(pid, j["lambda"].get<std::string>());
+}
+
 int print_result(const std::string& payload, bool function_error) {
   std::fwrite(payload.data(), 1, payload.size(), stdout);
   std::fputc('\n', stdout);
@@ -149,13 +171,40 @@ int print_result(const std::string& payload, bool function_error) {
 
 }  // namespace
 
+void write_serve_marker(const fs::path& state_dir, const fs::path& stack, const std::string& lambda_url) {
+  std::error_code ec;
+  fs::create_directories(state_dir, ec);
+  fs::path tmp = state_dir / ("serve.json." + std::to_string(::getpid()));
+  {
+    std::ofstream out(tmp);
+    if (!out) return;  // a read-only project: trigger then needs --endpoint
+    out << json{{"pid", ::getpid()}, {"stack", fs::absolute(stack).string()}, {"lambda", lambda_url}}.dump() << "\n";
+  }
+  fs::rename(tmp, serve_marker(state_dir), ec);
+  if (ec) fs::remove(tmp, ec);
+}
+
+void remove_serve_marker(const fs::path& state_dir) {
+  std::ifstream in(serve_marker(state_dir));
+  if (!in) return;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  in.close();
+  json j = json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("pid", 0L) != static_cast<long>(::getpid())) return;
+  std::error_code ec;
+  fs::remove(serve_marker(state_dir), ec);
+}
+
 int cmd_trigger(const Args& a) {
-  const char* usage = "usage: sluice trigger schedule NAME [STACK] [--endpoint URL | --endpoints-file F] [--json] "
-                      "[--schedule-clock TIME]";
+  const char* usage = "usage: sluice trigger schedule NAME [STACK] [--endpoint URL | --endpoints-file F | --in-process] "
+                      "[--json] [--schedule-clock TIME]";
   if (a.has("help")) {
     std::printf("%s\n\nFires one schedule of the stack now and prints the function's answer.\n"
-                "With --endpoint (the Lambda URL `sluice serve` prints) or --endpoints-file, a running\n"
-                "serve fires it (POST /sluice/schedules/NAME/trigger); otherwise it runs in process,\n"
+                "With --endpoint (the Lambda URL `sluice serve` prints) or --endpoints-file, or when a\n"
+                "`sluice serve` of the same stack is running (it leaves its address in .sluice/serve.json),\n"
+                "that serve fires it (POST /sluice/schedules/NAME/trigger); otherwise, or with\n"
+                "--in-process, it runs in process,\n"
                 "as `sluice invoke` does (the function's log on stderr), the event's time taken from\n"
                 "--schedule-clock when given. --json prints the whole firing record.\n",
                 usage);
@@ -168,6 +217,18 @@ int cmd_trigger(const Args& a) {
   const std::string& name = a.positionals[1];
   std::optional<std::string> endpoint = a.get("endpoint");
   if (!endpoint && a.get("endpoints-file")) endpoint = endpoint_from_file(*a.get("endpoints-file"));
+  fs::path file = a.positionals.size() == 3 ? fs::path(a.positionals[2])
+                  : a.get("stack")         ? fs::path(*a.get("stack"))
+                                           : default_stack_path();
+  if (!endpoint && !a.has("in-process")) {
+    // A serve of this stack that is running now fires it, as with --endpoint.
+    fs::path state_dir = a.get("state-dir") ? fs::absolute(*a.get("state-dir")) : fs::absolute(file).parent_path() / ".sluice";
+    if (auto running = running_serve(state_dir, fs::absolute(file))) {
+      std::fprintf(stderr, "sluice trigger: through the sluice serve running this stack (pid %ld, %s)\n", running->first,
+                   running->second.c_str());
+      endpoint = running->second;
+    }
+  }
   if (endpoint) {
     auto [status, body] = post(parse_endpoint(*endpoint), "/sluice/schedules/" + url_encode(name) + "/trigger");
     json j = json::parse(body, nullptr, false);
@@ -182,9 +243,6 @@ int cmd_trigger(const Args& a) {
     return print_result(j.value("payload", ""), j["functionError"].is_string());
   }
 
-  fs::path file = a.positionals.size() == 3 ? fs::path(a.positionals[2])
-                  : a.get("stack")         ? fs::path(*a.get("stack"))
-                                           : default_stack_path();
   auto st = load_stack(file);
   if (!st) return 2;
   if (!st->schedules.count(name)) {

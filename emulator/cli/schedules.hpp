@@ -27,4 +27,11 @@ lambda::ServiceOptions service_options(const Args& a, const stack::Stack& st);
 // --schedule-clock and --schedule-speed (serve, trigger).
 lambda::ScheduleClock clock_options(const Args& a);
 
+// The marker a running `sluice serve` keeps in its state directory (STATE/serve.json: pid,
+// stack file, Lambda URL), through which `sluice trigger` finds the serve of the same stack.
+void write_serve_marker(const std::filesystem::path& state_dir, const std::filesystem::path& stack,
+                        const std::string& lambda_url);
+// Removes it if it still names this process.
+void remove_serve_marker(const std::filesystem::path& state_dir);
+
 }  // namespace sluice::cli

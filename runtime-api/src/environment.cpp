@@ -192,6 +192,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     mono::time_point delivered_at{};
     mono::time_point responded_at{};
     bool result_sent = false;
+    bool answered = false;  // the runtime is done with it (response_sent): only its next /next ends it
     bool cold = false;
     std::string tail;
     std::string status, error_type;
@@ -826,7 +827,11 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
                                    "RequestId: " + p->inv.request_id + " Error: " + reason);
       if (p->on_result) p->on_result(std::move(r));
     }
-    if (cur) {
+    if (cur && cur->answered) {
+      // Stopped between its answer and its next /next (sluice shutting down, an in-process
+      // command done): the invocation itself went well.
+      finish_invocation("", "");
+    } else if (cur) {
       send_result(failure(Outcome::shutdown, "Runtime.ExitError",
                           "RequestId: " + cur->inv.request_id + " Error: " + reason));
       finish_invocation("error", "Runtime.ExitError");
@@ -981,6 +986,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
                                           "RequestId: " + self->cur->inv.request_id +
                                               " Error: invalid response mode header: " + mode));
           self->state = EnvState::response_sent;
+          self->cur->answered = true;
           self->timeout_timer.cancel();
           early = make_response(400,
                                 api_error("InvalidFunctionResponseMode",
@@ -1176,6 +1182,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   // The runtime answered (buffered); the invoke phase ends at its next /next.
   void after_response() {
     state = EnvState::response_sent;
+    if (cur) cur->answered = true;
     timeout_timer.cancel();
     memory_timer.cancel();
     next_ready.notify();

@@ -28,6 +28,33 @@ def test_invoke_prints_the_payload_and_logs_separately(ws):
     assert re.search(r"^REPORT RequestId: .*\tInit Duration: ", err, re.M)
 
 
+def test_a_runtime_stopped_after_answering_reports_a_clean_invocation(ws):
+    # A custom runtime that answers, then takes its time before its next /next. An in-process
+    # `trigger` has its answer and stops the environment meanwhile; `invoke` waits for the end
+    # of the invocation (the next /next). Both invocations succeeded, so neither REPORT carries
+    # an error status (the trigger's used to say Runtime.ExitError).
+    rt = ws.path / "slow"
+    rt.mkdir()
+    (rt / "bootstrap").write_text(
+        "#!/bin/bash\n"
+        "api=http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation\n"
+        "while true; do\n"
+        "  id=$(curl -sS -D - -o /dev/null $api/next | grep -Fi Lambda-Runtime-Aws-Request-Id | tr -d '[:space:]' | cut -d: -f2)\n"
+        "  curl -sS $api/$id/response -d '{\"ok\": true}' > /dev/null\n"
+        "  sleep 3\n"
+        "done\n")
+    (rt / "bootstrap").chmod(0o755)
+    ws.write_stack("name: cli\nfunctions:\n  slow: {runtime: provided.al2023, code: slow/, handler: x}\n"
+                   "schedules:\n  nightly: {function: slow, expression: \"rate(1 day)\"}\n")
+    for args in (("trigger", "schedule", "nightly"), ("invoke", "slow")):
+        p = ws.run(*args, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout) == {"ok": True}
+        report = [line for line in p.stderr.decode().splitlines() if line.startswith("REPORT RequestId:")]
+        assert len(report) == 1, p.stderr
+        assert "Status:" not in report[0] and "Error Type" not in report[0], (args, report[0])
+
+
 def test_invoke_reads_stdin_and_fails_with_status_1_on_function_error(ws):
     prepare(ws)
     p = ws.run("invoke", "fail", "--event", "-", input=b'{"why": "stdin"}')

@@ -1,6 +1,7 @@
 """generate-event (every kind accepted by a real handler), schedules fired on
 time and on demand (`sluice trigger schedule`), and broken schedules refused."""
 import json
+import subprocess
 import time
 
 import pytest
@@ -214,7 +215,28 @@ def test_trigger_schedule_against_serve_and_in_process(ws):
         urllib.request.urlopen(urllib.request.Request(s.lambda_url + "/sluice/schedules/tick/trigger"), timeout=30)
     assert e.value.code == 405
     assert len(recorded(record, 3)) == 3
+
+    # Without --endpoint: the serve running this stack fires it (it keeps its address in
+    # .sluice/serve.json); --in-process runs it here even so.
+    marker = ws.path / ".sluice" / "serve.json"
+    assert json.loads(marker.read_text())["lambda"] == s.lambda_url
+    p = ws.run("trigger", "schedule", "refresh")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"recorded": {"refresh": True}}
+    assert b"through the sluice serve running this stack" in p.stderr and b"START RequestId" not in p.stderr
+    s.wait_for_log("[schedule refresh] triggered at")
+    p = ws.run("trigger", "schedule", "refresh", "--in-process")
+    assert p.returncode == 0, p.stderr
+    assert b"START RequestId:" in p.stderr and b"through the sluice serve" not in p.stderr
     s.stop()
+    assert not marker.exists()
+    # A marker left by a serve that is gone (killed with SIGKILL) is not followed.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    marker.write_text(json.dumps({"pid": gone.pid, "stack": str(ws.path / "sluice.yaml"), "lambda": s.lambda_url}))
+    p = ws.run("trigger", "schedule", "refresh")
+    assert p.returncode == 0, p.stderr
+    assert b"START RequestId:" in p.stderr and b"through the sluice serve" not in p.stderr
 
     # In process, as `sluice invoke` does: the payload on stdout, the log on stderr.
     p = ws.run("trigger", "schedule", "nine")
