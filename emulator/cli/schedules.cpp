@@ -130,12 +130,19 @@ std::pair<int, std::string> post(const Url& u, const std::string& path) {
   return {status, body};
 }
 
-std::string endpoint_from_file(const fs::path& file) {
+// The file's JSON; nullopt when it cannot be read, a discarded value when it is not JSON.
+std::optional<json> read_json_file(const fs::path& file) {
   std::ifstream in(file);
-  if (!in) throw std::runtime_error("cannot read the endpoints file " + sluice::quoted(file.string()));
+  if (!in) return std::nullopt;
   std::stringstream ss;
   ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
+  return json::parse(ss.str(), nullptr, false);
+}
+
+std::string endpoint_from_file(const fs::path& file) {
+  auto read = read_json_file(file);
+  if (!read) throw std::runtime_error("cannot read the endpoints file " + sluice::quoted(file.string()));
+  const json& j = *read;
   if (j.is_discarded() || !j.contains("lambda") || !j["lambda"].is_string())
     throw std::runtime_error("the endpoints file " + sluice::quoted(file.string()) +
                              " has no \"lambda\" URL (it is the file `sluice serve --endpoints-file` writes)");
@@ -147,11 +154,7 @@ fs::path serve_marker(const fs::path& state_dir) { return state_dir / "serve.jso
 // The Lambda URL of a running serve of this stack, from its marker; nullopt when there is no
 // marker, it names another stack, or its process is gone (a serve killed with SIGKILL).
 std::optional<std::pair<long, std::string>> running_serve(const fs::path& state_dir, const fs::path& stack) {
-  std::ifstream in(serve_marker(state_dir));
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
+  json j = read_json_file(serve_marker(state_dir)).value_or(json());
   if (j.is_discarded() || !j.is_object() || !j.contains("pid") || !j.contains("lambda") || !j.contains("stack") ||
       !j["pid"].is_number_integer() || !j["lambda"].is_string() || !j["stack"].is_string())
     return std::nullopt;
@@ -185,12 +188,7 @@ void write_serve_marker(const fs::path& state_dir, const fs::path& stack, const 
 }
 
 void remove_serve_marker(const fs::path& state_dir) {
-  std::ifstream in(serve_marker(state_dir));
-  if (!in) return;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  in.close();
-  json j = json::parse(ss.str(), nullptr, false);
+  json j = read_json_file(serve_marker(state_dir)).value_or(json());
   if (j.is_discarded() || !j.is_object() || j.value("pid", 0L) != static_cast<long>(::getpid())) return;
   std::error_code ec;
   fs::remove(serve_marker(state_dir), ec);
@@ -203,10 +201,9 @@ int cmd_trigger(const Args& a) {
     std::printf("%s\n\nFires one schedule of the stack now and prints the function's answer.\n"
                 "With --endpoint (the Lambda URL `sluice serve` prints) or --endpoints-file, or when a\n"
                 "`sluice serve` of the same stack is running (it leaves its address in .sluice/serve.json),\n"
-                "that serve fires it (POST /sluice/schedules/NAME/trigger); otherwise, or with\n"
-                "--in-process, it runs in process,\n"
-                "as `sluice invoke` does (the function's log on stderr), the event's time taken from\n"
-                "--schedule-clock when given. --json prints the whole firing record.\n",
+                "that serve fires it (POST /sluice/schedules/NAME/trigger). Otherwise, or with --in-process,\n"
+                "it runs in process as `sluice invoke` does (the function's log on stderr), the event's\n"
+                "time taken from --schedule-clock when given. --json prints the whole firing record.\n",
                 usage);
     return 0;
   }
