@@ -104,6 +104,15 @@ std::string jstr(const json& j, const char* key) {
   return "";
 }
 
+// rec[field] when rec is an object and that field an object too; else an empty object.
+const json& object_field(const json& rec, const char* field) {
+  static const json empty = json::object();
+  return rec.is_object() && rec.contains(field) && rec[field].is_object() ? rec[field] : empty;
+}
+
+// "production, staging"
+std::string listing(const std::set<std::string>& stages) { return join({stages.begin(), stages.end()}, ", "); }
+
 long jint(const json& j, const char* key, long fallback = 0) {
   if (j.is_object() && j.contains(key) && j[key].is_number()) return j[key].get<long>();
   return fallback;
@@ -214,8 +223,8 @@ class Deployer {
                             const std::string& recorded_target);
   json events(const std::string& action, const json& body) { return r_.target("events", "AWSEvents", action, body); }
   void step_removed();
-  void step_removed_plans(const std::map<std::string, std::set<std::string>>& plan_users,
-                          const std::map<std::string, std::set<std::string>>& key_users);
+  void step_removed_plans(std::map<std::string, std::set<std::string>>& plan_users,
+                          std::map<std::string, std::set<std::string>>& key_users);
   void detach_from_usage_plans(const std::string& api_id, const std::string& stage);
   void step_record();
   json build_record() const;
@@ -1460,10 +1469,8 @@ void Deployer::step_schedules() {
   // target, and those the current record names (a run killed between RemoveTargets and
   // DeleteRule left one without targets).
   std::map<std::string, std::string> recorded;  // rule -> the target ARN recorded
-  if (previous_current_.is_object() && previous_current_.contains("schedules") &&
-      previous_current_["schedules"].is_object())
-    for (const auto& [n, e] : previous_current_["schedules"].items())
-      if (e.is_object()) recorded[e.value("rule", std::string())] = e.value("target", std::string());
+  for (const auto& [n, e] : object_field(previous_current_, "schedules").items())
+    if (e.is_object()) recorded[e.value("rule", std::string())] = e.value("target", std::string());
   std::string token;
   std::vector<std::string> candidates;
   for (;;) {
@@ -1658,22 +1665,19 @@ void Deployer::step_removed() {
   if (!previous_current_.is_object()) return;
   std::vector<std::pair<std::string, json>> gone_fns, gone_apis;
   auto wanted_fn = [&](const std::string& fn) {
-    if (o_.mode == Mode::promote)
-      return source_record_.contains("functions") && source_record_["functions"].is_object() &&
-             source_record_["functions"].contains(fn);
+    if (o_.mode == Mode::promote) return object_field(source_record_, "functions").contains(fn);
     return st_.functions.count(fn) > 0;
   };
-  if (previous_current_.contains("functions") && previous_current_["functions"].is_object())
-    for (const auto& [fn, e] : previous_current_["functions"].items())
-      if (!wanted_fn(fn) && e.is_object()) gone_fns.emplace_back(fn, e);
-  if (previous_current_.contains("apis") && previous_current_["apis"].is_object())
-    for (const auto& [an, e] : previous_current_["apis"].items())
-      if (!st_.apis.count(an) && e.is_object()) gone_apis.emplace_back(an, e);
-  bool gone_plans = false;
-  for (const char* k : {"usage_plans", "api_keys"})
-    if (previous_current_.contains(k) && previous_current_[k].is_object())
-      for (const auto& [name, id] : previous_current_[k].items())
-        if (!(k[0] == 'u' ? plans_ : keys_).contains(name)) gone_plans = true;
+  for (const auto& [fn, e] : object_field(previous_current_, "functions").items())
+    if (!wanted_fn(fn) && e.is_object()) gone_fns.emplace_back(fn, e);
+  for (const auto& [an, e] : object_field(previous_current_, "apis").items())
+    if (!st_.apis.count(an) && e.is_object()) gone_apis.emplace_back(an, e);
+  auto dropped = [&](const char* field, const json& now) {
+    for (const auto& [name, id] : object_field(previous_current_, field).items())
+      if (!now.contains(name)) return true;
+    return false;
+  };
+  bool gone_plans = dropped("usage_plans", plans_) || dropped("api_keys", keys_);
   if (gone_fns.empty() && gone_apis.empty() && !gone_plans) return;
 
   // Who else uses them: the other stages' current records (state/STAGE/current.json).
@@ -1686,23 +1690,13 @@ void Deployer::step_removed() {
     if (other == stage_ || other.find('/') != std::string::npos) continue;
     auto body = r_.get_object(bucket_, key);
     auto rec = body ? json::parse(*body, nullptr, false) : json();
-    if (!rec.is_object()) continue;
-    if (rec.contains("functions") && rec["functions"].is_object())
-      for (const auto& [fn, e] : rec["functions"].items())
-        if (e.is_object()) fn_users[e.value("name", std::string())].insert(other);
-    if (rec.contains("apis") && rec["apis"].is_object())
-      for (const auto& [an, e] : rec["apis"].items())
-        if (e.is_object()) api_users[e.value("id", std::string())].insert(other);
-    for (const auto& [k, users] : {std::pair<const char*, std::map<std::string, std::set<std::string>>*>{"usage_plans", &plan_users},
-                                   {"api_keys", &key_users}})
-      if (rec.contains(k) && rec[k].is_object())
-        for (const auto& [name, id] : rec[k].items()) (*users)[name].insert(other);
+    for (const auto& [fn, e] : object_field(rec, "functions").items())
+      if (e.is_object()) fn_users[e.value("name", std::string())].insert(other);
+    for (const auto& [an, e] : object_field(rec, "apis").items())
+      if (e.is_object()) api_users[e.value("id", std::string())].insert(other);
+    for (const auto& [name, id] : object_field(rec, "usage_plans").items()) plan_users[name].insert(other);
+    for (const auto& [name, id] : object_field(rec, "api_keys").items()) key_users[name].insert(other);
   }
-  auto listing = [](const std::set<std::string>& stages) {
-    std::string out;
-    for (const auto& s : stages) out += (out.empty() ? "" : ", ") + s;
-    return out;
-  };
 
   // Usage plans first (API Gateway refuses to delete a stage a plan still names), then the
   // APIs (they invoke the functions), then the functions.
@@ -1759,21 +1753,10 @@ void Deployer::step_removed() {
 // Usage plans and keys this stage's record names and this run did not deploy for the stage.
 // A plan another stage's record still names loses this stage's API stages; otherwise it goes
 // (stages out, keys out, then the plan). A key no other stage's record names is deleted.
-void Deployer::step_removed_plans(const std::map<std::string, std::set<std::string>>& plan_users,
-                                  const std::map<std::string, std::set<std::string>>& key_users) {
-  auto listing = [](const std::set<std::string>& stages) {
-    std::string out;
-    for (const auto& s : stages) out += (out.empty() ? "" : ", ") + s;
-    return out;
-  };
-  static const std::set<std::string> nobody;
-  auto users_of = [](const std::map<std::string, std::set<std::string>>& m, const std::string& k)
-      -> const std::set<std::string>& {
-    auto it = m.find(k);
-    return it == m.end() ? nobody : it->second;
-  };
-  json prev_plans = previous_current_.value("usage_plans", json::object());
-  json prev_keys = previous_current_.value("api_keys", json::object());
+void Deployer::step_removed_plans(std::map<std::string, std::set<std::string>>& plan_users,
+                                  std::map<std::string, std::set<std::string>>& key_users) {
+  const json& prev_plans = object_field(previous_current_, "usage_plans");
+  const json& prev_keys = object_field(previous_current_, "api_keys");
   for (const auto& [name, idv] : prev_plans.items()) {
     if (plans_.contains(name) || !idv.is_string()) continue;
     const std::string plan_id = idv.get<std::string>();
@@ -1782,10 +1765,10 @@ void Deployer::step_removed_plans(const std::map<std::string, std::set<std::stri
       same("usage plan", name, "already gone");
       continue;
     }
-    const auto& users = users_of(plan_users, name);
-    json ops = json::array();
+    const auto& users = plan_users[name];
+    json ops = json::array();  // every stage when the plan goes, else this stage's
     for (const auto& st : plan->value("apiStages", json::array()))
-      if (!users.empty() ? jstr(st, "stage") == stage_ : true)
+      if (users.empty() || jstr(st, "stage") == stage_)
         ops.push_back({{"op", "remove"}, {"path", "/apiStages"}, {"value", jstr(st, "apiId") + ":" + jstr(st, "stage")}});
     if (!users.empty()) {
       if (ops.empty()) {
@@ -1808,8 +1791,7 @@ void Deployer::step_removed_plans(const std::map<std::string, std::set<std::stri
   }
   for (const auto& [name, idv] : prev_keys.items()) {
     if (keys_.contains(name) || !idv.is_string()) continue;
-    const auto& users = users_of(key_users, name);
-    if (!users.empty()) continue;  // the other stages' plans still hand it out
+    if (!key_users[name].empty()) continue;  // the other stages' plans still hand it out
     const std::string key_id = idv.get<std::string>();
     if (!r_.get("apigateway", "/apikeys/" + key_id)) {
       same("API key", name, "already gone");
