@@ -39,23 +39,28 @@ Response json_error(unsigned status, const std::string& message) {
 }
 
 Responder::Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version,
-                     const bool* draining)
-    : stream_(stream), limits_(limits), keep_alive_(keep_alive), version_(version), draining_(draining) {}
+                     const bool* draining, Endpoints* ends)
+    : stream_(stream),
+      limits_(limits),
+      keep_alive_(keep_alive),
+      version_(version),
+      draining_(draining),
+      ends_(ends ? ends : &own_ends_) {}
 
 const tcp::endpoint& Responder::remote() const {
-  if (!remote_) {
+  if (!ends_->remote) {
     boost::system::error_code ec;
-    remote_ = stream_.socket().remote_endpoint(ec);
+    ends_->remote = stream_.socket().remote_endpoint(ec);
   }
-  return *remote_;
+  return *ends_->remote;
 }
 
 const tcp::endpoint& Responder::local() const {
-  if (!local_) {
+  if (!ends_->local) {
     boost::system::error_code ec;
-    local_ = stream_.socket().local_endpoint(ec);
+    ends_->local = stream_.socket().local_endpoint(ec);
   }
-  return *local_;
+  return *ends_->local;
 }
 
 // One contiguous buffer per response: Beast's serializer walks a buffer per
@@ -134,6 +139,7 @@ struct Server::Conn {
   std::uint64_t read_round = 0;
   bool read_timed_out = false;
   bool busy = false;
+  Endpoints ends;
 };
 
 Server::Server(asio::any_io_executor ex, std::string name, ServerLimits limits, Handler handler,
@@ -277,7 +283,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
 
     conn->busy = true;
     Request req = parser.release();
-    Responder responder(stream, limits_, req.keep_alive() && !draining_, req.version(), &draining_);
+    Responder responder(stream, limits_, req.keep_alive() && !draining_, req.version(), &draining_, &conn->ends);
     try {
       co_await handler_(req, responder);
     } catch (const std::exception& e) {

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -59,7 +60,7 @@ void add_children(pid_t pid, std::vector<pid_t>& out, int depth) {
   ::closedir(d);
 }
 
-std::uint64_t status_field_kb(const char* buf, const char* key) {
+std::uint64_t status_number(const char* buf, const char* key) {
   const char* p = std::strstr(buf, key);
   if (!p) return 0;
   p += std::strlen(key);
@@ -229,6 +230,13 @@ std::vector<pid_t> process_tree(pid_t root) {
   return out;
 }
 
+namespace {
+void add_status(const char* buf, Memory& m) {
+  m.rss_kb += status_number(buf, "VmRSS:");
+  m.hwm_kb += status_number(buf, "VmHWM:");
+}
+}  // namespace
+
 Memory tree_memory(pid_t root) {
   Memory m;
   for (pid_t p : process_tree(root)) {
@@ -236,9 +244,45 @@ Memory tree_memory(pid_t root) {
     std::snprintf(path, sizeof path, "/proc/%d/status", p);
     char buf[4096];
     std::size_t len = 0;
-    if (!read_small_file(path, buf, sizeof buf, len)) continue;
-    m.rss_kb += status_field_kb(buf, "VmRSS:");
-    m.hwm_kb += status_field_kb(buf, "VmHWM:");
+    if (read_small_file(path, buf, sizeof buf, len)) add_status(buf, m);
+  }
+  return m;
+}
+
+TreeMemory::~TreeMemory() { clear(); }
+
+void TreeMemory::clear() {
+  for (auto& [pid, fd] : members_)
+    if (fd >= 0) ::close(fd);
+  members_.clear();
+}
+
+void TreeMemory::walk(pid_t root) {
+  std::vector<std::pair<pid_t, int>> now;
+  for (pid_t p : process_tree(root)) {
+    auto known = std::find_if(members_.begin(), members_.end(), [p](const auto& m) { return m.first == p; });
+    if (known != members_.end()) {
+      now.push_back(*known);
+      known->second = -1;  // handed over
+      continue;
+    }
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/status", p);
+    now.emplace_back(p, ::open(path, O_RDONLY | O_CLOEXEC));
+  }
+  clear();
+  members_ = std::move(now);
+}
+
+Memory TreeMemory::read() const {
+  Memory m;
+  for (const auto& [pid, fd] : members_) {
+    if (fd < 0) continue;
+    char buf[4096];
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    add_status(buf, m);
   }
   return m;
 }

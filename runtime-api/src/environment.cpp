@@ -248,6 +248,8 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   std::string partial;
   std::uint64_t peak_kb = 0;
   mono::time_point memory_read_at{};
+  proc::TreeMemory tree;  // the handler's processes at the last walk (read_memory)
+  mono::time_point tree_walked_at{};
 
   // Runtime API
   tcp::acceptor acceptor;
@@ -456,6 +458,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     pid = res.pid;
+    tree.clear();
     watch_child(ex, pid, [w = weak_from_this(), child = pid](int status) {
       proc::reaper_untrack(child);
       if (auto self = w.lock()) self->on_exit(status);
@@ -581,7 +584,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     memory_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
       auto self = w.lock();
       if (!self || ec || self->state != EnvState::running) return;
-      if (self->over_memory()) {
+      if (self->over_memory(true)) {
         self->on_out_of_memory();
         return;
       }
@@ -589,22 +592,32 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     });
   }
 
-  bool over_memory() {
-    if (pid <= 0 || exited) return false;
-    auto m = proc::tree_memory(pid);
+  // The handler's memory. Finding its process tree (a directory and a file per thread of
+  // every process) costs several times reading the members' status files, kept open from
+  // the last walk; so only the 25 ms poll walks afresh, and the check when a response
+  // arrives and the REPORT's figure reuse a tree found less than a second ago (a process
+  // started since is counted from the next walk on).
+  proc::Memory read_memory(bool walk) {
+    auto now = mono::now();
+    if (walk || !tree.walked() || now - tree_walked_at > std::chrono::seconds(1)) {
+      tree.walk(pid);
+      tree_walked_at = now;
+    }
+    memory_read_at = now;
+    auto m = tree.read();
     peak_kb = std::max(peak_kb, m.hwm_kb);
-    memory_read_at = mono::now();
-    return m.hwm_kb > static_cast<std::uint64_t>(spec.memory_mb) * 1024;
+    return m;
+  }
+
+  bool over_memory(bool walk) {
+    if (pid <= 0 || exited) return false;
+    return read_memory(walk).hwm_kb > static_cast<std::uint64_t>(spec.memory_mb) * 1024;
   }
 
   int max_memory_used_mb() {
     // Peak RSS only grows, so a reading up to 100 ms old loses nothing but the
-    // last few milliseconds; it spares busy environments a /proc walk per call.
-    auto now = mono::now();
-    if (pid > 0 && !exited && now - memory_read_at > std::chrono::milliseconds(100)) {
-      peak_kb = std::max(peak_kb, proc::tree_memory(pid).hwm_kb);
-      memory_read_at = now;
-    }
+    // last few milliseconds; it spares busy environments a /proc read per call.
+    if (pid > 0 && !exited && mono::now() - memory_read_at > std::chrono::milliseconds(100)) read_memory(false);
     int mb = static_cast<int>((peak_kb + 1023) / 1024);
     return std::min(mb, spec.memory_mb);
   }
@@ -721,6 +734,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   void on_exit(int status) {
     if (exited) return;
     exited = true;
+    tree.clear();
     drain_output();
     close_output();
     frozen = false;
@@ -1091,7 +1105,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
               auto now = mono::now();
               bool check = now - self->cur->delivered_at > std::chrono::milliseconds(5) ||
                            now - self->memory_read_at > std::chrono::milliseconds(100);
-              if (check && self->over_memory()) {
+              if (check && self->over_memory(false)) {
                 self->on_out_of_memory();
                 co_return;
               }

@@ -269,6 +269,12 @@ TEST_CASE("process_tree finds children and grandchildren; kill_tree ends them al
   CHECK(mem.hwm_kb >= mem.rss_kb / 2);
   // The tree holds more than its root.
   CHECK(mem.rss_kb > proc::tree_memory(sleeper).rss_kb);
+  // Read again through the status files a walk left open: the same processes.
+  proc::TreeMemory kept;
+  kept.walk(res.pid);
+  auto again = kept.read();
+  CHECK(again.hwm_kb >= mem.hwm_kb);  // the same processes; a peak only grows
+  CHECK(again.rss_kb > proc::tree_memory(sleeper).rss_kb);
 
   proc::kill_tree(res.pid);
   auto status = wait_exit(res.pid);
@@ -280,6 +286,10 @@ TEST_CASE("process_tree finds children and grandchildren; kill_tree ends them al
   auto deadline = std::chrono::steady_clock::now() + 2s;
   while (!gone_or_zombie(sleeper) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
   CHECK(gone_or_zombie(sleeper));
+  // The kept files name the processes that were, not whoever gets their pids: nothing now.
+  CHECK(kept.read().hwm_kb == 0);
+  kept.walk(res.pid);  // the root is gone: a tree of one that reads as nothing
+  CHECK(kept.read().rss_kb == 0);
 }
 
 TEST_CASE("kill_tree reaches an orphan left in the group and a child that left the group", "[process][tree]") {

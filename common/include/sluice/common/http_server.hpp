@@ -36,13 +36,21 @@ struct ServerLimits {
   std::chrono::milliseconds write_timeout{60'000};
 };
 
+// A connection's two ends, asked of the kernel once per connection, on first use.
+struct Endpoints {
+  std::optional<tcp::endpoint> remote, local;
+};
+
 // What a handler uses to answer one request. Exactly one of send() or the
 // chunked trio must be used; a handler that returns without answering gets a 500.
 class Responder {
  public:
   // draining: the server's flag; a response written once it is set closes the connection.
+  // ends: the connection's cache of its endpoints (a cache of its own when null).
   Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version,
-            const bool* draining = nullptr);
+            const bool* draining = nullptr, Endpoints* ends = nullptr);
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
 
   asio::awaitable<void> send(Response res);
   asio::awaitable<void> start_chunked(Response head);  // head's body is ignored
@@ -67,7 +75,8 @@ class Responder {
   bool answered_ = false;
   bool chunked_ = false;
   boost::system::error_code error_;
-  mutable std::optional<tcp::endpoint> remote_, local_;
+  Endpoints own_ends_;
+  Endpoints* ends_;  // &own_ends_ or the connection's
 };
 
 using Handler = std::function<asio::awaitable<void>(Request&, Responder&)>;

@@ -36,6 +36,24 @@ struct Memory {
   std::uint64_t hwm_kb = 0;  // peak resident, summed over the tree
 };
 Memory tree_memory(pid_t root);
+// A process tree's memory, read again and again: walk() finds the tree and keeps each
+// member's /proc/<pid>/status open, so read() costs one pread per member instead of a walk
+// of /proc. A member that has exited reads as nothing (the descriptor stays bound to that
+// process, never to a later one given its pid).
+class TreeMemory {
+ public:
+  TreeMemory() = default;
+  ~TreeMemory();
+  TreeMemory(const TreeMemory&) = delete;
+  TreeMemory& operator=(const TreeMemory&) = delete;
+  void walk(pid_t root);
+  Memory read() const;
+  bool walked() const { return !members_.empty(); }
+  void clear();
+
+ private:
+  std::vector<std::pair<pid_t, int>> members_;  // pid, its status file
+};
 
 // Signal a whole process group (the group started by spawn()).
 void signal_group(pid_t pgid, int sig);
