@@ -999,9 +999,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
           self->send_result(self->failure(Outcome::invalid_response_mode, "Runtime.InvalidResponseModeHeader",
                                           "RequestId: " + self->cur->inv.request_id +
                                               " Error: invalid response mode header: " + mode));
-          self->state = EnvState::response_sent;
-          self->cur->answered = true;
-          self->timeout_timer.cancel();
+          self->after_response();  // also wakes a /next already waiting
           early = make_response(400,
                                 api_error("InvalidFunctionResponseMode",
                                           "Invalid function response mode: " + mode +

@@ -155,6 +155,18 @@ def test_unknown_response_mode_is_refused(srv):
     assert "probe bad mode: 400" in r["Log"] and "InvalidFunctionResponseMode" in r["Log"]
 
 
+def test_unknown_response_mode_ends_the_invocation_for_a_waiting_next(srv):
+    # The runtime's next GET /next was already waiting (on another connection) when the
+    # refused answer came: it ends the invocation, and the next event goes to it, warm.
+    r = call(srv, "bad_mode_next_waiting")
+    assert r["Json"]["errorType"] == "Runtime.InvalidResponseModeHeader"
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert f"REPORT RequestId: {rid}\tDuration: " in r["Log"], r["Log"]
+    again = call(srv, "echo")
+    assert "FunctionError" not in again
+    assert "REPORT RequestId: " in again["Log"] and "Init Duration" not in again["Log"], again["Log"]
+
+
 def test_init_error_after_init_is_an_invalid_transition(srv):
     r = srv.invoke("probe", {"action": "init_error_late"})
     assert r["Json"]["late"]["status"] == 403
