@@ -395,6 +395,17 @@ def test_functions_and_apis_removed_from_the_stack_go_when_no_stage_uses_them(mo
     def aliases(fn):
         return sorted(a["Name"] for a in lam.list_aliases(FunctionName=f"{STACK}-{fn}")["Aliases"])
 
+    def statements_for(api_id):  # the core functions' permission statements naming the API
+        sids = []
+        for fn in CORE_FUNCTIONS:
+            for q in [None] + aliases(fn):
+                try:
+                    doc = json.loads(lam.get_policy(FunctionName=f"{STACK}-{fn}", **({"Qualifier": q} if q else {}))["Policy"])
+                except lam.exceptions.ResourceNotFoundException:
+                    continue
+                sids += [st["Sid"] for st in doc["Statement"] if st["Sid"].startswith(f"sluice-{api_id}-")]
+        return sids
+
     # The Node function and the HTTP API in front of it leave the stack.
     stack.write_text(cut(cut(stack.read_text(), "  recommend:\n", "\napis:"), "  discover:\n", "\napi_keys:"))
     p = ok(project.deploy("sandbox", "--dry-run"))
@@ -449,9 +460,14 @@ def test_functions_and_apis_removed_from_the_stack_go_when_no_stage_uses_them(mo
     ok(project.deploy("sandbox"))
     ok(project.deploy("staging"))
     assert [s["stageName"] for s in apigw.get_stages(restApiId=rest_id)["item"]] == ["production"]
+    granted = statements_for(rest_id)
+    assert len(granted) >= 3, granted  # one per stage's alias at least
     p = ok(project.deploy("production", "--promote-from", "staging"))
     assert f"remove API watchlist ({rest_id})" in p.stderr
     assert rest_id not in [a["id"] for a in apigw.get_rest_apis()["items"]]
+    # Its invoke permissions went with it, on every alias.
+    assert statements_for(rest_id) == []
+    assert f"remove permission {STACK}-movies-list:sandbox sluice-{rest_id}-" in p.stderr
     assert record(moto, "production")["apis"] == {}
     moto.start_recording()
     ok(project.deploy("production", "--promote-from", "staging"))

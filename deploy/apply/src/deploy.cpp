@@ -215,8 +215,10 @@ class Deployer {
   void step_keys_and_plans();
   void step_schedules();
   void step_schedule(const stack::ScheduleSpec& s, const std::string& target_id);
-  // Whether the function's (or its qualifier's) resource policy has a statement with this id.
+  // The statement ids of the function's (or its qualifier's) resource policy.
+  std::vector<std::string> policy_sids(const std::string& remote_fn, const std::string& qualifier);
   bool has_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& sid);
+  void remove_api_permissions(const std::string& api_id, const std::string& label);
   void step_schedule_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& rule,
                                 const std::string& rule_arn);
   void remove_schedule_rule(const std::string& rule, const json& targets, const std::string& target_id,
@@ -657,7 +659,7 @@ void Deployer::step_aliases_from_record(const json& record) {
 
 // ---- permissions -----------------------------------------------------------------------
 
-bool Deployer::has_permission(const std::string& rn, const std::string& qual, const std::string& sid) {
+std::vector<std::string> Deployer::policy_sids(const std::string& rn, const std::string& qual) {
   aws::Pairs q;
   if (!qual.empty()) q.emplace_back("Qualifier", qual);
   std::optional<json> policy;
@@ -666,12 +668,17 @@ bool Deployer::has_permission(const std::string& rn, const std::string& qual, co
   } catch (const aws::ServiceError& e) {
     if (e.status != 400) throw;  // no policy yet
   }
-  if (!policy || !policy->contains("Policy")) return false;
+  std::vector<std::string> sids;
+  if (!policy || !policy->contains("Policy")) return sids;
   auto doc = json::parse(policy->value("Policy", "{}"), nullptr, false);
-  if (doc.is_discarded() || !doc.contains("Statement")) return false;
-  for (const auto& st : doc["Statement"])
-    if (jstr(st, "Sid") == sid) return true;
-  return false;
+  if (doc.is_discarded() || !doc.contains("Statement") || !doc["Statement"].is_array()) return sids;
+  for (const auto& st : doc["Statement"]) sids.push_back(jstr(st, "Sid"));
+  return sids;
+}
+
+bool Deployer::has_permission(const std::string& rn, const std::string& qual, const std::string& sid) {
+  auto sids = policy_sids(rn, qual);
+  return std::find(sids.begin(), sids.end(), sid) != sids.end();
 }
 
 void Deployer::step_permission(const std::string& function_expr, const std::string& qualifier_expr,
@@ -1715,6 +1722,8 @@ void Deployer::step_removed() {
     }
     const auto& users = api_users[id];
     if (users.empty()) {
+      // Its invoke permissions first: a run killed after the API's deletion would leave them.
+      remove_api_permissions(id, label);
       change(Change::remove, "API", label, "no stage uses it any more", [&, id = id, base = base, rest = rest] {
         if (rest) detach_from_usage_plans(id, "");
         r_.call("DELETE", "apigateway", base);
@@ -1747,6 +1756,44 @@ void Deployer::step_removed() {
     } else {
       same("alias", rn + ":" + stage_, "already gone");
     }
+  }
+}
+
+// The statements step_permission added for an API that is about to be deleted (ids
+// sluice-<API id>-...), on every function the stage's record or the stack names and on each
+// of its aliases: they would outlive the API, and a function's policy is limited to 20 KB.
+void Deployer::remove_api_permissions(const std::string& api_id, const std::string& label) {
+  std::set<std::string> names;
+  for (const auto& [fn, e] : object_field(previous_current_, "functions").items())
+    if (e.is_object() && !e.value("name", std::string()).empty()) names.insert(e.value("name", std::string()));
+  for (const auto& [fn, spec] : st_.functions) names.insert(function_name(st_.name, fn));
+  const std::string prefix = statement_id("sluice-" + api_id + "-");
+  for (const auto& rn : names) {
+    if (!r_.get("lambda", kLambdaApi + rn)) continue;
+    std::vector<std::string> qualifiers{""};
+    std::string marker;
+    do {
+      aws::Pairs q;
+      if (!marker.empty()) q.emplace_back("Marker", marker);
+      auto page = r_.get("lambda", kLambdaApi + rn + "/aliases", q);
+      if (!page) break;
+      for (const auto& a : page->value("Aliases", json::array())) qualifiers.push_back(jstr(a, "Name"));
+      marker = jstr(*page, "NextMarker");
+    } while (!marker.empty());
+    for (const auto& qual : qualifiers)
+      for (const auto& sid : policy_sids(rn, qual)) {
+        if (sid.compare(0, prefix.size(), prefix) != 0) continue;
+        change(Change::remove, "permission", (qual.empty() ? rn : rn + ":" + qual) + " " + sid,
+               "for API " + label + ", which goes", [&, rn = rn, qual = qual, sid = sid] {
+                 aws::Pairs q;
+                 if (!qual.empty()) q.emplace_back("Qualifier", qual);
+                 try {
+                   r_.call("DELETE", "lambda", kLambdaApi + rn + "/policy/" + sid, nullptr, q);
+                 } catch (const aws::ServiceError& e) {
+                   if (!is_not_found(e)) throw;
+                 }
+               });
+      }
   }
 }
 
