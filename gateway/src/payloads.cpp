@@ -22,6 +22,52 @@ using json = nlohmann::json;
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+// A JSON string as dump() writes it (no ASCII escaping, invalid UTF-8 replaced); printable
+// ASCII without quotes or backslashes, the common case, is copied as it is.
+void put_json_string(std::string& out, std::string_view v) {
+  for (unsigned char c : v)
+    if (c < 0x20 || c == '"' || c == '\\' || c >= 0x7f) {
+      out += dump(json(std::string(v)));
+      return;
+    }
+  out += '"';
+  out.append(v);
+  out += '"';
+}
+
+// One JSON object written member by member, closed when it goes out of scope. Callers give
+// the members in sorted order, as nlohmann's std::map-backed objects are written.
+class JsonObject {
+ public:
+  explicit JsonObject(std::string& out) : out_(out) { out_ += '{'; }
+  ~JsonObject() { out_ += '}'; }
+  JsonObject(const JsonObject&) = delete;
+  JsonObject& operator=(const JsonObject&) = delete;
+  void key(std::string_view k) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    put_json_string(out_, k);
+    out_ += ':';
+  }
+  void str(std::string_view k, std::string_view v) {
+    key(k);
+    put_json_string(out_, v);
+  }
+  void raw(std::string_view k, std::string_view json_text) {
+    key(k);
+    out_.append(json_text);
+  }
+  void object(std::string_view k, const std::map<std::string, std::string>& members) {
+    key(k);
+    JsonObject o(out_);
+    for (const auto& [mk, mv] : members) o.str(mk, mv);
+  }
+
+ private:
+  std::string& out_;
+  bool first_ = true;
+};
+
 // ---- headers ---------------------------------------------------------------
 
 // Never forwarded to the integration (hop-by-hop and framing headers; LocalStack
@@ -722,6 +768,9 @@ std::string http_v1_event(const EventInput& in) {
   return dump(ev);
 }
 
+// Written straight out rather than through a json DOM (the event is built on every proxied
+// request: the DOM's allocations were a tenth of the gateway's CPU). Members come in the
+// order nlohmann's sorted objects gave them, so the bytes are the same as before.
 std::string http_v2_event(const EventInput& in) {
   const Request& req = in.request ? *in.request : empty_request();
   const stack::ApiSpec& api = in.api ? *in.api : empty_api();
@@ -732,23 +781,15 @@ std::string http_v2_event(const EventInput& in) {
   const std::string raw_path =
       (in.stage.empty() || in.stage == "$default") ? req.path : "/" + in.stage + (req.path == "/" ? "" : req.path);
 
-  json ev = json::object();
-  ev["version"] = "2.0";
-  ev["routeKey"] = route_key;
-  ev["rawPath"] = raw_path;
-  ev["rawQueryString"] = req.raw_query;
-
   // Lower-case names, repeats joined with commas, Cookie headers moved to cookies.
-  std::vector<std::string> cookies;
-  std::vector<std::pair<std::string, std::string>> hs;
-  auto put = [&](std::string name, const std::string& value) {
-    for (auto& [n, v] : hs)
-      if (n == name) {
-        v += ',';
-        v += value;
-        return;
-      }
-    hs.emplace_back(std::move(name), value);
+  std::vector<std::string_view> cookies;
+  std::map<std::string, std::string> headers;
+  auto put = [&](std::string name, std::string_view value) {
+    auto [it, fresh] = headers.try_emplace(std::move(name), value);
+    if (!fresh) {
+      it->second += ',';
+      it->second.append(value);
+    }
   };
   for (const auto& h : req.headers) {
     if (h.name.empty() || http_drops(h.name)) continue;
@@ -757,7 +798,7 @@ std::string http_v2_event(const EventInput& in) {
       while (!rest.empty()) {
         auto semi = rest.find(';');
         auto c = trim(rest.substr(0, semi));
-        if (!c.empty()) cookies.emplace_back(c);
+        if (!c.empty()) cookies.push_back(c);
         if (semi == std::string_view::npos) break;
         rest.remove_prefix(semi + 1);
       }
@@ -772,50 +813,65 @@ std::string http_v2_event(const EventInput& in) {
   put("x-forwarded-port", forwarded_port(req));
   put("x-forwarded-proto", "http");
   if (!in.trace_id.empty()) put("x-amzn-trace-id", in.trace_id);
-  if (!cookies.empty()) ev["cookies"] = cookies;
-  json headers = json::object();
-  for (auto& [n, v] : hs) headers[n] = std::move(v);
-  ev["headers"] = std::move(headers);
 
-  auto q = parse_query(req.raw_query);
-  if (!q.empty()) {
-    json qs = json::object();
-    for (const auto& [k, v] : q) {
-      auto it = qs.find(k);
-      if (it == qs.end()) qs[k] = v;
-      else it->get_ref<std::string&>() += "," + v;
+  std::map<std::string, std::string> query;
+  for (auto& [k, v] : parse_query(req.raw_query)) {
+    auto [it, fresh] = query.try_emplace(k, v);
+    if (!fresh) it->second += "," + v;
+  }
+
+  std::string out;
+  out.reserve(1024 + req.body.size() * (in.base64_body ? 2 : 1));
+  {  // the event object, closed at the end of this block
+    JsonObject ev(out);
+    if (!req.body.empty()) {
+      if (in.base64_body) ev.str("body", base64_encode(req.body));
+      else ev.str("body", req.body);
     }
-    ev["queryStringParameters"] = std::move(qs);
-  }
-  if (!match.path_parameters.empty()) {
-    json pp = json::object();
-    for (const auto& [k, v] : match.path_parameters) pp[k] = v;
-    ev["pathParameters"] = std::move(pp);
-  }
-  if (in.stage_variables && !in.stage_variables->empty()) ev["stageVariables"] = stage_variables_json(in);
+    if (!cookies.empty()) {
+      ev.key("cookies");
+      out += '[';
+      for (std::size_t i = 0; i < cookies.size(); ++i) {
+        if (i) out += ',';
+        put_json_string(out, cookies[i]);
+      }
+      out += ']';
+    }
+    ev.object("headers", headers);
+    ev.raw("isBase64Encoded", !req.body.empty() && in.base64_body ? "true" : "false");
+    if (!match.path_parameters.empty()) ev.object("pathParameters", match.path_parameters);
+    if (!query.empty()) ev.object("queryStringParameters", query);
+    ev.str("rawPath", raw_path);
+    ev.str("rawQueryString", req.raw_query);
 
-  json rc = json::object();
-  rc["accountId"] = in.account_id;
-  rc["apiId"] = api.api_id;
-  if (in.authorizer && !in.authorizer->is_null()) rc["authorizer"] = *in.authorizer;
-  rc["domainName"] = in.domain_name;
-  rc["domainPrefix"] = domain_prefix_of(in);
-  json http = json::object();
-  http["method"] = req.method;
-  http["path"] = raw_path;
-  http["protocol"] = req.protocol;
-  http["sourceIp"] = req.source_ip;
-  http["userAgent"] = req.header("User-Agent").value_or("");
-  rc["http"] = std::move(http);
-  rc["requestId"] = in.request_id;
-  rc["routeKey"] = route_key;
-  rc["stage"] = in.stage.empty() ? std::string("$default") : in.stage;
-  rc["time"] = clf_time(in.time);
-  rc["timeEpoch"] = epoch_ms(in.time);
-  ev["requestContext"] = std::move(rc);
-
-  put_body(ev, req, in.base64_body, false);
-  return dump(ev);
+    ev.key("requestContext");
+    {
+      JsonObject rc(out);
+      rc.str("accountId", in.account_id);
+      rc.str("apiId", api.api_id);
+      if (in.authorizer && !in.authorizer->is_null()) rc.raw("authorizer", dump(*in.authorizer));
+      rc.str("domainName", in.domain_name);
+      rc.str("domainPrefix", domain_prefix_of(in));
+      rc.key("http");
+      {
+        JsonObject http(out);
+        http.str("method", req.method);
+        http.str("path", raw_path);
+        http.str("protocol", req.protocol);
+        http.str("sourceIp", req.source_ip);
+        http.str("userAgent", req.header("User-Agent").value_or(""));
+      }
+      rc.str("requestId", in.request_id);
+      rc.str("routeKey", route_key);
+      rc.str("stage", in.stage.empty() ? std::string("$default") : in.stage);
+      rc.str("time", clf_time(in.time));
+      rc.raw("timeEpoch", std::to_string(epoch_ms(in.time)));
+    }
+    ev.str("routeKey", route_key);
+    if (in.stage_variables && !in.stage_variables->empty()) ev.object("stageVariables", *in.stage_variables);
+    ev.str("version", "2.0");
+  }
+  return out;
 }
 
 bool rest_body_is_binary(const Request& req, const std::vector<std::string>& binary_media_types) {
