@@ -464,6 +464,40 @@ TEST_CASE("HTTP 2.0 event: cookies, joined repeats, query, stage, body", "[paylo
   CHECK_FALSE(ev.contains("cookies"));
 }
 
+TEST_CASE("HTTP 2.0 event: text that needs escaping, written as nlohmann writes it", "[payloads][http][v2]") {
+  // The event is written member by member (no DOM); its bytes must be what dumping the same
+  // JSON gives: sorted members, escapes, invalid UTF-8 replaced by U+FFFD.
+  Fixture f(stack::ApiType::http);
+  f.route("POST /pets/{id}");
+  f.req.method = "POST";
+  f.req.path = "/pets/\"q\"";
+  f.req.raw_path = "/pets/%22q%22";
+  f.req.raw_query = "b=%22&a=%5C&a=%E2%9C%93&z=%FF";
+  f.req.headers = {{"User-Agent", "t\xc3\xa9st \"q\" \\ back"}, {"X-Ctl", "a\tb\x7f"},
+                   {"X-Bad", std::string("\xff\xfe ok", 5)}, {"Cookie", "k=\"v\"; u=\xe2\x9c\x93"},
+                   {"Content-Type", "text/plain"}};
+  f.req.body = "line1\nline2\r\n\x01\"end\"";
+  f.resolve();
+  f.stage_vars = {{"z", "last"}, {"a", "fir\"st"}};
+  f.in.stage_variables = &f.stage_vars;
+  json ctx = {{"lambda", {{"b", 2}, {"a", "x\ny"}}}};
+  f.in.authorizer = &ctx;
+  const std::string text = http_v2_event(f.in);
+  CHECK(text == json::parse(text).dump(-1, ' ', false, json::error_handler_t::replace));
+  json ev = json::parse(text);
+  CHECK(ev["headers"]["user-agent"] == "t\xc3\xa9st \"q\" \\ back");
+  CHECK(ev["headers"]["x-ctl"] == "a\tb\x7f");
+  CHECK(ev["headers"]["x-bad"] == "\xef\xbf\xbd\xef\xbf\xbd ok");
+  CHECK(ev["cookies"] == json::array({"k=\"v\"", "u=\xe2\x9c\x93"}));
+  CHECK(ev["queryStringParameters"] == json{{"a", "\\,\xe2\x9c\x93"}, {"b", "\""}, {"z", "\xef\xbf\xbd"}});
+  CHECK(ev["pathParameters"] == json{{"id", "\"q\""}});
+  CHECK(ev["body"] == "line1\nline2\r\n\x01\"end\"");
+  CHECK(ev["isBase64Encoded"] == false);
+  CHECK(ev["stageVariables"] == json{{"a", "fir\"st"}, {"z", "last"}});
+  CHECK(ev["requestContext"]["authorizer"] == ctx);
+  CHECK(ev["requestContext"]["http"]["userAgent"] == "t\xc3\xa9st \"q\" \\ back");
+}
+
 TEST_CASE("HTTP 2.0 event for the $default route", "[payloads][http][v2]") {
   Fixture f(stack::ApiType::http);
   stack::RouteSpec def;
