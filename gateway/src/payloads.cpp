@@ -62,7 +62,8 @@ class JsonObject {
     JsonObject o(out_);
     for (const auto& [mk, mv] : members) o.str(mk, mv);
   }
-  void strings(std::string_view k, const std::vector<std::string>& values) {
+  template <class Strings>
+  void strings(std::string_view k, const Strings& values) {
     key(k);
     out_ += '[';
     for (std::size_t i = 0; i < values.size(); ++i) {
@@ -210,19 +211,36 @@ HeaderGroups v1_headers(const Request& req, const EventInput& in, Flavor flavor)
   return g;
 }
 
-void put_v1_headers(json& ev, const HeaderGroups& g) {
-  if (g.groups.empty()) {
-    ev["headers"] = nullptr;
-    ev["multiValueHeaders"] = nullptr;
-    return;
-  }
-  json single = json::object(), multi = json::object();
-  for (const auto& grp : g.groups) {
-    single[grp.name] = grp.values.back();  // the last value of a repeated header
-    multi[grp.name] = grp.values;
-  }
-  ev["headers"] = std::move(single);
-  ev["multiValueHeaders"] = std::move(multi);
+// Payload 1.0 headers and query strings: each name with all its values, names sorted as
+// nlohmann's objects were.
+using Groups = std::map<std::string, std::vector<std::string>>;
+
+Groups grouped(HeaderGroups g) {
+  Groups out;
+  for (auto& grp : g.groups) out.emplace(std::move(grp.name), std::move(grp.values));
+  return out;
+}
+
+Groups grouped(std::vector<std::pair<std::string, std::string>> pairs) {
+  Groups out;
+  for (auto& [k, v] : pairs) out[k].push_back(std::move(v));
+  return out;
+}
+
+// Payload 1.0 shows them twice: the last value of each name (put_last_values) and all of them
+// (put_all_values); null when there are none.
+void put_last_values(JsonObject& ev, std::string_view k, const Groups& groups) {
+  if (groups.empty()) return ev.null(k);
+  ev.key(k);
+  JsonObject o(ev.out());
+  for (const auto& [name, values] : groups) o.str(name, values.back());
+}
+
+void put_all_values(JsonObject& ev, std::string_view k, const Groups& groups) {
+  if (groups.empty()) return ev.null(k);
+  ev.key(k);
+  JsonObject o(ev.out());
+  for (const auto& [name, values] : groups) o.strings(name, values);
 }
 
 // ---- query strings ---------------------------------------------------------
@@ -246,21 +264,6 @@ std::vector<std::pair<std::string, std::string>> rest_query(std::string_view raw
     i = amp + 1;
   }
   return out;
-}
-
-void put_v1_query(json& ev, const std::vector<std::pair<std::string, std::string>>& q) {
-  if (q.empty()) {
-    ev["queryStringParameters"] = nullptr;
-    ev["multiValueQueryStringParameters"] = nullptr;
-    return;
-  }
-  json single = json::object(), multi = json::object();
-  for (const auto& [k, v] : q) {
-    single[k] = v;  // last value wins
-    multi[k].push_back(v);
-  }
-  ev["queryStringParameters"] = std::move(single);
-  ev["multiValueQueryStringParameters"] = std::move(multi);
 }
 
 // ---- ids and paths ---------------------------------------------------------
@@ -357,49 +360,46 @@ const RouteMatch& empty_match() {
   return m;
 }
 
-void put_body(json& ev, const Request& req, bool base64, bool null_when_empty) {
-  if (req.body.empty()) {
-    if (null_when_empty) ev["body"] = nullptr;
-    ev["isBase64Encoded"] = false;
-    return;
-  }
-  if (base64) {
-    ev["body"] = base64_encode(req.body);
-    ev["isBase64Encoded"] = true;
-  } else {
-    ev["body"] = req.body;
-    ev["isBase64Encoded"] = false;
-  }
+// Payload 1.0's stageVariables: null when the stage has none.
+void put_v1_stage_variables(JsonObject& ev, const EventInput& in) {
+  if (in.stage_variables && !in.stage_variables->empty()) ev.object("stageVariables", *in.stage_variables);
+  else ev.null("stageVariables");
 }
 
-json stage_variables_json(const EventInput& in) {
-  if (!in.stage_variables || in.stage_variables->empty()) return nullptr;
-  json sv = json::object();
-  for (const auto& [k, v] : *in.stage_variables) sv[k] = v;
-  return sv;
+// The members payload 1.0 events (REST and HTTP API 1.0) share before "path", in order.
+void put_v1_leading(JsonObject& ev, const Request& req, const EventInput& in, const Groups& headers,
+                    const Groups& query) {
+  if (req.body.empty()) ev.null("body");  // null when there is none
+  else if (in.base64_body) ev.str("body", base64_encode(req.body));
+  else ev.str("body", req.body);
+  put_last_values(ev, "headers", headers);
+  ev.str("httpMethod", req.method);
+  ev.raw("isBase64Encoded", !req.body.empty() && in.base64_body ? "true" : "false");
+  put_all_values(ev, "multiValueHeaders", headers);
+  put_all_values(ev, "multiValueQueryStringParameters", query);
 }
 
-json identity_json(const Request& req, const EventInput& in, Flavor flavor) {
-  json id = json::object();
-  id["accessKey"] = nullptr;
-  id["accountId"] = nullptr;
-  id["caller"] = nullptr;
-  if (flavor == Flavor::http_v1) id["cognitoAmr"] = nullptr;  // real HTTP API 1.0 events carry it
-  id["cognitoAuthenticationProvider"] = nullptr;
-  id["cognitoAuthenticationType"] = nullptr;
-  id["cognitoIdentityId"] = nullptr;
-  id["cognitoIdentityPoolId"] = nullptr;
-  id["principalOrgId"] = nullptr;
-  id["sourceIp"] = req.source_ip;
-  id["user"] = nullptr;
-  if (auto ua = req.header("User-Agent")) id["userAgent"] = *ua;
-  else id["userAgent"] = nullptr;
-  id["userArn"] = nullptr;
+void put_identity(JsonObject& ev, const Request& req, const EventInput& in, Flavor flavor) {
+  ev.key("identity");
+  JsonObject id(ev.out());
+  id.null("accessKey");
+  id.null("accountId");
   if (flavor == Flavor::rest && !in.api_key.empty()) {
-    id["apiKey"] = in.api_key;
-    id["apiKeyId"] = in.api_key_id;
+    id.str("apiKey", in.api_key);
+    id.str("apiKeyId", in.api_key_id);
   }
-  return id;
+  id.null("caller");
+  if (flavor == Flavor::http_v1) id.null("cognitoAmr");  // real HTTP API 1.0 events carry it
+  id.null("cognitoAuthenticationProvider");
+  id.null("cognitoAuthenticationType");
+  id.null("cognitoIdentityId");
+  id.null("cognitoIdentityPoolId");
+  id.null("principalOrgId");
+  id.str("sourceIp", req.source_ip);
+  id.null("user");
+  if (auto ua = req.header("User-Agent")) id.str("userAgent", *ua);
+  else id.null("userAgent");
+  id.null("userArn");
 }
 
 // ---- response helpers ------------------------------------------------------
@@ -681,25 +681,8 @@ std::string rest_event(const EventInput& in) {
 
   const std::string below = raw_below_stage(req, in.stage);
   const std::string resource = match.resource_path.empty() ? req.path : match.resource_path;
-
-  // Headers and query by name, sorted as the DOM's objects were.
-  using Groups = std::map<std::string, std::vector<std::string>>;
-  Groups headers, query;
-  for (auto& grp : v1_headers(req, in, Flavor::rest).groups) headers.emplace(grp.name, std::move(grp.values));
-  for (auto& [k, v] : rest_query(req.raw_query)) query[k].push_back(std::move(v));
-  // Each as two members: the last value of every name, and all of them; null when none.
-  auto put_last = [](JsonObject& ev, std::string_view k, const Groups& groups) {
-    if (groups.empty()) return ev.null(k);
-    ev.key(k);
-    JsonObject o(ev.out());
-    for (const auto& [name, values] : groups) o.str(name, values.back());
-  };
-  auto put_all = [](JsonObject& ev, std::string_view k, const Groups& groups) {
-    if (groups.empty()) return ev.null(k);
-    ev.key(k);
-    JsonObject o(ev.out());
-    for (const auto& [name, values] : groups) o.strings(name, values);
-  };
+  const Groups headers = grouped(v1_headers(req, in, Flavor::rest));
+  const Groups query = grouped(rest_query(req.raw_query));
 
   std::map<std::string, std::string> params = match.path_parameters;
   if (!params.empty())
@@ -709,18 +692,11 @@ std::string rest_event(const EventInput& in) {
   out.reserve(2048 + req.body.size() * (in.base64_body ? 2 : 1));
   {  // the event object, closed at the end of this block
     JsonObject ev(out);
-    if (req.body.empty()) ev.null("body");
-    else if (in.base64_body) ev.str("body", base64_encode(req.body));
-    else ev.str("body", req.body);
-    put_last(ev, "headers", headers);
-    ev.str("httpMethod", req.method);
-    ev.raw("isBase64Encoded", !req.body.empty() && in.base64_body ? "true" : "false");
-    put_all(ev, "multiValueHeaders", headers);
-    put_all(ev, "multiValueQueryStringParameters", query);
+    put_v1_leading(ev, req, in, headers, query);
     ev.str("path", collapse_leading_slashes(below));
     if (params.empty()) ev.null("pathParameters");
     else ev.object("pathParameters", params);
-    put_last(ev, "queryStringParameters", query);
+    put_last_values(ev, "queryStringParameters", query);
 
     ev.key("requestContext");
     {
@@ -733,27 +709,7 @@ std::string rest_event(const EventInput& in) {
       rc.str("domainPrefix", domain_prefix_of(in));
       rc.str("extendedRequestId", in.extended_request_id);
       rc.str("httpMethod", req.method);
-      rc.key("identity");
-      {
-        JsonObject id(out);
-        id.null("accessKey");
-        id.null("accountId");
-        if (!in.api_key.empty()) {
-          id.str("apiKey", in.api_key);
-          id.str("apiKeyId", in.api_key_id);
-        }
-        id.null("caller");
-        id.null("cognitoAuthenticationProvider");
-        id.null("cognitoAuthenticationType");
-        id.null("cognitoIdentityId");
-        id.null("cognitoIdentityPoolId");
-        id.null("principalOrgId");
-        id.str("sourceIp", req.source_ip);
-        id.null("user");
-        if (auto ua = req.header("User-Agent")) id.str("userAgent", *ua);
-        else id.null("userAgent");
-        id.null("userArn");
-      }
+      put_identity(rc, req, in, Flavor::rest);
       rc.str("path", "/" + in.stage + below);
       rc.str("protocol", req.protocol);
       rc.str("requestId", in.request_id);
@@ -764,8 +720,7 @@ std::string rest_event(const EventInput& in) {
       rc.str("stage", in.stage);
     }
     ev.str("resource", resource);
-    if (in.stage_variables && !in.stage_variables->empty()) ev.object("stageVariables", *in.stage_variables);
-    else ev.null("stageVariables");
+    put_v1_stage_variables(ev, in);
   }
   return out;
 }
@@ -782,48 +737,49 @@ std::string http_v1_event(const EventInput& in) {
   const std::string resource = is_default_route ? std::string("$default") : match.resource_path;
   const std::string full_path =
       (in.stage.empty() || in.stage == "$default") ? req.path : "/" + in.stage + (req.path == "/" ? "" : req.path);
+  const Groups headers = grouped(v1_headers(req, in, Flavor::http_v1));
+  const Groups query = grouped(parse_query(req.raw_query));
 
-  json ev = json::object();
-  ev["version"] = "1.0";
-  ev["resource"] = resource;
-  ev["path"] = full_path;
-  ev["httpMethod"] = req.method;
-  put_v1_headers(ev, v1_headers(req, in, Flavor::http_v1));
-  put_v1_query(ev, parse_query(req.raw_query));
-  if (match.path_parameters.empty()) {
-    ev["pathParameters"] = nullptr;
-  } else {
-    json pp = json::object();
-    for (const auto& [k, v] : match.path_parameters) pp[k] = v;
-    ev["pathParameters"] = std::move(pp);
+  std::string out;
+  out.reserve(2048 + req.body.size() * (in.base64_body ? 2 : 1));
+  {  // the event object, closed at the end of this block
+    JsonObject ev(out);
+    put_v1_leading(ev, req, in, headers, query);
+    ev.str("path", full_path);
+    if (match.path_parameters.empty()) ev.null("pathParameters");
+    else ev.object("pathParameters", match.path_parameters);
+    put_last_values(ev, "queryStringParameters", query);
+
+    ev.key("requestContext");
+    {
+      JsonObject rc(out);
+      rc.str("accountId", in.account_id);
+      rc.str("apiId", api.api_id);
+      if (in.authorizer && !in.authorizer->is_null()) {
+        // Payload 1.0 shows JWT results flat ({"claims": ..., "scopes": ...}).
+        auto jwt = in.authorizer->find("jwt");
+        const bool flat = in.authorizer->is_object() && jwt != in.authorizer->end();
+        rc.raw("authorizer", dump(flat ? *jwt : *in.authorizer));
+      }
+      rc.str("domainName", in.domain_name);
+      rc.str("domainPrefix", domain_prefix_of(in));
+      rc.str("extendedRequestId", in.extended_request_id.empty() ? in.request_id : in.extended_request_id);
+      rc.str("httpMethod", req.method);
+      put_identity(rc, req, in, Flavor::http_v1);
+      rc.str("path", full_path);
+      rc.str("protocol", req.protocol);
+      rc.str("requestId", in.request_id);
+      rc.str("requestTime", clf_time(in.time));
+      rc.raw("requestTimeEpoch", std::to_string(epoch_ms(in.time)));
+      rc.str("resourceId", is_default_route ? std::string("$default") : match.route_key);
+      rc.str("resourcePath", resource);
+      rc.str("stage", in.stage);
+    }
+    ev.str("resource", resource);
+    put_v1_stage_variables(ev, in);
+    ev.str("version", "1.0");
   }
-  ev["stageVariables"] = stage_variables_json(in);
-
-  json rc = json::object();
-  rc["accountId"] = in.account_id;
-  rc["apiId"] = api.api_id;
-  if (in.authorizer && !in.authorizer->is_null()) {
-    // Payload 1.0 shows JWT results flat ({"claims": ..., "scopes": ...}).
-    auto jwt = in.authorizer->find("jwt");
-    rc["authorizer"] = (in.authorizer->is_object() && jwt != in.authorizer->end()) ? *jwt : *in.authorizer;
-  }
-  rc["domainName"] = in.domain_name;
-  rc["domainPrefix"] = domain_prefix_of(in);
-  rc["extendedRequestId"] = in.extended_request_id.empty() ? in.request_id : in.extended_request_id;
-  rc["httpMethod"] = req.method;
-  rc["identity"] = identity_json(req, in, Flavor::http_v1);
-  rc["path"] = full_path;
-  rc["protocol"] = req.protocol;
-  rc["requestId"] = in.request_id;
-  rc["requestTime"] = clf_time(in.time);
-  rc["requestTimeEpoch"] = epoch_ms(in.time);
-  rc["resourceId"] = is_default_route ? std::string("$default") : match.route_key;
-  rc["resourcePath"] = resource;
-  rc["stage"] = in.stage;
-  ev["requestContext"] = std::move(rc);
-
-  put_body(ev, req, in.base64_body, true);
-  return dump(ev);
+  return out;
 }
 
 // Written straight out rather than through a json DOM (the event is built on every proxied
@@ -841,14 +797,16 @@ std::string http_v2_event(const EventInput& in) {
 
   // Lower-case names, repeats joined with commas, Cookie headers moved to cookies.
   std::vector<std::string_view> cookies;
-  std::map<std::string, std::string> headers;
-  auto put = [&](std::string name, std::string_view value) {
-    auto [it, fresh] = headers.try_emplace(std::move(name), value);
+  std::map<std::string, std::string> headers, query;
+  // A repeated name's values joined with commas (headers and query alike).
+  auto join = [](std::map<std::string, std::string>& to, std::string name, std::string_view value) {
+    auto [it, fresh] = to.try_emplace(std::move(name), value);
     if (!fresh) {
       it->second += ',';
       it->second.append(value);
     }
   };
+  auto put = [&](std::string name, std::string_view value) { join(headers, std::move(name), value); };
   for (const auto& h : req.headers) {
     if (h.name.empty() || http_drops(h.name)) continue;
     if (iequals(h.name, "cookie")) {
@@ -872,11 +830,7 @@ std::string http_v2_event(const EventInput& in) {
   put("x-forwarded-proto", "http");
   if (!in.trace_id.empty()) put("x-amzn-trace-id", in.trace_id);
 
-  std::map<std::string, std::string> query;
-  for (auto& [k, v] : parse_query(req.raw_query)) {
-    auto [it, fresh] = query.try_emplace(k, v);
-    if (!fresh) it->second += "," + v;
-  }
+  for (auto& [k, v] : parse_query(req.raw_query)) join(query, std::move(k), v);
 
   std::string out;
   out.reserve(1024 + req.body.size() * (in.base64_body ? 2 : 1));
@@ -886,15 +840,7 @@ std::string http_v2_event(const EventInput& in) {
       if (in.base64_body) ev.str("body", base64_encode(req.body));
       else ev.str("body", req.body);
     }
-    if (!cookies.empty()) {
-      ev.key("cookies");
-      out += '[';
-      for (std::size_t i = 0; i < cookies.size(); ++i) {
-        if (i) out += ',';
-        put_json_string(out, cookies[i]);
-      }
-      out += ']';
-    }
+    if (!cookies.empty()) ev.strings("cookies", cookies);
     ev.object("headers", headers);
     ev.raw("isBase64Encoded", !req.body.empty() && in.base64_body ? "true" : "false");
     if (!match.path_parameters.empty()) ev.object("pathParameters", match.path_parameters);

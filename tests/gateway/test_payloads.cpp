@@ -529,6 +529,27 @@ TEST_CASE("HTTP 2.0 event: text that needs escaping, written as nlohmann writes 
   CHECK(ev["requestContext"]["http"]["userAgent"] == "t\xc3\xa9st \"q\" \\ back");
 }
 
+TEST_CASE("HTTP 1.0 event: text that needs escaping, written as nlohmann writes it", "[payloads][http][v1]") {
+  Fixture f(stack::ApiType::http);
+  escaping_request(f, "/movies/%22q%22");
+  f.in.api_key = "key";  // REST only
+  json jwt = {{"jwt", {{"claims", {{"sub", "u\"1"}}}, {"scopes", nullptr}}}};
+  f.in.authorizer = &jwt;
+  json ev = parse_canonical(http_v1_event(f.in));
+  CHECK(ev["version"] == "1.0");
+  CHECK(ev["headers"]["X-Ctl"] == "\x01");
+  CHECK(ev["multiValueHeaders"]["X-Ctl"] == json::array({"a\tb\x7f", "\x01"}));
+  CHECK(ev["headers"]["X-Bad"] == "\xef\xbf\xbd\xef\xbf\xbd ok");
+  CHECK(ev["queryStringParameters"] == json{{"a", "\xe2\x9c\x93"}, {"b", "\""}, {"z", "\xef\xbf\xbd"}});
+  CHECK(ev["multiValueQueryStringParameters"]["a"] == json::array({"\\", "\xe2\x9c\x93"}));
+  CHECK(ev["pathParameters"] == json{{"id", "\"q\""}});
+  CHECK(ev["body"] == "line1\nline2\r\n\x01\"end\"");
+  CHECK(ev["stageVariables"].is_null());
+  CHECK(ev["requestContext"]["authorizer"] == jwt["jwt"]);  // flat in payload 1.0
+  CHECK(ev["requestContext"]["identity"]["cognitoAmr"].is_null());
+  CHECK_FALSE(ev["requestContext"]["identity"].contains("apiKey"));
+}
+
 TEST_CASE("HTTP 2.0 event for the $default route", "[payloads][http][v2]") {
   Fixture f(stack::ApiType::http);
   stack::RouteSpec def;
