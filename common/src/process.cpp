@@ -230,23 +230,10 @@ std::vector<pid_t> process_tree(pid_t root) {
   return out;
 }
 
-namespace {
-void add_status(const char* buf, Memory& m) {
-  m.rss_kb += status_number(buf, "VmRSS:");
-  m.hwm_kb += status_number(buf, "VmHWM:");
-}
-}  // namespace
-
 Memory tree_memory(pid_t root) {
-  Memory m;
-  for (pid_t p : process_tree(root)) {
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/status", p);
-    char buf[4096];
-    std::size_t len = 0;
-    if (read_small_file(path, buf, sizeof buf, len)) add_status(buf, m);
-  }
-  return m;
+  TreeMemory tree;
+  tree.walk(root);
+  return tree.read();
 }
 
 TreeMemory::~TreeMemory() { clear(); }
@@ -282,7 +269,8 @@ Memory TreeMemory::read() const {
     ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
     if (n <= 0) continue;
     buf[n] = 0;
-    add_status(buf, m);
+    m.rss_kb += status_number(buf, "VmRSS:");
+    m.hwm_kb += status_number(buf, "VmHWM:");
   }
   return m;
 }
