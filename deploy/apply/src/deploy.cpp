@@ -218,6 +218,10 @@ class Deployer {
   // The statement ids of the function's (or its qualifier's) resource policy.
   std::vector<std::string> policy_sids(const std::string& remote_fn, const std::string& qualifier);
   bool has_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& sid);
+  // Removes a statement from the function's (or its qualifier's) policy; one already gone is fine.
+  void remove_statement(const std::string& remote_fn, const std::string& qualifier, const std::string& sid);
+  // Every item of a paged Lambda listing (Marker / NextMarker): path's `field` array, page by page.
+  std::vector<json> lambda_list(const std::string& path, const char* field);
   void remove_api_permissions(const std::string& api_id, const std::string& label);
   void step_schedule_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& rule,
                                 const std::string& rule_arn);
@@ -575,25 +579,16 @@ std::string Deployer::step_version(const stack::FunctionSpec& f, FnState& fs, co
   // reused: a deploy killed between an update and its publication publishes next time.
   std::string latest_match;
   if (!changed || apply_) {
-    std::string marker;
     long best = -1;
     json best_cfg;
-    for (;;) {
-      aws::Pairs q = {{"MaxItems", "50"}};
-      if (!marker.empty()) q.emplace_back("Marker", marker);
-      auto list = r_.get("lambda", kLambdaApi + rn + "/versions", q);
-      if (!list) break;
-      for (const auto& v : (*list)["Versions"]) {
-        std::string ver = jstr(v, "Version");
-        if (ver == "$LATEST") continue;
-        long n = std::strtol(ver.c_str(), nullptr, 10);
-        if (n > best) {
-          best = n;
-          best_cfg = v;
-        }
+    for (const auto& v : lambda_list(kLambdaApi + rn + "/versions", "Versions")) {
+      std::string ver = jstr(v, "Version");
+      if (ver == "$LATEST") continue;
+      long n = std::strtol(ver.c_str(), nullptr, 10);
+      if (n > best) {
+        best = n;
+        best_cfg = v;
       }
-      marker = jstr(*list, "NextMarker");
-      if (marker.empty()) break;
     }
     // A version's Description is its own (the commit), not the function's: not compared.
     json want_v = want;
@@ -679,6 +674,31 @@ std::vector<std::string> Deployer::policy_sids(const std::string& rn, const std:
 bool Deployer::has_permission(const std::string& rn, const std::string& qual, const std::string& sid) {
   auto sids = policy_sids(rn, qual);
   return std::find(sids.begin(), sids.end(), sid) != sids.end();
+}
+
+void Deployer::remove_statement(const std::string& rn, const std::string& qual, const std::string& sid) {
+  aws::Pairs q;
+  if (!qual.empty()) q.emplace_back("Qualifier", qual);
+  try {
+    r_.call("DELETE", "lambda", kLambdaApi + rn + "/policy/" + sid, nullptr, q);
+  } catch (const aws::ServiceError& e) {
+    if (!is_not_found(e)) throw;
+  }
+}
+
+std::vector<json> Deployer::lambda_list(const std::string& path, const char* field) {
+  std::vector<json> items;
+  std::string marker;
+  for (;;) {
+    aws::Pairs q = {{"MaxItems", "50"}};
+    if (!marker.empty()) q.emplace_back("Marker", marker);
+    auto page = r_.get("lambda", path, q);
+    if (!page) break;
+    for (const auto& item : page->value(field, json::array())) items.push_back(item);
+    marker = jstr(*page, "NextMarker");
+    if (marker.empty()) break;
+  }
+  return items;
 }
 
 void Deployer::step_permission(const std::string& function_expr, const std::string& qualifier_expr,
@@ -1646,14 +1666,7 @@ void Deployer::remove_schedule_rule(const std::string& rule, const json& targets
                fn = rest.substr(0, c);
                qual = rest.substr(c + 1);
              }
-             aws::Pairs q;
-             if (!qual.empty()) q.emplace_back("Qualifier", qual);
-             try {
-               r_.call("DELETE", "lambda", kLambdaApi + fn + "/policy/" + statement_id("sluice-events-" + rule),
-                       nullptr, q);
-             } catch (const aws::ServiceError& e) {
-               if (!is_not_found(e)) throw;
-             }
+             remove_statement(fn, qual, statement_id("sluice-events-" + rule));
            }
            events("DeleteRule", {{"Name", rule}});
          });
@@ -1771,28 +1784,13 @@ void Deployer::remove_api_permissions(const std::string& api_id, const std::stri
   for (const auto& rn : names) {
     if (!r_.get("lambda", kLambdaApi + rn)) continue;
     std::vector<std::string> qualifiers{""};
-    std::string marker;
-    do {
-      aws::Pairs q;
-      if (!marker.empty()) q.emplace_back("Marker", marker);
-      auto page = r_.get("lambda", kLambdaApi + rn + "/aliases", q);
-      if (!page) break;
-      for (const auto& a : page->value("Aliases", json::array())) qualifiers.push_back(jstr(a, "Name"));
-      marker = jstr(*page, "NextMarker");
-    } while (!marker.empty());
+    for (const auto& a : lambda_list(kLambdaApi + rn + "/aliases", "Aliases")) qualifiers.push_back(jstr(a, "Name"));
     for (const auto& qual : qualifiers)
       for (const auto& sid : policy_sids(rn, qual)) {
         if (sid.compare(0, prefix.size(), prefix) != 0) continue;
         change(Change::remove, "permission", (qual.empty() ? rn : rn + ":" + qual) + " " + sid,
-               "for API " + label + ", which goes", [&, rn = rn, qual = qual, sid = sid] {
-                 aws::Pairs q;
-                 if (!qual.empty()) q.emplace_back("Qualifier", qual);
-                 try {
-                   r_.call("DELETE", "lambda", kLambdaApi + rn + "/policy/" + sid, nullptr, q);
-                 } catch (const aws::ServiceError& e) {
-                   if (!is_not_found(e)) throw;
-                 }
-               });
+               "for API " + label + ", which goes",
+               [&, rn = rn, qual = qual, sid = sid] { remove_statement(rn, qual, sid); });
       }
   }
 }
