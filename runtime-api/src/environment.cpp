@@ -458,7 +458,6 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     pid = res.pid;
-    tree.clear();
     watch_child(ex, pid, [w = weak_from_this(), child = pid](int status) {
       proc::reaper_untrack(child);
       if (auto self = w.lock()) self->on_exit(status);
