@@ -39,28 +39,28 @@ Response json_error(unsigned status, const std::string& message) {
 }
 
 Responder::Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version,
-                     const bool* draining, Endpoints* ends)
+                     Endpoints& ends, const bool* draining)
     : stream_(stream),
       limits_(limits),
       keep_alive_(keep_alive),
       version_(version),
       draining_(draining),
-      ends_(ends ? ends : &own_ends_) {}
+      ends_(ends) {}
 
 const tcp::endpoint& Responder::remote() const {
-  if (!ends_->remote) {
+  if (!ends_.remote) {
     boost::system::error_code ec;
-    ends_->remote = stream_.socket().remote_endpoint(ec);
+    ends_.remote = stream_.socket().remote_endpoint(ec);
   }
-  return *ends_->remote;
+  return *ends_.remote;
 }
 
 const tcp::endpoint& Responder::local() const {
-  if (!ends_->local) {
+  if (!ends_.local) {
     boost::system::error_code ec;
-    ends_->local = stream_.socket().local_endpoint(ec);
+    ends_.local = stream_.socket().local_endpoint(ec);
   }
-  return *ends_->local;
+  return *ends_.local;
 }
 
 // One contiguous buffer per response: Beast's serializer walks a buffer per
@@ -283,7 +283,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
 
     conn->busy = true;
     Request req = parser.release();
-    Responder responder(stream, limits_, req.keep_alive() && !draining_, req.version(), &draining_, &conn->ends);
+    Responder responder(stream, limits_, req.keep_alive() && !draining_, req.version(), conn->ends, &draining_);
     try {
       co_await handler_(req, responder);
     } catch (const std::exception& e) {

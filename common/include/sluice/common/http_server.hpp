@@ -45,12 +45,10 @@ struct Endpoints {
 // chunked trio must be used; a handler that returns without answering gets a 500.
 class Responder {
  public:
-  // draining: the server's flag; a response written once it is set closes the connection.
-  // ends: the connection's cache of its endpoints (a cache of its own when null).
+  // ends: the connection's cache of its endpoints. draining: the server's flag; a response
+  // written once it is set closes the connection.
   Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version,
-            const bool* draining = nullptr, Endpoints* ends = nullptr);
-  Responder(const Responder&) = delete;
-  Responder& operator=(const Responder&) = delete;
+            Endpoints& ends, const bool* draining = nullptr);
 
   asio::awaitable<void> send(Response res);
   asio::awaitable<void> start_chunked(Response head);  // head's body is ignored
@@ -75,8 +73,7 @@ class Responder {
   bool answered_ = false;
   bool chunked_ = false;
   boost::system::error_code error_;
-  Endpoints own_ends_;
-  Endpoints* ends_;  // &own_ends_ or the connection's
+  Endpoints& ends_;
 };
 
 using Handler = std::function<asio::awaitable<void>(Request&, Responder&)>;
