@@ -20,6 +20,9 @@
   --sluice-arg ARG (repeatable) passes ARG to `sluice serve`, e.g. --sluice-arg=--no-freeze.
   --repeat N measures each proxied route N times after its warm-up and shows the medians and
   every run's p99 (on a shared 2-core machine one run's p99 says little).
+  --warm S sets the warm-up before each server and route's runs (default 15 s, every server
+  alike); with 16 handler processes each sees a sixteenth of the load, and V8 needs tens of
+  seconds of it to optimise the runtime's code in all of them.
 
 serverless@3 and serverless-offline@13 are installed into bench/peers on first
 use (npm). Nothing here is committed from them.
@@ -214,9 +217,10 @@ def main():
     ap.add_argument("--million", action="store_true", help="also check sluice's memory over a million requests")
     ap.add_argument("--sluice-arg", action="append", default=[], help="pass an argument to `sluice serve`")
     ap.add_argument("--repeat", type=int, default=1, help="measured runs per server and route (medians are shown)")
+    ap.add_argument("--warm", type=int, help="warm-up seconds before each server and route's runs (default 15, --quick 2)")
     args = ap.parse_args()
     secs = 3 if args.quick else 10
-    warm = 2 if args.quick else 15
+    warm = args.warm if args.warm is not None else 2 if args.quick else 15
     for tool in (SLUICE, MINIMAL):
         if not tool.exists():
             sys.exit(f"{tool} not built: run scripts/build.sh")
@@ -225,7 +229,8 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="sluice-gwbench-"))
     shutil.copytree(FIX, work, dirs_exist_ok=True)
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; wrk -t2 -c16 -d{secs}s")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; wrk -t2 -c16 -d{secs}s "
+          f"after a {warm} s warm-up")
     rows = []
 
     proc, log, http_url, rest_url, rest_base = start_sluice(work, args.sluice_arg)
