@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -78,25 +79,25 @@ std::string seconds2(int s) { return std::to_string(s) + ".00"; }
 
 std::string ms2(double ms) { return fixed2(ms); }
 
-// A one-shot wake-up for coroutines on a single thread.
+// "Something changed" for coroutines on a single thread: notify() wakes every coroutine waiting
+// at that moment; each re-checks its own condition (`while (cond) co_await ev.wait();`). The
+// timer never expires and is never re-armed, so that one waiter starting to wait cannot cancel
+// another's wait (re-arming a timer cancels the waits already on it).
 class Event {
  public:
   explicit Event(asio::any_io_executor ex) : timer_(ex, mono::time_point::max()) {}
   asio::awaitable<void> wait() {
-    while (!set_) {
-      timer_.expires_at(mono::time_point::max());
-      co_await timer_.async_wait(nothrow);
-    }
-    set_ = false;
+    const auto seen = generation_;
+    while (generation_ == seen) co_await timer_.async_wait(nothrow);
   }
   void notify() {
-    set_ = true;
+    ++generation_;
     timer_.cancel();
   }
 
  private:
   asio::steady_timer timer_;
-  bool set_ = false;
+  std::uint64_t generation_ = 0;
 };
 
 class Stream final : public ResponseStream {
@@ -193,6 +194,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     mono::time_point responded_at{};
     bool result_sent = false;
     bool answered = false;  // the runtime is done with it (response_sent): only its next /next ends it
+    bool handed = false;    // the event went out to the runtime on a GET /next
     bool cold = false;
     std::string tail;
     std::string status, error_type;
@@ -255,7 +257,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   tcp::acceptor acceptor;
   unsigned short port = 0;
   std::set<std::shared_ptr<tcp::socket>> conns;
+  // The GET /next waiting for an event (at most one). A runtime may close that connection while
+  // it waits (a client-side timeout, then a retry on a new connection): the waiting /next is let
+  // go when another comes, and the event never goes into a closed connection (see handle_next).
   bool next_parked = false;
+  std::uint64_t park_gen = 0;  // changes whenever a /next starts waiting or is let go
+  std::weak_ptr<tcp::socket> parked_sock;
   Event next_ready;
 
   std::optional<Current> cur;
@@ -1234,18 +1241,29 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
           if (events.on_idle) events.on_idle();
           break;
         case EnvState::running: {
+          // The event came while no /next was waiting (the one that was had its connection
+          // closed by the runtime): this one takes it.
+          if (cur && !cur->handed && !next_parked) co_return true;
           // /next before the current event was answered: a stream still being
           // written on another connection, or a runtime that skipped the answer
           // (then the invocation runs into its timeout, as with RIE). Wait for
-          // the state to move on, then handle it.
+          // the state to move on, then handle it, unless the runtime gave up on
+          // this request meanwhile.
           auto invocation = cur ? cur->inv.request_id : std::string{};
           while (state == EnvState::running && cur && cur->inv.request_id == invocation)
             co_await next_ready.wait();
           if (state == EnvState::dead || state == EnvState::stopping) co_return false;
+          if (peer_gone(*sock)) co_return false;
           continue;
         }
         case EnvState::idle:
-          if (next_parked) co_return false;
+          if (next_parked) {
+            // A second /next while one waits: refused, unless the runtime has closed the
+            // connection of the first (the close may not have been seen yet).
+            auto first = parked_sock.lock();
+            if (first && !peer_gone(*first)) co_return false;
+            let_go_of_parked();
+          }
           break;
         default:
           co_return false;
@@ -1253,10 +1271,36 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       break;
     }
     if (state == EnvState::idle && !cur) schedule_freeze();
-    next_parked = true;
-    while (state == EnvState::idle) co_await next_ready.wait();
-    next_parked = false;
+    if (state == EnvState::idle) {
+      next_parked = true;
+      const auto gen = ++park_gen;
+      parked_sock = sock;
+      while (state == EnvState::idle && park_gen == gen) co_await next_ready.wait();
+      if (park_gen != gen) co_return false;  // let go: a newer /next found this connection closed
+      next_parked = false;
+      parked_sock.reset();
+      // The runtime may have closed this connection while it waited (a client-side timeout):
+      // the event then waits for its next GET /next rather than going into a dead connection.
+      if (state == EnvState::running && peer_gone(*sock)) co_return false;
+    }
     co_return state == EnvState::running;
+  }
+
+  // Whether the runtime has closed its end of this connection (or it broke): a peek, which
+  // never takes bytes a pipelined request may have left there.
+  static bool peer_gone(tcp::socket& s) {
+    if (!s.is_open()) return true;
+    char c;
+    auto r = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r == 0) return true;
+    return r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+  }
+
+  void let_go_of_parked() {
+    next_parked = false;
+    ++park_gen;
+    parked_sock.reset();
+    next_ready.notify();
   }
 
   StrResponse event_response(unsigned version, bool keep_alive) {
@@ -1273,6 +1317,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (!inv.tenant_id.empty()) res.set("Lambda-Runtime-Aws-Tenant-Id", inv.tenant_id);
     res.set(bhttp::field::date, http_date());
     res.body() = std::move(inv.payload);  // delivered once; a re-init never re-sends it
+    cur->handed = true;
     res.keep_alive(keep_alive);
     res.prepare_payload();
     return res;

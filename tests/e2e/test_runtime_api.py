@@ -3,7 +3,9 @@ the probe runtime (fixtures/functions/probe-runtime), which reports what the
 server answered. Expected shapes: reference §1 (RIE wording) and AWS recordings."""
 import base64
 import json
+import os
 import re
+import time
 
 import pytest
 
@@ -165,6 +167,60 @@ def test_unknown_response_mode_ends_the_invocation_for_a_waiting_next(srv):
     again = call(srv, "echo")
     assert "FunctionError" not in again
     assert "REPORT RequestId: " in again["Log"] and "Init Duration" not in again["Log"], again["Log"]
+
+
+def test_a_next_whose_connection_closed_while_waiting_gets_no_event(srv):
+    # A second GET /next sent while the invocation runs and then given up: the event after
+    # this one must reach the runtime's real GET /next, warm (it went into the dead
+    # connection and timed out before).
+    r = call(srv, "abandoned_next")
+    assert r["Json"]["action"] == "abandoned_next"
+    again = call(srv, "echo")
+    assert "FunctionError" not in again, again["Json"]
+    assert again["Json"]["action"] == "echo"
+    assert "Init Duration" not in again["Log"], again["Log"]
+
+
+def test_two_waiting_nexts_neither_spin_nor_get_the_next_event(srv):
+    # Two GET /next waiting at once used to cancel each other's wait in turn: sluice spun at
+    # 100% CPU for as long as they waited. Its CPU time over the probe's one-second wait says
+    # whether it slept (a few ms) or spun (about a second).
+    call(srv, "echo")
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds():
+        fields = open(f"/proc/{srv.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    before = cpu_seconds()
+    r = call(srv, "two_waiting_next")
+    used = cpu_seconds() - before
+    assert r["Json"]["action"] == "two_waiting_next"
+    assert used < 0.5, f"sluice used {used:.2f} s of CPU while two GET /next waited for 1 s"
+    again = call(srv, "echo")
+    assert "FunctionError" not in again, again["Json"]
+    assert "Init Duration" not in again["Log"], again["Log"]
+
+
+@pytest.mark.parametrize("action", ["retry_next", "late_next"])
+def test_a_runtime_that_gives_up_on_next_and_asks_again_gets_the_event(ws, action):
+    # Runtimes with a client-side timeout on GET /next close the connection and ask again on a
+    # new one. retry_next: the second request comes at once, while the first still counts as
+    # waiting. late_next: the first is closed 0.2 s in, the next event comes before the second
+    # request (1.4 s in), and must wait for it. Without freezing, so that the runtime can close
+    # its connection while idle (a frozen runtime's timer cannot fire).
+    ws.copy_function("probe-runtime", "probe")
+    ws.write_stack(STACK)
+    srv = ws.serve(args=["--no-freeze"])
+    first = call(srv, action)
+    assert first["Json"]["action"] == action
+    time.sleep(0.8 if action == "late_next" else 0.3)
+    again = call(srv, "echo")
+    assert "FunctionError" not in again, again["Json"]
+    assert again["Json"]["action"] == "echo"
+    assert "Init Duration" not in again["Log"], again["Log"]
+    third = call(srv, "echo")
+    assert "FunctionError" not in third and "Init Duration" not in third["Log"]
 
 
 def test_init_error_after_init_is_an_invalid_transition(srv):
