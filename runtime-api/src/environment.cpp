@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -48,6 +49,7 @@ using mono = std::chrono::steady_clock;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::uint32_t kRuntimeHeaderLimit = 64 * 1024;  // a Runtime API request's line and headers
 constexpr std::size_t max_payload = 6 * 1024 * 1024 + 100;  // 6,291,556 bytes, as RIE enforces
 constexpr std::size_t max_discard = 64 * 1024 * 1024;
 constexpr std::size_t max_log_line = 256 * 1024;
@@ -955,17 +957,24 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     std::string pending;  // answers held back for a pipelined request
     while (self->state != EnvState::dead && sock->is_open()) {
       bhttp::request_parser<bhttp::buffer_body> parser;
-      parser.header_limit(64 * 1024);
+      parser.header_limit(kRuntimeHeaderLimit);
       parser.body_limit(boost::none);
       auto [ec, n] = co_await bhttp::async_read_header(*sock, buf, parser, nothrow);
       if (ec) {
         if (ec != bhttp::error::end_of_stream && ec != asio::error::operation_aborted &&
             ec != asio::error::connection_reset && ec != asio::error::eof && parser.got_some()) {
-          auto res = make_response(400, api_error("InvalidRequest", "Malformed HTTP request: " + ec.message()), 11,
-                                   false);
+          auto res = ec == bhttp::error::header_limit
+                         ? make_response(431,
+                                         api_error("RequestHeaderFieldsTooLarge",
+                                                   "Request header fields too large: the request line and headers "
+                                                   "exceed " + std::to_string(kRuntimeHeaderLimit) + " bytes"),
+                                         11, false)
+                         : make_response(400, api_error("InvalidRequest", "Malformed HTTP request: " + ec.message()), 11,
+                                         false);
           serialize(res, pending);
           co_await asio::async_write(*sock, asio::buffer(pending), nothrow);
           pending.clear();
+          co_await linger(sock);
         }
         break;
       }
@@ -1177,6 +1186,24 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   }
 
   static void serialize(const StrResponse& res, std::string& out) { out += http::serialize(res); }
+
+  // After an error answer to a request still arriving: stop sending, then swallow what the
+  // runtime is still sending for a moment, so that it reads the answer rather than a reset.
+  static asio::awaitable<void> linger(std::shared_ptr<tcp::socket> sock) {
+    boost::system::error_code ignored;
+    sock->shutdown(tcp::socket::shutdown_send, ignored);
+    asio::steady_timer deadline(sock->get_executor(), std::chrono::milliseconds(500));
+    deadline.async_wait([w = std::weak_ptr<tcp::socket>(sock)](boost::system::error_code ec) {
+      boost::system::error_code none;
+      if (auto s = w.lock(); s && !ec) s->cancel(none);
+    });
+    std::array<char, 8192> sink;
+    for (int i = 0; i < 256; ++i) {
+      auto [ec, n] = co_await sock->async_read_some(asio::buffer(sink), nothrow);
+      if (ec) break;
+    }
+    deadline.cancel();
+  }
 
   // A response or error over 6 MiB + 100 B: the caller gets Function.ResponseSizeTooLarge,
   // the runtime a 413.

@@ -111,6 +111,15 @@ def test_malformed_http_and_unknown_routes_get_clear_errors(srv):
     assert "probe unknown route: 404" in r["Log"] and "GET /2018-06-01/runtime/nonsense" in r["Log"]
 
 
+def test_oversized_request_head_gets_a_431_the_runtime_can_read(srv):
+    r = call(srv, "huge_header")
+    assert r["Json"]["huge"]["status"] == 431
+    assert r["Json"]["huge"]["body"] == {
+        "errorType": "RequestHeaderFieldsTooLarge",
+        "errorMessage": "Request header fields too large: the request line and headers exceed 65536 bytes"}
+    assert "FunctionError" not in r  # the invocation goes on; the runtime answers it normally
+
+
 def test_truncated_request_does_not_disturb_the_invocation(srv):
     r = srv.invoke("probe", {"action": "truncated"})
     assert r["Json"] == {"survived": "truncated"}
