@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -246,6 +247,17 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
     auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, nothrow);
     if (!ec && !parser.is_done()) {
       conn->busy = true;
+      // A client that waits for "100 Continue" before sending its body (curl does for bodies
+      // over 1 MB, for up to a second) gets it at once, unless the body has started anyway.
+      // A body over the limit never gets here: its Content-Length is refused with the head.
+      if (parser.get().version() == 11 && buffer.size() == 0 &&
+          iequals(parser.get()[bhttp::field::expect], "100-continue")) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        stream.expires_after(limits_.write_timeout);
+        auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(kContinue), nothrow);
+        stream.expires_never();
+        if (wec) break;
+      }
       arm_read_deadline(limits_.read_timeout);
       auto [ec2, n2] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
       ec = ec2;

@@ -331,6 +331,42 @@ def test_request_size_limits_and_malformed_requests(srv, tmp_path):
     assert get(url, "/items/1")[0] == 200
 
 
+def test_expect_100_continue_is_answered(srv, tmp_path):
+    # Clients that ask before sending a body (curl does for bodies over 1 MB) get "100 Continue"
+    # at once: without it curl waits a second and then sends anyway.
+    s = srv.serve()
+    url = api_url(s)
+    with socket.create_connection(hostport(url), timeout=10) as c:
+        c.sendall(b"POST /items/5 HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+                  b"Expect: 100-continue\r\nConnection: close\r\n\r\n")
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            chunk = c.recv(4096)  # times out (the test fails) if nothing comes before the body
+            assert chunk, interim
+            interim += chunk
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), interim
+        c.sendall(b"hello")
+        rest = interim[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    (status, _, body), = parse_responses(rest)
+    assert status == 200 and json.loads(body)["event"]["body"] == "hello"
+    # A body over the limit is refused instead of invited.
+    (status, _, _), = parse_responses(raw(url, b"POST /items/5 HTTP/1.1\r\nHost: x\r\nContent-Length: 10485761\r\n"
+                                               b"Expect: 100-continue\r\n\r\n"))
+    assert status == 413
+    # curl with a 2 MB body, as a user would send it.
+    body = tmp_path / "two-mb.txt"
+    body.write_bytes(b"a" * (2 * 1024 * 1024))
+    out = subprocess.run(["curl", "-sv", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", f"@{body}",
+                          "-H", "Content-Type: text/plain", url + "/items/6"], capture_output=True, text=True, timeout=60)
+    assert out.stdout == "200", out.stderr
+    assert "> Expect: 100-continue" in out.stderr and "< HTTP/1.1 100 Continue" in out.stderr, out.stderr
+
+
 def test_slow_clients_are_timed_out(srv):
     s = srv.serve(args=["--client-timeout", "1"])
     url = api_url(s)
