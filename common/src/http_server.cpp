@@ -39,6 +39,29 @@ Response json_error(unsigned status, const std::string& message) {
   return res;
 }
 
+std::string head_too_large(std::size_t limit) {
+  return "Request header fields too large: the request line and headers exceed " + std::to_string(limit) + " bytes";
+}
+
+asio::awaitable<void> linger_close(tcp::socket& sock) {
+  boost::system::error_code ignored;
+  sock.shutdown(tcp::socket::shutdown_send, ignored);
+  // The deadline cancels the reads; the token tells a handler that runs after this call has
+  // returned (the deadline fired just as the reads ended) not to touch the socket.
+  auto token = std::make_shared<int>(0);
+  asio::steady_timer deadline(sock.get_executor(), std::chrono::milliseconds(500));
+  deadline.async_wait([&sock, alive = std::weak_ptr<int>(token)](boost::system::error_code ec) {
+    boost::system::error_code none;
+    if (!ec && alive.lock()) sock.cancel(none);
+  });
+  std::array<char, 8192> sink;
+  for (int i = 0; i < 256; ++i) {
+    auto [ec, n] = co_await sock.async_read_some(asio::buffer(sink), nothrow);
+    if (ec) break;
+  }
+  deadline.cancel();
+}
+
 Responder::Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version,
                      Endpoints& ends, const bool* draining)
     : stream_(stream),
@@ -208,16 +231,8 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
     res.prepare_payload();
     stream.expires_after(limits_.write_timeout);
     co_await bhttp::async_write(stream, res, nothrow);
-    // Lingering close: stop sending, then swallow what the client is still
-    // sending for a moment, so it reads our answer instead of a reset.
-    boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream.expires_after(std::chrono::milliseconds(500));
-    std::array<char, 8192> sink;
-    for (int i = 0; i < 256; ++i) {
-      auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), nothrow);
-      if (ec) break;
-    }
+    stream.expires_never();
+    co_await linger_close(stream.socket());
   };
 
   auto arm_read_deadline = [&](std::chrono::milliseconds d) {
@@ -275,8 +290,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
       unsigned status = 400;
       if (ec == bhttp::error::header_limit) {
         status = 431;
-        why = "Request header fields too large: the request line and headers exceed " +
-              std::to_string(limits_.header_limit) + " bytes";
+        why = head_too_large(limits_.header_limit);
       } else if (ec == bhttp::error::body_limit) {
         status = 413;
         why = "Request body too large: the limit is " + std::to_string(limits_.body_limit) + " bytes";

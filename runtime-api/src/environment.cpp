@@ -32,7 +32,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <array>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -259,12 +258,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   tcp::acceptor acceptor;
   unsigned short port = 0;
   std::set<std::shared_ptr<tcp::socket>> conns;
-  // The GET /next waiting for an event (at most one). A runtime may close that connection while
-  // it waits (a client-side timeout, then a retry on a new connection): the waiting /next is let
-  // go when another comes, and the event never goes into a closed connection (see handle_next).
-  bool next_parked = false;
-  std::uint64_t park_gen = 0;  // changes whenever a /next starts waiting or is let go
+  // The connection of the GET /next waiting for an event (at most one; empty when none). A
+  // runtime may close that connection while it waits (a client-side timeout, then a retry on a
+  // new connection): the waiting /next is let go when another comes, and the event never goes
+  // into a closed connection (see handle_next).
   std::weak_ptr<tcp::socket> parked_sock;
+  bool next_parked() const { return !parked_sock.expired(); }
   Event next_ready;
 
   std::optional<Current> cur;
@@ -965,16 +964,14 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
             ec != asio::error::connection_reset && ec != asio::error::eof && parser.got_some()) {
           auto res = ec == bhttp::error::header_limit
                          ? make_response(431,
-                                         api_error("RequestHeaderFieldsTooLarge",
-                                                   "Request header fields too large: the request line and headers "
-                                                   "exceed " + std::to_string(kRuntimeHeaderLimit) + " bytes"),
+                                         api_error("RequestHeaderFieldsTooLarge", http::head_too_large(kRuntimeHeaderLimit)),
                                          11, false)
                          : make_response(400, api_error("InvalidRequest", "Malformed HTTP request: " + ec.message()), 11,
                                          false);
           serialize(res, pending);
           co_await asio::async_write(*sock, asio::buffer(pending), nothrow);
           pending.clear();
-          co_await linger(sock);
+          co_await http::linger_close(*sock);
         }
         break;
       }
@@ -1187,24 +1184,6 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   static void serialize(const StrResponse& res, std::string& out) { out += http::serialize(res); }
 
-  // After an error answer to a request still arriving: stop sending, then swallow what the
-  // runtime is still sending for a moment, so that it reads the answer rather than a reset.
-  static asio::awaitable<void> linger(std::shared_ptr<tcp::socket> sock) {
-    boost::system::error_code ignored;
-    sock->shutdown(tcp::socket::shutdown_send, ignored);
-    asio::steady_timer deadline(sock->get_executor(), std::chrono::milliseconds(500));
-    deadline.async_wait([w = std::weak_ptr<tcp::socket>(sock)](boost::system::error_code ec) {
-      boost::system::error_code none;
-      if (auto s = w.lock(); s && !ec) s->cancel(none);
-    });
-    std::array<char, 8192> sink;
-    for (int i = 0; i < 256; ++i) {
-      auto [ec, n] = co_await sock->async_read_some(asio::buffer(sink), nothrow);
-      if (ec) break;
-    }
-    deadline.cancel();
-  }
-
   // A response or error over 6 MiB + 100 B: the caller gets Function.ResponseSizeTooLarge,
   // the runtime a 413.
   StrResponse refuse_oversized(unsigned version, bool keep_alive) {
@@ -1270,7 +1249,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
         case EnvState::running: {
           // The event came while no /next was waiting (the one that was had its connection
           // closed by the runtime): this one takes it.
-          if (cur && !cur->handed && !next_parked) co_return true;
+          if (cur && !cur->handed && !next_parked()) co_return true;
           // /next before the current event was answered: a stream still being
           // written on another connection, or a runtime that skipped the answer
           // (then the invocation runs into its timeout, as with RIE). Wait for
@@ -1284,12 +1263,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
           continue;
         }
         case EnvState::idle:
-          if (next_parked) {
+          if (auto first = parked_sock.lock()) {
             // A second /next while one waits: refused, unless the runtime has closed the
             // connection of the first (the close may not have been seen yet).
-            auto first = parked_sock.lock();
-            if (first && !peer_gone(*first)) co_return false;
-            let_go_of_parked();
+            if (!peer_gone(*first)) co_return false;
+            parked_sock.reset();  // the first, woken, sees it was let go
+            next_ready.notify();
           }
           break;
         default:
@@ -1299,12 +1278,10 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     }
     if (state == EnvState::idle && !cur) schedule_freeze();
     if (state == EnvState::idle) {
-      next_parked = true;
-      const auto gen = ++park_gen;
       parked_sock = sock;
-      while (state == EnvState::idle && park_gen == gen) co_await next_ready.wait();
-      if (park_gen != gen) co_return false;  // let go: a newer /next found this connection closed
-      next_parked = false;
+      auto still_parked = [&] { return parked_sock.lock() == sock; };
+      while (state == EnvState::idle && still_parked()) co_await next_ready.wait();
+      if (!still_parked()) co_return false;  // let go: a newer /next found this connection closed
       parked_sock.reset();
       // The runtime may have closed this connection while it waited (a client-side timeout):
       // the event then waits for its next GET /next rather than going into a dead connection.
@@ -1321,13 +1298,6 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     auto r = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (r == 0) return true;
     return r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-  }
-
-  void let_go_of_parked() {
-    next_parked = false;
-    ++park_gen;
-    parked_sock.reset();
-    next_ready.notify();
   }
 
   StrResponse event_response(unsigned version, bool keep_alive) {

@@ -120,4 +120,12 @@ std::string serialize(const Response& res);
 // Default formatter: {"message": "..."} as application/json.
 Response json_error(unsigned status, const std::string& message);
 
+// What a 431 says: "Request header fields too large: the request line and headers exceed N bytes".
+std::string head_too_large(std::size_t limit);
+
+// Lingering close, after an error answer to a request that may still be arriving: stop
+// sending, then swallow what the client still sends for up to 500 ms (at most 2 MB), so that
+// it reads the answer instead of a reset. The socket must outlive the call.
+asio::awaitable<void> linger_close(tcp::socket& sock);
+
 }  // namespace sluice::http
