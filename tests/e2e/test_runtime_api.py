@@ -40,6 +40,14 @@ def call(srv, action, **kw):
     return r
 
 
+def assert_warm_echo(srv):
+    """The next invocation succeeds, in the same (warm) environment."""
+    r = call(srv, "echo")
+    assert "FunctionError" not in r, r["Json"]
+    assert r["Json"]["action"] == "echo"
+    assert "REPORT RequestId: " in r["Log"] and "Init Duration" not in r["Log"], r["Log"]
+
+
 def test_next_carries_the_invocation_headers(srv):
     ctx = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
     r = srv.invoke("probe", {"action": "echo"}, ClientContext=ctx)
@@ -173,9 +181,7 @@ def test_unknown_response_mode_ends_the_invocation_for_a_waiting_next(srv):
     assert r["Json"]["errorType"] == "Runtime.InvalidResponseModeHeader"
     rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     assert f"REPORT RequestId: {rid}\tDuration: " in r["Log"], r["Log"]
-    again = call(srv, "echo")
-    assert "FunctionError" not in again
-    assert "REPORT RequestId: " in again["Log"] and "Init Duration" not in again["Log"], again["Log"]
+    assert_warm_echo(srv)
 
 
 def test_a_next_whose_connection_closed_while_waiting_gets_no_event(srv):
@@ -184,10 +190,7 @@ def test_a_next_whose_connection_closed_while_waiting_gets_no_event(srv):
     # connection and timed out before).
     r = call(srv, "abandoned_next")
     assert r["Json"]["action"] == "abandoned_next"
-    again = call(srv, "echo")
-    assert "FunctionError" not in again, again["Json"]
-    assert again["Json"]["action"] == "echo"
-    assert "Init Duration" not in again["Log"], again["Log"]
+    assert_warm_echo(srv)
 
 
 def test_two_waiting_nexts_neither_spin_nor_get_the_next_event(srv):
@@ -206,9 +209,7 @@ def test_two_waiting_nexts_neither_spin_nor_get_the_next_event(srv):
     used = cpu_seconds() - before
     assert r["Json"]["action"] == "two_waiting_next"
     assert used < 0.5, f"sluice used {used:.2f} s of CPU while two GET /next waited for 1 s"
-    again = call(srv, "echo")
-    assert "FunctionError" not in again, again["Json"]
-    assert "Init Duration" not in again["Log"], again["Log"]
+    assert_warm_echo(srv)
 
 
 @pytest.mark.parametrize("action", ["retry_next", "late_next"])
@@ -224,12 +225,8 @@ def test_a_runtime_that_gives_up_on_next_and_asks_again_gets_the_event(ws, actio
     first = call(srv, action)
     assert first["Json"]["action"] == action
     time.sleep(0.8 if action == "late_next" else 0.3)
-    again = call(srv, "echo")
-    assert "FunctionError" not in again, again["Json"]
-    assert again["Json"]["action"] == "echo"
-    assert "Init Duration" not in again["Log"], again["Log"]
-    third = call(srv, "echo")
-    assert "FunctionError" not in third and "Init Duration" not in third["Log"]
+    assert_warm_echo(srv)
+    assert_warm_echo(srv)
 
 
 def test_init_error_after_init_is_an_invalid_transition(srv):
