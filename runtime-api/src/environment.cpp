@@ -197,6 +197,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     bool answered = false;  // the runtime is done with it (response_sent): only its next /next ends it
     bool handed = false;    // the event went out to the runtime on a GET /next
     bool cold = false;
+    std::size_t produced_bytes = 0;  // the response's size (JSON runtimeDone record)
     std::string tail;
     std::string status, error_type;
     std::shared_ptr<Stream> stream;
@@ -277,13 +278,156 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   void emit(std::string_view text, bool platform, std::string_view request_id) {
     if (logs) logs->write(LogLine{spec.function_name, spec.version, request_id, text, platform});
-    if (cur) {
-      cur->tail.append(text);
-      cur->tail.push_back('\n');
-      if (cur->tail.size() > 4 * tail_bytes) cur->tail.erase(0, cur->tail.size() - tail_bytes);
+    // The init phase's lines belong to the tail of the invocation that waits for it (AWS's
+    // LogResult of a cold start holds them).
+    Current* c = cur ? &*cur : pending ? &*pending : nullptr;
+    if (c) {
+      c->tail.append(text);
+      c->tail.push_back('\n');
+      if (c->tail.size() > 4 * tail_bytes) c->tail.erase(0, c->tail.size() - tail_bytes);
     }
   }
   void emit_platform(const std::string& text) { emit(text, true, cur ? cur->inv.request_id : std::string_view{}); }
+
+  // With JSON logs Lambda itself filters the function's output by the application log level:
+  // a line that is a JSON object with a "level" key has that level, any other line INFO.
+  static int app_level_rank(std::string_view level) {
+    std::string u(level);
+    for (auto& ch : u) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (u == "TRACE") return 0;
+    if (u == "DEBUG") return 1;
+    if (u == "WARN" || u == "WARNING") return 3;
+    if (u == "ERROR") return 4;
+    if (u == "FATAL" || u == "CRITICAL") return 5;
+    return 2;  // INFO, and anything Lambda does not know
+  }
+  bool app_line_wanted(std::string_view line) const {
+    if (spec.log_format != "JSON" || spec.log_level.empty()) return true;
+    int threshold = app_level_rank(spec.log_level);
+    if (threshold <= 2 && (line.empty() || line.front() != '{')) return true;  // INFO passes INFO
+    int level = 2;
+    if (!line.empty() && line.front() == '{') {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_object()) {
+        auto it = j.find("level");
+        if (it != j.end() && it->is_string()) level = app_level_rank(it->get_ref<const std::string&>());
+      }
+    }
+    return level >= threshold;
+  }
+
+  // ------------------------------------------------- system (platform) log lines
+  // Text: the lines CloudWatch shows (INIT_START, START, END, REPORT, INIT_REPORT). With the
+  // JSON log format, AWS writes them as the Telemetry API's records instead,
+  // {"time","type":"platform.*","record":{...}}, filtered by the system log level: at INFO
+  // (the default) platform.initStart, platform.start and platform.report; DEBUG adds
+  // platform.initRuntimeDone, platform.initReport and platform.runtimeDone; there is no END.
+  enum class SysLevel { debug = 0, info = 1, warn = 2 };
+
+  bool json_logs() const { return spec.log_format == "JSON"; }
+  bool sys_on(SysLevel l) const {
+    int threshold = spec.system_log_level == "DEBUG" ? 0 : spec.system_log_level == "WARN" ? 2 : 1;
+    return static_cast<int>(l) >= threshold;
+  }
+  void emit_record(SysLevel l, const char* type, nlohmann::ordered_json record) {
+    if (!sys_on(l)) return;
+    nlohmann::ordered_json line;
+    line["time"] = iso8601_ms();
+    line["type"] = type;
+    line["record"] = std::move(record);
+    emit_platform(line.dump());
+  }
+  static double ms3(double ms) { return std::round(ms * 1000.0) / 1000.0; }
+  std::string runtime_version_arn() {
+    return "arn:aws:lambda:" + spec.region + "::runtime:" + runtime_version_hash();
+  }
+
+  // with_arn = false: the runtime never started (no bootstrap), AWS shows the version alone.
+  void log_init_start(bool with_arn) {
+    if (!json_logs()) {
+      emit_platform("INIT_START Runtime Version: " + spec.runtime_version +
+                    (with_arn ? "\tRuntime Version ARN: " + runtime_version_arn() : std::string()));
+      return;
+    }
+    nlohmann::ordered_json r;
+    r["initializationType"] = "on-demand";
+    r["phase"] = "init";
+    r["runtimeVersion"] = spec.runtime_version;
+    r["runtimeVersionArn"] = runtime_version_arn();
+    r["functionName"] = spec.function_name;
+    r["functionVersion"] = spec.version;
+    // The log stream's name with the function's in it (as AWS writes instanceId).
+    auto bracket = log_stream.find('[');
+    r["instanceId"] = log_stream.substr(0, bracket) + spec.function_name + log_stream.substr(bracket);
+    r["instanceMaxMemory"] = static_cast<std::int64_t>(spec.memory_mb) * 1024 * 1024;
+    emit_record(SysLevel::info, "platform.initStart", std::move(r));
+  }
+
+  // The runtime asked for its first event: init succeeded (JSON at DEBUG only; Text shows nothing).
+  void log_init_done(double ms) {
+    if (!json_logs()) return;
+    nlohmann::ordered_json done{{"initializationType", "on-demand"}, {"phase", "init"}, {"status", "success"}};
+    emit_record(SysLevel::debug, "platform.initRuntimeDone", done);
+    done["metrics"] = {{"durationMs", ms3(ms)}};
+    emit_record(SysLevel::debug, "platform.initReport", std::move(done));
+  }
+
+  // Init failed: status "timeout" or "error" (with its error type).
+  void log_init_report(double ms, const std::string& status, const std::string& error_type) {
+    if (!json_logs()) {
+      emit_platform("INIT_REPORT Init Duration: " + ms2(ms) + " ms\tPhase: init\tStatus: " + status +
+                    (error_type.empty() ? std::string() : "\tError Type: " + error_type));
+      return;
+    }
+    nlohmann::ordered_json r{{"initializationType", "on-demand"}, {"phase", "init"}, {"status", status}};
+    if (!error_type.empty()) r["errorType"] = error_type;
+    r["metrics"] = {{"durationMs", ms3(ms)}};
+    emit_record(SysLevel::warn, "platform.initReport", std::move(r));
+  }
+
+  void log_start() {
+    const auto& rid = cur->inv.request_id;
+    if (!json_logs()) {
+      emit_platform("START RequestId: " + rid + " Version: " + spec.version);
+      return;
+    }
+    emit_record(SysLevel::info, "platform.start",
+                {{"requestId", rid},
+                 {"functionArn", "arn:aws:lambda:" + spec.region + ":" + spec.account_id + ":function:" +
+                                     spec.function_name},
+                 {"version", spec.version}});
+  }
+
+  // END + REPORT (Text), or platform.runtimeDone (DEBUG) + platform.report (JSON).
+  // rep.status: "" (success), "timeout" or "error" (with rep.error_type).
+  void log_end_report(const InvocationReport& rep) {
+    if (!json_logs()) {
+      emit_platform("END RequestId: " + rep.request_id);
+      std::string report = "REPORT RequestId: " + rep.request_id + "\tDuration: " + ms2(rep.duration_ms) +
+                           " ms\tBilled Duration: " + std::to_string(rep.billed_ms) +
+                           " ms\tMemory Size: " + std::to_string(rep.memory_size_mb) +
+                           " MB\tMax Memory Used: " + std::to_string(rep.max_memory_used_mb) + " MB\t";
+      if (rep.init_duration_ms) report += "Init Duration: " + ms2(*rep.init_duration_ms) + " ms\t";
+      // A failed invocation's line ends with its status, without the trailing tab.
+      if (!rep.status.empty()) report += "Status: " + rep.status;
+      if (!rep.error_type.empty()) report += "\tError Type: " + rep.error_type;
+      emit_platform(report);
+      return;
+    }
+    std::string status = rep.status.empty() ? "success" : rep.status;
+    nlohmann::ordered_json done{{"requestId", rep.request_id}, {"status", status}};
+    if (!rep.error_type.empty()) done["errorType"] = rep.error_type;
+    done["metrics"] = {{"durationMs", ms3(rep.duration_ms)}, {"producedBytes", cur ? cur->produced_bytes : 0}};
+    emit_record(SysLevel::debug, "platform.runtimeDone", std::move(done));
+    nlohmann::ordered_json metrics{{"durationMs", ms3(rep.duration_ms)},
+                                   {"billedDurationMs", rep.billed_ms},
+                                   {"memorySizeMB", rep.memory_size_mb},
+                                   {"maxMemoryUsedMB", rep.max_memory_used_mb}};
+    if (rep.init_duration_ms) metrics["initDurationMs"] = ms3(*rep.init_duration_ms);
+    nlohmann::ordered_json r{{"requestId", rep.request_id}, {"metrics", std::move(metrics)}, {"status", status}};
+    if (!rep.error_type.empty()) r["errorType"] = rep.error_type;
+    emit_record(status == "success" ? SysLevel::info : SysLevel::warn, "platform.report", std::move(r));
+  }
 
   void emit_output_lines(std::string_view data) {
     std::string_view rid = cur ? std::string_view(cur->inv.request_id) : std::string_view{};
@@ -294,7 +438,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       if (nl == std::string::npos) break;
       std::string_view line(partial.data() + start, nl - start);
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      emit(line, false, rid);
+      if (app_line_wanted(line)) emit(line, false, rid);
       start = nl + 1;
     }
     partial.erase(0, start);
@@ -326,7 +470,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (!partial.empty()) {
       std::string line = std::move(partial);
       partial.clear();
-      emit(line, false, cur ? std::string_view(cur->inv.request_id) : std::string_view{});
+      if (app_line_wanted(line)) emit(line, false, cur ? std::string_view(cur->inv.request_id) : std::string_view{});
     }
   }
 
@@ -442,7 +586,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       invalid_entrypoint = "Couldn't find valid bootstrap(s): " + where;
       ::close(fds[0]);
       ::close(fds[1]);
-      emit_platform("INIT_START Runtime Version: " + spec.runtime_version);
+      log_init_start(false);
       exit_later(127 << 8);
       return;
     }
@@ -450,8 +594,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     opts.cwd = spec.code_dir.string();
     opts.output_fd = fds[1];
 
-    emit_platform("INIT_START Runtime Version: " + spec.runtime_version + "\tRuntime Version ARN: arn:aws:lambda:" +
-                  spec.region + "::runtime:" + runtime_version_hash());
+    log_init_start(true);
     spawned_at = mono::now();
     auto res = proc::spawn(opts);
     ::close(fds[1]);
@@ -576,7 +719,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     }
     cur = std::move(c);
     state = EnvState::running;
-    emit_platform("START RequestId: " + cur->inv.request_id + " Version: " + spec.version);
+    log_start();
     thaw();
     timeout_timer.expires_after(std::chrono::seconds(spec.timeout_s));
     timeout_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
@@ -633,6 +776,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (!cur || cur->result_sent) return;
     cur->result_sent = true;
     cur->responded_at = mono::now();
+    cur->produced_bytes = r.payload.size();
     if (r.function_error && cur->error_type.empty()) cur->error_type = r.error_type;
     auto cb = std::move(cur->on_result);
     if (cb) cb(std::move(r));
@@ -656,23 +800,16 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     InvocationReport rep;
     rep.request_id = cur->inv.request_id;
     rep.duration_ms = duration;
-    rep.billed_ms = static_cast<std::int64_t>(std::ceil(duration));
-    if (rep.billed_ms < 1) rep.billed_ms = 1;
     rep.memory_size_mb = spec.memory_mb;
     rep.max_memory_used_mb = max_memory_used_mb();
     if (cur->cold && init_duration_ms) rep.init_duration_ms = init_duration_ms;
+    // Since August 2025 AWS bills the init phase of on-demand invocations too: a cold start's
+    // Billed Duration is the sum of both, rounded up to the millisecond.
+    rep.billed_ms = static_cast<std::int64_t>(std::ceil(duration + rep.init_duration_ms.value_or(0.0)));
+    if (rep.billed_ms < 1) rep.billed_ms = 1;
     rep.status = status;
     rep.error_type = error_type;
-
-    emit_platform("END RequestId: " + rep.request_id);
-    std::string report = "REPORT RequestId: " + rep.request_id + "\tDuration: " + ms2(rep.duration_ms) +
-                         " ms\tBilled Duration: " + std::to_string(rep.billed_ms) +
-                         " ms\tMemory Size: " + std::to_string(rep.memory_size_mb) +
-                         " MB\tMax Memory Used: " + std::to_string(rep.max_memory_used_mb) + " MB\t";
-    if (rep.init_duration_ms) report += "Init Duration: " + ms2(*rep.init_duration_ms) + " ms\t";
-    if (!status.empty()) report += "Status: " + status + "\t";
-    if (!error_type.empty()) report += "Error Type: " + error_type + "\t";
-    emit_platform(report);
+    log_end_report(rep);
     const std::string& t = cur->tail;
     rep.log_tail = t.size() > tail_bytes ? t.substr(t.size() - tail_bytes) : t;
     auto cb = std::move(cur->on_report);
@@ -687,7 +824,6 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     kill_now(KillReason::timeout);
     drain_output();
     const auto& rid = cur->inv.request_id;
-    emit(iso8601_ms() + " " + rid + " Task timed out after " + seconds2(spec.timeout_s) + " seconds", true, rid);
     send_result(failure(Outcome::timeout, "Sandbox.Timedout",
                         "RequestId: " + rid + " Error: Task timed out after " + seconds2(spec.timeout_s) +
                             " seconds"));
@@ -715,21 +851,24 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (cur && cur->stream && !cur->stream->ended()) cur->stream->end(type, api_error(type, message));
   }
 
+  // The invocation that waited for a failed init starts now, only to fail with it.
+  void take_pending() {
+    cur = std::move(pending);
+    pending.reset();
+    cur->delivered_at = mono::now();
+    log_start();
+  }
+
   void on_init_timeout() {
     if (state != EnvState::starting || exited) return;
     double ms = std::chrono::duration<double, std::milli>(mono::now() - spawned_at).count();
     kill_now(KillReason::init_timeout);
     drain_output();
-    emit_platform("INIT_REPORT Init Duration: " + ms2(ms) + " ms\tPhase: init\tStatus: timeout");
+    log_init_report(ms, "timeout", "");
     if (pending) {
-      cur = std::move(pending);
-      pending.reset();
-      cur->delivered_at = mono::now();
-      emit_platform("START RequestId: " + cur->inv.request_id + " Version: " + spec.version);
+      take_pending();
       // On AWS the init is retried within the invocation and times out again.
       const auto& rid = cur->inv.request_id;
-      emit(iso8601_ms() + " " + rid + " Task timed out after " + seconds2(spec.timeout_s) + " seconds", true,
-           rid);
       send_result(failure(Outcome::timeout, "Sandbox.Timedout",
                           "RequestId: " + rid + " Error: Task timed out after " + seconds2(spec.timeout_s) +
                               " seconds"));
@@ -764,13 +903,9 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
           std::string msg = !invalid_entrypoint.empty() ? invalid_entrypoint
                             : clean_exit ? "Runtime exited without providing a reason"
                                          : "Runtime exited with error: " + how;
-          emit_platform("INIT_REPORT Init Duration: " + ms2(ms) + " ms\tPhase: init\tStatus: error\tError Type: " +
-                        type);
+          log_init_report(ms, "error", type);
           if (pending) {
-            cur = std::move(pending);
-            pending.reset();
-            cur->delivered_at = mono::now();
-            emit_platform("START RequestId: " + cur->inv.request_id + " Version: " + spec.version);
+            take_pending();
             std::string full = "RequestId: " + cur->inv.request_id + " Error: " + msg;
             emit_platform(full);
             emit_platform(type);
@@ -778,13 +913,9 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
             finish_invocation("error", type);
           }
         } else {
-          emit_platform("INIT_REPORT Init Duration: " + ms2(ms) + " ms\tPhase: init\tStatus: error\tError Type: " +
-                        type);
+          log_init_report(ms, "error", type);
           if (pending) {
-            cur = std::move(pending);
-            pending.reset();
-            cur->delivered_at = mono::now();
-            emit_platform("START RequestId: " + cur->inv.request_id + " Version: " + spec.version);
+            take_pending();
             InvocationResult r;
             r.outcome = Outcome::function_error;
             r.function_error = true;
@@ -1226,6 +1357,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
           if (init_error_posted) co_return false;
           init_timer.cancel();
           init_duration_ms = std::chrono::duration<double, std::milli>(mono::now() - spawned_at).count();
+          log_init_done(*init_duration_ms);
           state = EnvState::idle;
           idle_since = mono::now();
           if (pending) {

@@ -4,9 +4,11 @@ Each test starts its own moto_server on an ephemeral port (and, for fault tests,
 proxy in front of it that injects throttling, failures or a kill), deploys the watchlist
 example (a REST API over a shared Python package, an HTTP API over a Node.js function, an
 API key and a usage plan), and checks the result with boto3 against the same moto."""
+import base64
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -121,12 +123,16 @@ class FaultProxy:
         self.calls = []  # (method, path, answered_status)
         self.mutations = 0
         self.hold_at = None
+        self.rewrite = None  # (method, path, status, body bytes) -> body bytes: edits moto's answers
         self.held = threading.Event()
         self.release = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without this, every answer on a kept-alive
+            # connection waits for the client's delayed ACK (about 40 ms).
+            disable_nagle_algorithm = True
 
             def log_message(self, *a):
                 pass
@@ -164,6 +170,8 @@ class FaultProxy:
                 c.request(self.command, self.path, body=body, headers=headers)
                 r = c.getresponse()
                 data = r.read()
+                if proxy.rewrite:
+                    data = proxy.rewrite(self.command, self.path, r.status, data)
                 proxy.calls.append((self.command, self.path, r.status))
                 self.send_response(r.status)
                 for k, v in r.getheaders():
@@ -497,6 +505,117 @@ def test_dry_run_plans_without_changing_anything(moto, project):
     assert "~ update function code watchlist-movies-list" in p.stderr
     assert "+ create version watchlist-movies-list" in p.stderr
     assert "update function code watchlist-recommend" not in p.stderr
+
+
+def recorded_bodies(calls, method, path_pattern):
+    """(path, JSON body) of the recorded requests whose method and path match."""
+    out = []
+    for c in calls:
+        path = urlsplit(c["url"]).path.rstrip("/")
+        if c["method"] == method and re.fullmatch(path_pattern, path):
+            body = c.get("body") or ""
+            if c.get("body_encoded"):
+                body = base64.b64decode(body).decode()
+            out.append((path, json.loads(body)))
+    return out
+
+
+def created_functions(calls):
+    """Function name -> the CreateFunction body deploy sent."""
+    return {b["FunctionName"]: b for _, b in recorded_bodies(calls, "POST", r"/2015-03-31/functions")}
+
+
+def configuration_updates(calls):
+    """Function name -> the UpdateFunctionConfiguration body deploy sent."""
+    return {path.split("/")[3]: b
+            for path, b in recorded_bodies(calls, "PUT", r"/2015-03-31/functions/[^/]+/configuration")}
+
+
+def aws_logging_answers(logging):
+    """A FaultProxy rewrite for moto, which keeps no LoggingConfig: Lambda's answers get the
+    one AWS would hold, logging[function name] or Text, each with its LogGroup."""
+    def rewrite(method, path, status, data):
+        if method != "GET" or status != 200 or not path.startswith("/2015-03-31/functions"):
+            return data
+        doc = json.loads(data)
+        configs = [doc, doc.get("Configuration")] + doc.get("Versions", []) + doc.get("Functions", [])
+        for cfg in configs:
+            if isinstance(cfg, dict) and "FunctionArn" in cfg and "CodeSha256" in cfg:
+                name = cfg["FunctionArn"].split(":")[6]
+                cfg["LoggingConfig"] = dict(logging.get(name, {"LogFormat": "Text"}), LogGroup=f"/aws/lambda/{name}")
+        return json.dumps(doc).encode()
+    return rewrite
+
+
+def test_a_stack_without_logging_sends_no_logging_config_and_stays_unchanged(moto, project):
+    moto.start_recording()
+    ok(project.deploy("sandbox"))
+    created = created_functions(moto.stop_recording())
+    assert sorted(created) == sorted(f"{STACK}-{fn}" for fn in ALL_FUNCTIONS)
+    assert [name for name, body in created.items() if "LoggingConfig" in body] == []
+    # moto answers without any LoggingConfig: that counts as Text, which is what is wanted.
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    assert "nothing to change" in p.stderr and "LoggingConfig" not in p.stderr
+
+
+def test_logging_sets_the_functions_logging_config(moto, project):
+    stack = project.app / "sluice.yaml"
+    find, lst = f"{STACK}-movies-find", f"{STACK}-movies-list"
+    find_handler = "    handler: watchlist.handlers.find_movie.handler\n"
+    list_handler = "    handler: watchlist.handlers.list_movies.handler\n"
+    stack.write_text(stack.read_text().replace(
+        find_handler, find_handler + "    logging: {format: JSON, system_log_level: WARN}\n"))
+    # moto ignores LoggingConfig: the proxy answers for it what AWS would hold.
+    aws_holds = {}
+    proxy = FaultProxy(moto.port)
+    proxy.rewrite = aws_logging_answers(aws_holds)
+    try:
+        # Sent on create for the function that sets it, the level not set being AWS's INFO.
+        moto.start_recording()
+        ok(project.deploy("sandbox", endpoint=proxy.url))
+        created = created_functions(moto.stop_recording())
+        assert created[find]["LoggingConfig"] == {"LogFormat": "JSON", "ApplicationLogLevel": "INFO",
+                                                  "SystemLogLevel": "WARN"}
+        assert [name for name, body in created.items() if "LoggingConfig" in body] == [find]
+
+        # AWS answers with what it holds, LogGroup included (not deploy's business): no change.
+        aws_holds[find] = {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}
+        moto.start_recording()
+        p = ok(project.deploy("sandbox", endpoint=proxy.url))
+        assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+        assert "nothing to change" in p.stderr
+
+        # Other levels for one function, more memory for another: the plan names the fields,
+        # and LoggingConfig goes only in the update of the function whose logging changed.
+        text = stack.read_text().replace("system_log_level: WARN}", "system_log_level: DEBUG, application_log_level: ERROR}")
+        stack.write_text(text.replace(list_handler, list_handler + "    memory: 256\n"))
+        p = ok(project.deploy("sandbox", "--dry-run", endpoint=proxy.url))
+        assert f"~ update function configuration {find} (LoggingConfig)" in p.stderr
+        assert f"~ update function configuration {lst} (MemorySize)" in p.stderr
+        assert p.stderr.count("update function configuration") == 2, p.stderr
+        moto.start_recording()
+        ok(project.deploy("sandbox", endpoint=proxy.url))
+        updates = configuration_updates(moto.stop_recording())
+        assert sorted(updates) == [find, lst]
+        assert updates[find]["LoggingConfig"] == {"LogFormat": "JSON", "ApplicationLogLevel": "ERROR",
+                                                  "SystemLogLevel": "DEBUG"}
+        assert "LoggingConfig" not in updates[lst] and updates[lst]["MemorySize"] == 256
+        lam = moto.client("lambda")
+        assert alias_version(lam, "movies-find", "sandbox") == "2"  # the new logging is a new version
+
+        # Without `logging` again: back to Text, and no levels with it (AWS refuses them).
+        aws_holds[find] = updates[find]["LoggingConfig"]
+        stack.write_text(stack.read_text().replace(
+            "    logging: {format: JSON, system_log_level: DEBUG, application_log_level: ERROR}\n", ""))
+        moto.start_recording()
+        p = ok(project.deploy("sandbox", endpoint=proxy.url))
+        updates = configuration_updates(moto.stop_recording())
+        assert f"update function configuration {find} (LoggingConfig)" in p.stderr
+        assert sorted(updates) == [find] and updates[find]["LoggingConfig"] == {"LogFormat": "Text"}
+    finally:
+        proxy.stop()
 
 
 def test_promote_and_rollback(moto, project):

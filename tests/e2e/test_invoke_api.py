@@ -235,7 +235,8 @@ def test_javascript_sdk(api):
     r = run("probe", '{"action": "echo", "sdk": "js"}')
     assert r["statusCode"] == 200 and r["executedVersion"] == "$LATEST" and r["functionError"] is None
     assert json.loads(r["payload"])["event"]["sdk"] == "js"
-    assert r["log"].startswith("START RequestId: ")
+    assert r["log"].startswith("INIT_START Runtime Version: ")  # a cold start: its init phase first
+    assert "\nSTART RequestId: " in r["log"] and "\nREPORT RequestId: " in r["log"]
     r = run("probe", '{"action": "error_body"}')
     assert r["functionError"] == "Unhandled" and json.loads(r["payload"])["errorType"] == "Probe.Broken"
     r = run("nope", "{}")

@@ -52,7 +52,7 @@ functions:
 REPORT_RE = re.compile(
     r"REPORT RequestId: (?P<id>[0-9a-f-]{36})\tDuration: (?P<d>\d+\.\d\d) ms\tBilled Duration: (?P<b>\d+) ms\t"
     r"Memory Size: (?P<m>\d+) MB\tMax Memory Used: (?P<u>\d+) MB\t(?:Init Duration: (?P<i>\d+\.\d\d) ms\t)?"
-    r"(?:Status: (?P<s>\w+)\t)?(?:Error Type: (?P<e>[\w.]+)\t)?$")
+    r"(?:Status: (?P<s>\w+)(?:\tError Type: (?P<e>[\w.]+))?)?$")
 
 
 @pytest.fixture
@@ -90,13 +90,20 @@ def test_cold_then_warm_and_the_report_lines(probe):
     assert r1["Json"]["pid"] == r2["Json"]["pid"], "the second call must reuse the warm environment"
     t1, t2 = tail(r1), tail(r2)
     rid1 = r1["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
-    assert t1.splitlines()[0] == f"START RequestId: {rid1} Version: $LATEST"
+    # A cold start's tail holds its init phase too (AWS's LogResult does).
+    assert t1.splitlines()[0].startswith("INIT_START Runtime Version: provided:al2023.local\t")
+    assert t1.splitlines()[1] == f"START RequestId: {rid1} Version: $LATEST"
+    assert t2.splitlines()[0] == f"START RequestId: {r2['ResponseMetadata']['HTTPHeaders']['x-amzn-requestid']}" \
+                                 " Version: $LATEST"
     assert f"END RequestId: {rid1}" in t1
     rep1, rep2 = reports(t1)[0], reports(t2)[0]
     assert rep1["id"] == rid1 and rep1["i"] is not None, "a cold start reports Init Duration"
     assert rep2["i"] is None, "a warm start does not"
     assert rep1["m"] == "128"
-    assert float(rep1["d"]) >= 50 and int(rep1["b"]) == -(-int(float(rep1["d"]) * 100) // 100)
+    # Billed: duration plus init on a cold start, duration alone when warm, rounded up.
+    d1, i1, d2 = float(rep1["d"]), float(rep1["i"]), float(rep2["d"])
+    assert d1 >= 50 and d1 + i1 - 0.01 <= int(rep1["b"]) <= d1 + i1 + 1.01
+    assert d2 - 0.01 <= int(rep2["b"]) <= d2 + 1.01
     assert 1 <= int(rep1["u"]) <= 128
     # The console log carries the same lines, tagged with function and request id.
     s.wait_for_log(f"[probe {rid1[:8]}] REPORT RequestId: {rid1}")
@@ -174,7 +181,7 @@ def test_timeout_kills_the_environment(probe):
     assert r["Json"] == {"errorType": "Sandbox.Timedout",
                          "errorMessage": f"RequestId: {rid} Error: Task timed out after 2.00 seconds"}
     log = tail(r)
-    assert re.search(rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z {rid} Task timed out after 2.00 seconds$", log, re.M)
+    assert "Task timed out" not in log  # AWS no longer writes that line: the REPORT says Status: timeout
     rep = reports(log)[0]
     assert rep["s"] == "timeout" and float(rep["d"]) >= 2000
     time.sleep(0.2)

@@ -88,7 +88,10 @@ inline std::string describe(const Stack& s) {
       << f.runtime.major << "." << f.runtime.minor << " handler=" << f.handler << " code=" << f.code_dir
       << " package=" << f.package << " desc=" << f.description << " mem=" << f.memory_mb << " timeout=" << f.timeout_s
       << " rc=" << (f.reserved_concurrency ? std::to_string(*f.reserved_concurrency) : "-")
-      << " async=" << f.async.max_retry_attempts << "/" << f.async.max_event_age_s << "\n";
+      << " async=" << f.async.max_retry_attempts << "/" << f.async.max_event_age_s << " logging="
+      << (f.logging ? f.logging->format + "/" + f.logging->application_log_level + "/" + f.logging->system_log_level
+                    : std::string("-"))
+      << "\n";
     for (const auto& [k, v] : f.environment) o << "  env " << k << "=" << v << "\n";
     for (const auto& l : f.layers) o << "  layer " << l << "\n";
     if (f.requirements) o << "  requirements " << *f.requirements << "\n";

@@ -257,6 +257,23 @@ TEST_CASE("numbers: bounds, types, huge values", "[stack][errors][types]") {
   must_load(load(with_function("    memory: 10240\n    timeout: 1\n")));
 }
 
+TEST_CASE("logging: AWS LoggingConfig values, levels only with JSON", "[stack][errors][logging]") {
+  auto r = must_fail(load(with_function("    logging: {format: json}\n")));
+  REQUIRE_ERROR(r, "functions.f.logging.format", "unknown log format \"json\"; did you mean \"JSON\"?", 7);
+  r = must_fail(load(with_function("    logging: {format: JSON, application_log_level: VERBOSE, system_log_level: ERROR}\n")));
+  REQUIRE_ERROR(r, "functions.f.logging.application_log_level",
+                "unknown application log level \"VERBOSE\"", 7);
+  REQUIRE_ERROR(r, "functions.f.logging.system_log_level", "allowed: DEBUG, INFO, WARN", 7);
+  r = must_fail(load(with_function("    logging: {system_log_level: DEBUG}\n")));
+  REQUIRE_ERROR(r, "functions.f.logging", "log levels apply to JSON logs only: set format: JSON", 7);
+  r = must_fail(load(with_function("    logging: {format: Text, application_log_level: INFO}\n")));
+  REQUIRE_ERROR(r, "functions.f.logging", "AWS refuses them with Text", 7);
+  r = must_fail(load(with_function("    logging: {format: JSON, group: /custom}\n")));
+  REQUIRE_ERROR(r, "functions.f.logging.group", "unknown", 7);
+  r = must_fail(load("name: t\ndefaults: {logging: {format: XML}}\n"));
+  REQUIRE_ERROR(r, "defaults.logging.format", "unknown log format \"XML\"", 2);
+}
+
 TEST_CASE("environment variables", "[stack][errors][env]") {
   SECTION("every reserved name is refused") {
     REQUIRE(reserved_environment_names().size() == 18);
@@ -658,7 +675,7 @@ TEST_CASE("the report: one line per problem, sorted by line, then a summary", "[
         "\"nowhere\"\n"
         "dir/sluice.yaml:4: error: functions.f.timout: unknown key 'timout'; did you mean 'timeout'? Allowed keys: "
         "runtime, handler, code, package, description, memory, timeout, environment, concurrency, layers, aliases, "
-        "async, requirements\n"
+        "async, requirements, logging\n"
         "dir/sluice.yaml:7: warning: apis.b.routes[\"GET /\"]: stage '$default' does not define the stage variable v "
         "used by target \"f:${stageVariables.v}\"; requests through that stage will fail\n"
         "2 errors, 1 warning\n");

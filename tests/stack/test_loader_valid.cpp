@@ -70,6 +70,8 @@ TEST_CASE("valid-full.yaml maps every feature into the model", "[stack][valid]")
     CHECK(f.layers.empty());
     CHECK(f.async.max_retry_attempts == 0);
     CHECK(f.async.max_event_age_s == 120);
+    REQUIRE(f.logging);
+    CHECK(*f.logging == LoggingSpec{"JSON", "DEBUG", "WARN"});
     REQUIRE(f.aliases.size() == 3);
     CHECK(f.aliases.at("live").name == "live");
     CHECK(f.aliases.at("live").version == "2");
@@ -96,6 +98,7 @@ TEST_CASE("valid-full.yaml maps every feature into the model", "[stack][valid]")
     CHECK_FALSE(f.reserved_concurrency);
     CHECK(f.async.max_retry_attempts == 2);
     CHECK(f.async.max_event_age_s == 21600);
+    CHECK_FALSE(f.logging);  // not set: AWS's default (Text)
     CHECK(s.functions.at("py-layer-handler").handler == "shared_lib.handler");
     CHECK(s.functions.at("py-slash-handler").handler == "pkg/handlers.list_items");
   }
@@ -376,6 +379,7 @@ defaults:
   timeout: 20
   handler: index.handler
   environment: {A: from-defaults, B: from-defaults}
+  logging: {format: JSON}
 functions:
   plain: {code: code/node-app}
   own:
@@ -385,7 +389,10 @@ functions:
     memory: 128
     timeout: 1
     environment: {B: from-function, C: "3"}
+    logging: {format: Text}
 )"));
+  CHECK(s.functions.at("plain").logging == LoggingSpec{"JSON", "", ""});
+  CHECK(s.functions.at("own").logging == LoggingSpec{"Text", "", ""});
   const auto& plain = s.functions.at("plain");
   CHECK(plain.runtime.id == "nodejs18.x");
   CHECK(plain.memory_mb == 512);

@@ -118,6 +118,28 @@ long jint(const json& j, const char* key, long fallback = 0) {
   return fallback;
 }
 
+// The LoggingConfig a function wants: the stack's `logging`, or AWS's default (Text) without
+// one. JSON carries both levels (AWS's INFO for one not set); Text carries none (AWS refuses
+// levels with Text). LogGroup is AWS's business: never sent, never compared.
+json want_logging(const std::optional<stack::LoggingSpec>& l) {
+  if (!l || l->format != "JSON") return {{"LogFormat", "Text"}};
+  return {{"LogFormat", "JSON"},
+          {"ApplicationLogLevel", l->application_log_level.empty() ? "INFO" : l->application_log_level},
+          {"SystemLogLevel", l->system_log_level.empty() ? "INFO" : l->system_log_level}};
+}
+
+// A configuration's LoggingConfig, normalised for comparison: none at all (moto, or
+// configurations from before AWS had it) is Text, and a JSON one without a level has INFO.
+json logging_of(const json& config) {
+  const json& lc = object_field(config, "LoggingConfig");
+  std::string format = jstr(lc, "LogFormat");
+  if (format != "JSON") return {{"LogFormat", format.empty() ? "Text" : format}};
+  std::string app = jstr(lc, "ApplicationLogLevel"), sys = jstr(lc, "SystemLogLevel");
+  return {{"LogFormat", "JSON"},
+          {"ApplicationLogLevel", app.empty() ? "INFO" : app},
+          {"SystemLogLevel", sys.empty() ? "INFO" : sys}};
+}
+
 // The configuration fields deploy owns, for comparison: desired vs remote.
 std::vector<std::string> config_differences(const json& want, const json& have) {
   std::vector<std::string> diffs;
@@ -127,6 +149,8 @@ std::vector<std::string> config_differences(const json& want, const json& have) 
     if (jint(want, k) != jint(have, k)) diffs.push_back(k);
   if (env_vars(want) != env_vars(have)) diffs.push_back("Environment");
   if (layer_arns(want) != layer_arns(have)) diffs.push_back("Layers");
+  // The format always; the levels only when JSON is wanted (logging_of gives Text none).
+  if (logging_of(want) != logging_of(have)) diffs.push_back("LoggingConfig");
   return diffs;
 }
 
@@ -469,6 +493,7 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
   if (f.requirements) layers.push_back(layer_arn_[requirements_unit(f)]);
   for (const auto& l : f.layers) layers.push_back(layer_arn_["layer " + fs::relative(l, st_.base_dir).string()]);
   want["Layers"] = layers;
+  want["LoggingConfig"] = want_logging(f.logging);
 
   auto remote = r_.get("lambda", kLambdaApi + rn);
   bool changed = false;
@@ -476,6 +501,8 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
     changed = true;
     change(Change::create, "function", rn, f.runtime.id, [&] {
       json body = want;
+      // Without `logging`, AWS's own default (Text) is left to AWS.
+      if (!f.logging) body.erase("LoggingConfig");
       body["FunctionName"] = rn;
       body["Code"] = {{"S3Bucket", bucket_}, {"S3Key", unit.s3_key}};
       body["Publish"] = false;
@@ -509,7 +536,10 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
     if (!diffs.empty()) {
       changed = true;
       change(Change::update, "function configuration", rn, join(diffs, ", "), [&] {
-        r_.call("PUT", "lambda", kLambdaApi + rn + "/configuration", want);
+        json body = want;
+        // LoggingConfig only when it differs: an update of another field leaves it alone.
+        if (std::find(diffs.begin(), diffs.end(), "LoggingConfig") == diffs.end()) body.erase("LoggingConfig");
+        r_.call("PUT", "lambda", kLambdaApi + rn + "/configuration", body);
         wait_updated(rn);
       });
     }

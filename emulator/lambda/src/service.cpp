@@ -408,7 +408,17 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     s.freeze = options.freeze;
     s.freeze_delay = options.freeze_delay;
     s.init_timeout = options.init_timeout;
-    s.log_format = options.log_format;
+    // The function's logging configuration; --log-format overrides every function's format.
+    // The levels only apply to JSON logs (AWS: INFO for both unless set).
+    if (c.logging || !options.log_format.empty()) {
+      stack::LoggingSpec lg = c.logging.value_or(stack::LoggingSpec{});
+      if (!options.log_format.empty()) lg.format = options.log_format;
+      s.log_format = lg.format;
+      if (lg.format == "JSON") {
+        s.log_level = lg.application_log_level.empty() ? "INFO" : lg.application_log_level;
+        s.system_log_level = lg.system_log_level.empty() ? "INFO" : lg.system_log_level;
+      }
+    }
     s.runtime_version = runtime_label(c.runtime);
     return s;
   }

@@ -43,6 +43,7 @@ VersionConfig latest_config(const stack::FunctionSpec& fn) {
   c.timeout_s = fn.timeout_s;
   c.environment = fn.environment;
   c.description = fn.description;
+  c.logging = fn.logging;
   return c;
 }
 
@@ -53,8 +54,14 @@ namespace {
 bool skip_rel(const fs::path& rel) { return ignored_path(rel); }
 
 json config_json(const stack::FunctionSpec& fn) {
-  return json{{"runtime", fn.runtime.id},     {"handler", fn.handler},       {"memory", fn.memory_mb},
-              {"timeout", fn.timeout_s},      {"environment", fn.environment}, {"layers", fn.layers.size()}};
+  json j{{"runtime", fn.runtime.id},     {"handler", fn.handler},       {"memory", fn.memory_mb},
+         {"timeout", fn.timeout_s},      {"environment", fn.environment}, {"layers", fn.layers.size()}};
+  // Only when set, so that versions published before logging existed keep their fingerprint.
+  if (fn.logging)
+    j["logging"] = json{{"format", fn.logging->format},
+                        {"application_log_level", fn.logging->application_log_level},
+                        {"system_log_level", fn.logging->system_log_level}};
+  return j;
 }
 
 void copy_tree(const fs::path& from, const fs::path& to) {
@@ -127,6 +134,11 @@ std::optional<VersionConfig> VersionStore::get(const std::string& function, cons
   if (j.contains("environment") && j["environment"].is_object())
     c.environment = j["environment"].get<std::map<std::string, std::string>>();
   c.description = j.value("description", "");
+  if (j.contains("logging") && j["logging"].is_object()) {
+    const auto& l = j["logging"];
+    c.logging = stack::LoggingSpec{l.value("format", "Text"), l.value("application_log_level", ""),
+                                   l.value("system_log_level", "")};
+  }
   c.code_sha256 = j.value("code_sha256", "");
   c.published_at = j.value("published_at", "");
   return c;

@@ -20,8 +20,8 @@ std::optional<RuntimeId> Loader::runtime(const View& v) {
 }
 
 void Loader::read_defaults(const View& v) {
-  auto f = c_.fields(v, {"runtime", "memory", "timeout", "environment", "handler"},
-                     "a mapping of function defaults (runtime, memory, timeout, environment, handler)", true);
+  auto f = c_.fields(v, {"runtime", "memory", "timeout", "environment", "handler", "logging"},
+                     "a mapping of function defaults (runtime, memory, timeout, environment, handler, logging)", true);
   if (!f) return;
   Defaults& d = stack_.defaults;
   if (auto x = f->get("runtime")) d.runtime = runtime(*x);
@@ -31,6 +31,7 @@ void Loader::read_defaults(const View& v) {
     if (auto t = c_.integer(*x, 1, 900)) d.timeout_s = static_cast<int>(*t);
   if (auto x = f->get("handler"))
     if (auto h = c_.string(*x, "a handler such as \"app.handler\"")) d.handler = *h;
+  if (auto x = f->get("logging")) d.logging = read_logging(*x);
   if (auto x = f->get("environment")) {
     read_environment(*x, d.environment);
     std::size_t total = 0;
@@ -190,7 +191,7 @@ void Loader::read_function(const std::string& name, const View& v) {
     c_.error(v, "function name " + sluice::quoted(name) + " must be 1 to 64 letters, digits, '-' or '_'");
   auto f = c_.fields(v,
                      {"runtime", "handler", "code", "package", "description", "memory", "timeout", "environment",
-                      "concurrency", "layers", "aliases", "async", "requirements"},
+                      "concurrency", "layers", "aliases", "async", "requirements", "logging"},
                      "a mapping with the function's settings (runtime, handler, code, ...)");
   if (!f) return;
   FunctionSpec fn;
@@ -313,6 +314,8 @@ void Loader::read_function_settings(const Fields& f, FunctionSpec& fn) {
   }
   if (auto x = f.get("concurrency"))
     if (auto n = c_.integer(*x, 0, 1'000'000)) fn.reserved_concurrency = static_cast<int>(*n);
+  fn.logging = stack_.defaults.logging;
+  if (auto x = f.get("logging")) fn.logging = read_logging(*x);
   if (auto x = f.get("async")) {
     if (auto a = c_.fields(*x, {"max_retry_attempts", "max_event_age"},
                            "a mapping {max_retry_attempts: 0..2, max_event_age: 60..21600}", true)) {
@@ -322,6 +325,35 @@ void Loader::read_function_settings(const Fields& f, FunctionSpec& fn) {
         if (auto n = c_.integer(*y, 60, 21600)) fn.async.max_event_age_s = static_cast<int>(*n);
     }
   }
+}
+
+// AWS LoggingConfig: {format: Text|JSON, application_log_level, system_log_level}; the
+// levels filter JSON logs only, so AWS refuses them with Text.
+std::optional<LoggingSpec> Loader::read_logging(const View& v) {
+  auto f = c_.fields(v, {"format", "application_log_level", "system_log_level"},
+                     "a mapping {format: Text|JSON, application_log_level: TRACE..FATAL, system_log_level: DEBUG|INFO|WARN}");
+  if (!f) return std::nullopt;
+  LoggingSpec l;
+  bool ok = true;  // every bad value is reported, not only the first
+  auto pick = [&](const char* key, const std::vector<std::string>& choices, const char* what, std::string& out) {
+    if (auto x = f->get(key)) {
+      if (auto s = c_.choice(*x, choices, what))
+        out = *s;
+      else
+        ok = false;
+    }
+  };
+  pick("format", {"Text", "JSON"}, "log format", l.format);
+  pick("application_log_level", {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}, "application log level",
+       l.application_log_level);
+  pick("system_log_level", {"DEBUG", "INFO", "WARN"}, "system log level", l.system_log_level);
+  if (!ok) return std::nullopt;
+  if (l.format != "JSON" && (!l.application_log_level.empty() || !l.system_log_level.empty())) {
+    c_.error(v, "log levels apply to JSON logs only: set format: JSON to use application_log_level or "
+                "system_log_level (AWS refuses them with Text)");
+    return std::nullopt;
+  }
+  return l;
 }
 
 bool Loader::read_layers(const View& v, FunctionSpec& fn) {

@@ -162,6 +162,7 @@ class Loader {
   void read_runtime_and_handler(const Fields& f, FunctionSpec& fn, CodeCheck& code);
   void read_code_location(const Fields& f, FunctionSpec& fn, CodeCheck& code);
   void read_function_settings(const Fields& f, FunctionSpec& fn);
+  std::optional<LoggingSpec> read_logging(const View& v);
   bool read_layers(const View& v, FunctionSpec& fn);
   void check_code(const FunctionSpec& fn, const CodeCheck& code);
   void read_environment(const View& v, std::map<std::string, std::string>& out);

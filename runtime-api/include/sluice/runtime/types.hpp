@@ -34,6 +34,7 @@ struct EnvironmentSpec {
   std::filesystem::path bootstrap_dir;  // sluice's bootstraps root (…/bootstraps)
   std::string log_format;               // "" | "Text" | "JSON"
   std::string log_level;                // AWS_LAMBDA_LOG_LEVEL, optional
+  std::string system_log_level;         // JSON logs: "DEBUG" | "INFO" (default) | "WARN"
   bool freeze = true;
   // An idle environment is frozen this long after it asks for its next event,
   // unless an invocation arrives first (then it is never stopped at all).

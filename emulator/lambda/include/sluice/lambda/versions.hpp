@@ -24,6 +24,7 @@ struct VersionConfig {
   int timeout_s = 3;
   std::map<std::string, std::string> environment;
   std::string description;
+  std::optional<stack::LoggingSpec> logging;
   std::string code_sha256;  // base64 of the digest, as AWS shows CodeSha256
   std::string published_at;
 };

@@ -35,6 +35,15 @@ struct AsyncSpec {
   int max_event_age_s = 21600;   // 60..21600
 };
 
+// The function's logging configuration (AWS LoggingConfig). The levels only apply to JSON
+// logs, as on AWS; empty = not set (AWS: INFO for both once the format is JSON).
+struct LoggingSpec {
+  std::string format = "Text";        // "Text" | "JSON"
+  std::string application_log_level;  // "" | TRACE | DEBUG | INFO | WARN | ERROR | FATAL
+  std::string system_log_level;       // "" | DEBUG | INFO | WARN
+  bool operator==(const LoggingSpec&) const = default;
+};
+
 struct FunctionSpec {
   std::string name;
   RuntimeId runtime;
@@ -53,6 +62,7 @@ struct FunctionSpec {
   std::optional<fs::path> requirements;
   std::map<std::string, AliasSpec> aliases;
   AsyncSpec async;
+  std::optional<LoggingSpec> logging;  // absent: AWS's default (Text)
 };
 
 struct PackageSpec {
@@ -183,6 +193,7 @@ struct Defaults {
   std::optional<int> timeout_s;
   std::map<std::string, std::string> environment;
   std::optional<std::string> handler;
+  std::optional<LoggingSpec> logging;
 };
 
 struct Stack {
