@@ -85,6 +85,30 @@ def tree_rss_kb(pid):
     return total
 
 
+def tree_cpu_s(pid):
+    """CPU seconds (user + system) of a process and of each of its descendants, by pid."""
+    hz = os.sysconf("SC_CLK_TCK")
+    out = {}
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            out[p] = (int(fields[11]) + int(fields[12])) / hz
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def machine_busy_s():
+    """CPU seconds the whole machine spent outside idle and iowait."""
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    return (sum(cpu) - cpu[3] - cpu[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -176,7 +200,9 @@ def measure(name, pid, url, seconds, tree, warm=5, log_path=None, repeat=1):
     wrk(url, warm)
     before = tree_rss_kb(pid) if tree else rss_kb(pid)
     start = log_size(log_path)
+    cpu0, busy0 = tree_cpu_s(pid), machine_busy_s()
     runs = [wrk(url, seconds) for _ in range(repeat)]
+    cpu1, busy1 = tree_cpu_s(pid), machine_busy_s()
     after = tree_rss_kb(pid) if tree else rss_kb(pid)
     # With --repeat, the row gives the median of each figure and keeps every run's p99.
     r = dict(runs[0])
@@ -185,6 +211,12 @@ def measure(name, pid, url, seconds, tree, warm=5, log_path=None, repeat=1):
     r["non_2xx"] = sum(x["non_2xx"] for x in runs)
     r["p99_runs"] = [x["p99_ms"] for x in runs]
     r.update(name=name, rss_before_mb=before / 1024, rss_after_mb=after / 1024)
+    # Where the machine's CPU went, per request: the server process, its child processes (the
+    # handler environments; a process that ended during the runs is missing), everything.
+    n = max(1, sum(x["requests"] for x in runs))
+    r["cpu_us"] = ((cpu1.get(pid, 0) - cpu0.get(pid, 0)) * 1e6 / n,
+                   sum(v - cpu0.get(p, 0) for p, v in cpu1.items() if p != pid) * 1e6 / n,
+                   (busy1 - busy0) * 1e6 / n)
     if log_path:
         time.sleep(0.3)  # let the log writer catch up
         r["inside"] = log_latencies(log_path, start)
@@ -301,6 +333,10 @@ def main():
         print(f"p99 of each of the {args.repeat} runs, ms:")
         for r in rows:
             print(f"  {r['name']:<42} {' / '.join(f'{x:.2f}' for x in r['p99_runs'])}")
+    print()
+    print("CPU per request, µs: server process / its child processes / whole machine (wrk and kernel included)")
+    for r in rows:
+        print(f"  {r['name']:<42} {r['cpu_us'][0]:>7.0f} / {r['cpu_us'][1]:>7.0f} / {r['cpu_us'][2]:>7.0f}")
     inside = [r for r in rows if r.get("inside")]
     if inside:
         print()
