@@ -34,6 +34,9 @@ functions:
     code: py/
     handler: handlers.log_lines
     logging: {format: JSON, application_log_level: WARN}
+  env-json: {runtime: python3.11, code: py/, handler: handlers.introspect, logging: {format: JSON, application_log_level: ERROR}}
+  env-default-json: {runtime: python3.11, code: py/, handler: handlers.introspect, logging: {format: JSON}}
+  env-text: {runtime: python3.11, code: py/, handler: handlers.introspect}
   printer-json: {runtime: provided.al2023, code: probe/, logging: {format: JSON}}
   printer-text: {runtime: provided.al2023, code: probe/}
 """
@@ -183,3 +186,12 @@ def test_lambda_filters_any_runtimes_json_lines_by_their_level(srv):
     # Text format: nothing is filtered.
     t = srv.invoke("printer-text", {"action": "print", "lines": lines}, LogType="Tail")
     assert all(line in tail(t) for line in lines)
+
+
+def test_the_runtimes_see_the_format_and_the_application_level(srv):
+    env = srv.invoke("env-json", {})["Json"]["env"]
+    assert env["AWS_LAMBDA_LOG_FORMAT"] == "JSON" and env["AWS_LAMBDA_LOG_LEVEL"] == "ERROR"
+    env = srv.invoke("env-default-json", {})["Json"]["env"]
+    assert env["AWS_LAMBDA_LOG_FORMAT"] == "JSON" and env["AWS_LAMBDA_LOG_LEVEL"] == "INFO"  # AWS's default level
+    env = srv.invoke("env-text", {})["Json"]["env"]
+    assert "AWS_LAMBDA_LOG_FORMAT" not in env and "AWS_LAMBDA_LOG_LEVEL" not in env  # as recorded on AWS

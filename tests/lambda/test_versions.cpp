@@ -109,6 +109,7 @@ TEST_CASE("code and configuration changes make a new version", "[versions]") {
   SECTION("environment key") { f.fn.environment["NEW"] = "1"; }
   SECTION("handler") { f.fn.handler = "app.other"; }
   SECTION("runtime") { f.fn.runtime = *stack::parse_runtime("python3.13"); }
+  SECTION("logging") { f.fn.logging = stack::LoggingSpec{"JSON", "", "WARN"}; }
 
   auto p = f.publish();
   CHECK(p.created);
@@ -118,6 +119,21 @@ TEST_CASE("code and configuration changes make a new version", "[versions]") {
   auto q = f.publish();
   CHECK_FALSE(q.created);
   CHECK(q.config.version == "2");
+}
+
+TEST_CASE("a published version keeps its logging configuration", "[versions][logging]") {
+  Fixture f;
+  auto plain = f.publish();
+  CHECK_FALSE(plain.config.logging);  // not set: AWS's default, and no "logging" in its config.json
+  CHECK(read_file(f.state / "functions" / "orders" / "versions" / "1" / "config.json").find("logging") ==
+        std::string::npos);
+  f.fn.logging = stack::LoggingSpec{"JSON", "DEBUG", "WARN"};
+  auto json_logs = f.publish();
+  REQUIRE(json_logs.created);
+  REQUIRE(f.store.get("orders", "2")->logging);
+  CHECK(*f.store.get("orders", "2")->logging == stack::LoggingSpec{"JSON", "DEBUG", "WARN"});
+  CHECK_FALSE(f.store.get("orders", "1")->logging);
+  CHECK(latest_config(f.fn).logging == f.fn.logging);
 }
 
 TEST_CASE("bytecode caches, VCS data and editor files are not code changes", "[versions]") {
