@@ -195,3 +195,19 @@ def test_the_runtimes_see_the_format_and_the_application_level(srv):
     assert env["AWS_LAMBDA_LOG_FORMAT"] == "JSON" and env["AWS_LAMBDA_LOG_LEVEL"] == "INFO"  # AWS's default level
     env = srv.invoke("env-text", {})["Json"]["env"]
     assert "AWS_LAMBDA_LOG_FORMAT" not in env and "AWS_LAMBDA_LOG_LEVEL" not in env  # as recorded on AWS
+
+
+def test_log_format_on_the_command_line_overrides_the_stack(ws):
+    ws.copy_function("python-basic", "py")
+    ws.copy_function("probe-runtime", "probe")
+    ws.write_stack(STACK)
+    # The stack says JSON; --log-format Text wins for every function.
+    p = ws.run("invoke", "json", "--event", "-", "--log-format", "Text", input=b'{"n": 1}')
+    assert p.returncode == 0, p.stderr
+    err = p.stderr.decode()
+    assert re.search(r"^START RequestId: \S+ Version: \$LATEST$", err, re.M) and "platform." not in err
+    # And the other way round: a Text function gets JSON system records.
+    p = ws.run("invoke", "text", "--event", "-", "--log-format", "JSON", input=b'{"n": 1}')
+    assert p.returncode == 0, p.stderr
+    types = [json.loads(line)["type"] for line in p.stderr.decode().splitlines() if line.startswith('{"time"')]
+    assert types == ["platform.initStart", "platform.start", "platform.report"]
