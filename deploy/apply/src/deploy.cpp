@@ -123,21 +123,15 @@ long jint(const json& j, const char* key, long fallback = 0) {
 // levels with Text). LogGroup is AWS's business: never sent, never compared.
 json want_logging(const std::optional<stack::LoggingSpec>& l) {
   if (!l || l->format != "JSON") return {{"LogFormat", "Text"}};
-  return {{"LogFormat", "JSON"},
-          {"ApplicationLogLevel", l->application_log_level.empty() ? "INFO" : l->application_log_level},
-          {"SystemLogLevel", l->system_log_level.empty() ? "INFO" : l->system_log_level}};
+  return {{"LogFormat", "JSON"}, {"ApplicationLogLevel", l->application_level()}, {"SystemLogLevel", l->system_level()}};
 }
 
-// A configuration's LoggingConfig, normalised for comparison: none at all (moto, or
-// configurations from before AWS had it) is Text, and a JSON one without a level has INFO.
+// A configuration's LoggingConfig, normalised the same way for comparison: none at all (moto,
+// or configurations from before AWS had it) is Text, and a JSON one without a level has INFO.
 json logging_of(const json& config) {
   const json& lc = object_field(config, "LoggingConfig");
-  std::string format = jstr(lc, "LogFormat");
-  if (format != "JSON") return {{"LogFormat", format.empty() ? "Text" : format}};
-  std::string app = jstr(lc, "ApplicationLogLevel"), sys = jstr(lc, "SystemLogLevel");
-  return {{"LogFormat", "JSON"},
-          {"ApplicationLogLevel", app.empty() ? "INFO" : app},
-          {"SystemLogLevel", sys.empty() ? "INFO" : sys}};
+  return want_logging(
+      stack::LoggingSpec{jstr(lc, "LogFormat"), jstr(lc, "ApplicationLogLevel"), jstr(lc, "SystemLogLevel")});
 }
 
 // The configuration fields deploy owns, for comparison: desired vs remote.

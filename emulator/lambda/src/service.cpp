@@ -415,8 +415,8 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       if (!options.log_format.empty()) lg.format = options.log_format;
       s.log_format = lg.format;
       if (lg.format == "JSON") {
-        s.log_level = lg.application_log_level.empty() ? "INFO" : lg.application_log_level;
-        s.system_log_level = lg.system_log_level.empty() ? "INFO" : lg.system_log_level;
+        s.log_level = lg.application_level();
+        s.system_log_level = lg.system_level();
       }
     }
     s.runtime_version = runtime_label(c.runtime);

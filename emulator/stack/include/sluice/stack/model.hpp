@@ -42,6 +42,9 @@ struct LoggingSpec {
   std::string application_log_level;  // "" | TRACE | DEBUG | INFO | WARN | ERROR | FATAL
   std::string system_log_level;       // "" | DEBUG | INFO | WARN
   bool operator==(const LoggingSpec&) const = default;
+  // The levels AWS applies to JSON logs: INFO for one not set.
+  std::string application_level() const { return application_log_level.empty() ? "INFO" : application_log_level; }
+  std::string system_level() const { return system_log_level.empty() ? "INFO" : system_log_level; }
 };
 
 struct FunctionSpec {
