@@ -21,6 +21,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -54,6 +55,7 @@ constexpr std::size_t max_discard = 64 * 1024 * 1024;
 constexpr std::size_t max_log_line = 256 * 1024;
 constexpr std::size_t tail_bytes = 4096;
 constexpr auto memory_poll = std::chrono::milliseconds(25);
+std::size_t g_extension_shutdowns = 0;  // environments whose extensions are still shutting down
 
 auto logger() {
   static auto l = log::get("runtime");
@@ -198,12 +200,14 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     bool handed = false;    // the event went out to the runtime on a GET /next
     bool cold = false;
     std::size_t produced_bytes = 0;  // the response's size (JSON runtimeDone record)
+    std::int64_t deadline_ms = 0;    // epoch ms at which it times out (runtime and extensions)
+    mono::time_point runtime_done_at{};  // the runtime's /next after its answer (extension overhead)
     std::string tail;
     std::string status, error_type;
     std::shared_ptr<Stream> stream;
   };
 
-  enum class KillReason { none, timeout, oom, init_timeout, stop };
+  enum class KillReason { none, timeout, oom, init_timeout, stop, extension };
 
   Impl(asio::any_io_executor ex_, EnvironmentSpec spec_, std::shared_ptr<LogSink> logs_, EnvironmentEvents ev)
       : ex(ex_),
@@ -270,6 +274,44 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   std::optional<Current> cur;
   std::optional<Current> pending;  // invocation waiting for init (cold start)
 
+  // Extensions (Extensions API, /2020-01-01): external ones are the executables in
+  // /opt/extensions, started before the runtime, which starts once every one has registered;
+  // internal ones register from the runtime process during its init. Agent states as Lambda
+  // names them: Started, Registered, Ready (waiting in /event/next), Running (working on an
+  // event), InitError, ExitError, LaunchError, Exited, ShutdownFailed.
+  struct Extension {
+    std::string name;  // Lambda-Extension-Name: the file name for an external one
+    std::string id;    // Lambda-Extension-Identifier, once registered
+    std::filesystem::path path;
+    bool external = false;
+    std::string state = "Started";
+    std::vector<std::string> events;  // registered for, in the order given
+    bool wants_invoke = false, wants_shutdown = false;
+    std::string error_type;  // a launch error, or the Lambda-Extension-Function-Error-Type posted
+    std::string fatal;       // Extension.InitError / Extension.ExitError once posted
+    pid_t pid = -1;
+    bool exited = false;
+    std::deque<std::string> queue;  // events not yet fetched
+    int out_fd = -1;
+    std::unique_ptr<asio::posix::stream_descriptor> out;
+    std::string partial;
+    bool registered() const { return !id.empty(); }
+    bool ready() const { return state == "Ready" && queue.empty(); }
+  };
+  std::vector<std::shared_ptr<Extension>> exts;
+  bool runtime_launched = false;   // with external extensions, once all of them have registered
+  bool registration_open = true;   // closes at the runtime's first /next
+  bool init_done = false;          // subscriptions close with it
+  proc::SpawnOptions runtime_opts;  // kept until the runtime is launched
+  asio::steady_timer ext_kill_timer{ex};
+  bool ext_shutdown = false;       // SHUTDOWN sent or being sent; sockets stay open for it
+  std::string ext_shutdown_reason;  // "timeout" / "failure"; empty: spindown when stopped, else failure
+  bool stop_requested = false;
+  mono::time_point shutdown_started{};
+  static constexpr std::size_t max_extensions = 10;
+  static constexpr auto ext_shutdown_limit = std::chrono::milliseconds(2000);
+  static constexpr auto runtime_shutdown_share = std::chrono::milliseconds(300);
+
   asio::steady_timer timeout_timer, freeze_timer, init_timer, memory_timer, kill_timer, log_retry;
   bool freeze_pending = false;
   mono::time_point idle_since = mono::now();
@@ -329,8 +371,11 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     int threshold = spec.system_log_level == "DEBUG" ? 0 : spec.system_log_level == "WARN" ? 2 : 1;
     return static_cast<int>(l) >= threshold;
   }
+  // A platform event: to the Telemetry API's subscribers (whatever the log format and level),
+  // and as a log line with the JSON log format at its system log level.
   void emit_record(SysLevel l, const char* type, nlohmann::ordered_json record) {
-    if (!sys_on(l)) return;
+    if (tele_wanted()) tele_push(type, record, {});
+    if (!json_logs() || !sys_on(l)) return;
     nlohmann::ordered_json line;
     line["time"] = iso8601_ms();
     line["type"] = type;
@@ -347,7 +392,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (!json_logs()) {
       emit_platform("INIT_START Runtime Version: " + spec.runtime_version +
                     (with_arn ? "\tRuntime Version ARN: " + runtime_version_arn() : std::string()));
-      return;
+      if (!tele_wanted()) return;
     }
     nlohmann::ordered_json r;
     r["initializationType"] = "on-demand";
@@ -365,19 +410,24 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   // The runtime asked for its first event: init succeeded (JSON at DEBUG only; Text shows nothing).
   void log_init_done(double ms) {
-    if (!json_logs()) return;
+    if (!json_logs() && !tele_wanted()) {
+      log_extensions();
+      return;
+    }
     nlohmann::ordered_json done{{"initializationType", "on-demand"}, {"phase", "init"}, {"status", "success"}};
     emit_record(SysLevel::debug, "platform.initRuntimeDone", done);
+    log_extensions();
     done["metrics"] = {{"durationMs", ms3(ms)}};
     emit_record(SysLevel::debug, "platform.initReport", std::move(done));
   }
 
   // Init failed: status "timeout" or "error" (with its error type).
   void log_init_report(double ms, const std::string& status, const std::string& error_type) {
+    log_extensions();
     if (!json_logs()) {
       emit_platform("INIT_REPORT Init Duration: " + ms2(ms) + " ms\tPhase: init\tStatus: " + status +
                     (error_type.empty() ? std::string() : "\tError Type: " + error_type));
-      return;
+      if (!tele_wanted()) return;
     }
     nlohmann::ordered_json r{{"initializationType", "on-demand"}, {"phase", "init"}, {"status", status}};
     if (!error_type.empty()) r["errorType"] = error_type;
@@ -389,7 +439,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     const auto& rid = cur->inv.request_id;
     if (!json_logs()) {
       emit_platform("START RequestId: " + rid + " Version: " + spec.version);
-      return;
+      if (!tele_wanted()) return;
     }
     emit_record(SysLevel::info, "platform.start",
                 {{"requestId", rid},
@@ -412,8 +462,9 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       if (!rep.status.empty()) report += "Status: " + rep.status;
       if (!rep.error_type.empty()) report += "\tError Type: " + rep.error_type;
       emit_platform(report);
-      return;
+      if (!tele_wanted()) return;
     }
+    if (tele_wanted()) tele_push("platform.end", {{"requestId", rep.request_id}}, {});  // the Logs API's
     std::string status = rep.status.empty() ? "success" : rep.status;
     nlohmann::ordered_json done{{"requestId", rep.request_id}, {"status", status}};
     if (!rep.error_type.empty()) done["errorType"] = rep.error_type;
@@ -424,27 +475,49 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
                                    {"memorySizeMB", rep.memory_size_mb},
                                    {"maxMemoryUsedMB", rep.max_memory_used_mb}};
     if (rep.init_duration_ms) metrics["initDurationMs"] = ms3(*rep.init_duration_ms);
-    nlohmann::ordered_json r{{"requestId", rep.request_id}, {"metrics", std::move(metrics)}, {"status", status}};
+    nlohmann::ordered_json r{{"requestId", rep.request_id}, {"metrics", std::move(metrics)}};
+    if (cur && cur->runtime_done_at != mono::time_point{}) {
+      // The extensions' work after the runtime's /next, as Lambda reports it.
+      auto overhead = mono::now() - cur->runtime_done_at;
+      auto start = wall_clock::now() - std::chrono::duration_cast<wall_clock::duration>(overhead);
+      r["spans"] = nlohmann::ordered_json::array(
+          {{{"name", "extensionOverhead"},
+            {"start", iso8601_ms(start)},
+            {"durationMs", ms3(std::chrono::duration<double, std::milli>(overhead).count())}}});
+    }
+    r["status"] = status;
     if (!rep.error_type.empty()) r["errorType"] = rep.error_type;
     emit_record(status == "success" ? SysLevel::info : SysLevel::warn, "platform.report", std::move(r));
   }
 
-  void emit_output_lines(std::string_view data) {
+  void emit_output_lines(std::string_view data) { emit_lines(partial, data, true); }
+
+  // One line of the function's (app) or an extension's output: to the log and to the
+  // Telemetry API's subscribers.
+  void out_line(std::string_view line, bool app, std::string_view rid) {
+    if (app && !app_line_wanted(line)) return;
+    emit(line, false, rid);
+    if (tele_wanted()) tele_push(app ? "function" : "extension", {}, line);
+  }
+
+  // Splits a process's output into log lines; `part` holds an unfinished last line. The
+  // application log level filters the function's own output (`app`), not an extension's.
+  void emit_lines(std::string& part, std::string_view data, bool app) {
     std::string_view rid = cur ? std::string_view(cur->inv.request_id) : std::string_view{};
-    partial.append(data);
+    part.append(data);
     std::size_t start = 0;
     while (true) {
-      auto nl = partial.find('\n', start);
+      auto nl = part.find('\n', start);
       if (nl == std::string::npos) break;
-      std::string_view line(partial.data() + start, nl - start);
+      std::string_view line(part.data() + start, nl - start);
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (app_line_wanted(line)) emit(line, false, rid);
+      out_line(line, app, rid);
       start = nl + 1;
     }
-    partial.erase(0, start);
-    while (partial.size() > max_log_line) {
-      emit(std::string_view(partial.data(), max_log_line), false, rid);
-      partial.erase(0, max_log_line);
+    part.erase(0, start);
+    while (part.size() > max_log_line) {
+      out_line(std::string_view(part.data(), max_log_line), false, rid);
+      part.erase(0, max_log_line);
     }
   }
 
@@ -470,7 +543,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (!partial.empty()) {
       std::string line = std::move(partial);
       partial.clear();
-      if (app_line_wanted(line)) emit(line, false, cur ? std::string_view(cur->inv.request_id) : std::string_view{});
+      out_line(line, true, cur ? std::string_view(cur->inv.request_id) : std::string_view{});
     }
   }
 
@@ -487,6 +560,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       break;
     }
     flush_partial();
+    for (auto& e : exts) drain_extension_output(*e);
   }
 
   void arm_output() {
@@ -550,6 +624,13 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     return {};
   }
 
+  // A path as the function sees the sandbox (/opt/..., /var/task/...) on this machine.
+  std::string sandbox_path(const std::string& p) const {
+    if (starts_with(p, "/opt/") && !spec.opt_dir.empty()) return (spec.opt_dir / p.substr(5)).string();
+    if (starts_with(p, "/var/task/")) return (spec.code_dir / p.substr(10)).string();
+    return p;
+  }
+
   void start() {
     boost::system::error_code ec;
     tcp::endpoint ep{asio::ip::make_address("127.0.0.1"), 0};
@@ -590,19 +671,51 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       exit_later(127 << 8);
       return;
     }
-    for (auto& [k, v] : build_environment(spec, ctx)) opts.env.push_back(k + "=" + v);
+    auto env = build_environment(spec, ctx);
+    for (auto& [k, v] : env) opts.env.push_back(k + "=" + v);
     opts.cwd = spec.code_dir.string();
     opts.output_fd = fds[1];
 
     log_init_start(true);
     spawned_at = mono::now();
-    auto res = proc::spawn(opts);
-    ::close(fds[1]);
+    // A managed runtime's bootstrap runs AWS_LAMBDA_EXEC_WRAPPER with the interpreter's command
+    // line as its arguments; a missing or non-executable wrapper ends the runtime with the
+    // bootstrap's message and exit status 127 / 126 (Runtime.ExitError). Not for provided.*.
+    if (auto w = env.find("AWS_LAMBDA_EXEC_WRAPPER"); w != env.end() && !w->second.empty() &&
+                                                     spec.kind != RuntimeKind::provided) {
+      std::string wrapper = sandbox_path(w->second);
+      std::error_code fec;
+      bool is_file = std::filesystem::is_regular_file(wrapper, fec);
+      int bad = !is_file ? 127 : ::access(wrapper.c_str(), X_OK) != 0 ? 126 : 0;
+      if (bad) {
+        ::close(fds[1]);
+        ::close(fds[0]);
+        emit(wrapper + (bad == 127 ? ": does not exist" : ": is not an executable"), false, {});
+        exit_later(bad << 8);
+        return;
+      }
+      opts.argv.insert(opts.argv.begin(), wrapper);
+    }
     out_fd = fds[0];
     out = std::make_unique<asio::posix::stream_descriptor>(ex, out_fd);
+    runtime_opts = std::move(opts);
+    asio::co_spawn(ex, accept_loop(shared_from_this()), asio::detached);
+    init_timer.expires_after(spec.init_timeout);
+    init_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+      if (auto self = w.lock(); self && !ec) self->on_init_timeout();
+    });
+    // External extensions first; the runtime once every one of them has registered.
+    if (!launch_extensions(env)) return;
+    maybe_launch_runtime();
+  }
 
+  void launch_runtime() {
+    runtime_launched = true;
+    auto res = proc::spawn(runtime_opts);
+    ::close(runtime_opts.output_fd);
+    runtime_opts.output_fd = -1;
     if (res.pid < 0) {
-      std::string what = opts.argv.empty() ? "bootstrap" : opts.argv[0];
+      std::string what = runtime_opts.argv.empty() ? "bootstrap" : runtime_opts.argv[0];
       emit_platform("sluice: cannot execute " + what + ": " + std::strerror(res.exec_errno));
       int code = res.exec_errno == ENOENT ? 127 : 126;
       exit_later(code << 8);
@@ -614,12 +727,6 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       if (auto self = w.lock()) self->on_exit(status);
     });
     arm_output();
-    asio::co_spawn(ex, accept_loop(shared_from_this()), asio::detached);
-
-    init_timer.expires_after(spec.init_timeout);
-    init_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
-      if (auto self = w.lock(); self && !ec) self->on_init_timeout();
-    });
   }
 
   std::string runtime_version_hash() {
@@ -643,8 +750,11 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void freeze() {
+    if (tele_sending()) return;  // frozen once the listener has its batch (tele_post)
     if (spec.freeze && pid > 0 && !frozen && !exited) {
       proc::signal_group(pid, SIGSTOP);
+      for (auto& e : exts)
+        if (e->external && !e->exited) proc::signal_group(e->pid, SIGSTOP);
       frozen = true;
     }
   }
@@ -672,7 +782,10 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     }
     if (frozen && pid > 0) {
       proc::signal_group(pid, SIGCONT);
+      for (auto& e : exts)
+        if (e->external && !e->exited) proc::signal_group(e->pid, SIGCONT);
       frozen = false;
+      if (!subs.empty()) tele_flush_all(true);  // what waited while frozen goes out now
     }
   }
 
@@ -718,8 +831,10 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       init_reported = true;
     }
     cur = std::move(c);
+    cur->deadline_ms = epoch_ms() + static_cast<std::int64_t>(spec.timeout_s) * 1000;
     state = EnvState::running;
     log_start();
+    if (!exts.empty()) queue_invoke_event();
     thaw();
     timeout_timer.expires_after(std::chrono::seconds(spec.timeout_s));
     timeout_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
@@ -755,6 +870,8 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     }
     memory_read_at = now;
     auto m = tree.read();
+    for (auto& e : exts)  // the sandbox's memory: extension processes count too
+      if (e->external && !e->exited && e->pid > 0) m.hwm_kb += proc::tree_memory(e->pid).hwm_kb;
     peak_kb = std::max(peak_kb, m.hwm_kb);
     return m;
   }
@@ -795,7 +912,8 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   void finish_invocation(const std::string& status, const std::string& error_type) {
     if (!cur) return;
     drain_output();
-    auto end = cur->result_sent ? cur->responded_at : mono::now();
+    // With extensions at work on the invocation, it lasts until the last of them is done.
+    auto end = cur->result_sent && !has_invoke_extensions() ? cur->responded_at : mono::now();
     double duration = std::chrono::duration<double, std::milli>(end - cur->delivered_at).count();
     InvocationReport rep;
     rep.request_id = cur->inv.request_id;
@@ -820,7 +938,17 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void on_timeout() {
+    if (state == EnvState::response_sent && cur) {
+      // The runtime answered; an extension was still at work when the time ran out.
+      kill_now(KillReason::timeout);
+      drain_output();
+      finish_invocation("timeout", "");
+      ext_shutdown_reason = "timeout";
+      become_dead("timed out (extensions)");
+      return;
+    }
     if (state != EnvState::running || !cur) return;
+    ext_shutdown_reason = "timeout";
     kill_now(KillReason::timeout);
     drain_output();
     const auto& rid = cur->inv.request_id;
@@ -863,6 +991,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (state != EnvState::starting || exited) return;
     double ms = std::chrono::duration<double, std::milli>(mono::now() - spawned_at).count();
     kill_now(KillReason::init_timeout);
+    ext_shutdown_reason = "timeout";
     drain_output();
     log_init_report(ms, "timeout", "");
     if (pending) {
@@ -888,7 +1017,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     bool clean_exit = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 
     if (kill_reason == KillReason::timeout || kill_reason == KillReason::oom ||
-        kill_reason == KillReason::init_timeout) {
+        kill_reason == KillReason::init_timeout || kill_reason == KillReason::extension) {
       become_dead(death_reason.empty() ? "killed" : death_reason);
       return;
     }
@@ -963,10 +1092,18 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     init_timer.cancel();
     memory_timer.cancel();
     log_retry.cancel();
-    boost::system::error_code ignored;
-    acceptor.close(ignored);
-    for (auto& s : conns) s->close(ignored);
-    conns.clear();
+    if (runtime_opts.output_fd >= 0) {
+      ::close(runtime_opts.output_fd);  // the runtime never started
+      runtime_opts.output_fd = -1;
+    }
+    if (shutdown_started == mono::time_point{}) shutdown_started = mono::now();
+    // Extensions that get a SHUTDOWN event keep the Runtime API until they exit or time out.
+    if (exts.empty() || !shutdown_extensions()) {
+      boost::system::error_code ignored;
+      acceptor.close(ignored);
+      for (auto& s : conns) s->close(ignored);
+      conns.clear();
+    }
     next_ready.notify();
     if (!exited && pid > 0) {
       // Make sure it is gone; the exit is still collected by the child watch.
@@ -995,7 +1132,13 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   void stop(const std::string& reason) {
     if (state == EnvState::dead || state == EnvState::stopping) return;
     death_reason = reason;
+    stop_requested = true;
+    shutdown_started = mono::now();
     if (exited) {
+      become_dead(reason);
+      return;
+    }
+    if (pid <= 0) {  // the runtime never started (extensions still registering)
       become_dead(reason);
       return;
     }
@@ -1011,7 +1154,10 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     thaw();
     proc::signal_group(pid, SIGCONT);
     proc::signal_group(pid, SIGTERM);
-    kill_timer.expires_after(spec.shutdown_grace);
+    // With external extensions the runtime gets 300 ms of the 2 s shutdown, as on AWS.
+    bool external = std::any_of(exts.begin(), exts.end(), [](auto& e) { return e->external && !e->exited; });
+    kill_timer.expires_after(external ? std::min<std::chrono::milliseconds>(spec.shutdown_grace, runtime_shutdown_share)
+                                      : spec.shutdown_grace);
     kill_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
       auto self = w.lock();
       if (!self || ec || self->exited) return;
@@ -1027,8 +1173,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   // ---------------------------------------------------------------- Runtime API
 
+  // The endpoint serves until the environment is gone, and on for extensions that still have
+  // a SHUTDOWN event to take.
+  bool api_open() const { return state != EnvState::dead || ext_shutdown; }
+
   static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
-    while (self->state != EnvState::dead) {
+    while (self->api_open()) {
       auto [ec, sock] = co_await self->acceptor.async_accept(nothrow);
       if (ec) break;
       boost::system::error_code ignored;
@@ -1052,8 +1202,840 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     return res;
   }
 
+  // ---------------------------------------------------------------- Telemetry API / Logs API
+  // An extension subscribes during init (PUT /2022-07-01/telemetry, or the older
+  // PUT /2020-08-15/logs); Lambda then POSTs it JSON arrays of {"time","type","record"} for the
+  // platform's events, the function's output and the extensions' output, batched by item
+  // count, bytes and time. Events of the init phase are kept until init ends and replayed to
+  // each subscriber. Nothing is delivered while the environment is frozen: a batch that comes
+  // due then goes out at the next thaw, as on AWS.
+
+  struct TeleItem {
+    std::string time;
+    std::string type;  // platform.*, "function", "extension"
+    nlohmann::ordered_json record;
+    std::string line;  // function / extension output
+  };
+
+  struct Subscription {
+    std::shared_ptr<Extension> ext;
+    bool logs_api = false;
+    std::string schema;
+    bool platform = false, function = false, extension = false;
+    std::size_t max_items = 10000, max_bytes = 262144;
+    std::chrono::milliseconds timeout{1000};
+    unsigned short port = 0;
+    std::string path = "/";
+    std::vector<std::string> batch;
+    std::size_t batch_bytes = 0;
+    std::unique_ptr<asio::steady_timer> timer;
+    bool timer_armed = false, due = false, sending = false, failing = false;
+    std::size_t dropped_records = 0, dropped_bytes = 0;
+    std::string drop_reason;
+  };
+  std::vector<std::shared_ptr<Subscription>> subs;
+  std::vector<TeleItem> init_items;  // until init ends, for subscribers still to come
+  static constexpr std::size_t max_init_items = 10000;
+
+  bool tele_wanted() const { return !init_done || !subs.empty(); }
+
+  void tele_push(const char* type, nlohmann::ordered_json record, std::string_view line) {
+    TeleItem it{iso8601_ms(), type, std::move(record), std::string(line)};
+    for (auto& s : subs) {
+      auto text = tele_render(*s, it);
+      if (!text.empty()) tele_enqueue(s, std::move(text));
+    }
+    if (!init_done && init_items.size() < max_init_items) init_items.push_back(std::move(it));
+  }
+
+  // The record as this subscriber gets it, or "" when it does not get it.
+  std::string tele_render(const Subscription& s, const TeleItem& it) const {
+    bool is_line = it.type == "function" || it.type == "extension";
+    if (it.type == "function" ? !s.function : it.type == "extension" ? !s.extension : !s.platform) return {};
+    if (s.ext->exited) return {};
+    nlohmann::ordered_json out;
+    out["time"] = it.time;
+    out["type"] = it.type;
+    if (is_line) {
+      // With the JSON log format, schema 2022-12-13 and later get a JSON line as an object.
+      nlohmann::ordered_json obj;
+      if (!s.logs_api && s.schema != "2022-07-01" && json_logs() && !it.line.empty() && it.line.front() == '{')
+        obj = nlohmann::ordered_json::parse(it.line, nullptr, false);
+      if (obj.is_object()) out["record"] = std::move(obj);
+      else out["record"] = it.line;
+      return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    }
+    if (!s.logs_api) {
+      if (it.type == "platform.end" || it.type == "platform.logsSubscription") return {};
+      out["record"] = it.record;
+      return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    }
+    // The Logs API: no init events; start/end/report with fewer fields.
+    const auto& r = it.record;
+    if (it.type == "platform.start" || it.type == "platform.end") {
+      out["record"] = {{"requestId", r.value("requestId", "")}};
+    } else if (it.type == "platform.report") {
+      out["record"] = {{"requestId", r.value("requestId", "")}, {"metrics", r.value("metrics", nlohmann::ordered_json::object())}};
+    } else if (it.type == "platform.runtimeDone") {
+      if (s.schema != "2021-03-18") return {};
+      out["record"] = {{"requestId", r.value("requestId", "")}, {"status", r.value("status", "")}};
+    } else if (it.type == "platform.extension" || it.type == "platform.logsSubscription" ||
+               it.type == "platform.logsDropped") {
+      out["record"] = r;
+    } else {
+      return {};
+    }
+    return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  }
+
+  void tele_enqueue(const std::shared_ptr<Subscription>& s, std::string text) {
+    // A listener that falls behind loses records rather than sluice growing without bound.
+    if (s->batch_bytes + text.size() > 4 * s->max_bytes || s->batch.size() >= 4 * s->max_items) {
+      s->dropped_records++;
+      s->dropped_bytes += text.size();
+      if (s->drop_reason.empty())
+        s->drop_reason = "Some logs were dropped because the downstream consumer is slower than the logs production rate";
+      return;
+    }
+    s->batch_bytes += text.size();
+    s->batch.push_back(std::move(text));
+    if (s->batch.size() >= s->max_items || s->batch_bytes >= s->max_bytes) {
+      s->due = true;
+      tele_flush(s);
+    } else if (!s->timer_armed) {
+      s->timer_armed = true;
+      if (!s->timer) s->timer = std::make_unique<asio::steady_timer>(ex);
+      s->timer->expires_after(s->timeout);
+      s->timer->async_wait([w = weak_from_this(), s](boost::system::error_code ec) {
+        s->timer_armed = false;
+        auto self = w.lock();
+        if (!self || ec) return;
+        s->due = true;
+        self->tele_flush(s);
+      });
+    }
+  }
+
+  void tele_flush(const std::shared_ptr<Subscription>& s) {
+    if (!s->due || s->sending || s->ext->exited) return;
+    if (frozen) return;  // goes out at the next thaw
+    if (s->batch.empty() && s->dropped_records == 0) {
+      s->due = false;
+      return;
+    }
+    std::string body = "[";
+    if (s->dropped_records > 0) {
+      // What was lost since the last delivery, first in the next one.
+      nlohmann::ordered_json d{{"time", iso8601_ms()},
+                               {"type", "platform.logsDropped"},
+                               {"record",
+                                {{"reason", s->drop_reason},
+                                 {"droppedRecords", s->dropped_records},
+                                 {"droppedBytes", s->dropped_bytes}}}};
+      body += d.dump();
+      s->dropped_records = s->dropped_bytes = 0;
+      s->drop_reason.clear();
+    }
+    std::size_t n = s->batch.size(), bytes = s->batch_bytes;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (body.size() > 1) body += ',';
+      body += s->batch[i];
+    }
+    body += ']';
+    s->batch.clear();
+    s->batch_bytes = 0;
+    s->due = false;
+    if (s->timer_armed && s->timer) s->timer->cancel();
+    s->sending = true;
+    asio::co_spawn(ex, tele_post(shared_from_this(), s, std::move(body), n, bytes), asio::detached);
+  }
+
+  void tele_flush_all(bool force) {
+    for (auto& s : subs) {
+      if (force && (!s->batch.empty() || s->dropped_records)) s->due = true;
+      tele_flush(s);
+    }
+  }
+
+  bool tele_sending() const {
+    for (auto& s : subs)
+      if (s->sending) return true;
+    return false;
+  }
+
+  static asio::awaitable<void> tele_post(std::shared_ptr<Impl> self, std::shared_ptr<Subscription> s,
+                                         std::string body, std::size_t n, std::size_t bytes) {
+    std::string failed;
+    {
+      boost::beast::tcp_stream stream(self->ex);
+      stream.expires_after(std::chrono::seconds(5));
+      tcp::endpoint to{asio::ip::make_address("127.0.0.1"), s->port};
+      auto [cec] = co_await stream.async_connect(to, nothrow);
+      if (cec) {
+        failed = "could not send events: " + cec.message();
+      } else {
+        bhttp::request<bhttp::string_body> req{bhttp::verb::post, s->path, 11};
+        req.set(bhttp::field::host, "sandbox.localdomain:" + std::to_string(s->port));
+        req.set(bhttp::field::content_type, "application/json");
+        req.body() = std::move(body);
+        req.prepare_payload();
+        auto [wec, wn] = co_await bhttp::async_write(stream, req, nothrow);
+        if (wec) {
+          failed = "could not send events: " + wec.message();
+        } else {
+          boost::beast::flat_buffer rbuf;
+          bhttp::response<bhttp::string_body> res;
+          auto [rec, rn] = co_await bhttp::async_read(stream, rbuf, res, nothrow);
+          if (rec) failed = "could not send events: " + rec.message();
+          else if (res.result_int() >= 400) failed = "could not send events: HTTP " + std::to_string(res.result_int());
+        }
+      }
+      boost::system::error_code ignored;
+      stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    }
+    s->sending = false;
+    if (!failed.empty()) {
+      s->dropped_records += n;
+      s->dropped_bytes += bytes;
+      if (s->drop_reason.empty()) s->drop_reason = failed;
+      if (!s->failing) logger()->warn("{}: Telemetry API delivery to {} failed ({})", self->spec.function_name,
+                                      s->ext->name, failed);
+      s->failing = true;
+    } else {
+      s->failing = false;
+    }
+    if (s->batch.size() >= s->max_items || s->batch_bytes >= s->max_bytes) s->due = true;
+    self->tele_flush(s);
+    if (self->state == EnvState::idle && !self->cur && !self->tele_sending()) self->schedule_freeze();
+  }
+
+  StrResponse subscribe(bool telemetry, const std::string& id, const std::string& body, unsigned version,
+                        bool keep_alive) {
+    const std::string api = telemetry ? "Telemetry" : "Logs";
+    std::optional<StrResponse> refusal;
+    auto e = ext_for(id, refusal, version, keep_alive);
+    if (!e) return std::move(*refusal);
+    if (init_done)
+      return ext_refuse(api + ".SubscriptionClosed", api + " API subscription is closed already", version, keep_alive);
+    const std::string invalid = telemetry ? "ValidationError" : "Logs.ValidationError";
+    json req = json::parse(body, nullptr, false);
+    if (!req.is_object())
+      return make_response(400, api_error(invalid, "the request body is not a JSON object"), version, keep_alive);
+    std::vector<std::string> problems;
+    auto sub = std::make_shared<Subscription>();
+    sub->ext = e;
+    sub->logs_api = !telemetry;
+    // schemaVersion
+    std::vector<std::string> schemas = telemetry ? std::vector<std::string>{"2022-07-01", "2022-12-13", "2025-01-29"}
+                                                 : std::vector<std::string>{"2020-08-15", "2021-03-18"};
+    if (req.contains("schemaVersion")) {
+      auto& v = req["schemaVersion"];
+      sub->schema = v.is_string() ? v.get<std::string>() : v.dump();
+      if (std::find(schemas.begin(), schemas.end(), sub->schema) == schemas.end())
+        problems.push_back("schemaVersion " + sub->schema + " is not one of " + join(schemas, ", "));
+    } else if (telemetry) {
+      problems.push_back("schemaVersion is required (one of " + join(schemas, ", ") + ")");
+    } else {
+      sub->schema = "2020-08-15";
+    }
+    // types
+    std::vector<std::string> types;
+    if (!req.contains("types") || !req["types"].is_array() || req["types"].empty()) {
+      problems.push_back("types should not be empty");
+    } else {
+      for (auto& t : req["types"]) {
+        std::string name = t.is_string() ? t.get<std::string>() : t.dump();
+        if (name == "platform") sub->platform = true;
+        else if (name == "function") sub->function = true;
+        else if (name == "extension") sub->extension = true;
+        else {
+          problems.push_back("types: unknown type " + name + " (allowed: platform, function, extension)");
+          continue;
+        }
+        types.push_back(name);
+      }
+    }
+    // buffering
+    if (req.contains("buffering") && !req["buffering"].is_null()) {
+      auto& b = req["buffering"];
+      auto bounded = [&](const char* key, std::int64_t lo, std::int64_t hi, std::int64_t& out) {
+        if (!b.is_object() || !b.contains(key)) return;
+        if (!b[key].is_number_integer() || b[key].get<std::int64_t>() < lo || b[key].get<std::int64_t>() > hi) {
+          problems.push_back(std::string("buffering.") + key + " must be an integer from " + std::to_string(lo) +
+                             " to " + std::to_string(hi));
+          return;
+        }
+        out = b[key].get<std::int64_t>();
+      };
+      std::int64_t items = 10000, bytes = 262144, ms = 1000;
+      if (!b.is_object()) problems.push_back("buffering must be an object");
+      bounded("maxItems", 1000, 10000, items);
+      bounded("maxBytes", 262144, 1048576, bytes);
+      bounded("timeoutMs", 25, 30000, ms);
+      sub->max_items = static_cast<std::size_t>(items);
+      sub->max_bytes = static_cast<std::size_t>(bytes);
+      sub->timeout = std::chrono::milliseconds(ms);
+    }
+    // destination
+    if (!req.contains("destination") || !req["destination"].is_object()) {
+      problems.push_back("destination is required");
+    } else {
+      auto& d = req["destination"];
+      std::string protocol = d.value("protocol", "");
+      std::string uri = d.contains("URI") && d["URI"].is_string() ? d["URI"].get<std::string>() : "";
+      if (protocol != "HTTP") {
+        problems.push_back(protocol == "TCP" ? "destination.protocol TCP is not supported by sluice (use HTTP)"
+                                             : "destination.protocol must be HTTP");
+      } else if (!starts_with(uri, "http://")) {
+        problems.push_back("destination.URI must be an http:// URI (found \"" + uri + "\")");
+      } else {
+        std::string rest = uri.substr(7);
+        auto slash = rest.find('/');
+        std::string hostport = rest.substr(0, slash);
+        sub->path = slash == std::string::npos ? "/" : rest.substr(slash);
+        auto colon = hostport.rfind(':');
+        std::string host = hostport.substr(0, colon);
+        if (host != "sandbox.localdomain" && host != "sandbox")
+          problems.push_back("destination.URI host must be sandbox.localdomain (found " + host + ")");
+        int port = 0;
+        if (colon == std::string::npos) {
+          problems.push_back("URI port is not provided");
+        } else {
+          auto digits = hostport.substr(colon + 1);
+          port = digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos
+                     ? 0
+                     : std::stoi(digits);
+          if (port < 1 || port > 65535) problems.push_back("destination.URI port " + digits + " is not a valid port");
+        }
+        sub->port = static_cast<unsigned short>(port);
+      }
+    }
+    for (auto& other : subs)
+      if (other->ext == e && other->logs_api == telemetry)
+        problems.push_back("an extension subscribes to either the Telemetry API or the Logs API, not both");
+    if (!problems.empty()) return make_response(400, api_error(invalid, join(problems, "; ")), version, keep_alive);
+
+    // A second subscription by the same extension replaces the first.
+    subs.erase(std::remove_if(subs.begin(), subs.end(),
+                              [&](auto& o) { return o->ext == e && o->logs_api == sub->logs_api; }),
+               subs.end());
+    subs.push_back(sub);
+    for (const auto& it : init_items) {
+      auto text = tele_render(*sub, it);
+      if (!text.empty()) tele_enqueue(sub, std::move(text));
+    }
+    // TELEMETRY line (Text) / platform.telemetrySubscription record.
+    if (!json_logs()) {
+      std::string line = std::string(telemetry ? "TELEMETRY" : "LOGS") + "\tName: " + e->name +
+                         "\tState: Subscribed\tTypes: [";
+      for (std::size_t i = 0; i < types.size(); ++i) {
+        std::string t = types[i];
+        t[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(t[0])));
+        line += (i ? ", " : "") + t;
+      }
+      emit_platform(line + "]");
+    }
+    emit_record(SysLevel::info, telemetry ? "platform.telemetrySubscription" : "platform.logsSubscription",
+                {{"name", e->name}, {"state", "Subscribed"}, {"types", types}});
+    return make_response(200, "\"OK\"", version, keep_alive);
+  }
+
+  // ---------------------------------------------------------------- extensions
+
+  // The executables an environment starts before its runtime: /opt/extensions/*, by name.
+  std::vector<std::filesystem::path> extension_files() const {
+    namespace fs = std::filesystem;
+    std::vector<fs::path> files;
+    if (spec.opt_dir.empty()) return files;
+    std::error_code ec;
+    fs::path dir = spec.opt_dir / "extensions";
+    if (!fs::is_directory(dir, ec)) return files;
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      std::error_code dec;
+      if (!it->is_directory(dec)) files.push_back(it->path());
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+  }
+
+  // Extensions see the runtime's environment without the runtime's own variables (handler,
+  // task root, log group and stream, X-Ray) and without anything starting with "_"; sluice's
+  // interpreter search paths for its bootstraps go too.
+  static std::vector<std::string> extension_environment(std::map<std::string, std::string> env) {
+    for (const char* k : {"AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+                          "AWS_XRAY_CONTEXT_MISSING", "AWS_XRAY_DAEMON_ADDRESS", "LAMBDA_RUNTIME_DIR",
+                          "LAMBDA_TASK_ROOT", "PYTHONPATH", "NODE_PATH"})
+      env.erase(k);
+    std::vector<std::string> out;
+    for (auto& [k, v] : env)
+      if (!starts_with(k, "_")) out.push_back(k + "=" + v);
+    return out;
+  }
+
+  // Go's wording for an exec failure ("fork/exec PATH: permission denied").
+  static std::string exec_error(const std::filesystem::path& p, int err) {
+    std::string what = std::strerror(err);
+    if (!what.empty()) what[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(what[0])));
+    return "fork/exec " + p.string() + ": " + what;
+  }
+
+  // Starts every external extension; false when init has already failed.
+  bool launch_extensions(const std::map<std::string, std::string>& runtime_env) {
+    auto files = extension_files();
+    if (files.empty()) return true;
+    auto env = extension_environment(runtime_env);
+    for (const auto& f : files) {
+      auto e = std::make_shared<Extension>();
+      e->name = f.filename().string();
+      e->path = f;
+      e->external = true;
+      exts.push_back(e);
+      if (exts.size() > max_extensions) {
+        e->state = "LaunchError";
+        e->error_type = "TooManyExtensions";
+        fail_init_for_extension("Extension.LaunchError", "Extension limit (10) reached");
+        return false;
+      }
+      int fds[2];
+      if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        e->state = "LaunchError";
+        e->error_type = "UnknownError";
+        fail_init_for_extension("Extension.LaunchError", std::string("pipe: ") + std::strerror(errno));
+        return false;
+      }
+      ::fcntl(fds[1], F_SETFL, ::fcntl(fds[1], F_GETFL) & ~O_NONBLOCK);
+      proc::SpawnOptions o;
+      o.argv = {f.string()};
+      o.env = env;
+      o.cwd = spec.code_dir.string();
+      o.output_fd = fds[1];
+      auto res = proc::spawn(o);
+      ::close(fds[1]);
+      if (res.pid < 0) {
+        ::close(fds[0]);
+        e->state = "LaunchError";
+        e->error_type = res.exec_errno == EACCES || res.exec_errno == EPERM ? "PermissionDenied" : "UnknownError";
+        fail_init_for_extension("Extension.LaunchError", exec_error(f, res.exec_errno));
+        return false;
+      }
+      e->pid = res.pid;
+      e->out_fd = fds[0];
+      e->out = std::make_unique<asio::posix::stream_descriptor>(ex, fds[0]);
+      arm_extension_output(e);
+      watch_child(ex, e->pid, [w = weak_from_this(), e, child = e->pid](int status) {
+        proc::reaper_untrack(child);
+        if (auto self = w.lock()) self->on_extension_exit(e, status);
+      });
+    }
+    return true;
+  }
+
+  void maybe_launch_runtime() {
+    if (runtime_launched || state != EnvState::starting) return;
+    for (auto& e : exts)
+      if (e->external && !e->registered()) return;
+    launch_runtime();
+  }
+
+  void arm_extension_output(std::shared_ptr<Extension> e) {
+    if (!e->out) return;
+    e->out->async_wait(asio::posix::stream_descriptor::wait_read,
+                       [w = weak_from_this(), e](boost::system::error_code ec) {
+                         auto self = w.lock();
+                         if (!self || ec || e->out_fd < 0) return;
+                         char buf[65536];
+                         ssize_t n = ::read(e->out_fd, buf, sizeof buf);
+                         if (n > 0) {
+                           self->emit_lines(e->partial, std::string_view(buf, static_cast<std::size_t>(n)), false);
+                         } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                           self->drain_extension_output(*e);
+                           self->close_extension_output(*e);
+                           return;
+                         }
+                         self->arm_extension_output(e);
+                       });
+  }
+
+  void drain_extension_output(Extension& e) {
+    while (e.out_fd >= 0) {
+      char buf[65536];
+      ssize_t n = ::read(e.out_fd, buf, sizeof buf);
+      if (n > 0) {
+        emit_lines(e.partial, std::string_view(buf, static_cast<std::size_t>(n)), false);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    if (!e.partial.empty()) {
+      std::string line = std::move(e.partial);
+      e.partial.clear();
+      out_line(line, false, cur ? std::string_view(cur->inv.request_id) : std::string_view{});
+    }
+  }
+
+  void close_extension_output(Extension& e) {
+    if (e.out) {
+      boost::system::error_code ignored;
+      e.out->close(ignored);
+      e.out.reset();
+    }
+    e.out_fd = -1;
+  }
+
+  std::shared_ptr<Extension> extension_named(const std::string& name) const {
+    for (auto& e : exts)
+      if (e->name == name) return e;
+    return nullptr;
+  }
+
+  // Every registered extension waits in /event/next with nothing left to fetch.
+  bool extensions_ready() const {
+    for (auto& e : exts)
+      if (e->registered() && !e->exited && !e->ready()) return false;
+    return true;
+  }
+  // Every extension registered for INVOKE is back in /event/next.
+  bool extensions_done_with_invoke() const {
+    for (auto& e : exts)
+      if (e->wants_invoke && !e->exited && !e->ready()) return false;
+    return true;
+  }
+  bool has_invoke_extensions() const {
+    for (auto& e : exts)
+      if (e->wants_invoke) return true;
+    return false;
+  }
+
+  void queue_invoke_event() {
+    if (!cur) return;
+    nlohmann::ordered_json ev;
+    ev["eventType"] = "INVOKE";
+    ev["deadlineMs"] = cur->deadline_ms;
+    ev["requestId"] = cur->inv.request_id;
+    ev["invokedFunctionArn"] = cur->inv.invoked_arn;
+    if (!cur->inv.trace_id.empty()) ev["tracing"] = {{"type", "X-Amzn-Trace-Id"}, {"value", cur->inv.trace_id}};
+    std::string body = ev.dump();
+    for (auto& e : exts)
+      if (e->wants_invoke && !e->exited) e->queue.push_back(body);
+  }
+
+  // EXTENSION lines (Text) or platform.extension records (JSON), once, when init ends.
+  bool extensions_logged = false;
+  void log_extensions() {
+    if (extensions_logged || exts.empty()) return;
+    extensions_logged = true;
+    for (auto& e : exts) {
+      if (!json_logs()) {
+        std::string line = "EXTENSION\tName: " + e->name + "\tState: " + e->state + "\tEvents: [";
+        for (std::size_t i = 0; i < e->events.size(); ++i) line += (i ? ", " : "") + e->events[i];
+        line += "]";
+        if (!e->error_type.empty()) line += "\tError Type: " + e->error_type;
+        emit_platform(line);
+        if (!tele_wanted()) continue;
+      }
+      nlohmann::ordered_json r{{"name", e->name}, {"state", e->state}, {"events", e->events}};
+      if (!e->error_type.empty()) r["errorType"] = e->error_type;
+      emit_record(SysLevel::info, "platform.extension", std::move(r));
+    }
+  }
+
+  // Init failed because of an extension (launch error, crash, init error): no runtime started,
+  // or the one started is stopped; a waiting invocation fails with the extension's error type.
+  void fail_init_for_extension(const std::string& type, const std::string& message) {
+    if (state != EnvState::starting) return;
+    double ms = std::chrono::duration<double, std::milli>(mono::now() - spawned_at).count();
+    kill_now(KillReason::extension);
+    drain_output();
+    log_init_report(ms, "error", type);
+    if (pending) {
+      take_pending();
+      std::string full = "RequestId: " + cur->inv.request_id + " Error: " + message;
+      emit_platform(full);
+      emit_platform(type);
+      send_result(failure(Outcome::exit_error, type, full));
+      finish_invocation("error", type);
+    }
+    ext_shutdown_reason = "failure";
+    become_dead("extension failed during init (" + type + ")");
+  }
+
+  void on_extension_exit(std::shared_ptr<Extension> e, int status) {
+    e->exited = true;
+    drain_extension_output(*e);
+    close_extension_output(*e);
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (ext_shutdown || state == EnvState::stopping || state == EnvState::dead) {
+      if (e->state != "ShutdownFailed") e->state = clean ? "Exited" : "ShutdownFailed";
+      maybe_finish_extension_shutdown();
+      return;
+    }
+    std::string how = clean ? "exit code 0" : proc::describe_wait_status(status);
+    std::string type = e->fatal.empty() ? "Extension.Crash" : e->fatal;
+    if (e->fatal.empty()) e->state = "Exited";
+    next_ready.notify();
+    switch (state) {
+      case EnvState::starting:
+        fail_init_for_extension(type, how);
+        return;
+      case EnvState::running: {
+        kill_now(KillReason::extension);
+        drain_output();
+        std::string full = "RequestId: " + cur->inv.request_id + " Error: " + how;
+        emit_platform(full);
+        emit_platform(type);
+        send_result(failure(Outcome::exit_error, type, full));
+        end_stream_with(type, full);
+        finish_invocation("error", type);
+        break;
+      }
+      case EnvState::response_sent:
+        kill_now(KillReason::extension);
+        drain_output();
+        emit_platform("RequestId: " + cur->inv.request_id + " Error: " + how);
+        emit_platform(type);
+        finish_invocation("error", type);
+        break;
+      default:
+        kill_now(KillReason::extension);
+        break;
+    }
+    ext_shutdown_reason = "failure";
+    become_dead("extension " + e->name + " exited (" + how + ")");
+  }
+
+  // The environment is going away: extensions registered for SHUTDOWN get the event and have
+  // until the deadline (2 s from the start of the shutdown) to exit; the others are killed.
+  // Returns whether some are still running (the Runtime API then stays open for them).
+  bool shutdown_extensions() {
+    bool waiting = false;
+    frozen = false;
+    tele_flush_all(true);  // what is buffered goes out before the SHUTDOWN events
+    auto deadline = shutdown_started + ext_shutdown_limit;
+    auto left = deadline - mono::now();
+    std::string reason = ext_shutdown_reason.empty() ? (stop_requested ? "spindown" : "failure") : ext_shutdown_reason;
+    for (auto& e : exts) {
+      if (!e->external || e->exited || e->pid <= 0) continue;
+      proc::signal_group(e->pid, SIGCONT);
+      if (e->wants_shutdown && left > mono::duration::zero()) {
+        nlohmann::ordered_json ev;
+        ev["eventType"] = "SHUTDOWN";
+        ev["deadlineMs"] = epoch_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
+        ev["shutdownReason"] = reason;
+        e->queue.push_back(ev.dump());
+        waiting = true;
+      } else {
+        proc::kill_tree(e->pid);
+      }
+    }
+    if (!waiting) return false;
+    ext_shutdown = true;
+    ++g_extension_shutdowns;
+    next_ready.notify();
+    ext_kill_timer.expires_at(deadline);
+    ext_kill_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->finish_extension_shutdown();
+    });
+    return true;
+  }
+
+  void maybe_finish_extension_shutdown() {
+    if (!ext_shutdown) return;
+    for (auto& e : exts)
+      if (e->external && !e->exited && e->pid > 0) return;
+    ext_kill_timer.cancel();
+    finish_extension_shutdown();
+  }
+
+  void finish_extension_shutdown() {
+    if (!ext_shutdown) return;
+    ext_shutdown = false;
+    --g_extension_shutdowns;
+    for (auto& e : exts) {
+      if (!e->external || e->exited || e->pid <= 0) continue;
+      e->state = "ShutdownFailed";
+      proc::kill_tree(e->pid);
+    }
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    for (auto& s : conns) s->close(ignored);
+    conns.clear();
+    next_ready.notify();
+  }
+
+  // Extensions API requests. Every refusal is a 403 with {"errorMessage","errorType"}, as
+  // Lambda answers them.
+  StrResponse ext_refuse(const std::string& type, const std::string& message, unsigned version, bool keep_alive) {
+    return make_response(403, api_error(type, message), version, keep_alive);
+  }
+
+  StrResponse ext_register(const std::string& name, const std::string& features, const std::string& body,
+                           unsigned version, bool keep_alive) {
+    if (name.empty()) return ext_refuse("Extension.InvalidExtensionName", "Empty extension name", version, keep_alive);
+    json req;
+    try {
+      req = json::parse(body);
+    } catch (const std::exception& ex_) {
+      return ext_refuse("InvalidRequestFormat",
+                        body.empty() ? "unexpected end of JSON input" : std::string("invalid JSON: ") + ex_.what(),
+                        version, keep_alive);
+    }
+    std::vector<std::string> events;
+    if (req.is_object() && req.contains("events") && !req["events"].is_null()) {
+      if (!req["events"].is_array())
+        return ext_refuse("InvalidRequestFormat", "events must be a list of event types", version, keep_alive);
+      for (auto& ev : req["events"]) {
+        std::string name_ = ev.is_string() ? ev.get<std::string>() : ev.dump();
+        if (name_ != "INVOKE" && name_ != "SHUTDOWN")
+          return ext_refuse("Extension.InvalidEventType", name_ + ": ErrorInvalidEventType", version, keep_alive);
+        if (std::find(events.begin(), events.end(), name_) == events.end()) events.push_back(name_);
+      }
+    }
+    if (req.is_object() && req.contains("configurationKeys") && req["configurationKeys"].is_array() &&
+        !req["configurationKeys"].empty())
+      return ext_refuse("InvalidRequestFormat", "configurationKeys are deprecated; use environment variables instead",
+                        version, keep_alive);
+    bool shutdown = std::find(events.begin(), events.end(), "SHUTDOWN") != events.end();
+    auto e = extension_named(name);
+    if (e && e->external) {
+      if (e->state != "Started")
+        return ext_refuse("Extension.InvalidExtensionState",
+                          "State transition from " + e->state + " to Registered failed for extension " + name +
+                              ". Error: State transition is not allowed",
+                          version, keep_alive);
+    } else {
+      if (shutdown)
+        return ext_refuse("Extension.InvalidEventType", "SHUTDOWN: ShutdownEventNotSupportedForInternalExtension",
+                          version, keep_alive);
+      if (!registration_open)
+        return ext_refuse("Extension.RegistrationClosed", "Extension registration closed already", version, keep_alive);
+      if (e)
+        return ext_refuse("Extension.InvalidExtensionState", "Extension with this name already registered", version,
+                          keep_alive);
+      if (exts.size() >= max_extensions)
+        return ext_refuse("Extension.TooManyExtensions", "Extension limit (10) reached", version, keep_alive);
+      e = std::make_shared<Extension>();
+      e->name = name;
+      exts.push_back(e);
+    }
+    e->id = new_uuid();
+    e->state = "Registered";
+    e->events = events;
+    e->wants_invoke = std::find(events.begin(), events.end(), "INVOKE") != events.end();
+    e->wants_shutdown = shutdown;
+    nlohmann::ordered_json out;
+    bool account = false;
+    for (std::size_t pos = 0; pos <= features.size();) {
+      auto comma = features.find(',', pos);
+      std::string f(trim(features.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos)));
+      if (f == "accountId") account = true;
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+    if (account) out["accountId"] = spec.account_id;
+    out["functionName"] = spec.function_name;
+    out["functionVersion"] = spec.version;
+    out["handler"] = spec.handler;
+    auto res = make_response(200, out.dump(), version, keep_alive);
+    res.set("Lambda-Extension-Identifier", e->id);
+    asio::post(ex, [w = weak_from_this()] {
+      if (auto self = w.lock()) self->maybe_launch_runtime();
+    });
+    next_ready.notify();
+    return res;
+  }
+
+  // The extension a request names by Lambda-Extension-Identifier, or the refusal.
+  std::shared_ptr<Extension> ext_for(const std::string& id, std::optional<StrResponse>& refusal, unsigned version,
+                                     bool keep_alive, const char* unknown_message = nullptr) {
+    if (id.empty()) {
+      refusal = ext_refuse("Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header",
+                           version, keep_alive);
+      return nullptr;
+    }
+    if (!looks_like_uuid(id)) {
+      refusal = ext_refuse("Extension.InvalidExtensionIdentifier", "Invalid Lambda-Extension-Identifier", version,
+                           keep_alive);
+      return nullptr;
+    }
+    for (auto& e : exts)
+      if (e->id == id) return e;
+    refusal = ext_refuse("Extension.UnknownExtensionIdentifier",
+                         unknown_message ? std::string(unknown_message) : "Unknown extension " + id, version,
+                         keep_alive);
+    return nullptr;
+  }
+
+  static bool looks_like_uuid(const std::string& s) {
+    if (s.size() != 36) return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+      if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+    }
+    return true;
+  }
+
+  // GET /extension/event/next: waits for the extension's next event. Empty: drop the connection.
+  asio::awaitable<std::optional<StrResponse>> ext_next(const std::string& id, unsigned version, bool keep_alive) {
+    auto self = shared_from_this();
+    std::optional<StrResponse> refusal;
+    auto e = ext_for(id, refusal, version, keep_alive);
+    if (!e) co_return refusal;
+    if (e->state != "Registered" && e->state != "Ready" && e->state != "Running")
+      co_return ext_refuse("Extension.InvalidExtensionState",
+                           "State transition from " + e->state + " to Ready failed for extension " + id +
+                               ". Error: State transition is not allowed",
+                           version, keep_alive);
+    e->state = "Ready";
+    next_ready.notify();
+    while (e->queue.empty() && !e->exited && (state != EnvState::dead || ext_shutdown)) co_await next_ready.wait();
+    if (e->queue.empty()) co_return std::nullopt;
+    std::string body = std::move(e->queue.front());
+    e->queue.pop_front();
+    e->state = "Running";
+    auto res = make_response(200, std::move(body), version, keep_alive);
+    res.set("Lambda-Extension-Event-Identifier", new_uuid());
+    co_return res;
+  }
+
+  // POST /extension/init/error and /extension/exit/error: the error is kept; init (or the
+  // invocation) fails when the extension then exits.
+  StrResponse ext_error(bool init, const std::string& id, const std::string& type, unsigned version, bool keep_alive) {
+    std::optional<StrResponse> refusal;
+    auto e = ext_for(id, refusal, version, keep_alive, "Unknown Lambda-Extension-Identifier");
+    if (!e) return std::move(*refusal);
+    if (type.empty())
+      return ext_refuse("Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found", version, keep_alive);
+    const std::string target = init ? "InitError" : "ExitError";
+    if (e->state != target) {
+      bool allowed = init ? e->state == "Registered"
+                          : e->state == "Registered" || e->state == "Ready" || e->state == "Running";
+      if (!allowed)
+        return ext_refuse("Extension.InvalidExtensionState",
+                          "State transition from " + e->state + " to " + (init ? "InitError" : "Exited") +
+                              " failed for extension " + id + ". Error: State transition is not allowed",
+                          version, keep_alive);
+      e->state = target;
+      e->error_type = type;
+      if (e->fatal.empty()) e->fatal = init ? "Extension.InitError" : "Extension.ExitError";
+    }
+    return make_response(202, R"({"status":"OK"})", version, keep_alive);
+  }
+
   struct Route {
-    enum Kind { next, response, error, init_error, unknown } kind = unknown;
+    enum Kind {
+      next,
+      response,
+      error,
+      init_error,
+      ext_register,
+      ext_next,
+      ext_init_error,
+      ext_exit_error,
+      telemetry,
+      logs,
+      unknown
+    } kind = unknown;
     std::string request_id;
   };
 
@@ -1062,7 +2044,21 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     auto q = target.find('?');
     if (q != std::string_view::npos) target = target.substr(0, q);
     constexpr std::string_view base = "/2018-06-01/runtime/";
-    if (!starts_with(target, base)) return r;
+    if (!starts_with(target, base)) {
+      constexpr std::string_view ext = "/2020-01-01/extension/";
+      if (starts_with(target, ext)) {
+        auto what = target.substr(ext.size());
+        if (what == "register" && method == "POST") r.kind = Route::ext_register;
+        else if (what == "event/next" && method == "GET") r.kind = Route::ext_next;
+        else if (what == "init/error" && method == "POST") r.kind = Route::ext_init_error;
+        else if (what == "exit/error" && method == "POST") r.kind = Route::ext_exit_error;
+      } else if (target == "/2022-07-01/telemetry" && method == "PUT") {
+        r.kind = Route::telemetry;
+      } else if (target == "/2020-08-15/logs" && (method == "PUT" || method == "POST")) {
+        r.kind = Route::logs;
+      }
+      return r;
+    }
     std::string_view rest = target.substr(base.size());
     if (rest == "invocation/next" && method == "GET") {
       r.kind = Route::next;
@@ -1085,7 +2081,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     boost::beast::flat_buffer buf;
     std::vector<char> chunk(64 * 1024);
     std::string pending;  // answers held back for a pipelined request
-    while (self->state != EnvState::dead && sock->is_open()) {
+    while (self->api_open() && sock->is_open()) {
       bhttp::request_parser<bhttp::buffer_body> parser;
       parser.header_limit(kRuntimeHeaderLimit);
       parser.body_limit(boost::none);
@@ -1275,6 +2271,32 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
             res = make_response(202, R"({"status":"OK"})", version, keep_alive);
             break;
           }
+          case Route::ext_register: {
+            auto& h = parser.get();
+            res = self->ext_register(std::string(h["Lambda-Extension-Name"]),
+                                     std::string(h["Lambda-Extension-Accept-Feature"]), body, version, keep_alive);
+            break;
+          }
+          case Route::ext_next: {
+            std::string id(parser.get()["Lambda-Extension-Identifier"]);
+            auto answer = co_await self->ext_next(id, version, keep_alive);
+            if (!answer) co_return;
+            res = std::move(*answer);
+            break;
+          }
+          case Route::ext_init_error:
+          case Route::ext_exit_error: {
+            auto& h = parser.get();
+            res = self->ext_error(rt.kind == Route::ext_init_error, std::string(h["Lambda-Extension-Identifier"]),
+                                  std::string(h["Lambda-Extension-Function-Error-Type"]), version, keep_alive);
+            break;
+          }
+          case Route::telemetry:
+          case Route::logs: {
+            std::string id(parser.get()["Lambda-Extension-Identifier"]);
+            res = self->subscribe(rt.kind == Route::telemetry, id, body, version, keep_alive);
+            break;
+          }
           case Route::init_error:
             self->init_error_posted = true;
             self->init_error_type = error_type_of(body, error_type_header, "Runtime.Unknown");
@@ -1338,7 +2360,8 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   void after_response() {
     state = EnvState::response_sent;
     if (cur) cur->answered = true;
-    timeout_timer.cancel();
+    // The function's timeout also bounds the extensions' work on the invocation.
+    if (!has_invoke_extensions()) timeout_timer.cancel();
     memory_timer.cancel();
     next_ready.notify();
   }
@@ -1355,6 +2378,16 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       switch (state) {
         case EnvState::starting:
           if (init_error_posted) co_return false;
+          if (!exts.empty()) {
+            // Registration closes at the runtime's first /next; init ends once every
+            // registered extension waits in /event/next too.
+            registration_open = false;
+            while (state == EnvState::starting && !extensions_ready()) co_await next_ready.wait();
+            if (state != EnvState::starting || init_error_posted) co_return false;
+          }
+          init_done = true;  // subscriptions close; the init events kept for them go
+          init_items.clear();
+          init_items.shrink_to_fit();
           init_timer.cancel();
           init_duration_ms = std::chrono::duration<double, std::milli>(mono::now() - spawned_at).count();
           log_init_done(*init_duration_ms);
@@ -1369,6 +2402,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
           }
           break;
         case EnvState::response_sent:
+          if (!exts.empty()) {
+            // The invocation ends when the extensions registered for INVOKE are done too.
+            if (cur) cur->runtime_done_at = mono::now();
+            while (state == EnvState::response_sent && !extensions_done_with_invoke()) co_await next_ready.wait();
+            if (state != EnvState::response_sent) co_return false;
+          }
           finish_invocation("", "");
           state = EnvState::idle;
           idle_since = mono::now();
@@ -1437,7 +2476,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     StrResponse res{bhttp::status::ok, version};
     res.set(bhttp::field::content_type, inv.content_type.empty() ? "application/json" : inv.content_type);
     res.set("Lambda-Runtime-Aws-Request-Id", inv.request_id);
-    auto deadline = epoch_ms() + static_cast<std::int64_t>(spec.timeout_s) * 1000;
+    auto deadline = cur->deadline_ms ? cur->deadline_ms : epoch_ms() + static_cast<std::int64_t>(spec.timeout_s) * 1000;
     res.set("Lambda-Runtime-Deadline-Ms", std::to_string(deadline));
     res.set("Lambda-Runtime-Invoked-Function-Arn", inv.invoked_arn);
     if (!inv.trace_id.empty()) res.set("Lambda-Runtime-Trace-Id", inv.trace_id);
@@ -1478,6 +2517,8 @@ int Environment::pid() const { return impl_->pid; }
 unsigned short Environment::port() const { return impl_->port; }
 std::chrono::steady_clock::time_point Environment::idle_since() const { return impl_->idle_since; }
 bool Environment::retiring() const { return impl_->retiring; }
+
+std::size_t extensions_shutting_down() { return g_extension_shutdowns; }
 
 std::filesystem::path default_bootstrap_dir() {
   namespace fs = std::filesystem;

@@ -832,9 +832,9 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       co_await t.async_wait(nothrow);
     }
     stop_all();
-    // Give processes their grace period to leave, then return.
-    auto hard = mono::now() + std::chrono::seconds(2);
-    while (live_envs() > 0 && mono::now() < hard) {
+    // Give processes their grace period to leave (extensions 2 s after a SHUTDOWN event), then return.
+    auto hard = mono::now() + std::chrono::milliseconds(2500);
+    while ((live_envs() > 0 || runtime::extensions_shutting_down() > 0) && mono::now() < hard) {
       t.expires_after(std::chrono::milliseconds(10));
       co_await t.async_wait(nothrow);
     }

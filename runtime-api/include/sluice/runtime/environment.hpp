@@ -69,6 +69,10 @@ class Environment {
   std::shared_ptr<Impl> impl_;
 };
 
+// Environments gone from their pools whose extensions still have a SHUTDOWN event to finish
+// (up to 2 s); whoever stops sluice waits for them.
+std::size_t extensions_shutting_down();
+
 // Installs the SIGCHLD watcher on this executor; call once before starting environments.
 void install_child_watch(boost::asio::any_io_executor ex);
 
