@@ -6,6 +6,7 @@
 
 #include "child_watch.hpp"
 #include "env_vars.hpp"
+#include "extensions.hpp"
 #include "sluice/common/http_server.hpp"
 #include "sluice/common/log.hpp"
 #include "sluice/common/process.hpp"
@@ -464,12 +465,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       emit_platform(report);
       if (!tele_wanted()) return;
     }
-    if (tele_wanted()) tele_push("platform.end", {{"requestId", rep.request_id}}, {});  // the Logs API's
     std::string status = rep.status.empty() ? "success" : rep.status;
     nlohmann::ordered_json done{{"requestId", rep.request_id}, {"status", status}};
     if (!rep.error_type.empty()) done["errorType"] = rep.error_type;
     done["metrics"] = {{"durationMs", ms3(rep.duration_ms)}, {"producedBytes", cur ? cur->produced_bytes : 0}};
     emit_record(SysLevel::debug, "platform.runtimeDone", std::move(done));
+    if (tele_wanted()) tele_push("platform.end", {{"requestId", rep.request_id}}, {});  // the Logs API's
     nlohmann::ordered_json metrics{{"durationMs", ms3(rep.duration_ms)},
                                    {"billedDurationMs", rep.billed_ms},
                                    {"memorySizeMB", rep.memory_size_mb},
@@ -1210,22 +1211,10 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   // each subscriber. Nothing is delivered while the environment is frozen: a batch that comes
   // due then goes out at the next thaw, as on AWS.
 
-  struct TeleItem {
-    std::string time;
-    std::string type;  // platform.*, "function", "extension"
-    nlohmann::ordered_json record;
-    std::string line;  // function / extension output
-  };
-
+  using TeleItem = ext::TeleItem;
   struct Subscription {
     std::shared_ptr<Extension> ext;
-    bool logs_api = false;
-    std::string schema;
-    bool platform = false, function = false, extension = false;
-    std::size_t max_items = 10000, max_bytes = 262144;
-    std::chrono::milliseconds timeout{1000};
-    unsigned short port = 0;
-    std::string path = "/";
+    ext::SubscriptionRequest req;
     std::vector<std::string> batch;
     std::size_t batch_bytes = 0;
     std::unique_ptr<asio::steady_timer> timer;
@@ -1250,47 +1239,13 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   // The record as this subscriber gets it, or "" when it does not get it.
   std::string tele_render(const Subscription& s, const TeleItem& it) const {
-    bool is_line = it.type == "function" || it.type == "extension";
-    if (it.type == "function" ? !s.function : it.type == "extension" ? !s.extension : !s.platform) return {};
     if (s.ext->exited) return {};
-    nlohmann::ordered_json out;
-    out["time"] = it.time;
-    out["type"] = it.type;
-    if (is_line) {
-      // With the JSON log format, schema 2022-12-13 and later get a JSON line as an object.
-      nlohmann::ordered_json obj;
-      if (!s.logs_api && s.schema != "2022-07-01" && json_logs() && !it.line.empty() && it.line.front() == '{')
-        obj = nlohmann::ordered_json::parse(it.line, nullptr, false);
-      if (obj.is_object()) out["record"] = std::move(obj);
-      else out["record"] = it.line;
-      return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-    }
-    if (!s.logs_api) {
-      if (it.type == "platform.end" || it.type == "platform.logsSubscription") return {};
-      out["record"] = it.record;
-      return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-    }
-    // The Logs API: no init events; start/end/report with fewer fields.
-    const auto& r = it.record;
-    if (it.type == "platform.start" || it.type == "platform.end") {
-      out["record"] = {{"requestId", r.value("requestId", "")}};
-    } else if (it.type == "platform.report") {
-      out["record"] = {{"requestId", r.value("requestId", "")}, {"metrics", r.value("metrics", nlohmann::ordered_json::object())}};
-    } else if (it.type == "platform.runtimeDone") {
-      if (s.schema != "2021-03-18") return {};
-      out["record"] = {{"requestId", r.value("requestId", "")}, {"status", r.value("status", "")}};
-    } else if (it.type == "platform.extension" || it.type == "platform.logsSubscription" ||
-               it.type == "platform.logsDropped") {
-      out["record"] = r;
-    } else {
-      return {};
-    }
-    return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    return ext::render_record(s.req, it, json_logs());
   }
 
   void tele_enqueue(const std::shared_ptr<Subscription>& s, std::string text) {
     // A listener that falls behind loses records rather than sluice growing without bound.
-    if (s->batch_bytes + text.size() > 4 * s->max_bytes || s->batch.size() >= 4 * s->max_items) {
+    if (s->batch_bytes + text.size() > 4 * s->req.max_bytes || s->batch.size() >= 4 * s->req.max_items) {
       s->dropped_records++;
       s->dropped_bytes += text.size();
       if (s->drop_reason.empty())
@@ -1299,13 +1254,13 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     }
     s->batch_bytes += text.size();
     s->batch.push_back(std::move(text));
-    if (s->batch.size() >= s->max_items || s->batch_bytes >= s->max_bytes) {
+    if (s->batch.size() >= s->req.max_items || s->batch_bytes >= s->req.max_bytes) {
       s->due = true;
       tele_flush(s);
     } else if (!s->timer_armed) {
       s->timer_armed = true;
       if (!s->timer) s->timer = std::make_unique<asio::steady_timer>(ex);
-      s->timer->expires_after(s->timeout);
+      s->timer->expires_after(s->req.timeout);
       s->timer->async_wait([w = weak_from_this(), s](boost::system::error_code ec) {
         s->timer_armed = false;
         auto self = w.lock();
@@ -1369,13 +1324,13 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     {
       boost::beast::tcp_stream stream(self->ex);
       stream.expires_after(std::chrono::seconds(5));
-      tcp::endpoint to{asio::ip::make_address("127.0.0.1"), s->port};
+      tcp::endpoint to{asio::ip::make_address("127.0.0.1"), s->req.port};
       auto [cec] = co_await stream.async_connect(to, nothrow);
       if (cec) {
         failed = "could not send events: " + cec.message();
       } else {
-        bhttp::request<bhttp::string_body> req{bhttp::verb::post, s->path, 11};
-        req.set(bhttp::field::host, "sandbox.localdomain:" + std::to_string(s->port));
+        bhttp::request<bhttp::string_body> req{bhttp::verb::post, s->req.path, 11};
+        req.set(bhttp::field::host, "sandbox.localdomain:" + std::to_string(s->req.port));
         req.set(bhttp::field::content_type, "application/json");
         req.body() = std::move(body);
         req.prepare_payload();
@@ -1404,7 +1359,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     } else {
       s->failing = false;
     }
-    if (s->batch.size() >= s->max_items || s->batch_bytes >= s->max_bytes) s->due = true;
+    if (s->batch.size() >= s->req.max_items || s->batch_bytes >= s->req.max_bytes) s->due = true;
     self->tele_flush(s);
     if (self->state == EnvState::idle && !self->cur && !self->tele_sending()) self->schedule_freeze();
   }
@@ -1418,106 +1373,20 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (init_done)
       return ext_refuse(api + ".SubscriptionClosed", api + " API subscription is closed already", version, keep_alive);
     const std::string invalid = telemetry ? "ValidationError" : "Logs.ValidationError";
-    json req = json::parse(body, nullptr, false);
-    if (!req.is_object())
-      return make_response(400, api_error(invalid, "the request body is not a JSON object"), version, keep_alive);
-    std::vector<std::string> problems;
+    std::string problems;
+    auto req = ext::parse_subscription(telemetry, body, problems);
+    for (auto& other : subs)
+      if (other->ext == e && other->req.logs_api == telemetry)
+        problems += (problems.empty() ? "" : "; ") +
+                    std::string("an extension subscribes to either the Telemetry API or the Logs API, not both");
+    if (!req || !problems.empty()) return make_response(400, api_error(invalid, problems), version, keep_alive);
     auto sub = std::make_shared<Subscription>();
     sub->ext = e;
-    sub->logs_api = !telemetry;
-    // schemaVersion
-    std::vector<std::string> schemas = telemetry ? std::vector<std::string>{"2022-07-01", "2022-12-13", "2025-01-29"}
-                                                 : std::vector<std::string>{"2020-08-15", "2021-03-18"};
-    if (req.contains("schemaVersion")) {
-      auto& v = req["schemaVersion"];
-      sub->schema = v.is_string() ? v.get<std::string>() : v.dump();
-      if (std::find(schemas.begin(), schemas.end(), sub->schema) == schemas.end())
-        problems.push_back("schemaVersion " + sub->schema + " is not one of " + join(schemas, ", "));
-    } else if (telemetry) {
-      problems.push_back("schemaVersion is required (one of " + join(schemas, ", ") + ")");
-    } else {
-      sub->schema = "2020-08-15";
-    }
-    // types
-    std::vector<std::string> types;
-    if (!req.contains("types") || !req["types"].is_array() || req["types"].empty()) {
-      problems.push_back("types should not be empty");
-    } else {
-      for (auto& t : req["types"]) {
-        std::string name = t.is_string() ? t.get<std::string>() : t.dump();
-        if (name == "platform") sub->platform = true;
-        else if (name == "function") sub->function = true;
-        else if (name == "extension") sub->extension = true;
-        else {
-          problems.push_back("types: unknown type " + name + " (allowed: platform, function, extension)");
-          continue;
-        }
-        types.push_back(name);
-      }
-    }
-    // buffering
-    if (req.contains("buffering") && !req["buffering"].is_null()) {
-      auto& b = req["buffering"];
-      auto bounded = [&](const char* key, std::int64_t lo, std::int64_t hi, std::int64_t& out) {
-        if (!b.is_object() || !b.contains(key)) return;
-        if (!b[key].is_number_integer() || b[key].get<std::int64_t>() < lo || b[key].get<std::int64_t>() > hi) {
-          problems.push_back(std::string("buffering.") + key + " must be an integer from " + std::to_string(lo) +
-                             " to " + std::to_string(hi));
-          return;
-        }
-        out = b[key].get<std::int64_t>();
-      };
-      std::int64_t items = 10000, bytes = 262144, ms = 1000;
-      if (!b.is_object()) problems.push_back("buffering must be an object");
-      bounded("maxItems", 1000, 10000, items);
-      bounded("maxBytes", 262144, 1048576, bytes);
-      bounded("timeoutMs", 25, 30000, ms);
-      sub->max_items = static_cast<std::size_t>(items);
-      sub->max_bytes = static_cast<std::size_t>(bytes);
-      sub->timeout = std::chrono::milliseconds(ms);
-    }
-    // destination
-    if (!req.contains("destination") || !req["destination"].is_object()) {
-      problems.push_back("destination is required");
-    } else {
-      auto& d = req["destination"];
-      std::string protocol = d.value("protocol", "");
-      std::string uri = d.contains("URI") && d["URI"].is_string() ? d["URI"].get<std::string>() : "";
-      if (protocol != "HTTP") {
-        problems.push_back(protocol == "TCP" ? "destination.protocol TCP is not supported by sluice (use HTTP)"
-                                             : "destination.protocol must be HTTP");
-      } else if (!starts_with(uri, "http://")) {
-        problems.push_back("destination.URI must be an http:// URI (found \"" + uri + "\")");
-      } else {
-        std::string rest = uri.substr(7);
-        auto slash = rest.find('/');
-        std::string hostport = rest.substr(0, slash);
-        sub->path = slash == std::string::npos ? "/" : rest.substr(slash);
-        auto colon = hostport.rfind(':');
-        std::string host = hostport.substr(0, colon);
-        if (host != "sandbox.localdomain" && host != "sandbox")
-          problems.push_back("destination.URI host must be sandbox.localdomain (found " + host + ")");
-        int port = 0;
-        if (colon == std::string::npos) {
-          problems.push_back("URI port is not provided");
-        } else {
-          auto digits = hostport.substr(colon + 1);
-          port = digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos
-                     ? 0
-                     : std::stoi(digits);
-          if (port < 1 || port > 65535) problems.push_back("destination.URI port " + digits + " is not a valid port");
-        }
-        sub->port = static_cast<unsigned short>(port);
-      }
-    }
-    for (auto& other : subs)
-      if (other->ext == e && other->logs_api == telemetry)
-        problems.push_back("an extension subscribes to either the Telemetry API or the Logs API, not both");
-    if (!problems.empty()) return make_response(400, api_error(invalid, join(problems, "; ")), version, keep_alive);
-
+    sub->req = std::move(*req);
+    const auto& types = sub->req.types;
     // A second subscription by the same extension replaces the first.
     subs.erase(std::remove_if(subs.begin(), subs.end(),
-                              [&](auto& o) { return o->ext == e && o->logs_api == sub->logs_api; }),
+                              [&](auto& o) { return o->ext == e && o->req.logs_api == sub->req.logs_api; }),
                subs.end());
     subs.push_back(sub);
     for (const auto& it : init_items) {
@@ -1525,16 +1394,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       if (!text.empty()) tele_enqueue(sub, std::move(text));
     }
     // TELEMETRY line (Text) / platform.telemetrySubscription record.
-    if (!json_logs()) {
-      std::string line = std::string(telemetry ? "TELEMETRY" : "LOGS") + "\tName: " + e->name +
-                         "\tState: Subscribed\tTypes: [";
-      for (std::size_t i = 0; i < types.size(); ++i) {
-        std::string t = types[i];
-        t[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(t[0])));
-        line += (i ? ", " : "") + t;
-      }
-      emit_platform(line + "]");
-    }
+    if (!json_logs()) emit_platform(ext::subscription_line(telemetry, e->name, types));
     emit_record(SysLevel::info, telemetry ? "platform.telemetrySubscription" : "platform.logsSubscription",
                 {{"name", e->name}, {"state", "Subscribed"}, {"types", types}});
     return make_response(200, "\"OK\"", version, keep_alive);
@@ -1542,48 +1402,11 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   // ---------------------------------------------------------------- extensions
 
-  // The executables an environment starts before its runtime: /opt/extensions/*, by name.
-  std::vector<std::filesystem::path> extension_files() const {
-    namespace fs = std::filesystem;
-    std::vector<fs::path> files;
-    if (spec.opt_dir.empty()) return files;
-    std::error_code ec;
-    fs::path dir = spec.opt_dir / "extensions";
-    if (!fs::is_directory(dir, ec)) return files;
-    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-      std::error_code dec;
-      if (!it->is_directory(dec)) files.push_back(it->path());
-    }
-    std::sort(files.begin(), files.end());
-    return files;
-  }
-
-  // Extensions see the runtime's environment without the runtime's own variables (handler,
-  // task root, log group and stream, X-Ray) and without anything starting with "_"; sluice's
-  // interpreter search paths for its bootstraps go too.
-  static std::vector<std::string> extension_environment(std::map<std::string, std::string> env) {
-    for (const char* k : {"AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-                          "AWS_XRAY_CONTEXT_MISSING", "AWS_XRAY_DAEMON_ADDRESS", "LAMBDA_RUNTIME_DIR",
-                          "LAMBDA_TASK_ROOT", "PYTHONPATH", "NODE_PATH"})
-      env.erase(k);
-    std::vector<std::string> out;
-    for (auto& [k, v] : env)
-      if (!starts_with(k, "_")) out.push_back(k + "=" + v);
-    return out;
-  }
-
-  // Go's wording for an exec failure ("fork/exec PATH: permission denied").
-  static std::string exec_error(const std::filesystem::path& p, int err) {
-    std::string what = std::strerror(err);
-    if (!what.empty()) what[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(what[0])));
-    return "fork/exec " + p.string() + ": " + what;
-  }
-
   // Starts every external extension; false when init has already failed.
   bool launch_extensions(const std::map<std::string, std::string>& runtime_env) {
-    auto files = extension_files();
+    auto files = ext::extension_files(spec.opt_dir);
     if (files.empty()) return true;
-    auto env = extension_environment(runtime_env);
+    auto env = ext::extension_environment(runtime_env);
     for (const auto& f : files) {
       auto e = std::make_shared<Extension>();
       e->name = f.filename().string();
@@ -1615,7 +1438,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
         ::close(fds[0]);
         e->state = "LaunchError";
         e->error_type = res.exec_errno == EACCES || res.exec_errno == EPERM ? "PermissionDenied" : "UnknownError";
-        fail_init_for_extension("Extension.LaunchError", exec_error(f, res.exec_errno));
+        fail_init_for_extension("Extension.LaunchError", ext::exec_error(f, res.exec_errno));
         return false;
       }
       e->pid = res.pid;
@@ -1727,11 +1550,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     extensions_logged = true;
     for (auto& e : exts) {
       if (!json_logs()) {
-        std::string line = "EXTENSION\tName: " + e->name + "\tState: " + e->state + "\tEvents: [";
-        for (std::size_t i = 0; i < e->events.size(); ++i) line += (i ? ", " : "") + e->events[i];
-        line += "]";
-        if (!e->error_type.empty()) line += "\tError Type: " + e->error_type;
-        emit_platform(line);
+        emit_platform(ext::extension_line(e->name, e->state, e->events, e->error_type));
         if (!tele_wanted()) continue;
       }
       nlohmann::ordered_json r{{"name", e->name}, {"state", e->state}, {"events", e->events}};
@@ -1953,7 +1772,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
                            version, keep_alive);
       return nullptr;
     }
-    if (!looks_like_uuid(id)) {
+    if (!ext::looks_like_uuid(id)) {
       refusal = ext_refuse("Extension.InvalidExtensionIdentifier", "Invalid Lambda-Extension-Identifier", version,
                            keep_alive);
       return nullptr;
@@ -1964,15 +1783,6 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
                          unknown_message ? std::string(unknown_message) : "Unknown extension " + id, version,
                          keep_alive);
     return nullptr;
-  }
-
-  static bool looks_like_uuid(const std::string& s) {
-    if (s.size() != 36) return false;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-      if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
-    }
-    return true;
   }
 
   // GET /extension/event/next: waits for the extension's next event. Empty: drop the connection.

@@ -349,5 +349,28 @@ def test_extensions_are_frozen_between_invocations(probe):
 
     assert wait_for(lambda: state() == "T")  # stopped while the environment is idle
     srv.invoke("f", {})
-    assert len([e for e in ext_log(log) if e["kind"] == "event"]) == 2  # thawed for the INVOKE
+    assert wait_for(lambda: len([e for e in ext_log(log) if e["kind"] == "event"]) == 2)  # thawed for the INVOKE
     assert wait_for(lambda: state() == "T")
+
+
+def test_logs_api_subscription_gets_its_own_record_shapes(probe):
+    log = probe.path / "ext.log"
+    srv = serve(probe, fn("f", PROBE_EXT_LOG=log, PROBE_EXT_SUBSCRIBE="platform,function", PROBE_EXT_LOGS_API=1))
+    r = srv.invoke("f", {})
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    srv.invoke("f", {})  # thaws: the first one's records go out
+    records = wait_for(lambda: [r for r in telemetry_records(log) if r["type"] == "platform.report"])
+    records = telemetry_records(log)
+    sub = next(e for e in ext_log(log) if e["kind"] == "subscribe")
+    assert sub["status"] == 200 and json.loads(sub["body"]) == "OK"
+    types = [r["type"] for r in records]
+    assert not any(t.startswith("platform.init") for t in types)  # no init events in the Logs API
+    assert "platform.logsSubscription" in types and "platform.telemetrySubscription" not in types
+    mine = [r for r in records if isinstance(r["record"], dict) and r["record"].get("requestId") == rid]
+    assert [r["type"] for r in mine] == ["platform.start", "platform.runtimeDone", "platform.end", "platform.report"]
+    assert mine[0]["record"] == {"requestId": rid}
+    assert mine[1]["record"] == {"requestId": rid, "status": "success"}  # schema 2021-03-18 only
+    assert set(mine[3]["record"]) == {"requestId", "metrics"}
+    assert {"type": "function", "record": f"handler {rid}"}.items() <= next(
+        r for r in records if r["type"] == "function" and r["record"] == f"handler {rid}").items()
+    assert "LOGS\tName: probe-ext\tState: Subscribed\tTypes: [Platform, Function]" in srv.stdout()
