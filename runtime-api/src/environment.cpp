@@ -2327,6 +2327,9 @@ int Environment::pid() const { return impl_->pid; }
 unsigned short Environment::port() const { return impl_->port; }
 std::chrono::steady_clock::time_point Environment::idle_since() const { return impl_->idle_since; }
 bool Environment::retiring() const { return impl_->retiring; }
+bool Environment::waiting_for_extensions() const {
+  return impl_->state == EnvState::response_sent && impl_->cur && impl_->cur->runtime_done_at != mono::time_point{};
+}
 
 std::size_t extensions_shutting_down() { return g_extension_shutdowns; }
 

@@ -603,7 +603,9 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     if (allow_wait && options.handoff_window.count() > 0) {
       bool finishing = false;
       for (auto& e : pool.entries)
-        if (e->busy && !e->env->retiring() && e->env->state() == runtime::EnvState::response_sent) finishing = true;
+        if (e->busy && !e->env->retiring() && e->env->state() == runtime::EnvState::response_sent &&
+            !e->env->waiting_for_extensions())  // extensions at work may take long: start another
+          finishing = true;
       if (finishing) {
         job->handoff = std::make_unique<asio::steady_timer>(ex, options.handoff_window);
         pool.waiters.push_back(job);

@@ -63,6 +63,8 @@ class Environment {
   unsigned short port() const;
   std::chrono::steady_clock::time_point idle_since() const;
   bool retiring() const;
+  // The runtime is done with its invocation and extensions are still at work on it.
+  bool waiting_for_extensions() const;
 
  private:
   struct Impl;
