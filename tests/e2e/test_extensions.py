@@ -374,3 +374,14 @@ def test_logs_api_subscription_gets_its_own_record_shapes(probe):
     assert {"type": "function", "record": f"handler {rid}"}.items() <= next(
         r for r in records if r["type"] == "function" and r["record"] == f"handler {rid}").items()
     assert "LOGS\tName: probe-ext\tState: Subscribed\tTypes: [Platform, Function]" in srv.stdout()
+
+
+def test_json_logs_show_extensions_as_platform_extension_records(probe):
+    srv = serve(probe, fn("f") + "    logging: {format: JSON}\n")
+    r = srv.invoke("f", {}, LogType="Tail")
+    recs = [json.loads(l) for l in tail(r).splitlines() if l.startswith("{")]
+    types = [x.get("type") for x in recs]
+    assert types.index("platform.initStart") < types.index("platform.extension") < types.index("platform.start")
+    ext = next(x for x in recs if x.get("type") == "platform.extension")
+    assert ext["record"] == {"name": "probe-ext", "state": "Ready", "events": ["INVOKE", "SHUTDOWN"]}
+    assert not any(l.startswith("EXTENSION") for l in tail(r).splitlines())
