@@ -980,6 +980,17 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (cur && cur->stream && !cur->stream->ended()) cur->stream->end(type, api_error(type, message));
   }
 
+  // The current invocation fails with a platform error: the two log lines Lambda writes
+  // ("RequestId: ... Error: ..." and the type), the caller's error, END / REPORT.
+  void fail_invocation(const std::string& type, const std::string& message) {
+    std::string full = "RequestId: " + cur->inv.request_id + " Error: " + message;
+    emit_platform(full);
+    emit_platform(type);
+    send_result(failure(Outcome::exit_error, type, full));
+    end_stream_with(type, full);
+    finish_invocation("error", type);
+  }
+
   // The invocation that waited for a failed init starts now, only to fail with it.
   void take_pending() {
     cur = std::move(pending);
@@ -1036,11 +1047,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
           log_init_report(ms, "error", type);
           if (pending) {
             take_pending();
-            std::string full = "RequestId: " + cur->inv.request_id + " Error: " + msg;
-            emit_platform(full);
-            emit_platform(type);
-            send_result(failure(Outcome::exit_error, type, full));
-            finish_invocation("error", type);
+            fail_invocation(type, msg);
           }
         } else {
           log_init_report(ms, "error", type);
@@ -1061,12 +1068,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       case EnvState::running: {
         std::string msg = clean_exit ? "Runtime exited without providing a reason"
                                      : "Runtime exited with error: " + how;
-        std::string full = "RequestId: " + cur->inv.request_id + " Error: " + msg;
-        emit_platform(full);
-        emit_platform("Runtime.ExitError");
-        send_result(failure(Outcome::exit_error, "Runtime.ExitError", full));
-        end_stream_with("Runtime.ExitError", full);
-        finish_invocation("error", "Runtime.ExitError");
+        fail_invocation("Runtime.ExitError", msg);
         become_dead("runtime exited during an invocation (" + how + ")");
         return;
       }
@@ -1569,11 +1571,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     log_init_report(ms, "error", type);
     if (pending) {
       take_pending();
-      std::string full = "RequestId: " + cur->inv.request_id + " Error: " + message;
-      emit_platform(full);
-      emit_platform(type);
-      send_result(failure(Outcome::exit_error, type, full));
-      finish_invocation("error", type);
+      fail_invocation(type, message);
     }
     ext_shutdown_reason = "failure";
     become_dead("extension failed during init (" + type + ")");
@@ -1600,12 +1598,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       case EnvState::running: {
         kill_now(KillReason::extension);
         drain_output();
-        std::string full = "RequestId: " + cur->inv.request_id + " Error: " + how;
-        emit_platform(full);
-        emit_platform(type);
-        send_result(failure(Outcome::exit_error, type, full));
-        end_stream_with(type, full);
-        finish_invocation("error", type);
+        fail_invocation(type, how);
         break;
       }
       case EnvState::response_sent:
