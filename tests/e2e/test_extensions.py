@@ -21,9 +21,9 @@ def stack(functions):
     return "name: ext\nfunctions:\n" + functions
 
 
-def fn(name, handler="handlers.echo", timeout=3, layers="[layer/]", **env):
+def fn(name, handler="handlers.echo", timeout=3, layers="[layer/]", runtime="python3.11", **env):
     env_yaml = ", ".join(f"{k}: {json.dumps(str(v))}" for k, v in env.items())
-    return (f"  {name}:\n    runtime: python3.11\n    code: code/\n    handler: {handler}\n"
+    return (f"  {name}:\n    runtime: {runtime}\n    code: code/\n    handler: {handler}\n"
             f"    timeout: {timeout}\n    layers: {layers}\n    environment: {{{env_yaml}}}\n")
 
 
@@ -320,13 +320,20 @@ def test_telemetry_function_records_are_objects_with_json_logs(probe):
 def test_exec_wrapper_runs_the_runtime(probe):
     srv = serve(probe, fn("wrapped", layers="[wrapper-layer/]", AWS_LAMBDA_EXEC_WRAPPER="/opt/wrapper.sh") +
                 fn("missing", layers="[wrapper-layer/]", AWS_LAMBDA_EXEC_WRAPPER="/opt/nowhere.sh") +
-                fn("not-executable", layers="[wrapper-layer/]", AWS_LAMBDA_EXEC_WRAPPER="/opt/not-executable.sh"))
+                fn("not-executable", layers="[wrapper-layer/]", AWS_LAMBDA_EXEC_WRAPPER="/opt/not-executable.sh") +
+                fn("node-wrapped", handler="node_handler.env", runtime="nodejs20.x", layers="[wrapper-layer/]",
+                   AWS_LAMBDA_EXEC_WRAPPER="/opt/wrapper.sh"))
     r = srv.invoke("wrapped", {}, LogType="Tail")
     env = r["Json"]["env"]
     assert env["WRAPPED_BY"] == "wrapper.sh"
     args = env["WRAPPER_ARGS"].split()
     assert "python" in os.path.basename(args[0]) and args[-1].endswith("bootstrap.py")
     assert "wrapper.sh starting the runtime" in tail(r).splitlines()
+    node_env = srv.invoke("node-wrapped", {})["Json"]["env"]
+    node_args = node_env["WRAPPER_ARGS"].split()
+    assert node_env["WRAPPED_BY"] == "wrapper.sh"
+    assert os.path.basename(node_args[0]).startswith("node") and node_args[-1].endswith("bootstrap.js")
+    assert "--max-http-header-size" in node_args  # the interpreter's own flags come along
     for name, status, says in (("missing", 127, "does not exist"), ("not-executable", 126, "is not an executable")):
         r = srv.invoke(name, {}, LogType="Tail")
         rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
