@@ -468,7 +468,11 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     std::string status = rep.status.empty() ? "success" : rep.status;
     nlohmann::ordered_json done{{"requestId", rep.request_id}, {"status", status}};
     if (!rep.error_type.empty()) done["errorType"] = rep.error_type;
-    done["metrics"] = {{"durationMs", ms3(rep.duration_ms)}, {"producedBytes", cur ? cur->produced_bytes : 0}};
+    // The runtime's part: up to its /next when extensions went on working after it.
+    double runtime_ms = rep.duration_ms;
+    if (cur && cur->runtime_done_at != mono::time_point{})
+      runtime_ms = std::chrono::duration<double, std::milli>(cur->runtime_done_at - cur->delivered_at).count();
+    done["metrics"] = {{"durationMs", ms3(runtime_ms)}, {"producedBytes", cur ? cur->produced_bytes : 0}};
     emit_record(SysLevel::debug, "platform.runtimeDone", std::move(done));
     if (tele_wanted()) tele_push("platform.end", {{"requestId", rep.request_id}}, {});  // the Logs API's
     nlohmann::ordered_json metrics{{"durationMs", ms3(rep.duration_ms)},

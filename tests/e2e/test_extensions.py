@@ -135,6 +135,25 @@ def test_response_comes_before_the_extension_is_done_and_the_invocation_waits_fo
     assert duration >= 600
 
 
+def test_runtime_done_covers_the_runtime_and_the_report_the_extensions_too(probe):
+    log = probe.path / "ext.log"
+    srv = serve(probe, fn("f", PROBE_EXT_LOG=log, PROBE_EXT_DELAY_MS=300, PROBE_EXT_SUBSCRIBE="platform"))
+    r = srv.invoke("f", {})
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    wait_for(lambda: [e for e in ext_log(log) if e["kind"] == "worked" and e["request_id"] == rid])
+    time.sleep(0.3)  # back in /event/next: the environment is idle again (not a new one)
+    srv.invoke("f", {})  # thaws it: the first one's records go out
+    recs = wait_for(lambda: [x for x in telemetry_records(log) if x["type"] == "platform.report"
+                             and x["record"]["requestId"] == rid])
+    report = recs[0]["record"]
+    done = next(x["record"] for x in telemetry_records(log) if x["type"] == "platform.runtimeDone"
+                and x["record"]["requestId"] == rid)
+    overhead = report["spans"][0]
+    assert overhead["name"] == "extensionOverhead" and overhead["durationMs"] >= 250
+    assert done["metrics"]["durationMs"] < 250 <= report["metrics"]["durationMs"]
+    assert report["metrics"]["durationMs"] >= done["metrics"]["durationMs"] + overhead["durationMs"] - 1
+
+
 def test_extension_still_working_at_the_timeout(probe):
     log = probe.path / "ext.log"
     # Busy for 1.5 s on a function with a 1 s timeout: the SHUTDOWN waits for its next
