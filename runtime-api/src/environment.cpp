@@ -853,7 +853,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     memory_timer.expires_after(memory_poll);
     memory_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
       auto self = w.lock();
-      if (!self || ec || self->state != EnvState::running) return;
+      if (!self || ec || (self->state != EnvState::running && self->state != EnvState::response_sent)) return;
       if (self->over_memory(true)) {
         self->on_out_of_memory();
         return;
@@ -2167,9 +2167,11 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   void after_response() {
     state = EnvState::response_sent;
     if (cur) cur->answered = true;
-    // The function's timeout also bounds the extensions' work on the invocation.
-    if (!has_invoke_extensions()) timeout_timer.cancel();
-    memory_timer.cancel();
+    // The function's timeout and memory also bound the extensions' work on the invocation.
+    if (!has_invoke_extensions()) {
+      timeout_timer.cancel();
+      memory_timer.cancel();
+    }
     next_ready.notify();
   }
 

@@ -174,6 +174,18 @@ def test_extension_still_working_at_the_timeout(probe):
     assert tail(r2).startswith("INIT_START")
 
 
+def test_extension_memory_counts_against_the_function(probe):
+    log = probe.path / "ext.log"
+    srv = serve(probe, fn("f", PROBE_EXT_LOG=log, PROBE_EXT_ALLOC_MB=200))  # memory: 128 MB
+    r = srv.invoke("f", {"n": 1})
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert "FunctionError" not in r  # the runtime had answered
+    srv.wait_for_log(f"REPORT RequestId: {rid}")
+    report = next(l for l in srv.stdout().splitlines() if f"REPORT RequestId: {rid}" in l)
+    assert "Max Memory Used: 128 MB" in report
+    assert report.endswith("Status: error\tError Type: Runtime.OutOfMemory")
+
+
 def test_extension_crash_fails_the_invocation(probe):
     log = probe.path / "ext.log"
     srv = serve(probe, fn("f", handler="handlers.slow", PROBE_EXT_LOG=log, PROBE_EXT_CRASH_ON_INVOKE=1))
