@@ -283,7 +283,6 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   struct Extension {
     std::string name;  // Lambda-Extension-Name: the file name for an external one
     std::string id;    // Lambda-Extension-Identifier, once registered
-    std::filesystem::path path;
     bool external = false;
     std::string state = "Started";
     std::vector<std::string> events;  // registered for, in the order given
@@ -296,7 +295,9 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     int out_fd = -1;
     std::unique_ptr<asio::posix::stream_descriptor> out;
     std::string partial;
+    proc::TreeMemory tree;  // its processes at the last walk (read_memory)
     bool registered() const { return !id.empty(); }
+    bool running() const { return external && pid > 0 && !exited; }  // a process of its own, alive
     bool ready() const { return state == "Ready" && queue.empty(); }
   };
   std::vector<std::shared_ptr<Extension>> exts;
@@ -544,28 +545,36 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     return true;
   }
 
-  void flush_partial() {
-    if (!partial.empty()) {
-      std::string line = std::move(partial);
-      partial.clear();
-      out_line(line, true, cur ? std::string_view(cur->inv.request_id) : std::string_view{});
+  void flush_partial() { flush_part(partial, true); }
+
+  // An unfinished last line of output (`part`), as a line of its own.
+  void flush_part(std::string& part, bool app) {
+    if (!part.empty()) {
+      std::string line = std::move(part);
+      part.clear();
+      out_line(line, app, cur ? std::string_view(cur->inv.request_id) : std::string_view{});
     }
   }
 
-  // Everything the process wrote before this point belongs to what came before.
-  void drain_output() {
-    while (out_fd >= 0) {
+  // Reads all a process has written to its output pipe so far, as lines (`app`: the function's).
+  void drain_pipe(int fd, std::string& part, bool app) {
+    while (fd >= 0) {
       char buf[65536];
-      ssize_t n = ::read(out_fd, buf, sizeof buf);
+      ssize_t n = ::read(fd, buf, sizeof buf);
       if (n > 0) {
-        emit_output_lines(std::string_view(buf, static_cast<std::size_t>(n)));
+        emit_lines(part, std::string_view(buf, static_cast<std::size_t>(n)), app);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       break;
     }
-    flush_partial();
-    for (auto& e : exts) drain_extension_output(*e);
+    flush_part(part, app);
+  }
+
+  // Everything the processes wrote before this point belongs to what came before.
+  void drain_output() {
+    drain_pipe(out_fd, partial, true);
+    for (auto& e : exts) drain_pipe(e->out_fd, e->partial, false);
   }
 
   void arm_output() {
@@ -590,13 +599,23 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
                     });
   }
 
-  void close_output() {
-    if (out) {
+  void close_output() { close_pipe(out, out_fd); }
+
+  static void close_pipe(std::unique_ptr<asio::posix::stream_descriptor>& sd, int& fd) {
+    if (sd) {
       boost::system::error_code ignored;
-      out->close(ignored);
-      out.reset();
+      sd->close(ignored);
+      sd.reset();
     }
-    out_fd = -1;
+    fd = -1;
+  }
+
+  // A process's output pipe: sluice's end non-blocking, the process's end blocking (a process
+  // writing logs waits instead of failing). False (errno set) when it cannot be made.
+  static bool output_pipe(int fds[2]) {
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+    ::fcntl(fds[1], F_SETFL, ::fcntl(fds[1], F_GETFL) & ~O_NONBLOCK);
+    return true;
   }
 
   // ---------------------------------------------------------------- process
@@ -649,12 +668,10 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     port = acceptor.local_endpoint().port();
 
     int fds[2];
-    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    if (!output_pipe(fds)) {
       fail_start(std::string("cannot create the output pipe: ") + std::strerror(errno));
       return;
     }
-    // The child's end must block (a handler writing logs waits instead of failing).
-    ::fcntl(fds[1], F_SETFL, ::fcntl(fds[1], F_GETFL) & ~O_NONBLOCK);
 
     EnvContext ctx;
     ctx.runtime_api = "127.0.0.1:" + std::to_string(port);
@@ -759,7 +776,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (spec.freeze && pid > 0 && !frozen && !exited) {
       proc::signal_group(pid, SIGSTOP);
       for (auto& e : exts)
-        if (e->external && !e->exited) proc::signal_group(e->pid, SIGSTOP);
+        if (e->running()) proc::signal_group(e->pid, SIGSTOP);
       frozen = true;
     }
   }
@@ -788,7 +805,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (frozen && pid > 0) {
       proc::signal_group(pid, SIGCONT);
       for (auto& e : exts)
-        if (e->external && !e->exited) proc::signal_group(e->pid, SIGCONT);
+        if (e->running()) proc::signal_group(e->pid, SIGCONT);
       frozen = false;
       if (!subs.empty()) tele_flush_all(true);  // what waited while frozen goes out now
     }
@@ -871,12 +888,14 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     auto now = mono::now();
     if (walk || !tree.walked() || now - tree_walked_at > std::chrono::seconds(1)) {
       tree.walk(pid);
+      for (auto& e : exts)
+        if (e->running()) e->tree.walk(e->pid);
       tree_walked_at = now;
     }
     memory_read_at = now;
     auto m = tree.read();
     for (auto& e : exts)  // the sandbox's memory: extension processes count too
-      if (e->external && !e->exited && e->pid > 0) m.hwm_kb += proc::tree_memory(e->pid).hwm_kb;
+      if (e->running()) m.hwm_kb += e->tree.read().hwm_kb;
     peak_kb = std::max(peak_kb, m.hwm_kb);
     return m;
   }
@@ -1162,7 +1181,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     proc::signal_group(pid, SIGCONT);
     proc::signal_group(pid, SIGTERM);
     // With external extensions the runtime gets 300 ms of the 2 s shutdown, as on AWS.
-    bool external = std::any_of(exts.begin(), exts.end(), [](auto& e) { return e->external && !e->exited; });
+    bool external = std::any_of(exts.begin(), exts.end(), [](auto& e) { return e->running(); });
     kill_timer.expires_after(external ? std::min<std::chrono::milliseconds>(spec.shutdown_grace, runtime_shutdown_share)
                                       : spec.shutdown_grace);
     kill_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
@@ -1333,7 +1352,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       tcp::endpoint to{asio::ip::make_address("127.0.0.1"), s->req.port};
       auto [cec] = co_await stream.async_connect(to, nothrow);
       if (cec) {
-        failed = "could not send events: " + cec.message();
+        failed = cec.message();
       } else {
         bhttp::request<bhttp::string_body> req{bhttp::verb::post, s->req.path, 11};
         req.set(bhttp::field::host, "sandbox.localdomain:" + std::to_string(s->req.port));
@@ -1342,13 +1361,13 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
         req.prepare_payload();
         auto [wec, wn] = co_await bhttp::async_write(stream, req, nothrow);
         if (wec) {
-          failed = "could not send events: " + wec.message();
+          failed = wec.message();
         } else {
           boost::beast::flat_buffer rbuf;
           bhttp::response<bhttp::string_body> res;
           auto [rec, rn] = co_await bhttp::async_read(stream, rbuf, res, nothrow);
-          if (rec) failed = "could not send events: " + rec.message();
-          else if (res.result_int() >= 400) failed = "could not send events: HTTP " + std::to_string(res.result_int());
+          if (rec) failed = rec.message();
+          else if (res.result_int() >= 400) failed = "HTTP " + std::to_string(res.result_int());
         }
       }
       boost::system::error_code ignored;
@@ -1356,6 +1375,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     }
     s->sending = false;
     if (!failed.empty()) {
+      failed = "could not send events: " + failed;
       s->dropped_records += n;
       s->dropped_bytes += bytes;
       if (s->drop_reason.empty()) s->drop_reason = failed;
@@ -1416,7 +1436,6 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     for (const auto& f : files) {
       auto e = std::make_shared<Extension>();
       e->name = f.filename().string();
-      e->path = f;
       e->external = true;
       exts.push_back(e);
       if (exts.size() > max_extensions) {
@@ -1426,13 +1445,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
         return false;
       }
       int fds[2];
-      if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+      if (!output_pipe(fds)) {
         e->state = "LaunchError";
         e->error_type = "UnknownError";
         fail_init_for_extension("Extension.LaunchError", std::string("pipe: ") + std::strerror(errno));
         return false;
       }
-      ::fcntl(fds[1], F_SETFL, ::fcntl(fds[1], F_GETFL) & ~O_NONBLOCK);
       proc::SpawnOptions o;
       o.argv = {f.string()};
       o.env = env;
@@ -1477,39 +1495,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
                          if (n > 0) {
                            self->emit_lines(e->partial, std::string_view(buf, static_cast<std::size_t>(n)), false);
                          } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                           self->drain_extension_output(*e);
-                           self->close_extension_output(*e);
+                           self->drain_pipe(e->out_fd, e->partial, false);
+                           close_pipe(e->out, e->out_fd);
                            return;
                          }
                          self->arm_extension_output(e);
                        });
-  }
-
-  void drain_extension_output(Extension& e) {
-    while (e.out_fd >= 0) {
-      char buf[65536];
-      ssize_t n = ::read(e.out_fd, buf, sizeof buf);
-      if (n > 0) {
-        emit_lines(e.partial, std::string_view(buf, static_cast<std::size_t>(n)), false);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      break;
-    }
-    if (!e.partial.empty()) {
-      std::string line = std::move(e.partial);
-      e.partial.clear();
-      out_line(line, false, cur ? std::string_view(cur->inv.request_id) : std::string_view{});
-    }
-  }
-
-  void close_extension_output(Extension& e) {
-    if (e.out) {
-      boost::system::error_code ignored;
-      e.out->close(ignored);
-      e.out.reset();
-    }
-    e.out_fd = -1;
   }
 
   std::shared_ptr<Extension> extension_named(const std::string& name) const {
@@ -1583,8 +1574,8 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   void on_extension_exit(std::shared_ptr<Extension> e, int status) {
     e->exited = true;
-    drain_extension_output(*e);
-    close_extension_output(*e);
+    drain_pipe(e->out_fd, e->partial, false);
+    close_pipe(e->out, e->out_fd);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (ext_shutdown || state == EnvState::stopping || state == EnvState::dead) {
       if (e->state != "ShutdownFailed") e->state = clean ? "Exited" : "ShutdownFailed";
@@ -1599,18 +1590,11 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       case EnvState::starting:
         fail_init_for_extension(type, how);
         return;
-      case EnvState::running: {
+      case EnvState::running:
+      case EnvState::response_sent:  // (the caller keeps the runtime's answer)
         kill_now(KillReason::extension);
         drain_output();
         fail_invocation(type, how);
-        break;
-      }
-      case EnvState::response_sent:
-        kill_now(KillReason::extension);
-        drain_output();
-        emit_platform("RequestId: " + cur->inv.request_id + " Error: " + how);
-        emit_platform(type);
-        finish_invocation("error", type);
         break;
       default:
         kill_now(KillReason::extension);
@@ -1631,7 +1615,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     auto left = deadline - mono::now();
     std::string reason = ext_shutdown_reason.empty() ? (stop_requested ? "spindown" : "failure") : ext_shutdown_reason;
     for (auto& e : exts) {
-      if (!e->external || e->exited || e->pid <= 0) continue;
+      if (!e->running()) continue;
       proc::signal_group(e->pid, SIGCONT);
       if (e->wants_shutdown && left > mono::duration::zero()) {
         nlohmann::ordered_json ev;
@@ -1658,7 +1642,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   void maybe_finish_extension_shutdown() {
     if (!ext_shutdown) return;
     for (auto& e : exts)
-      if (e->external && !e->exited && e->pid > 0) return;
+      if (e->running()) return;
     ext_kill_timer.cancel();
     finish_extension_shutdown();
   }
@@ -1668,7 +1652,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     ext_shutdown = false;
     --g_extension_shutdowns;
     for (auto& e : exts) {
-      if (!e->external || e->exited || e->pid <= 0) continue;
+      if (!e->running()) continue;
       e->state = "ShutdownFailed";
       proc::kill_tree(e->pid);
     }
@@ -1741,13 +1725,8 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     e->wants_shutdown = shutdown;
     nlohmann::ordered_json out;
     bool account = false;
-    for (std::size_t pos = 0; pos <= features.size();) {
-      auto comma = features.find(',', pos);
-      std::string f(trim(features.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos)));
-      if (f == "accountId") account = true;
-      if (comma == std::string::npos) break;
-      pos = comma + 1;
-    }
+    for (const auto& f : split(features, ','))
+      if (trim(f) == "accountId") account = true;
     if (account) out["accountId"] = spec.account_id;
     out["functionName"] = spec.function_name;
     out["functionVersion"] = spec.version;
