@@ -7,7 +7,8 @@ Prints figures side by side; asserts nothing.
 Measures, for a Python and a Node.js handler (fixtures/bench):
   * warm invocation latency p50/p99 through sluice vs the same handler called in
     a loop inside its own interpreter (the raw baseline), and the difference;
-  * cold start latency vs the interpreter's own start-up plus importing the handler;
+  * cold start latency vs the interpreter's own start-up plus importing the handler, and
+    with Lambda's file system layout (the default) vs without it (--no-sandbox);
   * throughput with 1, 4 and 16 concurrent callers;
   * sluice's resident memory before and after 100,000 invocations.
 """
@@ -69,15 +70,17 @@ def invoke_once(port, function):
 
 
 class Server:
-    def __init__(self, workdir, *args):
-        self.ep = Path(workdir) / "endpoints.json"
+    def __init__(self, workdir, *args, name="serve"):
+        self.ep = Path(workdir) / f"{name}.endpoints.json"
         if self.ep.exists():
             self.ep.unlink()
-        self.log = open(Path(workdir) / "serve.log", "w")
+        self.log = open(Path(workdir) / f"{name}.log", "w")
         self.proc = subprocess.Popen([str(SLUICE), "serve", str(Path(workdir) / "sluice.yaml"), "--lambda-port", "0",
-                                      "--endpoints-file", str(self.ep), *args],
+                                      "--port", "0", "--endpoints-file", str(self.ep), *args],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         while not self.ep.exists():
+            if self.proc.poll() is not None:
+                sys.exit(f"sluice serve {' '.join(args)} ended: see {self.log.name}")
             time.sleep(0.01)
         self.port = int(json.loads(self.ep.read_text())["lambda"].rsplit(":", 1)[1])
 
@@ -169,21 +172,27 @@ def main():
 
     # Cold starts: an idle timeout of 0.2 s reaps the environment between calls.
     srv = Server(work, "--idle-timeout", "0.2")
+    plain = Server(work, "--idle-timeout", "0.2", "--no-sandbox", name="no-sandbox")
     try:
         # Cold start and baseline alternate, so both see the same machine (a shared
         # 2-core machine drifts by several ms between one minute and the next).
         for fn, rt in (("py-hello", "python"), ("node-hello", "node")):
-            colds, bases = [], []
+            colds, bases, plains = [], [], []
             for _ in range(n_cold):
                 time.sleep(0.6)
                 colds.append(invoke_once(srv.port, fn))
                 bases.append(raw_cold(rt, 1))
+                plains.append(invoke_once(plain.port, fn))
             cold, base = statistics.median(colds), statistics.median(bases)
             paired = statistics.median(c - b for c, b in zip(colds, bases))
             rows.append((f"{rt}: cold start, median (ms)", f"{cold:.1f}", f"interpreter + import {base:.1f}",
                          f"overhead {cold - base:.1f} ms (paired median {paired:.1f} ms)"))
+            sandbox_cost = statistics.median(c - p for c, p in zip(colds, plains))
+            rows.append((f"{rt}: cold start without the sandbox (ms)", f"{statistics.median(plains):.1f}",
+                         f"sandbox costs {sandbox_cost:.2f} ms", "(paired median)"))
     finally:
         srv.stop()
+        plain.stop()
     shutil.rmtree(work, ignore_errors=True)
 
     w = max(len(r[0]) for r in rows)

@@ -74,13 +74,14 @@ PYBIND11_MODULE(_sluice, m) {
                        std::optional<std::vector<double>> async_retry_delays, std::optional<double> integration_timeout,
                        std::optional<int> account_concurrency, std::map<std::string, std::string> interpreters,
                        std::string log_format, std::string state_dir, bool echo_logs, double drain_timeout,
-                       bool schedules, std::optional<double> schedule_clock, double schedule_speed) {
+                       bool schedules, std::optional<double> schedule_clock, double schedule_speed, bool sandbox) {
              app::AppOptions o;
              o.stack_path = stack;
              o.host = host;
              o.lambda_port = lambda_port;
              o.api_port = api_port;
              o.freeze = freeze;
+             o.sandbox = sandbox;
              o.watch = watch;
              if (idle_timeout) o.idle_timeout = ms_of(*idle_timeout);
              if (init_timeout) o.init_timeout = ms_of(*init_timeout);
@@ -118,7 +119,8 @@ PYBIND11_MODULE(_sluice, m) {
            py::arg("integration_timeout") = py::none(), py::arg("account_concurrency") = py::none(),
            py::arg("interpreters") = std::map<std::string, std::string>{}, py::arg("log_format") = "",
            py::arg("state_dir") = "", py::arg("echo_logs") = false, py::arg("drain_timeout") = 5.0,
-           py::arg("schedules") = true, py::arg("schedule_clock") = py::none(), py::arg("schedule_speed") = 1.0)
+           py::arg("schedules") = true, py::arg("schedule_clock") = py::none(), py::arg("schedule_speed") = 1.0,
+           py::arg("sandbox") = true)
       .def_property_readonly("warnings", &app::App::warnings)
       .def("start", &app::App::start, py::call_guard<py::gil_scoped_release>())
       .def("stop", &app::App::stop, py::call_guard<py::gil_scoped_release>())

@@ -5,7 +5,10 @@
 #include <signal.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,7 +17,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string_view>
 
 namespace sluice::proc {
@@ -132,6 +140,19 @@ void reaper_send(char op, pid_t pgid) {
   ::_exit(0);
 }
 
+// One step of a sandbox's set-up, prepared by the parent and carried out by the child
+// between clone and exec (system calls only: the child shares the parent's memory).
+struct SandboxStep {
+  enum Kind { write_file, make_dir, make_file, make_link, mount_fs } kind;
+  const char* a;  // write_file, make_dir, make_file: the path; make_link: the target; mount_fs: the source
+  const char* b;  // write_file: the text; make_link: the link; mount_fs: the mount point
+  const char* fstype = nullptr;
+  unsigned long flags = 0;
+  const char* data = nullptr;
+  int skip_on_success = 0;  // the steps after this one that only stand in for it when it fails
+  bool may_fail = false;
+};
+
 // Everything the child needs, prepared by the parent: between clone and exec the
 // child shares the parent's memory and may only make async-signal-safe calls.
 struct ChildArgs {
@@ -142,7 +163,53 @@ struct ChildArgs {
   int output_fd;
   pid_t parent;
   int exec_errno;  // written by the child when it cannot exec
+  const SandboxStep* steps = nullptr;
+  std::size_t nsteps = 0;
+  long failed_step = -1;  // written by the child when a sandbox step fails (exec_errno has the errno)
 };
+
+bool write_whole(const char* path, const char* text) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::size_t len = std::strlen(text);
+  ssize_t n = ::write(fd, text, len);
+  int err = errno;
+  ::close(fd);
+  errno = err;
+  return n == static_cast<ssize_t>(len);
+}
+
+bool run_step(const SandboxStep& s) {
+  switch (s.kind) {
+    case SandboxStep::write_file: return write_whole(s.a, s.b);
+    case SandboxStep::make_dir: return ::mkdir(s.a, 0755) == 0 || errno == EEXIST;
+    case SandboxStep::make_file: {
+      int fd = ::open(s.a, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) return false;
+      ::close(fd);
+      return true;
+    }
+    case SandboxStep::make_link: return ::symlink(s.a, s.b) == 0;
+    case SandboxStep::mount_fs: return ::mount(s.a, s.b, s.fstype, s.flags, s.data) == 0;
+  }
+  return false;
+}
+
+// The sandbox's steps, in order; false (failed_step and exec_errno set) at the first failure.
+bool run_steps(ChildArgs* a) {
+  for (std::size_t i = 0; i < a->nsteps; ++i) {
+    const SandboxStep& s = a->steps[i];
+    if (run_step(s)) {
+      i += static_cast<std::size_t>(s.skip_on_success);
+      continue;
+    }
+    if (s.may_fail) continue;
+    a->exec_errno = errno ? errno : EPERM;
+    a->failed_step = static_cast<long>(i);
+    return false;
+  }
+  return true;
+}
 
 int child_main(void* p) {
   auto* a = static_cast<ChildArgs*>(p);
@@ -167,6 +234,7 @@ int child_main(void* p) {
     ::dup2(out, 1);
     ::dup2(out, 2);
   }
+  if (a->steps && !run_steps(a)) ::_exit(126);
   if (a->cwd && ::chdir(a->cwd) != 0) {
     a->exec_errno = errno ? errno : ENOENT;
     ::_exit(127);
@@ -174,6 +242,209 @@ int child_main(void* p) {
   ::execve(a->argv[0], a->argv, a->envp);
   a->exec_errno = errno ? errno : ENOEXEC;
   ::_exit(a->exec_errno == ENOENT ? 127 : 126);
+}
+
+// What every sandbox on this machine shares, found out once: a directory of sluice's own to put
+// the new /var together on, the hosts file, and what the host's /var holds.
+struct SandboxHost {
+  std::string error;  // why this machine cannot give children a sandbox
+  std::string stage;
+  std::string hosts;
+  struct Entry {
+    std::string name;
+    char type;  // 'd' directory, 'f' anything else, 'l' symbolic link
+    std::string target;
+  };
+  std::vector<Entry> var;
+  std::string uid_map, gid_map;
+};
+
+// The directory sluice keeps its sandbox files in: $TMPDIR/sluice-<uid>, made private to
+// the user, refused when it is anything else (another user's, a symbolic link).
+std::string sandbox_workspace(std::string& error) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/sluice-" + std::to_string(::getuid());
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    error = "cannot create " + dir + ": " + std::strerror(errno);
+    return {};
+  }
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid()) {
+    error = dir + " is not a directory of this user's";
+    return {};
+  }
+  return dir;
+}
+
+SandboxHost make_sandbox_host() {
+  SandboxHost h;
+  struct stat st {};
+  if (::stat("/opt", &st) != 0 || !S_ISDIR(st.st_mode)) {
+    h.error = "this machine has no /opt directory to put the layers on";
+    return h;
+  }
+  std::string dir = sandbox_workspace(h.error);
+  if (dir.empty()) return h;
+  h.stage = dir + "/var";
+  if (::mkdir(h.stage.c_str(), 0700) != 0 && errno != EEXIST) {
+    h.error = "cannot create " + h.stage + ": " + std::strerror(errno);
+    return h;
+  }
+  // /etc/hosts as it is, plus the name AWS's Telemetry API examples listen on.
+  std::string hosts;
+  {
+    std::ifstream in("/etc/hosts");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    hosts = ss.str();
+  }
+  if (!hosts.empty() && hosts.back() != '\n') hosts += '\n';
+  hosts += "127.0.0.1\tsandbox.localdomain\n";
+  h.hosts = dir + "/hosts";
+  std::string part = h.hosts + "." + std::to_string(::getpid());
+  {
+    std::ofstream out(part, std::ios::trunc);
+    out << hosts;
+    if (!out) {
+      h.error = "cannot write " + part;
+      return h;
+    }
+  }
+  if (::rename(part.c_str(), h.hosts.c_str()) != 0) {
+    h.error = "cannot write " + h.hosts + ": " + std::strerror(errno);
+    return h;
+  }
+  if (DIR* d = ::opendir("/var")) {
+    while (auto* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == ".." || name == "task" || name == "runtime") continue;
+      std::string path = "/var/" + name;
+      struct stat es {};
+      if (::lstat(path.c_str(), &es) != 0) continue;
+      SandboxHost::Entry entry{name, S_ISLNK(es.st_mode) ? 'l' : S_ISDIR(es.st_mode) ? 'd' : 'f', {}};
+      if (entry.type == 'l') {
+        char target[4096];
+        ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
+        if (n <= 0) continue;
+        entry.target.assign(target, static_cast<std::size_t>(n));
+      }
+      h.var.push_back(std::move(entry));
+    }
+    ::closedir(d);
+  }
+  std::sort(h.var.begin(), h.var.end(), [](const auto& x, const auto& y) { return x.name < y.name; });
+  h.uid_map = std::to_string(::geteuid()) + " " + std::to_string(::geteuid()) + " 1";
+  h.gid_map = std::to_string(::getegid()) + " " + std::to_string(::getegid()) + " 1";
+  return h;
+}
+
+const SandboxHost& sandbox_host() {
+  static std::once_flag once;
+  static SandboxHost host;
+  std::call_once(once, [] { host = make_sandbox_host(); });
+  return host;
+}
+
+// Mount flags a bind mount inherits from its source and may not drop inside a user namespace:
+// a read-only remount must repeat them.
+unsigned long locked_flags(const std::string& path) {
+  struct statvfs v {};
+  if (::statvfs(path.c_str(), &v) != 0) return 0;
+  unsigned long f = 0;
+  if (v.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (v.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (v.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (v.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (v.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (v.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
+// A sandbox's steps with the strings they point into.
+class SandboxPlan {
+ public:
+  SandboxPlan(const Sandbox& sb, const SandboxHost& h) {
+    step(SandboxStep::write_file, "/proc/self/setgroups", "deny");
+    step(SandboxStep::write_file, "/proc/self/uid_map", keep(h.uid_map));
+    step(SandboxStep::write_file, "/proc/self/gid_map", keep(h.gid_map));
+    // Nothing mounted here may reach the host's namespace.
+    mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE);
+    // The new /var: the host's entries, task and runtime; read-only itself.
+    mount("tmpfs", keep(h.stage), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k");
+    for (const auto& e : h.var) {
+      const char* at = keep(h.stage + "/" + e.name);
+      if (e.type == 'l') {
+        step(SandboxStep::make_link, keep(e.target), at);
+        continue;
+      }
+      step(e.type == 'd' ? SandboxStep::make_dir : SandboxStep::make_file, at, nullptr);
+      mount(keep("/var/" + e.name), at, nullptr, MS_BIND | MS_REC);
+    }
+    read_only_dir(sb.task, h.stage + "/task");
+    read_only_dir(sb.runtime, h.stage + "/runtime");
+    mount(nullptr, keep(h.stage), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV);
+    mount(keep(h.stage), "/var", nullptr, MS_MOVE);
+    // /opt: the layers, or nothing.
+    if (sb.layers.empty()) {
+      mount("tmpfs", "/opt", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "mode=0755,size=4k");
+    } else if (sb.layers.size() == 1) {
+      bind_read_only(sb.layers.front(), "/opt");
+    } else {
+      // overlayfs takes ':' and ',' as separators; such paths go through the fallback.
+      bool plain = true;
+      std::string lower = "lowerdir=";
+      for (std::size_t i = 0; i < sb.layers.size(); ++i) {
+        if (sb.layers[i].find_first_of(":,\\") != std::string::npos) plain = false;
+        lower += (i ? ":" : "") + sb.layers[i];
+      }
+      if (plain || sb.opt_fallback.empty()) {
+        mount("overlay", "/opt", "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, keep(lower));
+        if (!sb.opt_fallback.empty()) {
+          steps_.back().may_fail = true;
+          steps_.back().skip_on_success = 2;
+        }
+      }
+      if (!sb.opt_fallback.empty()) bind_read_only(sb.opt_fallback, "/opt");
+    }
+    bind_read_only(h.hosts, "/etc/hosts");
+  }
+  const std::vector<SandboxStep>& steps() const { return steps_; }
+
+ private:
+  const char* keep(std::string s) { return strings_.emplace_back(std::move(s)).c_str(); }
+  void step(SandboxStep::Kind k, const char* a, const char* b) { steps_.push_back(SandboxStep{k, a, b}); }
+  void mount(const char* src, const char* at, const char* fstype, unsigned long flags, const char* data = nullptr) {
+    steps_.push_back(SandboxStep{SandboxStep::mount_fs, src, at, fstype, flags, data});
+  }
+  void bind_read_only(const std::string& src, const std::string& at) {
+    const char* a = keep(at);
+    mount(keep(src), a, nullptr, MS_BIND | MS_REC);
+    mount(nullptr, a, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(src));
+  }
+  void read_only_dir(const std::string& src, const std::string& at) {
+    step(SandboxStep::make_dir, keep(at), nullptr);
+    if (!src.empty()) bind_read_only(src, at);
+  }
+  std::deque<std::string> strings_;
+  std::vector<SandboxStep> steps_;
+};
+
+std::string describe_step(const SandboxStep& s, int err) {
+  std::string what;
+  switch (s.kind) {
+    case SandboxStep::write_file: what = std::string("write ") + s.a; break;
+    case SandboxStep::make_dir:
+    case SandboxStep::make_file: what = std::string("create ") + s.a; break;
+    case SandboxStep::make_link: what = std::string("link ") + s.b; break;
+    case SandboxStep::mount_fs:
+      if (s.flags & MS_MOVE) what = std::string("move ") + s.a + " to " + s.b;
+      else if (s.flags & MS_REMOUNT) what = std::string("make ") + s.b + " read-only";
+      else if (s.flags & MS_BIND) what = std::string("mount ") + s.a + " on " + s.b;
+      else if (!s.a) what = std::string("make ") + s.b + " private";
+      else what = std::string("mount ") + s.fstype + " on " + s.b;
+      break;
+  }
+  return what + ": " + std::strerror(err);
 }
 
 }  // namespace
@@ -197,19 +468,36 @@ SpawnResult spawn(const SpawnOptions& opts) {
 
   ChildArgs args{argv.data(), envp.data(), opts.cwd.empty() ? nullptr : opts.cwd.c_str(),
                  ::open("/dev/null", O_RDWR | O_CLOEXEC), opts.output_fd, ::getpid(), 0};
+  std::optional<SandboxPlan> plan;
+  int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+  if (opts.sandbox) {
+    const SandboxHost& host = sandbox_host();
+    if (!host.error.empty()) {
+      if (args.devnull >= 0) ::close(args.devnull);
+      result.exec_errno = EPERM;
+      result.sandbox_error = host.error;
+      return result;
+    }
+    plan.emplace(*opts.sandbox, host);
+    args.steps = plan->steps().data();
+    args.nsteps = plan->steps().size();
+    flags |= CLONE_NEWUSER | CLONE_NEWNS;
+  }
   constexpr std::size_t stack_size = 64 * 1024;
   std::vector<char> stack(stack_size);
 
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = ::clone(child_main, stack.data() + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  pid_t pid = ::clone(child_main, stack.data() + stack_size, flags, &args);
   int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (args.devnull >= 0) ::close(args.devnull);
 
   if (pid < 0) {
     result.exec_errno = clone_errno;
+    if (opts.sandbox)
+      result.sandbox_error = std::string("cannot create a user and mount namespace: ") + std::strerror(clone_errno);
     return result;
   }
   if (args.exec_errno != 0) {
@@ -217,11 +505,43 @@ SpawnResult spawn(const SpawnOptions& opts) {
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     result.exec_errno = args.exec_errno;
+    if (args.failed_step >= 0)
+      result.sandbox_error = describe_step(plan->steps()[static_cast<std::size_t>(args.failed_step)], args.exec_errno);
     return result;
   }
   reaper_send('+', pid);
   result.pid = pid;
   return result;
+}
+
+const std::string& sandbox_unavailable() {
+  static std::once_flag once;
+  static std::string why;
+  std::call_once(once, [] {
+    std::string error;
+    std::string dir = sandbox_workspace(error);
+    if (dir.empty()) {
+      why = error;
+      return;
+    }
+    Sandbox sb;
+    sb.task = "/etc";
+    SpawnOptions o;
+    o.argv = {"/bin/true"};
+    o.sandbox = &sb;
+    auto res = spawn(o);
+    if (res.pid < 0) {
+      why = !res.sandbox_error.empty() ? res.sandbox_error : std::string("/bin/true: ") + std::strerror(res.exec_errno);
+      return;
+    }
+    reaper_send('-', res.pid);
+    int status = 0;
+    while (::waitpid(res.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      why = "/bin/true in a sandbox ended with " + describe_wait_status(status);
+  });
+  return why;
 }
 
 std::vector<pid_t> process_tree(pid_t root) {

@@ -17,12 +17,12 @@ constexpr const char* usage_text = R"(sluice: AWS Lambda and API Gateway on your
 
 usage:
   sluice serve [STACK] [--host H] [--port P] [--lambda-port P] [--endpoints-file F]
-               [--no-freeze] [--no-watch] [--idle-timeout SECONDS] [--account-concurrency N]
+               [--no-freeze] [--no-sandbox] [--no-watch] [--idle-timeout SECONDS] [--account-concurrency N]
                [--async-retry-delays S1,S2] [--interpreter RUNTIME=PATH] [--state-dir DIR]
                [--drain-timeout SECONDS] [--log-format Text|JSON] [--integration-timeout SECONDS]
                [--client-timeout SECONDS] [--no-schedules] [--schedule-clock TIME]
                [--schedule-speed N]
-  sluice invoke FUNCTION[:QUALIFIER] [--event FILE|-] [--stack STACK] [--no-freeze]
+  sluice invoke FUNCTION[:QUALIFIER] [--event FILE|-] [--stack STACK] [--no-freeze] [--no-sandbox]
                [--interpreter RUNTIME=PATH] [--state-dir DIR] [--log-format Text|JSON]
   sluice publish FUNCTION [--description TEXT] [--stack STACK] [--state-dir DIR]
   sluice validate [STACK]

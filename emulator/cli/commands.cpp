@@ -86,6 +86,7 @@ lambda::ServiceOptions service_options(const Args& a, const stack::Stack& st) {
   o.state_dir = a.get("state-dir") ? fs::absolute(*a.get("state-dir")) : st.base_dir / ".sluice";
   o.bootstrap_dir = runtime::default_bootstrap_dir();
   o.freeze = !a.has("no-freeze");
+  o.sandbox = !a.has("no-sandbox");
   if (auto d = a.get("freeze-delay")) {
     auto ms = seconds_option(a, "freeze-delay", {});
     o.freeze_delay = std::chrono::duration_cast<std::chrono::microseconds>(ms);
@@ -224,6 +225,7 @@ int cmd_serve(const Args& a) {
   auto so = service_options(a, where);
   o.state_dir = so.state_dir;
   o.freeze = so.freeze;
+  o.sandbox = so.sandbox;
   o.freeze_delay = so.freeze_delay;
   o.watch = so.watch_code;
   o.idle_timeout = so.idle_timeout;

@@ -305,6 +305,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   bool registration_open = true;   // closes at the runtime's first /next
   bool init_done = false;          // subscriptions close with it
   proc::SpawnOptions runtime_opts;  // kept until the runtime is launched
+  proc::Sandbox sandbox;            // see sandbox_view()
   asio::steady_timer ext_kill_timer{ex};
   bool ext_shutdown = false;       // SHUTDOWN sent or being sent; sockets stay open for it
   std::string ext_shutdown_reason;  // "timeout" / "failure"; empty: spindown when stopped, else failure
@@ -620,39 +621,68 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   // ---------------------------------------------------------------- process
 
+  // The runtime's own files (sluice's bootstrap for the runtime; nothing for provided.*).
+  std::filesystem::path runtime_dir() const {
+    return spec.kind == RuntimeKind::python ? spec.bootstrap_dir / "python"
+           : spec.kind == RuntimeKind::node ? spec.bootstrap_dir / "node"
+                                            : (spec.sandbox ? std::filesystem::path{} : spec.bootstrap_dir);
+  }
+
+  // Where the processes see the code, the layers and the runtime: Lambda's paths in a sandbox,
+  // the host's otherwise.
+  std::filesystem::path task_root() const { return spec.sandbox ? "/var/task" : spec.code_dir; }
+  std::filesystem::path opt_root() const { return spec.sandbox ? "/opt" : spec.opt_dir; }
+  std::filesystem::path runtime_root() const { return spec.sandbox ? "/var/runtime" : runtime_dir(); }
+
   std::vector<std::string> command_line(std::string& missing) {
     namespace fs = std::filesystem;
     switch (spec.kind) {
       case RuntimeKind::python: {
         std::vector<std::string> argv{spec.interpreter.string()};
         argv.insert(argv.end(), spec.interpreter_args.begin(), spec.interpreter_args.end());
-        argv.push_back((spec.bootstrap_dir / "python" / "bootstrap.py").string());
+        argv.push_back((runtime_root() / "bootstrap.py").string());
         return argv;
       }
       case RuntimeKind::node: {
-        fs::path dir = spec.bootstrap_dir / "node";
-        fs::path entry = fs::exists(dir / "bootstrap.mjs") ? dir / "bootstrap.mjs" : dir / "bootstrap.js";
+        const char* entry = fs::exists(runtime_dir() / "bootstrap.mjs") ? "bootstrap.mjs" : "bootstrap.js";
         std::vector<std::string> argv{spec.interpreter.string()};
         argv.insert(argv.end(), spec.interpreter_args.begin(), spec.interpreter_args.end());
-        argv.push_back(entry.string());
+        argv.push_back((runtime_root() / entry).string());
         return argv;
       }
       case RuntimeKind::provided: {
         // Lookup order of the Lambda sandbox: /var/task/bootstrap, then /opt/bootstrap.
-        fs::path b = spec.code_dir / "bootstrap";
-        if (!fs::exists(b) && !spec.opt_dir.empty() && fs::exists(spec.opt_dir / "bootstrap")) b = spec.opt_dir / "bootstrap";
-        if (!fs::exists(b)) missing = b.string();
-        return {b.string()};
+        if (fs::exists(spec.code_dir / "bootstrap")) return {(task_root() / "bootstrap").string()};
+        if (!spec.opt_dir.empty() && fs::exists(spec.opt_dir / "bootstrap")) return {(opt_root() / "bootstrap").string()};
+        missing = (task_root() / "bootstrap").string();
+        return {missing};
       }
     }
     return {};
   }
 
-  // A path as the function sees the sandbox (/opt/..., /var/task/...) on this machine.
-  std::string sandbox_path(const std::string& p) const {
+  // A path the function names (/opt/..., /var/task/...) on this machine.
+  std::string host_path(const std::string& p) const {
     if (starts_with(p, "/opt/") && !spec.opt_dir.empty()) return (spec.opt_dir / p.substr(5)).string();
     if (starts_with(p, "/var/task/")) return (spec.code_dir / p.substr(10)).string();
     return p;
+  }
+
+  // The sandbox the processes start in (see proc::Sandbox), when the spec asks for one.
+  const proc::Sandbox* sandbox_view() {
+    if (!spec.sandbox) return nullptr;
+    if (sandbox.task.empty()) {
+      sandbox.task = spec.code_dir.string();
+      sandbox.runtime = runtime_dir().string();
+      if (spec.layers.size() > 1) {
+        // A later layer's files win, as in Lambda's /opt: it goes on top.
+        for (auto l = spec.layers.rbegin(); l != spec.layers.rend(); ++l) sandbox.layers.push_back(l->string());
+        sandbox.opt_fallback = spec.opt_dir.string();
+      } else if (!spec.opt_dir.empty()) {
+        sandbox.layers.push_back(spec.opt_dir.string());
+      }
+    }
+    return &sandbox;
   }
 
   void start() {
@@ -676,16 +706,14 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     EnvContext ctx;
     ctx.runtime_api = "127.0.0.1:" + std::to_string(port);
     ctx.log_stream_name = log_stream;
-    ctx.runtime_dir = spec.kind == RuntimeKind::python ? spec.bootstrap_dir / "python"
-                      : spec.kind == RuntimeKind::node ? spec.bootstrap_dir / "node"
-                                                       : spec.bootstrap_dir;
+    ctx.runtime_dir = runtime_root();
     proc::SpawnOptions opts;
     std::string missing;
     opts.argv = command_line(missing);
     if (!missing.empty()) {
       // No bootstrap anywhere the sandbox looks: Lambda's Runtime.InvalidEntrypoint.
-      std::string where = "[" + (spec.code_dir / "bootstrap").string() +
-                          (spec.opt_dir.empty() ? "" : " " + (spec.opt_dir / "bootstrap").string()) + "]";
+      std::string where = "[" + (task_root() / "bootstrap").string() +
+                          (spec.opt_dir.empty() && !spec.sandbox ? "" : " " + (opt_root() / "bootstrap").string()) + "]";
       invalid_entrypoint = "Couldn't find valid bootstrap(s): " + where;
       ::close(fds[0]);
       ::close(fds[1]);
@@ -693,10 +721,14 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       exit_later(127 << 8);
       return;
     }
-    auto env = build_environment(spec, ctx);
+    EnvironmentSpec seen = spec;
+    seen.code_dir = task_root();
+    seen.opt_dir = spec.sandbox || !spec.opt_dir.empty() ? opt_root() : std::filesystem::path{};
+    auto env = build_environment(seen, ctx);
     for (auto& [k, v] : env) opts.env.push_back(k + "=" + v);
-    opts.cwd = spec.code_dir.string();
+    opts.cwd = task_root().string();
     opts.output_fd = fds[1];
+    opts.sandbox = sandbox_view();
 
     log_init_start(true);
     spawned_at = mono::now();
@@ -705,10 +737,11 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     // bootstrap's message and exit status 127 / 126 (Runtime.ExitError). Not for provided.*.
     if (auto w = env.find("AWS_LAMBDA_EXEC_WRAPPER"); w != env.end() && !w->second.empty() &&
                                                      spec.kind != RuntimeKind::provided) {
-      std::string wrapper = sandbox_path(w->second);
+      std::string on_host = host_path(w->second);
+      std::string wrapper = spec.sandbox ? w->second : on_host;
       std::error_code fec;
-      bool is_file = std::filesystem::is_regular_file(wrapper, fec);
-      int bad = !is_file ? 127 : ::access(wrapper.c_str(), X_OK) != 0 ? 126 : 0;
+      bool is_file = std::filesystem::is_regular_file(on_host, fec);
+      int bad = !is_file ? 127 : ::access(on_host.c_str(), X_OK) != 0 ? 126 : 0;
       if (bad) {
         ::close(fds[1]);
         ::close(fds[0]);
@@ -738,7 +771,9 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     runtime_opts.output_fd = -1;
     if (res.pid < 0) {
       std::string what = runtime_opts.argv.empty() ? "bootstrap" : runtime_opts.argv[0];
-      emit_platform("sluice: cannot execute " + what + ": " + std::strerror(res.exec_errno));
+      emit_platform(!res.sandbox_error.empty()
+                        ? "sluice: cannot set up the sandbox for " + what + ": " + res.sandbox_error
+                        : "sluice: cannot execute " + what + ": " + std::strerror(res.exec_errno));
       int code = res.exec_errno == ENOENT ? 127 : 126;
       exit_later(code << 8);
       return;
@@ -1452,17 +1487,25 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
         return false;
       }
       proc::SpawnOptions o;
-      o.argv = {f.string()};
+      std::filesystem::path seen = opt_root() / "extensions" / f.filename();
+      o.argv = {seen.string()};
       o.env = env;
-      o.cwd = spec.code_dir.string();
+      o.cwd = task_root().string();
       o.output_fd = fds[1];
+      o.sandbox = sandbox_view();
       auto res = proc::spawn(o);
       ::close(fds[1]);
       if (res.pid < 0) {
         ::close(fds[0]);
         e->state = "LaunchError";
+        if (!res.sandbox_error.empty()) {
+          e->error_type = "UnknownError";
+          fail_init_for_extension("Extension.LaunchError", "sluice: cannot set up the sandbox for " + seen.string() +
+                                                               ": " + res.sandbox_error);
+          return false;
+        }
         e->error_type = res.exec_errno == EACCES || res.exec_errno == EPERM ? "PermissionDenied" : "UnknownError";
-        fail_init_for_extension("Extension.LaunchError", ext::exec_error(f, res.exec_errno));
+        fail_init_for_extension("Extension.LaunchError", ext::exec_error(seen, res.exec_errno));
         return false;
       }
       e->pid = res.pid;

@@ -236,6 +236,65 @@ TEST_CASE("spawn reports exec failures through exec_errno", "[process][spawn]") 
   CHECK(::waitpid(-1, nullptr, WNOHANG) <= 0);
 }
 
+TEST_CASE("a sandboxed child sees Lambda's paths, read-only, and the host stays as it was", "[process][sandbox]") {
+  if (!proc::sandbox_unavailable().empty()) {
+    WARN("no sandbox on this machine: " + proc::sandbox_unavailable());
+    return;
+  }
+  TempDir code, layer1, layer2, runtime;
+  write_file(code / "handler.txt", "code");
+  write_file(runtime / "bootstrap", "runtime");
+  write_file(layer1 / "both.txt", "first");
+  write_file(layer1 / "first.txt", "first");
+  write_file(layer2 / "both.txt", "second");
+  proc::Sandbox sb;
+  sb.task = code.path().string();
+  sb.runtime = runtime.path().string();
+  sb.layers = {layer2.path().string(), layer1.path().string()};  // the first on top
+  Pipe out;
+  proc::SpawnOptions opts;
+  opts.argv = {"/bin/sh", "-c",
+               "pwd; cat handler.txt /var/runtime/bootstrap /opt/both.txt /opt/first.txt; echo; "
+               "grep -c sandbox.localdomain /etc/hosts; touch /var/task/new 2>/dev/null || echo read-only; "
+               "touch /opt/new 2>/dev/null || echo read-only; ls /var | grep -c -x -e task -e runtime -e tmp"};
+  opts.env = {"PATH=/usr/bin:/bin"};
+  opts.cwd = "/var/task";
+  opts.output_fd = out.w;
+  opts.sandbox = &sb;
+  auto res = proc::spawn(opts);
+  REQUIRE(res.pid > 0);
+  CHECK(res.sandbox_error.empty());
+  Reap reap{res.pid};
+  out.close_write();
+  CHECK(read_all(out.r) == "/var/task\ncoderuntimesecondfirst\n1\nread-only\nread-only\n3\n");
+  auto status = wait_exit(res.pid);
+  REQUIRE(status);
+  reap.pid = -1;
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  CHECK_FALSE(fs::exists(code / "new"));
+  CHECK_FALSE(fs::exists("/var/task/handler.txt"));
+}
+
+TEST_CASE("a sandbox that cannot be set up says which step failed", "[process][sandbox]") {
+  if (!proc::sandbox_unavailable().empty()) {
+    WARN("no sandbox on this machine: " + proc::sandbox_unavailable());
+    return;
+  }
+  TempDir dir;
+  proc::Sandbox sb;
+  sb.task = (dir / "missing").string();
+  proc::SpawnOptions opts;
+  opts.argv = {"/bin/true"};
+  opts.sandbox = &sb;
+  auto res = proc::spawn(opts);
+  CHECK(res.pid == -1);
+  CHECK(res.exec_errno == ENOENT);
+  CHECK(res.sandbox_error.find("mount " + sb.task + " on ") == 0);
+  CHECK(res.sandbox_error.find("/task: No such file or directory") != std::string::npos);
+  CHECK(::waitpid(-1, nullptr, WNOHANG) <= 0);
+}
+
 TEST_CASE("process_tree finds children and grandchildren; kill_tree ends them all", "[process][tree]") {
   Pipe out;
   // A child (sh) and a grandchild (sleep inside a subshell), reporting their pids.

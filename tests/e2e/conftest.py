@@ -28,21 +28,39 @@ def free_port():
         return s.getsockname()[1]
 
 
+def directory_ids(root, limit=5000):
+    """(device, inode) of root and the directories below it."""
+    ids = set()
+    for dirpath, _, _ in os.walk(root):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            continue
+        ids.add((st.st_dev, st.st_ino))
+        if len(ids) >= limit:
+            break
+    return ids
+
+
 def processes_mentioning(text):
-    """PIDs of live processes whose command line or working directory contains text."""
+    """PIDs of live processes whose command line or working directory contains text, or whose
+    working directory is one of the directories under the path text (handlers in sluice's
+    sandbox work in /var/task, which is the function's code directory bound there)."""
     found = []
+    dirs = directory_ids(text) if os.path.isdir(text) else set()
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             cwd = os.readlink(f"/proc/{pid}/cwd")
+            st = os.stat(f"/proc/{pid}/cwd")
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
         if state == "Z":
             continue
-        if text in cmd or text in cwd:
+        if text in cmd or text in cwd or (st.st_dev, st.st_ino) in dirs:
             found.append(int(pid))
     return found
 

@@ -309,7 +309,6 @@ def test_environment_variables_as_aws_sets_them(probe):
     s = probe.serve()
     r = s.invoke("probe", {"action": "env"})["Json"]
     env = r["env"]
-    code_dir = str(probe.path / "probe")
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "probe"
     assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "128"
@@ -318,7 +317,9 @@ def test_environment_variables_as_aws_sets_them(probe):
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
     assert re.fullmatch(r"127\.0\.0\.1:\d+", env["AWS_LAMBDA_RUNTIME_API"])
     assert env["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
-    assert env["LAMBDA_TASK_ROOT"] == code_dir and r["cwd"] == code_dir
+    # Lambda's paths: the code is on /var/task (sluice's sandbox), the working directory too.
+    assert env["LAMBDA_TASK_ROOT"] == "/var/task" and r["cwd"] == "/var/task" and env["PWD"] == "/var/task"
+    assert env["LAMBDA_RUNTIME_DIR"] == "/var/runtime"
     assert env["TZ"] == ":UTC" and env["_HANDLER"] == ""
     assert env["GREETING"] == "hello"
     assert env["LANG"] == "C.UTF-8", "customer values override unreserved platform defaults"
@@ -372,5 +373,4 @@ def test_missing_bootstrap_is_an_invalid_entrypoint(probe):
     r = s.invoke("probe", {"action": "echo"})
     assert r["FunctionError"] == "Unhandled"
     assert r["Json"]["errorType"] == "Runtime.InvalidEntrypoint"
-    assert "Couldn't find valid bootstrap(s): [" in r["Json"]["errorMessage"]
-    assert str(probe.path / "probe" / "bootstrap") in r["Json"]["errorMessage"]
+    assert r["Json"]["errorMessage"].endswith("Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]")

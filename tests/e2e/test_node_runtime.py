@@ -59,7 +59,8 @@ def test_context_and_environment(srv):
     assert 4000 < c["remainingMs"] <= 5000
     assert c["callbackWaitsForEmptyEventLoop"] is True
     assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_nodejs20.x"
-    assert env["NODE_PATH"].endswith(":" + str(srv.workdir / "node"))
+    assert env["NODE_PATH"] == ("/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:"
+                                "/var/runtime/node_modules:/var/runtime:/var/task")
     assert not [k for k in env if k.startswith("_SLUICE")]
 
 

@@ -268,6 +268,7 @@ App::App(AppOptions options) : impl_(std::make_unique<Impl>()) {
   o.state_dir = d.options.state_dir.empty() ? d.initial->base_dir / ".sluice" : fs::absolute(d.options.state_dir);
   o.bootstrap_dir = runtime::default_bootstrap_dir();
   o.freeze = d.options.freeze;
+  o.sandbox = d.options.sandbox;
   if (d.options.freeze_delay) o.freeze_delay = *d.options.freeze_delay;
   o.watch_code = d.options.watch;
   if (d.options.idle_timeout) o.idle_timeout = *d.options.idle_timeout;

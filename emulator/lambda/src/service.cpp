@@ -1,6 +1,7 @@
 #include "sluice/lambda/service.hpp"
 
 #include "sluice/common/log.hpp"
+#include "sluice/common/process.hpp"
 #include "sluice/common/util.hpp"
 #include "sluice/lambda/code_watch.hpp"
 #include "sluice/lambda/function_ref.hpp"
@@ -234,6 +235,14 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
 
   void init() {
     runtime::install_child_watch(ex);
+    if (options.sandbox) {
+      if (const auto& why = proc::sandbox_unavailable(); !why.empty()) {
+        logger()->warn("functions see this machine's paths instead of Lambda's /var/task, /opt and /var/runtime: {} "
+                       "(--no-sandbox asks for that without this warning)",
+                       why);
+        options.sandbox = false;
+      }
+    }
     resolve_interpreters();
     if (options.watch_code) {
       watch = std::make_unique<CodeWatch>(ex, [w = weak_from_this()](const std::vector<fs::path>& roots) {
@@ -254,8 +263,20 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
                        name, fn.runtime.id, fn.runtime.id);
       else if (!in.note.empty())
         logger()->warn("{}", in.note);
+      if (options.sandbox && hidden_by_sandbox(in.path))
+        logger()->warn("{}: the {} interpreter {} lives where Lambda's layers go: functions using it see this "
+                       "machine's paths instead of /var/task and /opt",
+                       name, fn.runtime.id, in.path.string());
       interpreters[fn.runtime.id] = in;
     }
+  }
+
+  // An interpreter the sandbox's /opt or /var/task would hide from its own process.
+  static bool hidden_by_sandbox(const fs::path& interpreter) {
+    std::error_code ec;
+    fs::path real = fs::weakly_canonical(interpreter, ec);
+    std::string p = (ec ? interpreter : real).string();
+    return starts_with(p, "/opt/") || starts_with(p, "/var/task/") || starts_with(p, "/var/runtime/");
   }
 
   void setup_watches() {
@@ -392,6 +413,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
         st.opt_dirty = false;
       }
       s.opt_dir = st.merged_opt;
+      if (c.layers.size() > 1) s.layers = c.layers;
     } else {
       s.opt_dir = c.opt_dir;
     }
@@ -406,6 +428,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     }
     s.bootstrap_dir = options.bootstrap_dir;
     s.freeze = options.freeze;
+    s.sandbox = options.sandbox && !hidden_by_sandbox(s.interpreter);
     s.freeze_delay = options.freeze_delay;
     s.init_timeout = options.init_timeout;
     // The function's logging configuration; --log-format overrides every function's format.

@@ -11,17 +11,35 @@
 
 namespace sluice::proc {
 
+// The file system a Lambda function sees, given to a child in a user and mount namespace of
+// its own (no privileges needed, nothing changes outside the child): the host as it is, except
+// /var/task (the code, read-only), /var/runtime (the runtime, read-only), /opt (the layers,
+// read-only; empty without layers) and an /etc/hosts that also names sandbox.localdomain.
+// Paths in argv, env and cwd are then the sandbox's (/var/task/bootstrap, ...).
+struct Sandbox {
+  std::string task;                 // host directory on /var/task
+  std::string runtime;              // host directory on /var/runtime ("": an empty one)
+  std::vector<std::string> layers;  // /opt: one is bound, more are stacked (overlay), the first on top
+  std::string opt_fallback;         // host directory bound on /opt where the overlay cannot be mounted
+};
+
 struct SpawnOptions {
   std::vector<std::string> argv;  // argv[0] is the program path
   std::vector<std::string> env;   // complete environment, "KEY=VALUE"
   std::string cwd;
   int output_fd = -1;             // becomes both stdout and stderr; /dev/null when -1
+  const Sandbox* sandbox = nullptr;
 };
 
 struct SpawnResult {
   pid_t pid = -1;
-  int exec_errno = 0;  // non-zero: the program could not be executed (pid is then -1)
+  int exec_errno = 0;         // non-zero: the program could not be executed (pid is then -1)
+  std::string sandbox_error;  // the sandbox could not be set up: which step failed, and why
 };
+
+// "" when this machine can give children a Sandbox, else why not (found out once, by
+// starting /bin/true in one).
+const std::string& sandbox_unavailable();
 
 // clone(CLONE_VM | CLONE_VFORK) + exec: the child leads a new process group in sluice's session
 // (not a session of its own: see process.cpp), dies with sluice (PR_SET_PDEATHSIG) and is

@@ -24,6 +24,7 @@ struct EnvironmentSpec {
   std::string handler;
   std::filesystem::path code_dir;  // task root
   std::filesystem::path opt_dir;   // merged layers standing in for /opt; empty when none
+  std::vector<std::filesystem::path> layers;  // the layers opt_dir merges, in order (more than one)
   int memory_mb = 128;
   int timeout_s = 3;
   std::map<std::string, std::string> user_env;
@@ -36,6 +37,9 @@ struct EnvironmentSpec {
   std::string log_level;                // AWS_LAMBDA_LOG_LEVEL, optional
   std::string system_log_level;         // JSON logs: "DEBUG" | "INFO" (default) | "WARN"
   bool freeze = true;
+  // Run the processes in Lambda's file system layout (/var/task, /var/runtime, /opt; see
+  // proc::Sandbox) instead of the host's paths.
+  bool sandbox = false;
   // An idle environment is frozen this long after it asks for its next event,
   // unless an invocation arrives first (then it is never stopped at all).
   std::chrono::microseconds freeze_delay{2000};

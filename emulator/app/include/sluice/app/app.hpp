@@ -68,6 +68,7 @@ struct AppOptions {
   int api_port = 3000;     // first API port; 0 = ephemeral ports for every API
   std::filesystem::path state_dir;  // empty: .sluice/ next to the stack file
   bool freeze = true;
+  bool sandbox = true;  // Lambda's paths for functions (see lambda::ServiceOptions)
   std::optional<std::chrono::microseconds> freeze_delay;
   bool watch = true;  // code directories and the stack file
   std::optional<std::chrono::milliseconds> idle_timeout, init_timeout;

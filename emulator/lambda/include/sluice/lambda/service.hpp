@@ -69,6 +69,7 @@ struct ServiceOptions {
   std::filesystem::path state_dir;      // .sluice next to the stack file
   std::filesystem::path bootstrap_dir;  // sluice's bootstraps
   bool freeze = true;
+  bool sandbox = true;  // Lambda's paths (/var/task, /opt, /var/runtime) where the machine allows it
   std::chrono::microseconds freeze_delay{2000};  // how long an idle environment runs on before it is frozen
   bool watch_code = true;
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};

@@ -1,0 +1,258 @@
+"""Lambda's file system layout: handlers, extensions and wrappers run in a user and mount
+namespace of their own where the code is /var/task (read-only), the runtime /var/runtime, the
+layers /opt (read-only, a later layer's files on top, empty without layers) and
+sandbox.localdomain resolves; the host's paths stay as they are. `--no-sandbox` turns it off.
+Real sluice, real Python and Node.js processes, boto3 as the client."""
+import json
+import os
+import stat
+import sys
+
+import pytest
+
+PY_APP = r'''
+import errno, json, os, socket, sys
+
+def ls(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+def resolve(name):
+    try:
+        return socket.gethostbyname(name)
+    except OSError:
+        return None
+
+def handler(event, context):
+    if event.get("fail"):
+        raise ValueError("from the handler")
+    out = {"cwd": os.getcwd(), "file": __file__, "sys_path": sys.path[:3],
+           "env": {k: os.environ.get(k) for k in ("LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "PWD", "PATH",
+                                                   "LD_LIBRARY_PATH", "PYTHONPATH")},
+           "opt": ls("/opt"), "runtime": ls("/var/runtime"), "task": ls("/var/task"),
+           "var_tmp": os.path.isdir("/var/tmp"),
+           "sandbox_localdomain": resolve("sandbox.localdomain")}
+    for where in ("/var/task/new-file", "/opt/new-file"):
+        try:
+            open(where, "w")
+            out[where] = "written"
+        except OSError as e:
+            out[where] = errno.errorcode[e.errno]
+    try:
+        import shared, only_first
+        out["layers"] = [shared.ORIGIN, only_first.ORIGIN]
+    except ImportError as e:
+        out["layers"] = str(e)
+    if event.get("read"):
+        try:
+            with open(event["read"]) as f:
+                out["read"] = json.load(f)
+        except OSError as e:
+            out["read"] = str(e)
+    return out
+'''
+
+NODE_APP = r'''
+const fs = require('fs');
+exports.handler = async (event) => {
+  if (event.fail) throw new Error('from the node handler');
+  let fromLayer;
+  try { fromLayer = require('layer-lib').origin; } catch (e) { fromLayer = e.code; }
+  return {cwd: process.cwd(), file: __filename, nodePath: process.env.NODE_PATH,
+          runtimeDir: process.env.LAMBDA_RUNTIME_DIR, fromLayer, opt: fs.readdirSync('/opt').sort()};
+};
+'''
+
+# An external extension as AWS's examples ship them: a launcher in extensions/ that runs the
+# real program by its absolute /opt path. The program registers, leaves what it saw in /tmp
+# for the handler to report, and waits for events.
+LAUNCHER = "#!/bin/sh\nexec /opt/side-car/ext.py\n"
+EXT_PY = r'''#!PYTHON
+import json, os, sys, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2020-01-01/extension"
+req = urllib.request.Request(api + "/register", data=json.dumps({"events": ["INVOKE", "SHUTDOWN"]}).encode(),
+                             headers={"Lambda-Extension-Name": "launcher"}, method="POST")
+with urllib.request.urlopen(req) as r:
+    ident = r.headers["Lambda-Extension-Identifier"]
+seen = {"argv0": sys.argv[0], "cwd": os.getcwd(), "opt": sorted(os.listdir("/opt"))}
+with open(os.environ["SEEN_AT"], "w") as f:
+    json.dump(seen, f)
+while True:
+    req = urllib.request.Request(api + "/event/next", headers={"Lambda-Extension-Identifier": ident})
+    with urllib.request.urlopen(req) as r:
+        if json.load(r)["eventType"] == "SHUTDOWN":
+            break
+'''
+
+WRAPPER = '#!/bin/sh\nexport WRAPPED_AS="$0"\nexec "$@"\n'
+
+
+def write(path, text, mode=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if mode:
+        path.chmod(mode)
+
+
+@pytest.fixture
+def project(ws):
+    write(ws.path / "py" / "app.py", PY_APP)
+    write(ws.path / "first" / "python" / "shared.py", "ORIGIN = 'first'\n")
+    write(ws.path / "first" / "python" / "only_first.py", "ORIGIN = 'first'\n")
+    write(ws.path / "second" / "python" / "shared.py", "ORIGIN = 'second'\n")
+    write(ws.path / "node" / "index.js", NODE_APP)
+    write(ws.path / "nodelayer" / "nodejs" / "node_modules" / "layer-lib" / "index.js", "exports.origin = 'layer';\n")
+    ws.write_stack(f"""name: sandbox
+functions:
+  layered:
+    runtime: python3.{sys.version_info[1]}
+    handler: app.handler
+    code: py/
+    layers: [first/, second/]
+  bare:
+    runtime: python3.{sys.version_info[1]}
+    handler: app.handler
+    code: py/
+  js:
+    runtime: nodejs20.x
+    handler: index.handler
+    code: node/
+    layers: [nodelayer/]
+""")
+    return ws
+
+
+def test_python_handler_sees_lambdas_paths(project):
+    srv = project.serve()
+    r = srv.invoke("layered", {})["Json"]
+    assert r["cwd"] == "/var/task" and r["file"] == "/var/task/app.py"
+    env = r["env"]
+    assert env["LAMBDA_TASK_ROOT"] == "/var/task" and env["PWD"] == "/var/task"
+    assert env["LAMBDA_RUNTIME_DIR"] == "/var/runtime" and env["PYTHONPATH"] == "/var/runtime"
+    assert env["PATH"].endswith(":/opt/bin")
+    assert env["LD_LIBRARY_PATH"].endswith("/var/task:/var/task/lib:/opt/lib")
+    v = sys.version_info
+    assert r["sys_path"] == ["/var/task", f"/opt/python/lib/python{v[0]}.{v[1]}/site-packages", "/opt/python"]
+    assert r["task"] == ["app.py"]
+    assert "bootstrap.py" in r["runtime"]
+    # Layers stacked on /opt: the second layer's shared.py wins, the first's other file stays.
+    assert r["opt"] == ["python"] and r["layers"] == ["second", "first"]
+    # Code and layers are read-only, as on Lambda; the rest of /var is the host's.
+    assert r["/var/task/new-file"] == "EROFS" and r["/opt/new-file"] == "EROFS"
+    assert r["var_tmp"] is True
+    assert r["sandbox_localdomain"] == "127.0.0.1"
+    assert not (project.path / "py" / "new-file").exists()
+
+
+def test_no_layers_leave_an_empty_opt(project):
+    srv = project.serve()
+    r = srv.invoke("bare", {})["Json"]
+    assert r["opt"] == [] and r["/opt/new-file"] == "EROFS"
+    assert r["layers"] == "No module named 'shared'"
+
+
+def test_error_stack_traces_name_var_task(project):
+    srv = project.serve()
+    r = srv.invoke("bare", {"fail": True})
+    err = r["Json"]
+    assert err["errorType"] == "ValueError"
+    assert err["stackTrace"][0].startswith('  File "/var/task/app.py", line ')
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    srv.wait_for_log(f"REPORT RequestId: {rid}")
+    assert 'File "/var/task/app.py", line ' in srv.stdout()
+
+
+def test_node_handler_sees_lambdas_paths(project):
+    srv = project.serve()
+    r = srv.invoke("js", {})["Json"]
+    assert r["cwd"] == "/var/task" and r["file"] == "/var/task/index.js"
+    assert r["nodePath"] == ("/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:"
+                             "/var/runtime/node_modules:/var/runtime:/var/task")
+    assert r["runtimeDir"] == "/var/runtime"
+    assert r["fromLayer"] == "layer" and r["opt"] == ["nodejs"]
+    err = srv.invoke("js", {"fail": True})["Json"]
+    assert err["errorMessage"] == "from the node handler"
+    assert any("(/var/task/index.js:" in line for line in err["trace"])
+
+
+def test_code_edits_reach_var_task(project):
+    srv = project.serve()
+    assert srv.invoke("bare", {})["Json"]["task"] == ["app.py"]
+    write(project.path / "py" / "extra.txt", "new\n")
+    # $LATEST's environments are retired on the edit; the next one sees the new file.
+    for _ in range(50):
+        if srv.invoke("bare", {})["Json"]["task"] == ["app.py", "extra.txt"]:
+            break
+    else:
+        pytest.fail("the edit never reached /var/task")
+
+
+def test_extension_launcher_and_wrapper_by_opt_paths(project):
+    layer = project.path / "extlayer"
+    write(layer / "extensions" / "launcher", LAUNCHER, 0o755)
+    write(layer / "side-car" / "ext.py", EXT_PY.replace("PYTHON", sys.executable), 0o755)
+    write(layer / "wrap.sh", WRAPPER, 0o755)
+    seen_at = f"/tmp/sluice-sandbox-test-{os.getpid()}-{id(project)}.json"
+    project.write_stack(f"""name: sandbox
+functions:
+  ext:
+    runtime: python3.{sys.version_info[1]}
+    handler: app.handler
+    code: py/
+    layers: [extlayer/]
+    environment:
+      AWS_LAMBDA_EXEC_WRAPPER: /opt/wrap.sh
+      SEEN_AT: {seen_at}
+""")
+    srv = project.serve()
+    try:
+        r = srv.invoke("ext", {"read": seen_at}, LogType="Tail")
+        assert r["StatusCode"] == 200 and "FunctionError" not in r, r["Json"]
+        seen = r["Json"]["read"]
+        assert seen == {"argv0": "/opt/side-car/ext.py", "cwd": "/var/task", "opt": ["extensions", "side-car", "wrap.sh"]}
+        srv.wait_for_log("EXTENSION\tName: launcher\tState: Ready\tEvents: [INVOKE, SHUTDOWN]")
+    finally:
+        if os.path.exists(seen_at):
+            os.unlink(seen_at)
+
+
+def test_extension_launch_error_names_the_opt_path(project):
+    layer = project.path / "extlayer"
+    write(layer / "extensions" / "not-executable", LAUNCHER, 0o644)
+    project.write_stack(f"""name: sandbox
+functions:
+  ext:
+    runtime: python3.{sys.version_info[1]}
+    handler: app.handler
+    code: py/
+    layers: [extlayer/]
+""")
+    srv = project.serve()
+    r = srv.invoke("ext", {})
+    assert r["Json"]["errorType"] == "Extension.LaunchError"
+    assert r["Json"]["errorMessage"].endswith("fork/exec /opt/extensions/not-executable: permission denied")
+
+
+def test_no_sandbox_keeps_the_hosts_paths(project):
+    srv = project.serve(args=["--no-sandbox"])
+    r = srv.invoke("layered", {})["Json"]
+    code = str(project.path / "py")
+    assert r["cwd"] == code and r["env"]["LAMBDA_TASK_ROOT"] == code
+    assert r["layers"] == ["second", "first"]
+    assert r["/var/task/new-file"] in ("ENOENT", "EACCES") and r["runtime"] == "ENOENT"
+
+
+def test_the_host_is_left_as_it_was(project):
+    before = {p: os.path.exists(p) for p in ("/var/task", "/var/runtime")}
+    opt_before = sorted(os.listdir("/opt"))
+    srv = project.serve()
+    srv.invoke("layered", {})
+    assert {p: os.path.exists(p) for p in before} == before
+    assert sorted(os.listdir("/opt")) == opt_before
+    with open("/proc/self/mountinfo") as f:
+        assert " /var/task " not in f.read()
+    # sluice's own work directory: private to the user.
+    st = os.stat(f"{os.environ.get('TMPDIR') or '/tmp'}/sluice-{os.getuid()}")
+    assert stat.S_IMODE(st.st_mode) == 0o700
