@@ -166,7 +166,20 @@ struct ChildArgs {
   const SandboxStep* steps = nullptr;
   std::size_t nsteps = 0;
   long failed_step = -1;  // written by the child when a sandbox step fails (exec_errno has the errno)
+  int join_user = -1, join_mnt = -1;  // namespaces to enter (setns)
+  int report_fd = -1;  // a child with memory of its own reports {exec_errno, failed_step} here
 };
+
+// The child cannot exec: record why (in the parent's memory, or through report_fd) and end.
+[[noreturn]] void child_fails(ChildArgs* a, int err, long step) {
+  a->exec_errno = err ? err : EPERM;
+  a->failed_step = step;
+  if (a->report_fd >= 0) {
+    long report[2] = {a->exec_errno, step};
+    [[maybe_unused]] ssize_t n = ::write(a->report_fd, report, sizeof report);
+  }
+  ::_exit(step != -1 ? 126 : a->exec_errno == ENOENT ? 127 : 126);
+}
 
 bool write_whole(const char* path, const char* text) {
   int fd = ::open(path, O_WRONLY | O_CLOEXEC);
@@ -195,8 +208,8 @@ bool run_step(const SandboxStep& s) {
   return false;
 }
 
-// The sandbox's steps, in order; false (failed_step and exec_errno set) at the first failure.
-bool run_steps(ChildArgs* a) {
+// The sandbox's steps, in order; the child ends at the first failure.
+void run_steps(ChildArgs* a) {
   for (std::size_t i = 0; i < a->nsteps; ++i) {
     const SandboxStep& s = a->steps[i];
     if (run_step(s)) {
@@ -204,12 +217,12 @@ bool run_steps(ChildArgs* a) {
       continue;
     }
     if (s.may_fail) continue;
-    a->exec_errno = errno ? errno : EPERM;
-    a->failed_step = static_cast<long>(i);
-    return false;
+    child_fails(a, errno, static_cast<long>(i));
   }
-  return true;
 }
+
+// Steps of their own for entering held namespaces, for the messages.
+constexpr long join_user_step = -2, join_mnt_step = -3;
 
 int child_main(void* p) {
   auto* a = static_cast<ChildArgs*>(p);
@@ -234,14 +247,12 @@ int child_main(void* p) {
     ::dup2(out, 1);
     ::dup2(out, 2);
   }
-  if (a->steps && !run_steps(a)) ::_exit(126);
-  if (a->cwd && ::chdir(a->cwd) != 0) {
-    a->exec_errno = errno ? errno : ENOENT;
-    ::_exit(127);
-  }
+  if (a->join_user >= 0 && ::setns(a->join_user, CLONE_NEWUSER) != 0) child_fails(a, errno, join_user_step);
+  if (a->join_mnt >= 0 && ::setns(a->join_mnt, CLONE_NEWNS) != 0) child_fails(a, errno, join_mnt_step);
+  if (a->steps) run_steps(a);
+  if (a->cwd && ::chdir(a->cwd) != 0) child_fails(a, errno ? errno : ENOENT, -1);
   ::execve(a->argv[0], a->argv, a->envp);
-  a->exec_errno = errno ? errno : ENOEXEC;
-  ::_exit(a->exec_errno == ENOENT ? 127 : 126);
+  child_fails(a, errno ? errno : ENOEXEC, -1);
 }
 
 // What every sandbox on this machine shares, found out once: a directory of sluice's own to put
@@ -407,6 +418,9 @@ class SandboxPlan {
       if (!sb.opt_fallback.empty()) bind_read_only(sb.opt_fallback, "/opt");
     }
     bind_read_only(h.hosts, "/etc/hosts");
+    // Last: every host path above may be under /tmp.
+    if (sb.tmp_mb > 0)
+      mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, keep("mode=1777,size=" + std::to_string(sb.tmp_mb) + "m"));
   }
   const std::vector<SandboxStep>& steps() const { return steps_; }
 
@@ -470,7 +484,20 @@ SpawnResult spawn(const SpawnOptions& opts) {
                  ::open("/dev/null", O_RDWR | O_CLOEXEC), opts.output_fd, ::getpid(), 0};
   std::optional<SandboxPlan> plan;
   int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
-  if (opts.sandbox) {
+  int report[2] = {-1, -1};
+  if (opts.join && opts.join->held()) {
+    // Entering a user namespace takes a process with memory of its own (setns refuses one
+    // that shares it): a fork, which tells how exec went through a close-on-exec pipe.
+    if (::pipe2(report, O_CLOEXEC) != 0) {
+      if (args.devnull >= 0) ::close(args.devnull);
+      result.exec_errno = errno;
+      return result;
+    }
+    args.report_fd = report[1];
+    args.join_user = opts.join->user_fd;
+    args.join_mnt = opts.join->mnt_fd;
+    flags = SIGCHLD;
+  } else if (opts.sandbox) {
     const SandboxHost& host = sandbox_host();
     if (!host.error.empty()) {
       if (args.devnull >= 0) ::close(args.devnull);
@@ -493,6 +520,20 @@ SpawnResult spawn(const SpawnOptions& opts) {
   int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (args.devnull >= 0) ::close(args.devnull);
+  if (report[1] >= 0) {
+    ::close(report[1]);
+    long got[2] = {0, -1};
+    ssize_t n = 0;
+    if (pid > 0)
+      do {
+        n = ::read(report[0], got, sizeof got);
+      } while (n < 0 && errno == EINTR);
+    ::close(report[0]);
+    if (n == static_cast<ssize_t>(sizeof got)) {
+      args.exec_errno = static_cast<int>(got[0]);
+      args.failed_step = got[1];
+    }
+  }
 
   if (pid < 0) {
     result.exec_errno = clone_errno;
@@ -505,13 +546,34 @@ SpawnResult spawn(const SpawnOptions& opts) {
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     result.exec_errno = args.exec_errno;
-    if (args.failed_step >= 0)
+    if (args.failed_step >= 0 && plan)
       result.sandbox_error = describe_step(plan->steps()[static_cast<std::size_t>(args.failed_step)], args.exec_errno);
+    else if (args.failed_step == join_user_step || args.failed_step == join_mnt_step)
+      result.sandbox_error = std::string("cannot enter the environment's ") +
+                             (args.failed_step == join_user_step ? "user" : "mount") +
+                             " namespace: " + std::strerror(args.exec_errno);
     return result;
   }
   reaper_send('+', pid);
   result.pid = pid;
   return result;
+}
+
+bool Namespaces::open(pid_t pid) {
+  close();
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+  user_fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  std::snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
+  mnt_fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (!held()) close();
+  return held();
+}
+
+void Namespaces::close() {
+  if (user_fd >= 0) ::close(user_fd);
+  if (mnt_fd >= 0) ::close(mnt_fd);
+  user_fd = mnt_fd = -1;
 }
 
 const std::string& sandbox_unavailable() {

@@ -342,6 +342,7 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
               {"Description", c.description},
               {"Timeout", c.timeout_s},
               {"MemorySize", c.memory_mb},
+              {"EphemeralStorage", {{"Size", c.ephemeral_mb}}},
               {"LastModified", c.published_at},
               {"Version", c.version},
               {"State", "Active"},

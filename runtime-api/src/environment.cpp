@@ -306,6 +306,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   bool init_done = false;          // subscriptions close with it
   proc::SpawnOptions runtime_opts;  // kept until the runtime is launched
   proc::Sandbox sandbox;            // see sandbox_view()
+  proc::Namespaces namespaces;      // the first sandboxed process's, which the others join
   asio::steady_timer ext_kill_timer{ex};
   bool ext_shutdown = false;       // SHUTDOWN sent or being sent; sockets stay open for it
   std::string ext_shutdown_reason;  // "timeout" / "failure"; empty: spindown when stopped, else failure
@@ -681,8 +682,18 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       } else if (!spec.opt_dir.empty()) {
         sandbox.layers.push_back(spec.opt_dir.string());
       }
+      sandbox.tmp_mb = spec.tmp_mb;
     }
     return &sandbox;
+  }
+
+  // Starts one of the environment's processes: the first sets up the sandbox, the others
+  // join its namespaces (one /tmp for the runtime and its extensions, as on Lambda).
+  proc::SpawnResult spawn_process(proc::SpawnOptions& o) {
+    if (spec.sandbox && namespaces.held()) o.join = &namespaces;
+    auto res = proc::spawn(o);
+    if (res.pid > 0 && spec.sandbox && !namespaces.held()) namespaces.open(res.pid);
+    return res;
   }
 
   void start() {
@@ -766,7 +777,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   void launch_runtime() {
     runtime_launched = true;
-    auto res = proc::spawn(runtime_opts);
+    auto res = spawn_process(runtime_opts);
     ::close(runtime_opts.output_fd);
     runtime_opts.output_fd = -1;
     if (res.pid < 0) {
@@ -1148,6 +1159,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (state == EnvState::dead) return;
     if (death_reason.empty()) death_reason = reason;
     state = EnvState::dead;
+    namespaces.close();  // no process joins any more; /tmp goes with the last one
     timeout_timer.cancel();
     freeze_timer.cancel();
     init_timer.cancel();
@@ -1493,7 +1505,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       o.cwd = task_root().string();
       o.output_fd = fds[1];
       o.sandbox = sandbox_view();
-      auto res = proc::spawn(o);
+      auto res = spawn_process(o);
       ::close(fds[1]);
       if (res.pid < 0) {
         ::close(fds[0]);

@@ -21,6 +21,24 @@ FUNCTIONS = FIXTURES / "functions"
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Test directories outside /tmp: handlers and extensions in sluice's sandbox have a /tmp of
+    their own, and tests read what they leave in the test's directory. One per pytest process
+    (CTest runs several at once), removed at the end unless --basetemp was given."""
+    if config.option.basetemp is None:
+        base = Path(os.environ.get("SLUICE_BUILD_DIR", ROOT / "build")) / "e2e-tmp"
+        base.mkdir(parents=True, exist_ok=True)
+        config.option.basetemp = str(base / f"run-{os.getpid()}")
+        config._sluice_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    own = getattr(config, "_sluice_basetemp", None)
+    if own:
+        shutil.rmtree(own, ignore_errors=True)
+
+
 def free_port():
     """A port nothing listens on at the moment (for servers that need one named up front)."""
     with socket.socket() as s:

@@ -306,7 +306,7 @@ def test_deploy_creates_the_stack_and_a_second_deploy_changes_nothing(moto, proj
         assert project.commit in v1["Description"]
     cfg = lam.get_function(FunctionName=f"{STACK}-movies-list")["Configuration"]
     assert cfg["Runtime"] == "python3.11" and cfg["Handler"] == "watchlist.handlers.list_movies.handler"
-    assert cfg["MemorySize"] == 128 and cfg["Timeout"] == 3
+    assert cfg["MemorySize"] == 128 and cfg["Timeout"] == 3 and cfg["EphemeralStorage"] == {"Size": 512}
     assert lam.get_function(FunctionName=f"{STACK}-recommend")["Configuration"]["Runtime"] == "nodejs20.x"
     assert lam.get_function_concurrency(FunctionName=f"{STACK}-favorites-add")["ReservedConcurrentExecutions"] == 5
     # The shared package was uploaded once: one object for core, one for the recommender.
@@ -587,13 +587,13 @@ def test_logging_sets_the_functions_logging_config(moto, project):
         assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
         assert "nothing to change" in p.stderr
 
-        # Other levels for one function, more memory for another: the plan names the fields,
-        # and LoggingConfig goes only in the update of the function whose logging changed.
+        # Other levels for one function, more memory and /tmp for another: the plan names the
+        # fields, and LoggingConfig goes only in the update of the function whose logging changed.
         text = stack.read_text().replace("system_log_level: WARN}", "system_log_level: DEBUG, application_log_level: ERROR}")
-        stack.write_text(text.replace(list_handler, list_handler + "    memory: 256\n"))
+        stack.write_text(text.replace(list_handler, list_handler + "    memory: 256\n    ephemeral_storage: 1024\n"))
         p = ok(project.deploy("sandbox", "--dry-run", endpoint=proxy.url))
         assert f"~ update function configuration {find} (LoggingConfig)" in p.stderr
-        assert f"~ update function configuration {lst} (MemorySize)" in p.stderr
+        assert f"~ update function configuration {lst} (MemorySize, EphemeralStorage)" in p.stderr
         assert p.stderr.count("update function configuration") == 2, p.stderr
         moto.start_recording()
         ok(project.deploy("sandbox", endpoint=proxy.url))
@@ -602,6 +602,10 @@ def test_logging_sets_the_functions_logging_config(moto, project):
         assert updates[find]["LoggingConfig"] == {"LogFormat": "JSON", "ApplicationLogLevel": "ERROR",
                                                   "SystemLogLevel": "DEBUG"}
         assert "LoggingConfig" not in updates[lst] and updates[lst]["MemorySize"] == 256
+        assert updates[lst]["EphemeralStorage"] == {"Size": 1024}
+        # moto keeps the size a function was created with (its UpdateFunctionConfiguration
+        # ignores EphemeralStorage): back to the default, which is what moto holds.
+        stack.write_text(stack.read_text().replace("    ephemeral_storage: 1024\n", ""))
         lam = moto.client("lambda")
         assert alias_version(lam, "movies-find", "sandbox") == "2"  # the new logging is a new version
 

@@ -30,7 +30,7 @@ def handler(event, context):
         raise ValueError("from the handler")
     out = {"cwd": os.getcwd(), "file": __file__, "sys_path": sys.path[:3],
            "env": {k: os.environ.get(k) for k in ("LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "PWD", "PATH",
-                                                   "LD_LIBRARY_PATH", "PYTHONPATH")},
+                                                   "LD_LIBRARY_PATH", "PYTHONPATH", "WRAPPED_AS")},
            "opt": ls("/opt"), "runtime": ls("/var/runtime"), "task": ls("/var/task"),
            "var_tmp": os.path.isdir("/var/tmp"),
            "sandbox_localdomain": resolve("sandbox.localdomain")}
@@ -45,6 +45,27 @@ def handler(event, context):
         out["layers"] = [shared.ORIGIN, only_first.ORIGIN]
     except ImportError as e:
         out["layers"] = str(e)
+    if event.get("tmp"):
+        st = os.statvfs("/tmp")
+        out["tmp_mb"] = st.f_blocks * st.f_frsize // (1024 * 1024)
+        if event["tmp"] == "write":
+            with open("/tmp/mine", "w") as f:
+                f.write(context.aws_request_id)
+        if event["tmp"] == "fill":
+            written = 0
+            try:
+                with open("/tmp/fill", "wb") as f:
+                    while True:
+                        f.write(b"x" * (1 << 20))
+                        f.flush()
+                        written += 1
+            except OSError as e:
+                out["fill"] = [written, errno.errorcode[e.errno]]
+            os.unlink("/tmp/fill")
+        if event.get("sleep"):
+            import time
+            time.sleep(event["sleep"])
+        out["tmp"] = ls("/tmp")
     if event.get("read"):
         try:
             with open(event["read"]) as f:
@@ -189,47 +210,72 @@ def test_code_edits_reach_var_task(project):
         pytest.fail("the edit never reached /var/task")
 
 
+def test_each_environment_has_its_own_tmp_of_the_functions_size(project):
+    srv = project.serve()
+    first = srv.invoke("bare", {"tmp": "write"})
+    rid = first["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert first["Json"]["tmp"] == ["mine"] and first["Json"]["tmp_mb"] == 512
+    assert not os.path.exists("/tmp/mine") or open("/tmp/mine").read() != rid
+    # The same (warm) environment keeps its /tmp; a second one, started while the first is
+    # busy, has an empty one.
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        a = pool.submit(srv.invoke, "bare", {"tmp": "list", "sleep": 1.0})
+        import time
+        time.sleep(0.3)
+        b = pool.submit(srv.invoke, "bare", {"tmp": "list"})
+        listings = sorted([a.result()["Json"]["tmp"], b.result()["Json"]["tmp"]])
+    assert listings == [[], ["mine"]]
+    # Full at the function's ephemeral storage: ENOSPC, as on Lambda.
+    filled = srv.invoke("bare", {"tmp": "fill"})["Json"]["fill"]
+    assert filled[1] == "ENOSPC" and 500 <= filled[0] <= 512
+
+
+def test_ephemeral_storage_sets_the_size_of_tmp(project):
+    text = (project.path / "sluice.yaml").read_text().replace("    code: py/\n  js:", "    code: py/\n    ephemeral_storage: 2048\n  js:")
+    project.write_stack(text)
+    srv = project.serve()
+    assert srv.invoke("bare", {"tmp": "list"})["Json"]["tmp_mb"] == 2048
+    cfg = srv.client().publish_version(FunctionName="bare")
+    assert cfg["EphemeralStorage"] == {"Size": 2048}
+
+
+def serve_with_extension_layer(project, **env):
+    """Serves function `ext`: the Python handler with layer extlayer/ and these variables."""
+    project.write_stack(f"""name: sandbox
+functions:
+  ext:
+    runtime: python3.{sys.version_info[1]}
+    handler: app.handler
+    code: py/
+    layers: [extlayer/]
+    environment: {{{", ".join(f"{k}: {v}" for k, v in env.items())}}}
+""")
+    return project.serve()
+
+
 def test_extension_launcher_and_wrapper_by_opt_paths(project):
     layer = project.path / "extlayer"
     write(layer / "extensions" / "launcher", LAUNCHER, 0o755)
     write(layer / "side-car" / "ext.py", EXT_PY.replace("PYTHON", sys.executable), 0o755)
     write(layer / "wrap.sh", WRAPPER, 0o755)
     seen_at = f"/tmp/sluice-sandbox-test-{os.getpid()}-{id(project)}.json"
-    project.write_stack(f"""name: sandbox
-functions:
-  ext:
-    runtime: python3.{sys.version_info[1]}
-    handler: app.handler
-    code: py/
-    layers: [extlayer/]
-    environment:
-      AWS_LAMBDA_EXEC_WRAPPER: /opt/wrap.sh
-      SEEN_AT: {seen_at}
-""")
-    srv = project.serve()
-    try:
-        r = srv.invoke("ext", {"read": seen_at}, LogType="Tail")
-        assert r["StatusCode"] == 200 and "FunctionError" not in r, r["Json"]
-        seen = r["Json"]["read"]
-        assert seen == {"argv0": "/opt/side-car/ext.py", "cwd": "/var/task", "opt": ["extensions", "side-car", "wrap.sh"]}
-        srv.wait_for_log("EXTENSION\tName: launcher\tState: Ready\tEvents: [INVOKE, SHUTDOWN]")
-    finally:
-        if os.path.exists(seen_at):
-            os.unlink(seen_at)
+    srv = serve_with_extension_layer(project, AWS_LAMBDA_EXEC_WRAPPER="/opt/wrap.sh", SEEN_AT=seen_at)
+    r = srv.invoke("ext", {"read": seen_at})
+    assert r["StatusCode"] == 200 and "FunctionError" not in r, r["Json"]
+    seen = r["Json"]["read"]
+    assert seen == {"argv0": "/opt/side-car/ext.py", "cwd": "/var/task", "opt": ["extensions", "side-car", "wrap.sh"]}
+    assert r["Json"]["env"]["WRAPPED_AS"] == "/opt/wrap.sh"
+    # The extension wrote it in the environment's /tmp, which the runtime shares; the
+    # machine's /tmp never saw it.
+    assert not os.path.exists(seen_at)
+    srv.wait_for_log("EXTENSION\tName: launcher\tState: Ready\tEvents: [INVOKE, SHUTDOWN]")
 
 
 def test_extension_launch_error_names_the_opt_path(project):
     layer = project.path / "extlayer"
     write(layer / "extensions" / "not-executable", LAUNCHER, 0o644)
-    project.write_stack(f"""name: sandbox
-functions:
-  ext:
-    runtime: python3.{sys.version_info[1]}
-    handler: app.handler
-    code: py/
-    layers: [extlayer/]
-""")
-    srv = project.serve()
+    srv = serve_with_extension_layer(project)
     r = srv.invoke("ext", {})
     assert r["Json"]["errorType"] == "Extension.LaunchError"
     assert r["Json"]["errorMessage"].endswith("fork/exec /opt/extensions/not-executable: permission denied")

@@ -87,7 +87,7 @@ TEST_CASE("unknown keys get the nearest valid name and the allowed list", "[stac
   REQUIRE_ERROR(r, "defaults.memroy", "did you mean 'memory'?", 4);
   REQUIRE_ERROR(r, "functions.fn.timout",
                 "unknown key 'timout'; did you mean 'timeout'? Allowed keys: runtime, handler, code, package, "
-                "description, memory, timeout, environment, concurrency, layers, aliases, async",
+                "description, memory, timeout, ephemeral_storage, environment, concurrency, layers, aliases, async",
                 8);
   REQUIRE_ERROR(r, "functions.fn.enviroment", "did you mean 'environment'?", 9);
   REQUIRE_ERROR(r, "functions.fn.aliases.live.verison", "did you mean 'version'?", 10);
@@ -238,6 +238,8 @@ TEST_CASE("numbers: bounds, types, huge values", "[stack][errors][types]") {
       {"timeout: 0", "functions.f.timeout", "expected an integer from 1 to 900, found 0"},
       {"timeout: 901", "functions.f.timeout", "expected an integer from 1 to 900, found 901"},
       {"timeout: -5", "functions.f.timeout", "found -5"},
+      {"ephemeral_storage: 511", "functions.f.ephemeral_storage", "expected an integer from 512 to 10240, found 511"},
+      {"ephemeral_storage: 10241", "functions.f.ephemeral_storage", "expected an integer from 512 to 10240, found 10241"},
       {"concurrency: -1", "functions.f.concurrency", "found -1"},
       {"concurrency: many", "functions.f.concurrency", "found \"many\""},
       {"description: {a: 1}", "functions.f.description", "expected a description, found a mapping"},
@@ -255,6 +257,9 @@ TEST_CASE("numbers: bounds, types, huge values", "[stack][errors][types]") {
   }
   must_load(load(with_function("    memory: 128\n    timeout: 900\n    concurrency: 0\n")));
   must_load(load(with_function("    memory: 10240\n    timeout: 1\n")));
+  auto st = must_load(load(with_function("    ephemeral_storage: 10240\n")));
+  CHECK(st.functions.at("f").ephemeral_mb == 10240);
+  CHECK(must_load(load(with_function("    memory: 256\n"))).functions.at("f").ephemeral_mb == 512);
 }
 
 TEST_CASE("logging: AWS LoggingConfig values, levels only with JSON", "[stack][errors][logging]") {
@@ -674,7 +679,8 @@ TEST_CASE("the report: one line per problem, sorted by line, then a summary", "[
         "dir/sluice.yaml:2: error: region: expected an AWS region such as \"us-east-1\" or \"eu-west-3\", found "
         "\"nowhere\"\n"
         "dir/sluice.yaml:4: error: functions.f.timout: unknown key 'timout'; did you mean 'timeout'? Allowed keys: "
-        "runtime, handler, code, package, description, memory, timeout, environment, concurrency, layers, aliases, "
+        "runtime, handler, code, package, description, memory, timeout, ephemeral_storage, environment, concurrency, "
+        "layers, aliases, "
         "async, requirements, logging\n"
         "dir/sluice.yaml:7: warning: apis.b.routes[\"GET /\"]: stage '$default' does not define the stage variable v "
         "used by target \"f:${stageVariables.v}\"; requests through that stage will fail\n"

@@ -141,6 +141,12 @@ std::vector<std::string> config_differences(const json& want, const json& have) 
     if (jstr(want, k) != jstr(have, k)) diffs.push_back(k);
   for (const char* k : {"MemorySize", "Timeout"})
     if (jint(want, k) != jint(have, k)) diffs.push_back(k);
+  // Lambda's default (512 MB) when a configuration does not say.
+  auto storage = [](const json& j) {
+    return j.contains("EphemeralStorage") && j["EphemeralStorage"].is_object() ? jint(j["EphemeralStorage"], "Size", 512)
+                                                                                  : 512;
+  };
+  if (storage(want) != storage(have)) diffs.push_back("EphemeralStorage");
   if (env_vars(want) != env_vars(have)) diffs.push_back("Environment");
   if (layer_arns(want) != layer_arns(have)) diffs.push_back("Layers");
   // The format always; the levels only when JSON is wanted (logging_of gives Text none).
@@ -481,6 +487,7 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
                {"Description", f.description},
                {"MemorySize", f.memory_mb},
                {"Timeout", f.timeout_s},
+               {"EphemeralStorage", {{"Size", f.ephemeral_mb}}},
                {"Environment", {{"Variables", f.environment}}}};
   // The requirements layer first: the stack's own layers come later and win in /opt.
   json layers = json::array();

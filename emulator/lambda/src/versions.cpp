@@ -41,6 +41,7 @@ VersionConfig latest_config(const stack::FunctionSpec& fn) {
   c.layers = fn.layers;
   c.memory_mb = fn.memory_mb;
   c.timeout_s = fn.timeout_s;
+  c.ephemeral_mb = fn.ephemeral_mb;
   c.environment = fn.environment;
   c.description = fn.description;
   c.logging = fn.logging;
@@ -56,7 +57,8 @@ bool skip_rel(const fs::path& rel) { return ignored_path(rel); }
 json config_json(const stack::FunctionSpec& fn) {
   json j{{"runtime", fn.runtime.id},     {"handler", fn.handler},       {"memory", fn.memory_mb},
          {"timeout", fn.timeout_s},      {"environment", fn.environment}, {"layers", fn.layers.size()}};
-  // Only when set, so that versions published before logging existed keep their fingerprint.
+  // Only when set, so that versions published before these existed keep their fingerprint.
+  if (fn.ephemeral_mb != 512) j["ephemeral_storage"] = fn.ephemeral_mb;
   if (fn.logging)
     j["logging"] = json{{"format", fn.logging->format},
                         {"application_log_level", fn.logging->application_log_level},
@@ -131,6 +133,7 @@ std::optional<VersionConfig> VersionStore::get(const std::string& function, cons
   if (j.value("has_layers", false)) c.opt_dir = vdir / "opt";
   c.memory_mb = j.value("memory", 128);
   c.timeout_s = j.value("timeout", 3);
+  c.ephemeral_mb = j.value("ephemeral_storage", 512);
   if (j.contains("environment") && j["environment"].is_object())
     c.environment = j["environment"].get<std::map<std::string, std::string>>();
   c.description = j.value("description", "");

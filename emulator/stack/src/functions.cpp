@@ -20,8 +20,10 @@ std::optional<RuntimeId> Loader::runtime(const View& v) {
 }
 
 void Loader::read_defaults(const View& v) {
-  auto f = c_.fields(v, {"runtime", "memory", "timeout", "environment", "handler", "logging"},
-                     "a mapping of function defaults (runtime, memory, timeout, environment, handler, logging)", true);
+  auto f = c_.fields(v, {"runtime", "memory", "timeout", "ephemeral_storage", "environment", "handler", "logging"},
+                     "a mapping of function defaults (runtime, memory, timeout, ephemeral_storage, environment, "
+                     "handler, logging)",
+                     true);
   if (!f) return;
   Defaults& d = stack_.defaults;
   if (auto x = f->get("runtime")) d.runtime = runtime(*x);
@@ -29,6 +31,8 @@ void Loader::read_defaults(const View& v) {
     if (auto m = c_.integer(*x, 128, 10240)) d.memory_mb = static_cast<int>(*m);
   if (auto x = f->get("timeout"))
     if (auto t = c_.integer(*x, 1, 900)) d.timeout_s = static_cast<int>(*t);
+  if (auto x = f->get("ephemeral_storage"))
+    if (auto e = c_.integer(*x, 512, 10240)) d.ephemeral_mb = static_cast<int>(*e);
   if (auto x = f->get("handler"))
     if (auto h = c_.string(*x, "a handler such as \"app.handler\"")) d.handler = *h;
   if (auto x = f->get("logging")) d.logging = read_logging(*x);
@@ -190,7 +194,8 @@ void Loader::read_function(const std::string& name, const View& v) {
   if (!valid_name(name, 64))
     c_.error(v, "function name " + sluice::quoted(name) + " must be 1 to 64 letters, digits, '-' or '_'");
   auto f = c_.fields(v,
-                     {"runtime", "handler", "code", "package", "description", "memory", "timeout", "environment",
+                     {"runtime", "handler", "code", "package", "description", "memory", "timeout",
+                      "ephemeral_storage", "environment",
                       "concurrency", "layers", "aliases", "async", "requirements", "logging"},
                      "a mapping with the function's settings (runtime, handler, code, ...)");
   if (!f) return;
@@ -299,6 +304,9 @@ void Loader::read_function_settings(const Fields& f, FunctionSpec& fn) {
   fn.timeout_s = stack_.defaults.timeout_s.value_or(3);
   if (auto x = f.get("timeout"))
     if (auto t = c_.integer(*x, 1, 900)) fn.timeout_s = static_cast<int>(*t);
+  fn.ephemeral_mb = stack_.defaults.ephemeral_mb.value_or(512);
+  if (auto x = f.get("ephemeral_storage"))
+    if (auto e = c_.integer(*x, 512, 10240)) fn.ephemeral_mb = static_cast<int>(*e);
 
   fn.environment = stack_.defaults.environment;
   if (auto x = f.get("environment")) {

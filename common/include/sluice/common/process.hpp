@@ -14,13 +14,30 @@ namespace sluice::proc {
 // The file system a Lambda function sees, given to a child in a user and mount namespace of
 // its own (no privileges needed, nothing changes outside the child): the host as it is, except
 // /var/task (the code, read-only), /var/runtime (the runtime, read-only), /opt (the layers,
-// read-only; empty without layers) and an /etc/hosts that also names sandbox.localdomain.
-// Paths in argv, env and cwd are then the sandbox's (/var/task/bootstrap, ...).
+// read-only; empty without layers), an /etc/hosts that also names sandbox.localdomain and,
+// when tmp_mb is set, an empty /tmp of that size. Paths in argv, env and cwd are then the
+// sandbox's (/var/task/bootstrap, ...).
 struct Sandbox {
   std::string task;                 // host directory on /var/task
   std::string runtime;              // host directory on /var/runtime ("": an empty one)
   std::vector<std::string> layers;  // /opt: one is bound, more are stacked (overlay), the first on top
   std::string opt_fallback;         // host directory bound on /opt where the overlay cannot be mounted
+  int tmp_mb = 0;                   // a private /tmp (tmpfs) of this many MB; 0: the host's /tmp
+};
+
+// The namespaces of a sandboxed process, held open so that more processes can join them
+// (an environment's extensions and runtime share one /tmp) even after that process is gone.
+class Namespaces {
+ public:
+  Namespaces() = default;
+  ~Namespaces() { close(); }
+  Namespaces(const Namespaces&) = delete;
+  Namespaces& operator=(const Namespaces&) = delete;
+  // Opens /proc/<pid>/ns/{user,mnt}; false when the process is gone or not in its own.
+  bool open(pid_t pid);
+  void close();
+  bool held() const { return user_fd >= 0 && mnt_fd >= 0; }
+  int user_fd = -1, mnt_fd = -1;
 };
 
 struct SpawnOptions {
@@ -29,6 +46,9 @@ struct SpawnOptions {
   std::string cwd;
   int output_fd = -1;             // becomes both stdout and stderr; /dev/null when -1
   const Sandbox* sandbox = nullptr;
+  // Start in these namespaces (an earlier process's sandbox) instead of setting up `sandbox`.
+  // Costs a copy of sluice's page tables (a fork), which a new sandbox does not.
+  const Namespaces* join = nullptr;
 };
 
 struct SpawnResult {

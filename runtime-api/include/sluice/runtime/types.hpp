@@ -40,6 +40,9 @@ struct EnvironmentSpec {
   // Run the processes in Lambda's file system layout (/var/task, /var/runtime, /opt; see
   // proc::Sandbox) instead of the host's paths.
   bool sandbox = false;
+  // In the sandbox: a /tmp of the environment's own, this many MB (the function's ephemeral
+  // storage), shared by its runtime and extensions; 0 = the host's /tmp.
+  int tmp_mb = 0;
   // An idle environment is frozen this long after it asks for its next event,
   // unless an invocation arrives first (then it is never stopped at all).
   std::chrono::microseconds freeze_delay{2000};

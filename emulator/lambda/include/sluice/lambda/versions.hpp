@@ -22,6 +22,7 @@ struct VersionConfig {
   std::vector<std::filesystem::path> layers;  // $LATEST only: live layer directories
   int memory_mb = 128;
   int timeout_s = 3;
+  int ephemeral_mb = 512;
   std::map<std::string, std::string> environment;
   std::string description;
   std::optional<stack::LoggingSpec> logging;

@@ -56,6 +56,7 @@ struct FunctionSpec {
   std::string description;
   int memory_mb = 128;  // 128..10240
   int timeout_s = 3;    // 1..900
+  int ephemeral_mb = 512;  // 512..10240: the size of /tmp (Lambda's EphemeralStorage)
   std::map<std::string, std::string> environment;
   std::optional<int> reserved_concurrency;  // 0..account limit
   std::vector<fs::path> layers;             // absolute directories, in order (later wins)
@@ -194,6 +195,7 @@ struct Defaults {
   std::optional<RuntimeId> runtime;
   std::optional<int> memory_mb;
   std::optional<int> timeout_s;
+  std::optional<int> ephemeral_mb;
   std::map<std::string, std::string> environment;
   std::optional<std::string> handler;
   std::optional<LoggingSpec> logging;
