@@ -259,7 +259,8 @@ int child_main(void* p) {
 // the new /var together on, the hosts file, and what the host's /var holds.
 struct SandboxHost {
   std::string error;  // why this machine cannot give children a sandbox
-  std::string stage;
+  std::string stage;      // where the new /var is put together
+  std::string tmp_stage;  // where a private /tmp is put together
   std::string hosts;
   struct Entry {
     std::string name;
@@ -297,9 +298,12 @@ SandboxHost make_sandbox_host() {
   std::string dir = sandbox_workspace(h.error);
   if (dir.empty()) return h;
   h.stage = dir + "/var";
-  if (::mkdir(h.stage.c_str(), 0700) != 0 && errno != EEXIST) {
-    h.error = "cannot create " + h.stage + ": " + std::strerror(errno);
-    return h;
+  h.tmp_stage = dir + "/tmp";
+  for (const auto& d : {h.stage, h.tmp_stage}) {
+    if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+      h.error = "cannot create " + d + ": " + std::strerror(errno);
+      return h;
+    }
   }
   // /etc/hosts as it is, plus the name AWS's Telemetry API examples listen on.
   std::string hosts;
@@ -418,9 +422,21 @@ class SandboxPlan {
       if (!sb.opt_fallback.empty()) bind_read_only(sb.opt_fallback, "/opt");
     }
     bind_read_only(h.hosts, "/etc/hosts");
-    // Last: every host path above may be under /tmp.
-    if (sb.tmp_mb > 0)
-      mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, keep("mode=1777,size=" + std::to_string(sb.tmp_mb) + "m"));
+    // Last: every host path above may be under /tmp. The new /tmp is put together beside the
+    // host's (the entries it keeps bound from there), then moved over it.
+    if (sb.tmp_mb > 0) {
+      const char* stage = keep(h.tmp_stage);
+      mount("tmpfs", stage, "tmpfs", MS_NOSUID | MS_NODEV, keep("mode=1777,size=" + std::to_string(sb.tmp_mb) + "m"));
+      for (const auto& name : sb.tmp_keep) {
+        std::string from = "/tmp/" + name;
+        struct stat st {};
+        if (name.empty() || name.find('/') != std::string::npos || ::lstat(from.c_str(), &st) != 0) continue;
+        const char* at = keep(h.tmp_stage + "/" + name);
+        step(S_ISDIR(st.st_mode) ? SandboxStep::make_dir : SandboxStep::make_file, at, nullptr);
+        mount(keep(from), at, nullptr, MS_BIND | MS_REC);
+      }
+      mount(stage, "/tmp", nullptr, MS_MOVE);
+    }
   }
   const std::vector<SandboxStep>& steps() const { return steps_; }
 

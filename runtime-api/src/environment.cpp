@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -683,6 +684,20 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
         sandbox.layers.push_back(spec.opt_dir.string());
       }
       sandbox.tmp_mb = spec.tmp_mb;
+      // What the processes need from the host's /tmp stays visible in their own.
+      std::vector<std::filesystem::path> needed{spec.project_dir, spec.code_dir, spec.opt_dir, spec.bootstrap_dir,
+                                                spec.interpreter};
+      needed.insert(needed.end(), spec.layers.begin(), spec.layers.end());
+      for (const auto& p : needed) {
+        std::error_code ec;
+        auto real = p.empty() ? p : std::filesystem::weakly_canonical(p, ec);
+        auto rel = real.lexically_relative("/tmp");
+        if (real.empty() || rel.empty() || *rel.begin() == "..") continue;
+        std::string top = rel.begin()->string();
+        if (top == ".") sandbox.tmp_mb = 0;  // /tmp itself: the host's it stays
+        else if (std::find(sandbox.tmp_keep.begin(), sandbox.tmp_keep.end(), top) == sandbox.tmp_keep.end())
+          sandbox.tmp_keep.push_back(top);
+      }
     }
     return &sandbox;
   }

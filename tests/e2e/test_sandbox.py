@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -210,11 +211,20 @@ def test_code_edits_reach_var_task(project):
         pytest.fail("the edit never reached /var/task")
 
 
+def kept_in_tmp(project):
+    """What the private /tmp keeps of the machine's: the top entries holding the project, sluice
+    (its runtime files) and the interpreter, when they are under /tmp (a clone in /tmp, say)."""
+    from conftest import BIN, ROOT
+    paths = (project.path.resolve(), BIN.resolve(), ROOT.resolve(), Path(sys.executable).resolve())
+    return sorted({p.parts[2] for p in paths if p.parts[:2] == ("/", "tmp") and len(p.parts) > 2})
+
+
 def test_each_environment_has_its_own_tmp_of_the_functions_size(project):
     srv = project.serve()
+    kept = kept_in_tmp(project)
     first = srv.invoke("bare", {"tmp": "write"})
     rid = first["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
-    assert first["Json"]["tmp"] == ["mine"] and first["Json"]["tmp_mb"] == 512
+    assert first["Json"]["tmp"] == sorted(["mine", *kept]) and first["Json"]["tmp_mb"] == 512
     assert not os.path.exists("/tmp/mine") or open("/tmp/mine").read() != rid
     # The same (warm) environment keeps its /tmp; a second one, started while the first is
     # busy, has an empty one.
@@ -225,7 +235,7 @@ def test_each_environment_has_its_own_tmp_of_the_functions_size(project):
         time.sleep(0.3)
         b = pool.submit(srv.invoke, "bare", {"tmp": "list"})
         listings = sorted([a.result()["Json"]["tmp"], b.result()["Json"]["tmp"]])
-    assert listings == [[], ["mine"]]
+    assert listings == [kept, sorted(["mine", *kept])]
     # Full at the function's ephemeral storage: ENOSPC, as on Lambda.
     filled = srv.invoke("bare", {"tmp": "fill"})["Json"]["fill"]
     assert filled[1] == "ENOSPC" and 500 <= filled[0] <= 512
@@ -302,3 +312,18 @@ def test_the_host_is_left_as_it_was(project):
     # sluice's own work directory: private to the user.
     st = os.stat(f"{os.environ.get('TMPDIR') or '/tmp'}/sluice-{os.getuid()}")
     assert stat.S_IMODE(st.st_mode) == 0o700
+
+
+def test_without_a_sandbox_sluice_says_why_once_and_uses_the_hosts_paths(project, tmp_path):
+    # A sandbox needs sluice's directory $TMPDIR/sluice-<uid>; a file in its place is refused,
+    # as a kernel without unprivileged user namespaces would be.
+    bad = tmp_path / "bad-tmpdir"
+    bad.mkdir()
+    (bad / f"sluice-{os.getuid()}").write_text("not a directory")
+    srv = project.serve(env={"TMPDIR": str(bad)})
+    r = srv.invoke("layered", {})["Json"]
+    assert r["cwd"] == str(project.path / "py") and r["layers"] == ["second", "first"]
+    srv.invoke("bare", {})
+    warning = (f"functions see this machine's paths instead of Lambda's /var/task, /opt and /var/runtime: "
+               f"{bad}/sluice-{os.getuid()} is not a directory of this user's")
+    assert srv.stderr().count(warning) == 1

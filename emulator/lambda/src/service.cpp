@@ -267,10 +267,6 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
         logger()->warn("{}: the {} interpreter {} lives where Lambda's layers go: functions using it see this "
                        "machine's paths instead of /var/task and /opt",
                        name, fn.runtime.id, in.path.string());
-      else if (options.sandbox && under_tmp(in.path))
-        logger()->warn("{}: the {} interpreter {} lives in /tmp: functions using it share this machine's /tmp "
-                       "instead of one of their own",
-                       name, fn.runtime.id, in.path.string());
       interpreters[fn.runtime.id] = in;
     }
   }
@@ -281,13 +277,6 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     fs::path real = fs::weakly_canonical(interpreter, ec);
     std::string p = (ec ? interpreter : real).string();
     return starts_with(p, "/opt/") || starts_with(p, "/var/task/") || starts_with(p, "/var/runtime/");
-  }
-
-  // An interpreter a private /tmp would hide from its own process.
-  static bool under_tmp(const fs::path& interpreter) {
-    std::error_code ec;
-    fs::path real = fs::weakly_canonical(interpreter, ec);
-    return starts_with((ec ? interpreter : real).string(), "/tmp/");
   }
 
   void setup_watches() {
@@ -440,7 +429,8 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     s.bootstrap_dir = options.bootstrap_dir;
     s.freeze = options.freeze;
     s.sandbox = options.sandbox && !hidden_by_sandbox(s.interpreter);
-    if (s.sandbox && !under_tmp(s.interpreter)) s.tmp_mb = c.ephemeral_mb;
+    if (s.sandbox) s.tmp_mb = c.ephemeral_mb;
+    s.project_dir = stack.base_dir;
     s.freeze_delay = options.freeze_delay;
     s.init_timeout = options.init_timeout;
     // The function's logging configuration; --log-format overrides every function's format.

@@ -15,7 +15,8 @@ namespace sluice::proc {
 // its own (no privileges needed, nothing changes outside the child): the host as it is, except
 // /var/task (the code, read-only), /var/runtime (the runtime, read-only), /opt (the layers,
 // read-only; empty without layers), an /etc/hosts that also names sandbox.localdomain and,
-// when tmp_mb is set, an empty /tmp of that size. Paths in argv, env and cwd are then the
+// when tmp_mb is set, a /tmp of that size that holds only the tmp_keep entries of the host's
+// /tmp (a project kept in /tmp stays where it is). Paths in argv, env and cwd are then the
 // sandbox's (/var/task/bootstrap, ...).
 struct Sandbox {
   std::string task;                 // host directory on /var/task
@@ -23,6 +24,7 @@ struct Sandbox {
   std::vector<std::string> layers;  // /opt: one is bound, more are stacked (overlay), the first on top
   std::string opt_fallback;         // host directory bound on /opt where the overlay cannot be mounted
   int tmp_mb = 0;                   // a private /tmp (tmpfs) of this many MB; 0: the host's /tmp
+  std::vector<std::string> tmp_keep;  // names in the host's /tmp that the private one shows too
 };
 
 // The namespaces of a sandboxed process, held open so that more processes can join them

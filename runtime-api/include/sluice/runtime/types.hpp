@@ -43,6 +43,9 @@ struct EnvironmentSpec {
   // In the sandbox: a /tmp of the environment's own, this many MB (the function's ephemeral
   // storage), shared by its runtime and extensions; 0 = the host's /tmp.
   int tmp_mb = 0;
+  // The stack's directory: when it is under /tmp, the private /tmp keeps showing it (with the
+  // code, layers, runtime and interpreter when they are there).
+  std::filesystem::path project_dir;
   // An idle environment is frozen this long after it asks for its next event,
   // unless an invocation arrives first (then it is never stopped at all).
   std::chrono::microseconds freeze_delay{2000};
