@@ -226,14 +226,12 @@ def test_each_environment_has_its_own_tmp_of_the_functions_size(project):
     rid = first["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     assert first["Json"]["tmp"] == sorted(["mine", *kept]) and first["Json"]["tmp_mb"] == 512
     assert not os.path.exists("/tmp/mine") or open("/tmp/mine").read() != rid
-    # The same (warm) environment keeps its /tmp; a second one, started while the first is
-    # busy, has an empty one.
+    # The same (warm) environment keeps its /tmp; a second one, started because the first is
+    # busy (both calls overlap, whichever comes first), has an empty one.
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(2) as pool:
-        a = pool.submit(srv.invoke, "bare", {"tmp": "list", "sleep": 1.0})
-        import time
-        time.sleep(0.3)
-        b = pool.submit(srv.invoke, "bare", {"tmp": "list"})
+        a = pool.submit(srv.invoke, "bare", {"tmp": "list", "sleep": 1.5})
+        b = pool.submit(srv.invoke, "bare", {"tmp": "list", "sleep": 1.5})
         listings = sorted([a.result()["Json"]["tmp"], b.result()["Json"]["tmp"]])
     assert listings == [kept, sorted(["mine", *kept])]
     # Full at the function's ephemeral storage: ENOSPC, as on Lambda.
@@ -327,3 +325,25 @@ def test_without_a_sandbox_sluice_says_why_once_and_uses_the_hosts_paths(project
     warning = (f"functions see this machine's paths instead of Lambda's /var/task, /opt and /var/runtime: "
                f"{bad}/sluice-{os.getuid()} is not a directory of this user's")
     assert srv.stderr().count(warning) == 1
+
+
+def test_a_link_out_of_the_code_directory_runs_without_the_sandbox(project):
+    # A monorepo's node_modules/pkg -> ../../shared/pkg: fine here and in the deploy zip (which
+    # follows links), not reachable from /var/task; sluice says so and keeps the host's paths.
+    write(project.path / "shared" / "pkg" / "index.js", "exports.origin = 'shared';\n")
+    code = project.path / "linked"
+    write(code / "index.js", "exports.handler = async () => ({cwd: process.cwd(), pkg: require('pkg').origin});\n")
+    (code / "node_modules").mkdir()
+    os.symlink("../../shared/pkg", code / "node_modules" / "pkg")
+    project.write_stack("""name: sandbox
+functions:
+  linked: {runtime: nodejs20.x, handler: index.handler, code: linked/}
+  bare:
+    runtime: python3.%d
+    handler: app.handler
+    code: py/
+""" % sys.version_info[1])
+    srv = project.serve()
+    assert srv.invoke("linked", {})["Json"] == {"cwd": str(code), "pkg": "shared"}
+    assert "linked: the symbolic link node_modules/pkg -> ../../shared/pkg leads out of its directory" in srv.stderr()
+    assert srv.invoke("bare", {})["Json"]["cwd"] == "/var/task"  # the others keep theirs

@@ -203,6 +203,8 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     FunctionStats stats;
     bool opt_dirty = true;
     fs::path merged_opt;
+    bool links_dirty = true;   // look for links the sandbox would break (see link_leaving)
+    std::string outside_link;  // "" or the first such link: the function runs without the sandbox
   };
 
   Impl(asio::any_io_executor ex_, stack::Stack st, ServiceOptions opts, std::shared_ptr<runtime::LogSink> sink)
@@ -271,6 +273,33 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
+  // A symbolic link under dir that works here but not in the sandbox, where dir is /var/task
+  // or /opt: a relative one leading out of dir, or an absolute one into /opt or /var. "" when
+  // none ("node_modules/x -> ../../y" otherwise).
+  static std::string link_leaving(const fs::path& dir) {
+    std::error_code ec;
+    fs::path root = fs::weakly_canonical(dir, ec);
+    if (ec) return {};
+    std::size_t seen = 0;
+    for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
+         !ec && it != fs::recursive_directory_iterator() && ++seen < 200000; it.increment(ec)) {
+      std::error_code lec;
+      if (!it->is_symlink(lec)) continue;
+      fs::path target = fs::read_symlink(it->path(), lec);
+      if (lec) continue;
+      bool leaves = false;
+      if (target.is_relative()) {
+        fs::path to = (it->path().parent_path() / target).lexically_normal();
+        auto rel = to.lexically_relative(root);
+        leaves = rel.empty() || *rel.begin() == "..";
+      } else {
+        leaves = starts_with(target.string(), "/opt/") || starts_with(target.string(), "/var/");
+      }
+      if (leaves) return it->path().lexically_relative(root).string() + " -> " + target.string();
+    }
+    return {};
+  }
+
   // An interpreter the sandbox's /opt or /var/task would hide from its own process.
   static bool hidden_by_sandbox(const fs::path& interpreter) {
     std::error_code ec;
@@ -306,6 +335,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
             fns[name].opt_dirty = true;
           }
       }
+      if (hit) fns[name].links_dirty = true;
       if (hit) retire_latest(name, "code changed");
     }
   }
@@ -429,6 +459,21 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     s.bootstrap_dir = options.bootstrap_dir;
     s.freeze = options.freeze;
     s.sandbox = options.sandbox && !hidden_by_sandbox(s.interpreter);
+    if (s.sandbox && c.version == "$LATEST") {
+      auto& st = fns[c.function];
+      if (st.links_dirty) {
+        std::string was = st.outside_link;
+        st.outside_link = link_leaving(c.code_dir);
+        for (const auto& l : c.layers)
+          if (st.outside_link.empty()) st.outside_link = link_leaving(l);
+        st.links_dirty = false;
+        if (!st.outside_link.empty() && st.outside_link != was)
+          logger()->warn("{}: the symbolic link {} leads out of its directory, which Lambda's file system cannot "
+                         "show (deploy puts what it leads to in the zip): the function sees this machine's paths",
+                         c.function, st.outside_link);
+      }
+      if (!st.outside_link.empty()) s.sandbox = false;
+    }
     if (s.sandbox) s.tmp_mb = c.ephemeral_mb;
     s.project_dir = stack.base_dir;
     s.freeze_delay = options.freeze_delay;
@@ -897,6 +942,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
                      n.environment != fn.environment || n.layers != fn.layers;
       if (changed) {
         fns[name].opt_dirty = true;
+        fns[name].links_dirty = true;
         retire_latest(name, "configuration changed");
       }
     }
