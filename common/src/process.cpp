@@ -553,7 +553,7 @@ SpawnResult spawn(const SpawnOptions& opts) {
 
   if (pid < 0) {
     result.exec_errno = clone_errno;
-    if (opts.sandbox)
+    if (plan)
       result.sandbox_error = std::string("cannot create a user and mount namespace: ") + std::strerror(clone_errno);
     return result;
   }
@@ -596,12 +596,6 @@ const std::string& sandbox_unavailable() {
   static std::once_flag once;
   static std::string why;
   std::call_once(once, [] {
-    std::string error;
-    std::string dir = sandbox_workspace(error);
-    if (dir.empty()) {
-      why = error;
-      return;
-    }
     Sandbox sb;
     sb.task = "/etc";
     SpawnOptions o;

@@ -705,6 +705,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   // Starts one of the environment's processes: the first sets up the sandbox, the others
   // join its namespaces (one /tmp for the runtime and its extensions, as on Lambda).
   proc::SpawnResult spawn_process(proc::SpawnOptions& o) {
+    o.sandbox = sandbox_view();
     if (spec.sandbox && namespaces.held()) o.join = &namespaces;
     auto res = proc::spawn(o);
     if (res.pid > 0 && spec.sandbox && !namespaces.held()) namespaces.open(res.pid);
@@ -754,7 +755,6 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     for (auto& [k, v] : env) opts.env.push_back(k + "=" + v);
     opts.cwd = task_root().string();
     opts.output_fd = fds[1];
-    opts.sandbox = sandbox_view();
 
     log_init_start(true);
     spawned_at = mono::now();
@@ -1519,7 +1519,6 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       o.env = env;
       o.cwd = task_root().string();
       o.output_fd = fds[1];
-      o.sandbox = sandbox_view();
       auto res = spawn_process(o);
       ::close(fds[1]);
       if (res.pid < 0) {
