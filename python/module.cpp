@@ -74,7 +74,9 @@ PYBIND11_MODULE(_sluice, m) {
                        std::optional<std::vector<double>> async_retry_delays, std::optional<double> integration_timeout,
                        std::optional<int> account_concurrency, std::map<std::string, std::string> interpreters,
                        std::string log_format, std::string state_dir, bool echo_logs, double drain_timeout,
-                       bool schedules, std::optional<double> schedule_clock, double schedule_speed, bool sandbox) {
+                       bool schedules, std::optional<double> schedule_clock, double schedule_speed, bool sandbox,
+                       std::string env_vars_json, std::string env_vars_source, std::optional<int> debug_port,
+                       std::string debug_function, std::optional<std::vector<std::string>> debug_args) {
              app::AppOptions o;
              o.stack_path = stack;
              o.host = host;
@@ -110,6 +112,21 @@ PYBIND11_MODULE(_sluice, m) {
                    std::chrono::duration<double>(*schedule_clock)));
              if (schedule_speed < 0) throw py::value_error("schedule_speed must not be negative");
              o.schedule_speed = schedule_speed;
+             if (!env_vars_json.empty()) {
+               try {
+                 o.env_overrides = lambda::parse_env_overrides(env_vars_json, env_vars_source);
+               } catch (const std::runtime_error& e) {
+                 throw py::value_error(e.what());
+               }
+             }
+             if (debug_port) {
+               if (*debug_port < 1 || *debug_port > 65535) throw py::value_error("debug_port must be from 1 to 65535");
+               o.debug.port = *debug_port;
+             }
+             if (debug_args) o.debug.args = *debug_args;
+             o.debug.function = debug_function;
+             if (!debug_function.empty() && !debug_port && !debug_args)
+               throw py::value_error("debug_function needs debug_port (or debug_args)");
              py::gil_scoped_release nogil;
              return std::make_unique<app::App>(std::move(o));
            }),
@@ -120,7 +137,8 @@ PYBIND11_MODULE(_sluice, m) {
            py::arg("interpreters") = std::map<std::string, std::string>{}, py::arg("log_format") = "",
            py::arg("state_dir") = "", py::arg("echo_logs") = false, py::arg("drain_timeout") = 5.0,
            py::arg("schedules") = true, py::arg("schedule_clock") = py::none(), py::arg("schedule_speed") = 1.0,
-           py::arg("sandbox") = true)
+           py::arg("sandbox") = true, py::arg("env_vars_json") = "", py::arg("env_vars_source") = "env_vars",
+           py::arg("debug_port") = py::none(), py::arg("debug_function") = "", py::arg("debug_args") = py::none())
       .def_property_readonly("warnings", &app::App::warnings)
       .def("start", &app::App::start, py::call_guard<py::gil_scoped_release>())
       .def("stop", &app::App::stop, py::call_guard<py::gil_scoped_release>())

@@ -16,7 +16,7 @@ if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 build_pkgs=(build-essential cmake ninja-build ccache pkg-config libboost1.81-dev nlohmann-json3-dev
   libspdlog-dev catch2 pybind11-dev libssl-dev libyaml-cpp-dev libzip-dev zlib1g-dev curl ca-certificates
   python3 nodejs npm)
-test_pkgs=(python3-pytest wrk hyperfine autoconf automake libtool make g++ unzip openssl git)
+test_pkgs=(python3-pytest python3-debugpy wrk hyperfine autoconf automake libtool make g++ unzip openssl git)
 
 pkgs=("${build_pkgs[@]}")
 if [[ $WITH_TESTS -eq 1 ]]; then pkgs+=("${test_pkgs[@]}"); fi

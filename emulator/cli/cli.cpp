@@ -21,9 +21,11 @@ usage:
                [--async-retry-delays S1,S2] [--interpreter RUNTIME=PATH] [--state-dir DIR]
                [--drain-timeout SECONDS] [--log-format Text|JSON] [--integration-timeout SECONDS]
                [--client-timeout SECONDS] [--no-schedules] [--schedule-clock TIME]
-               [--schedule-speed N]
+               [--schedule-speed N] [--env-vars FILE]
+               [--debug-port PORT [--debug-function FUNCTION] [--debug-args ARGS]]
   sluice invoke FUNCTION[:QUALIFIER] [--event FILE|-] [--stack STACK] [--no-freeze] [--no-sandbox]
-               [--interpreter RUNTIME=PATH] [--state-dir DIR] [--log-format Text|JSON]
+               [--interpreter RUNTIME=PATH] [--state-dir DIR] [--log-format Text|JSON] [--env-vars FILE]
+               [--debug-port PORT] [--debug-args ARGS]
   sluice publish FUNCTION [--description TEXT] [--stack STACK] [--state-dir DIR]
   sluice validate [STACK]
   sluice generate-event SOURCE KIND [--set key=value ...]   (--help lists sources and kinds)
@@ -116,7 +118,8 @@ int run(int argc, char** argv) {
                                            "integration-timeout", "client-timeout", "freeze-delay",
                                            "set", "endpoint", "schedule-clock", "schedule-speed",
                                            "stage", "promote-from", "endpoint-url", "region", "profile", "role-arn",
-                                           "assume-role", "lock-timeout", "max-attempts", "pip-arg"};
+                                           "assume-role", "lock-timeout", "max-attempts", "pip-arg",
+                                           "env-vars", "debug-port", "debug-function", "debug-args"};
   Args a = parse_args(argc, argv, valued);
   if (a.command.empty() || a.command == "help" || (a.has("help") && a.command != "generate-event" && a.command != "trigger")) {
     std::fputs(usage_text, a.command.empty() && !a.has("help") ? stderr : stdout);

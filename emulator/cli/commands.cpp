@@ -117,6 +117,18 @@ lambda::ServiceOptions service_options(const Args& a, const stack::Stack& st) {
     if (*f != "Text" && *f != "JSON") throw std::runtime_error("--log-format is Text or JSON, got " + sluice::quoted(*f));
     o.log_format = *f;
   }
+  if (auto f = a.get("env-vars")) o.env_overrides = lambda::load_env_overrides(*f);
+  if (a.get("debug-port") || a.get("debug-args") || a.get("debug-function")) {
+    if (!a.get("debug-port") && !a.get("debug-args"))
+      throw std::runtime_error("--debug-function needs --debug-port PORT (or --debug-args)");
+    o.debug.port = int_option(a, "debug-port", 0, 1, 65535);
+    if (auto d = a.get("debug-args")) o.debug.args = lambda::split_args(*d);
+    if (auto f = a.get("debug-function")) {
+      o.debug.function = *f;
+    } else if (a.command == "invoke" && !a.positionals.empty()) {
+      o.debug.function = a.positionals[0].substr(0, a.positionals[0].find(':'));
+    }  // serve: the App picks the stack's only function, or asks for --debug-function
+  }
   return o;
 }
 
@@ -234,6 +246,8 @@ int cmd_serve(const Args& a) {
   o.async_retry_delays = so.async_retry_delays;
   o.interpreters = so.interpreters;
   o.log_format = so.log_format;
+  o.env_overrides = so.env_overrides;
+  o.debug = so.debug;
   o.log_output = stdout;
   o.captured_lines_per_function = 0;  // nobody reads logs() in serve
   o.handle_signals = true;

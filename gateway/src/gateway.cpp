@@ -600,6 +600,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     ir.source = "api " + api.name + "/" + stage + " " + match.route_key;
     int timeout_ms = route.timeout_ms.value_or(api.timeout_ms);
     if (options.timeout_ms) timeout_ms = std::min(timeout_ms, *options.timeout_ms);
+    if (!options.untimed_function.empty() && fn.value == options.untimed_function) timeout_ms = 24 * 3600 * 1000;
     trail.traced = true;
     auto pending = std::make_shared<PendingInvoke>(ex);
     pending->wake.expires_after(std::chrono::milliseconds(timeout_ms));

@@ -428,18 +428,35 @@ def serve(
     schedules: bool = True,
     schedule_clock: Any = None,
     schedule_speed: float = 1.0,
+    env_vars: Union[str, os.PathLike, Dict[str, Dict[str, Any]], None] = None,
+    debug_port: Optional[int] = None,
+    debug_function: Optional[str] = None,
+    debug_args: Optional[Sequence[str]] = None,
 ) -> App:
     """Load and validate the stack file and start serving it; use as a context manager
     (or call ``stop()``). Ports default to ephemeral ones. Durations are in seconds.
     Schedules fire on their own unless ``schedules=False``; ``schedule_clock`` (a datetime, ISO
     text or epoch seconds) sets the schedule time at start and ``schedule_speed=0`` stops that
     clock, so that only ``advance_schedule_clock()`` / ``set_schedule_time()`` move it.
+    ``env_vars`` overrides declared environment variables, as ``--env-vars`` (a dict in SAM CLI's
+    format, ``{"Parameters": {...}, "FUNCTION": {...}}``, or the path of such a JSON file);
+    ``debug_port``, ``debug_function`` and ``debug_args`` start a function under a debugger, as
+    ``--debug-port``, ``--debug-function`` and ``--debug-args``.
 
     Raises StackError (``.problems``: one line per problem) when the stack file is broken,
     SluiceError when something else is refused (a busy port, say)."""
     path = find_stack(".") if stack is None else os.path.abspath(os.fspath(stack))
     if os.path.isdir(path):
         path = find_stack(path)
+    env_vars_json, env_vars_source = "", "env_vars"
+    if isinstance(env_vars, dict):
+        import json as _json
+
+        env_vars_json = _json.dumps(env_vars)
+    elif env_vars is not None:
+        env_vars_source = os.fspath(env_vars)
+        with open(env_vars_source, encoding="utf-8") as f:
+            env_vars_json = f.read()
     engine = _Engine(
         path,
         host=host,
@@ -461,6 +478,11 @@ def serve(
         schedules=schedules,
         schedule_clock=_epoch(schedule_clock) if schedule_clock is not None else None,
         schedule_speed=schedule_speed,
+        env_vars_json=env_vars_json,
+        env_vars_source=env_vars_source,
+        debug_port=debug_port,
+        debug_function=debug_function or "",
+        debug_args=list(debug_args) if debug_args is not None else None,
     )
     engine.start()
     return App(engine, path, stage)

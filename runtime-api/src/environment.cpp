@@ -642,6 +642,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       case RuntimeKind::python: {
         std::vector<std::string> argv{spec.interpreter.string()};
         argv.insert(argv.end(), spec.interpreter_args.begin(), spec.interpreter_args.end());
+        argv.insert(argv.end(), spec.debug_args.begin(), spec.debug_args.end());
         argv.push_back((runtime_root() / "bootstrap.py").string());
         return argv;
       }
@@ -649,15 +650,22 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
         const char* entry = fs::exists(runtime_dir() / "bootstrap.mjs") ? "bootstrap.mjs" : "bootstrap.js";
         std::vector<std::string> argv{spec.interpreter.string()};
         argv.insert(argv.end(), spec.interpreter_args.begin(), spec.interpreter_args.end());
+        argv.insert(argv.end(), spec.debug_args.begin(), spec.debug_args.end());
         argv.push_back((runtime_root() / entry).string());
         return argv;
       }
       case RuntimeKind::provided: {
         // Lookup order of the Lambda sandbox: /var/task/bootstrap, then /opt/bootstrap.
-        if (fs::exists(spec.code_dir / "bootstrap")) return {(task_root() / "bootstrap").string()};
-        if (!spec.opt_dir.empty() && fs::exists(spec.opt_dir / "bootstrap")) return {(opt_root() / "bootstrap").string()};
-        missing = (task_root() / "bootstrap").string();
-        return {missing};
+        std::vector<std::string> argv = spec.debug_args;
+        if (fs::exists(spec.code_dir / "bootstrap")) {
+          argv.push_back((task_root() / "bootstrap").string());
+        } else if (!spec.opt_dir.empty() && fs::exists(spec.opt_dir / "bootstrap")) {
+          argv.push_back((opt_root() / "bootstrap").string());
+        } else {
+          missing = (task_root() / "bootstrap").string();
+          return {missing};
+        }
+        return argv;
       }
     }
     return {};
@@ -781,10 +789,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     out = std::make_unique<asio::posix::stream_descriptor>(ex, out_fd);
     runtime_opts = std::move(opts);
     asio::co_spawn(ex, accept_loop(shared_from_this()), asio::detached);
-    init_timer.expires_after(spec.init_timeout);
-    init_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
-      if (auto self = w.lock(); self && !ec) self->on_init_timeout();
-    });
+    if (!spec.debugging) {
+      init_timer.expires_after(spec.init_timeout);
+      init_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+        if (auto self = w.lock(); self && !ec) self->on_init_timeout();
+      });
+    }
     // External extensions first; the runtime once every one of them has registered.
     if (!launch_extensions(env)) return;
     maybe_launch_runtime();
@@ -919,10 +929,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     log_start();
     if (!exts.empty()) queue_invoke_event();
     thaw();
-    timeout_timer.expires_after(std::chrono::seconds(spec.timeout_s));
-    timeout_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
-      if (auto self = w.lock(); self && !ec) self->on_timeout();
-    });
+    if (!spec.debugging) {
+      timeout_timer.expires_after(std::chrono::seconds(spec.timeout_s));
+      timeout_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+        if (auto self = w.lock(); self && !ec) self->on_timeout();
+      });
+    }
     poll_memory();
     next_ready.notify();
   }

@@ -277,6 +277,19 @@ App::App(AppOptions options) : impl_(std::make_unique<Impl>()) {
   if (d.options.async_retry_delays) o.async_retry_delays = *d.options.async_retry_delays;
   o.interpreters = d.options.interpreters;
   o.log_format = d.options.log_format;
+  o.env_overrides = d.options.env_overrides;
+  o.debug = d.options.debug;
+  if (o.debug.function.empty() && (o.debug.port != 0 || !o.debug.args.empty())) {
+    // A debugger port belongs to one function: the stack's only one, or the one named.
+    if (d.initial->functions.size() != 1) {
+      std::string names;
+      for (const auto& [n, f] : d.initial->functions) names += (names.empty() ? "" : ", ") + n;
+      throw EngineError("a debugger port belongs to one function: name it with --debug-function (debug_function=) "
+                        "among " + names);
+    }
+    o.debug.function = d.initial->functions.begin()->first;
+  }
+  d.options.debug.function = o.debug.function;
 }
 
 App::~App() {
@@ -308,6 +321,7 @@ void App::start() {
     gopts.base_port = static_cast<unsigned short>(d.options.api_port);
     gopts.reserved_ports = {d.lambda_port};
     if (d.options.integration_timeout) gopts.timeout_ms = static_cast<int>(d.options.integration_timeout->count());
+    gopts.untimed_function = d.options.debug.function;
     if (d.options.client_timeout) {
       // A request must arrive whole within this; an idle keep-alive connection is closed after it too.
       gopts.read_timeout = *d.options.client_timeout;

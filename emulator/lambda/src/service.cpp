@@ -205,6 +205,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     fs::path merged_opt;
     bool links_dirty = true;   // look for links the sandbox would break (see link_leaving)
     std::string outside_link;  // "" or the first such link: the function runs without the sandbox
+    std::deque<std::shared_ptr<Job>> debug_queue;  // debugged: jobs waiting for its one environment
   };
 
   Impl(asio::any_io_executor ex_, stack::Stack st, ServiceOptions opts, std::shared_ptr<runtime::LogSink> sink)
@@ -246,6 +247,8 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     resolve_interpreters();
+    check_env_overrides();
+    setup_debugging();
     if (options.watch_code) {
       watch = std::make_unique<CodeWatch>(ex, [w = weak_from_this()](const std::vector<fs::path>& roots) {
         if (auto self = w.lock()) self->on_code_change(roots);
@@ -272,6 +275,85 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       interpreters[fn.runtime.id] = in;
     }
   }
+
+  // --env-vars: keys that name no function, variables no function declares (ignored, as SAM CLI).
+  void check_env_overrides() {
+    const auto& o = options.env_overrides;
+    for (const auto& [fn, vars] : o.per_function) {
+      auto it = stack.functions.find(fn);
+      if (it == stack.functions.end()) {
+        logger()->warn("env-vars: {} is not a function of the stack (functions: {}); its variables are ignored", fn,
+                       function_names());
+        continue;
+      }
+      for (const auto& [name, v] : vars)
+        if (!it->second.environment.count(name))
+          logger()->warn("env-vars: {}.{} is ignored: the stack does not declare {} in {}'s environment (only "
+                         "declared variables are overridden, so that a test cannot rely on one the deployed "
+                         "function would not have)",
+                         fn, name, name, fn);
+    }
+    for (const auto& [name, v] : o.all) {
+      bool declared = false;
+      for (const auto& [fn, def] : stack.functions) declared = declared || def.environment.count(name) > 0;
+      if (!declared)
+        logger()->warn("env-vars: Parameters.{} is ignored: no function of the stack declares {} in its environment",
+                       name, name);
+    }
+  }
+
+  std::string function_names() const {
+    std::string out;
+    for (const auto& [fn, def] : stack.functions) out += (out.empty() ? "" : ", ") + fn;
+    return out;
+  }
+
+  // --debug-port / --debug-args: the debugger flags of the debugged function's runtime. Throws
+  // std::runtime_error when that function cannot be debugged so.
+  std::vector<std::string> debug_args;
+  void setup_debugging() {
+    const auto& d = options.debug;
+    if (!d.active()) return;
+    auto it = stack.functions.find(d.function);
+    if (it == stack.functions.end())
+      throw std::runtime_error("--debug-function: no function named " + sluice::quoted(d.function) +
+                               " in the stack (functions: " + function_names() + ")");
+    const auto& fn = it->second;
+    std::string port = std::to_string(d.port);
+    std::string where;
+    if (!d.args.empty()) {
+      debug_args = d.args;
+      where = "with the debugger flags " + join(d.args, " ");
+    } else if (fn.runtime.family == stack::RuntimeFamily::node) {
+      debug_args = {"--inspect-brk=127.0.0.1:" + port};
+      where = "under the Node.js inspector on 127.0.0.1:" + port + " (ws://, chrome://inspect, VS Code \"attach\"), "
+              "paused before the runtime's first line until a debugger attaches";
+    } else if (fn.runtime.family == stack::RuntimeFamily::python) {
+      auto in = interpreters.find(fn.runtime.id);
+      std::string interp = in == interpreters.end() ? std::string{} : in->second.path.string();
+      if (interp.empty()) throw std::runtime_error("--debug-port: no interpreter for " + fn.runtime.id + " to debug " + d.function + " with");
+      std::string cmd = "'" + interp + "' -c 'import debugpy' 2>/dev/null && echo ok";
+      if (run_capture(cmd) != "ok")
+        throw std::runtime_error("--debug-port: " + d.function + " runs on " + interp +
+                                 ", which cannot import debugpy (Debian: apt-get install python3-debugpy; otherwise "
+                                 "pip install debugpy into that interpreter), or name another debugger's flags with "
+                                 "--debug-args");
+      // frozen_modules=off: with the frozen standard modules of 3.11+ breakpoints in them can be missed.
+      debug_args = {"-Xfrozen_modules=off", "-m", "debugpy", "--listen", "127.0.0.1:" + port, "--wait-for-client"};
+      where = "under debugpy on 127.0.0.1:" + port + " (VS Code \"attach\", any DAP client), waiting for a "
+              "debugger before the runtime starts";
+    } else {
+      throw std::runtime_error("--debug-port: " + d.function + " uses a custom runtime (" + fn.runtime.id +
+                               "), whose bootstrap sluice starts as it is: name the command that runs it under your "
+                               "debugger with --debug-args, e.g. --debug-args \"dlv exec --headless --listen=127.0.0.1:" +
+                               port + " --api-version=2 --\"");
+    }
+    logger()->info("debugging {}: its runtime starts {}; one environment at a time (other calls wait for it), never "
+                   "frozen, no init or invocation timeout",
+                   d.function, where);
+  }
+
+  bool debugged(const std::string& function) const { return options.debug.active() && options.debug.function == function; }
 
   // A symbolic link under dir that works here but not in the sandbox, where dir is /var/task
   // or /opt: a relative one leading out of dir, or an absolute one into /opt or /var. "" when
@@ -449,7 +531,8 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     }
     s.memory_mb = c.memory_mb;
     s.timeout_s = c.timeout_s;
-    s.user_env = c.environment;
+    s.user_env = options.env_overrides.empty() ? c.environment
+                                               : apply_env_overrides(options.env_overrides, c.function, c.environment);
     s.region = stack.region;
     s.account_id = stack.account_id;
     if (auto it = interpreters.find(c.runtime.id); it != interpreters.end()) {
@@ -458,6 +541,11 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     }
     s.bootstrap_dir = options.bootstrap_dir;
     s.freeze = options.freeze;
+    if (debugged(c.function)) {
+      s.freeze = false;  // a frozen process would stop answering its debugger
+      s.debugging = true;
+      s.debug_args = debug_args;
+    }
     s.sandbox = options.sandbox && !hidden_by_sandbox(s.interpreter);
     if (s.sandbox && c.version == "$LATEST") {
       auto& st = fns[c.function];
@@ -541,6 +629,23 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       run_on(e, job);
       return;
     }
+    if (debugged(e->function)) {
+      auto& q = fns[e->function].debug_queue;
+      while (!q.empty()) {
+        auto job = q.front();
+        q.pop_front();
+        if (job->completed || job->entry) continue;
+        if (job->config.version == e->version && !shutting_down) {
+          run_on(e, job);
+          return;
+        }
+        // Another version of the debugged function: this environment makes way (its port).
+        q.push_front(job);
+        mark_free(e);
+        e->env->stop("another version of the function being debugged was called");
+        return;
+      }
+    }
     mark_free(e);
     if (shutting_down) e->env->stop("sluice is shutting down");
   }
@@ -556,6 +661,17 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       e->job.reset();
       job->have_report = true;  // there will be no report now
       maybe_complete(job);
+    }
+    // The debugged function's next caller gets the environment (a new one) now.
+    if (debugged(e->function)) {
+      auto& q = fns[e->function].debug_queue;
+      while (!q.empty()) {
+        auto job = q.front();
+        q.pop_front();
+        if (job->completed || job->entry) continue;
+        place(job, false);
+        break;
+      }
     }
     // Jobs waiting for a finishing environment of this pool try again.
     if (!pool.waiters.empty()) {
@@ -645,11 +761,40 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
         });
   }
 
+  // The debugged function has one environment at a time (its debugger port): the job takes it
+  // when it is idle (true: place() goes on and finds it), or waits for it (false). With none
+  // left, place() goes on to a cold start.
+  bool place_debugged(const std::shared_ptr<Job>& job) {
+    const auto& c = job->config;
+    std::shared_ptr<Entry> other;
+    for (auto& [key, pool] : pools) {
+      if (key.first != c.function) continue;
+      for (auto& e : pool.entries) {
+        if (e->env->state() == runtime::EnvState::dead) continue;
+        bool idle = !e->busy && !e->env->retiring() && e->env->state() == runtime::EnvState::idle;
+        if (idle && key.second == c.version) return true;
+        other = e;
+      }
+    }
+    if (!other) return true;
+    auto& q = fns[c.function].debug_queue;
+    q.push_back(job);
+    if (q.size() == 1 && !other->busy && !other->env->retiring() && other->env->state() == runtime::EnvState::idle)
+      other->env->stop("another version of the function being debugged was called");
+    logger()->debug("{}: call {} waits for the debugged function's environment", c.function, job->inv.request_id);
+    return false;
+  }
+
   // Finds an environment for the job: a warm idle one, a finishing one (short
   // hand-off wait), or a cold start within the concurrency limits.
   void place(const std::shared_ptr<Job>& job, bool allow_wait) {
     const auto& c = job->config;
     if (c.version == "$LATEST" && watch) watch->poll();
+    if (shutting_down) {
+      fail(job, ServiceError{503, "ServiceException", "sluice is shutting down", "", "Service"});
+      return;
+    }
+    if (debugged(c.function) && !place_debugged(job)) return;
     auto& pool = pools[{c.function, c.version}];
     auto fit = stack.functions.find(c.function);
     int reserved = -1;  // -1: no reserved concurrency

@@ -27,6 +27,7 @@ struct GatewayOptions {
   unsigned short base_port = 3000;  // APIs without a port get consecutive ports from here; 0 = ephemeral
   std::vector<unsigned short> reserved_ports;  // never assigned to an API (e.g. the Lambda API's)
   std::optional<int> timeout_ms;               // lowers every integration timeout (tests)
+  std::string untimed_function;                // no integration timeout for it (the function being debugged)
   std::size_t body_limit = 10 * 1024 * 1024;   // API Gateway's payload limit
   std::size_t header_limit = 10240;            // request line + headers
   std::chrono::milliseconds read_timeout{30'000};

@@ -37,6 +37,11 @@ struct EnvironmentSpec {
   std::string log_level;                // AWS_LAMBDA_LOG_LEVEL, optional
   std::string system_log_level;         // JSON logs: "DEBUG" | "INFO" (default) | "WARN"
   bool freeze = true;
+  // Started for a debugger: no init or invocation timeout (a breakpoint may hold it for
+  // minutes), and debug_args go after interpreter_args (python, node) or before the bootstrap
+  // (provided: a command that runs it, such as a debugger's launcher).
+  bool debugging = false;
+  std::vector<std::string> debug_args;
   // Run the processes in Lambda's file system layout (/var/task, /var/runtime, /opt; see
   // proc::Sandbox) instead of the host's paths.
   bool sandbox = false;

@@ -6,6 +6,7 @@
 // caller waits for the answer.
 #pragma once
 
+#include "sluice/lambda/local_config.hpp"
 #include "sluice/lambda/records.hpp"
 
 #include <chrono>
@@ -76,6 +77,8 @@ struct AppOptions {
   std::optional<std::vector<std::chrono::milliseconds>> async_retry_delays;
   std::map<std::string, std::filesystem::path> interpreters;  // "python3.12" -> path
   std::string log_format;  // "" | "Text" | "JSON"
+  lambda::EnvOverrides env_overrides;  // --env-vars
+  lambda::DebugOptions debug;          // the function started under a debugger
   std::optional<std::chrono::milliseconds> integration_timeout;
   std::optional<std::chrono::milliseconds> client_timeout;
   std::chrono::milliseconds drain_timeout{30'000};

@@ -3,6 +3,7 @@
 // asynchronous (Event) and DryRun invocations. Runs on one io thread.
 #pragma once
 
+#include "sluice/lambda/local_config.hpp"
 #include "sluice/lambda/records.hpp"
 #include "sluice/lambda/versions.hpp"
 #include "sluice/runtime/types.hpp"
@@ -79,6 +80,8 @@ struct ServiceOptions {
   std::vector<std::chrono::milliseconds> async_retry_delays{std::chrono::seconds(60), std::chrono::seconds(120)};
   std::map<std::string, std::filesystem::path> interpreters;  // "python3.12" -> path, "nodejs20.x" -> path
   std::string log_format;  // AWS_LAMBDA_LOG_FORMAT for managed runtimes ("" = Text)
+  EnvOverrides env_overrides;  // --env-vars
+  DebugOptions debug;          // --debug-port, --debug-function, --debug-args
 };
 
 struct FunctionStats {
