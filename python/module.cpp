@@ -157,6 +157,9 @@ PYBIND11_MODULE(_sluice, m) {
              py::dict out;
              out["lambda"] = e.lambda;
              out["apis"] = apis;
+             py::dict urls;
+             for (const auto& u : e.urls) urls[py::str(u.function)] = u.url;
+             out["urls"] = urls;
              out["region"] = e.region;
              return out;
            })

@@ -265,6 +265,8 @@ int cmd_serve(const Args& a) {
     for (const auto& api : e.apis)
       logger->info("API {} ({}) on {} — stages: {}", api.name, api.type == "rest" ? "REST" : "HTTP", api.url,
                    join(api.stages, ", "));
+    for (const auto& u : e.urls)
+      logger->info("Function URL of {} on {} ({}, {})", u.function, u.url, u.auth_type, u.invoke_mode);
     logger->info("Ctrl-C to stop");
   };
 

@@ -5,12 +5,15 @@
 // one place (answer()).
 #include "sluice/gateway/gateway.hpp"
 
+#include "sluice/common/hash.hpp"
 #include "sluice/common/http_server.hpp"
 #include "sluice/common/log.hpp"
 #include "sluice/common/util.hpp"
 #include "sluice/gateway/authorizers.hpp"
 #include "sluice/gateway/cors.hpp"
 #include "sluice/gateway/payloads.hpp"
+#include "sluice/gateway/url_auth.hpp"
+#include "sluice/aws/credentials.hpp"
 #include "sluice/gateway/routing.hpp"
 #include "sluice/gateway/usage.hpp"
 #include "sluice/lambda/service.hpp"
@@ -24,6 +27,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 
+#include <deque>
 #include <set>
 
 namespace sluice::gateway {
@@ -161,6 +165,31 @@ asio::awaitable<void> collect_stream(std::shared_ptr<runtime::ResponseStream> st
   if (!stream->error_type().empty()) *error = true;
 }
 
+// A function URL's id: 32 characters of [a-z0-9], the same for the same account and function
+// (AWS derives it from the account too; the value itself is not AWS's).
+std::string url_id(const std::string& account, const std::string& function) {
+  static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string digest = sha256(account + ":" + function);  // 32 raw bytes
+  std::string id;
+  for (unsigned char b : digest) id += alphabet[b % 36];
+  return id;
+}
+
+// A function URL's own answers: JSON {"Message": ...} with x-amzn-ErrorType, as Lambda's
+// front end writes them (AWS-recorded for 403).
+Response url_error(unsigned status, const std::string& type, const std::string& message) {
+  Response r;
+  r.status = status;
+  r.set("Content-Type", "application/json");
+  r.set("x-amzn-ErrorType", type);
+  r.body = json{{"Message", message}}.dump();
+  return r;
+}
+
+constexpr const char* url_forbidden =
+    "Forbidden. For troubleshooting Function URL authorization issues, see: "
+    "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html";
+
 }  // namespace
 
 struct Gateway::Impl : std::enable_shared_from_this<Impl> {
@@ -183,14 +212,23 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
   std::unique_ptr<UsageControl> usage;
   AuthorizerCache auth_cache;
   std::map<std::string, std::shared_ptr<Listener>> listeners;
+  struct UrlListener {
+    std::string function;
+    stack::FunctionUrlSpec spec;
+    stack::ApiSpec api;  // what the payload 2.0 event needs of an API: its id (the URL id)
+    std::shared_ptr<http::Server> server;
+    unsigned short port = 0;
+  };
+  std::map<std::string, std::shared_ptr<UrlListener>> url_listeners;
   std::set<unsigned short> used_ports;
   std::set<std::string> warned_es256;
   unsigned short next_port = 0;
 
   // ------------------------------------------------------------ listeners
 
-  unsigned short pick_port(const stack::ApiSpec& api) {
-    if (api.port) return static_cast<unsigned short>(*api.port);
+  unsigned short pick_port(const stack::ApiSpec& api) { return pick_port(api.port); }
+  unsigned short pick_port(std::optional<int> fixed) {
+    if (fixed) return static_cast<unsigned short>(*fixed);
     if (options.base_port == 0) return 0;
     if (next_port == 0) next_port = options.base_port;
     auto reserved = [&](unsigned short p) {
@@ -259,6 +297,8 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     stack = std::make_shared<const stack::Stack>(st);
     usage = std::make_unique<UsageControl>(*stack);
     for (const auto& [name, api] : stack->apis) listeners[name] = open(api);
+    for (const auto& [name, fn] : stack->functions)
+      if (fn.url) url_listeners[name] = open_url(fn);
   }
 
   void reload(const stack::Stack& st) {
@@ -289,11 +329,35 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
         logger()->error("API {} cannot start: {}", name, e.what());
       }
     }
+    // Function URLs: removed ones (or ones with a new port) are drained, new ones open.
+    for (auto it = url_listeners.begin(); it != url_listeners.end();) {
+      auto fit = stack->functions.find(it->first);
+      bool gone = fit == stack->functions.end() || !fit->second.url;
+      bool moved = !gone && fit->second.url->port && *fit->second.url->port != it->second->port;
+      if (gone || moved) {
+        used_ports.erase(it->second->port);
+        asio::co_spawn(ex, it->second->server->drain(std::chrono::seconds(10)), asio::detached);
+        logger()->info("function URL of {} {}", it->first, gone ? "removed" : "moves to a new port");
+        it = url_listeners.erase(it);
+      } else {
+        it->second->spec = *fit->second.url;
+        ++it;
+      }
+    }
+    for (const auto& [name, fn] : stack->functions) {
+      if (!fn.url || url_listeners.count(name)) continue;
+      try {
+        url_listeners[name] = open_url(fn);
+      } catch (const std::exception& e) {
+        logger()->error("function URL of {} cannot start: {}", name, e.what());
+      }
+    }
   }
 
   asio::awaitable<void> drain(std::chrono::milliseconds deadline) {
     auto self = shared_from_this();
     for (auto& [name, l] : listeners) co_await l->server->drain(deadline);
+    for (auto& [name, l] : url_listeners) co_await l->server->drain(deadline);
   }
 
   // ------------------------------------------------------------ per request
@@ -306,6 +370,352 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     bool traced = false;  // reached the authorizer or the integration
     std::string note;
   };
+
+  // ------------------------------------------------------------ function URLs
+
+  std::shared_ptr<UrlListener> open_url(const stack::FunctionSpec& fn) {
+    auto l = std::make_shared<UrlListener>();
+    l->function = fn.name;
+    l->spec = *fn.url;
+    l->api.name = fn.name;
+    l->api.type = stack::ApiType::http;
+    l->api.api_id = url_id(stack->account_id, fn.name);
+    http::ServerLimits limits;
+    limits.body_limit = 6 * 1024 * 1024;  // Lambda's synchronous payload limit
+    limits.header_limit = options.header_limit;
+    limits.read_timeout = options.read_timeout;
+    limits.idle_timeout = options.idle_timeout;
+    limits.write_timeout = std::chrono::seconds(60);
+    std::weak_ptr<Impl> wi = weak_from_this();
+    std::weak_ptr<UrlListener> wl = l;
+    l->server = std::make_shared<http::Server>(
+        ex, "function URL " + fn.name, limits,
+        [wi, wl](http::Request& req, http::Responder& out) -> asio::awaitable<void> {
+          auto self = wi.lock();
+          auto listener = wl.lock();
+          if (!self || !listener) co_return;
+          co_await self->handle_url(listener, req, out);
+        },
+        [](unsigned status, const std::string& message) {
+          http::Response r{static_cast<http::bhttp::status>(status), 11};
+          r.set(http::bhttp::field::content_type, "application/json");
+          r.set("x-amzn-RequestId", new_uuid());
+          if (status == 413) {
+            r.set("x-amzn-ErrorType", "RequestEntityTooLargeException");
+            r.body() = json{{"Message", "Request must be smaller than 6291456 bytes for the InvokeFunction operation"}}.dump();
+          } else {
+            r.body() = json{{"Message", message}}.dump();
+          }
+          r.prepare_payload();
+          return r;
+        });
+    l->server->on_reject([wi, name = fn.name](unsigned status, const std::string& message, const http::tcp::endpoint& remote) {
+      auto self = wi.lock();
+      if (self && self->access_log)
+        self->access_log("[url " + name + "] request from " + remote.address().to_string() + " refused -> " +
+                         std::to_string(status) + " [" + message + "]");
+    });
+    l->port = l->server->listen(options.host, pick_port(fn.url->port)).port();
+    used_ports.insert(l->port);
+    l->server->start();
+    return l;
+  }
+
+  asio::awaitable<void> handle_url(std::shared_ptr<UrlListener> listener, http::Request& hreq, http::Responder& out) {
+    auto started = mono::now();
+    const auto spec = listener->spec;
+    Request req;
+    req.method = std::string(hreq.method_string());
+    std::string target(hreq.target());
+    auto q = target.find('?');
+    req.raw_path = q == std::string::npos ? target : target.substr(0, q);
+    req.raw_query = q == std::string::npos ? "" : target.substr(q + 1);
+    for (const auto& f : hreq) req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    req.body = std::move(hreq.body());
+    req.source_ip = out.remote().address().to_string();
+    req.local_port = listener->port;
+    req.protocol = hreq.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
+    req.path = url_decode(req.raw_path);
+    if (req.path.empty()) req.path = "/";
+
+    std::string request_id = new_uuid();
+    std::string trace = trace_root();
+    Trail trail;
+    trail.stage = "";
+    trail.function = listener->function;
+    bool streamed = false;
+    Response res = co_await process_url(listener, spec, req, request_id, trace, trail, out, streamed);
+    double ms = std::chrono::duration<double, std::milli>(mono::now() - started).count();
+    auto log_line = [&](unsigned status) {
+      if (!access_log) return;
+      std::string line = "[url " + listener->function + "] " + req.method + " " + req.raw_path +
+                         (req.raw_query.empty() ? "" : "?" + req.raw_query) + " -> " + std::to_string(status) +
+                         (streamed ? " streamed" : "") + " in " + fixed2(ms) + " ms";
+      if (!trail.version.empty())
+        line += " (" + listener->function + ":" + trail.version + ", " + (trail.cold ? "cold" : "warm") + ")";
+      if (!trail.note.empty()) line += " [" + trail.note + "]";
+      access_log(line);
+    };
+    if (streamed) {  // already answered, chunk by chunk
+      log_line(res.status);
+      co_return;
+    }
+    res.set("x-amzn-RequestId", request_id);
+    if (trail.traced) res.set("X-Amzn-Trace-Id", trace);
+    if (!res.get("Date")) res.set("Date", http_date());
+    if (spec.cors && !is_preflight(req)) apply_cors(*spec.cors, req, res);  // a preflight's answer has its own
+    http::Response hres{static_cast<http::bhttp::status>(res.status), hreq.version()};
+    for (auto& h : res.headers) hres.insert(h.name, h.value);
+    hres.body() = std::move(res.body);
+    hres.prepare_payload();
+    log_line(res.status);
+    co_await out.send(std::move(hres));
+  }
+
+  // Everything but the final write; a RESPONSE_STREAM answer is written here (streamed = true).
+  asio::awaitable<Response> process_url(std::shared_ptr<UrlListener> listener, stack::FunctionUrlSpec spec,
+                                        Request& req, const std::string& request_id, const std::string& trace,
+                                        Trail& trail, http::Responder& out, bool& streamed) {
+    if (spec.cors && is_preflight(req)) {
+      trail.note = "CORS preflight";
+      co_return preflight_response(*spec.cors, req);
+    }
+    json iam;
+    std::string account = "anonymous";  // AuthType NONE (AWS-recorded events)
+    if (spec.auth_type == "AWS_IAM") {
+      auto who = verify_iam(req);
+      if (!who.ok) {
+        trail.note = who.problem;
+        co_return url_error(403, "AccessDeniedException", url_forbidden);
+      }
+      account = who.account_id;
+      iam = json{{"iam",
+                  {{"accessKey", who.access_key},
+                   {"accountId", who.account_id},
+                   {"callerId", who.caller_id},
+                   {"cognitoIdentity", nullptr},
+                   {"principalOrgId", nullptr},
+                   {"userArn", who.user_arn},
+                   {"userId", who.caller_id}}}};
+    }
+
+    EventInput ev;
+    RouteMatch no_route;
+    ev.request = &req;
+    ev.api = &listener->api;
+    ev.match = &no_route;
+    ev.stage = "$default";
+    ev.request_id = request_id;
+    ev.account_id = account;
+    ev.region = stack->region;
+    ev.time = wall_clock::now();
+    ev.domain_name = req.header("Host").value_or(options.host);
+    ev.domain_prefix = ev.domain_name.substr(0, ev.domain_name.find_first_of(".:"));
+    ev.trace_id = trace;
+    if (!iam.is_null()) ev.authorizer = &iam;
+    ev.base64_body = http_body_is_binary(req);
+
+    lambda::InvokeRequest ir;
+    ir.function = listener->function;
+    ir.qualifier = spec.qualifier;
+    ir.payload = http_v2_event(ev);
+    ir.payload_must_be_json = false;
+    ir.trace_header = trace;
+    ir.request_id = request_id;
+    ir.source = "url " + listener->function;
+    trail.traced = true;
+    // No gateway in between: the function's own timeout is the only limit.
+    auto result = co_await service.invoke(std::move(ir));
+    trail.version = result.executed_version;
+    trail.cold = result.cold_start;
+    if (result.error) {
+      const auto& e = *result.error;
+      trail.note = "Lambda answered " + std::to_string(e.status) + " " + e.code + ": " + e.message;
+      if (e.status == 404 || e.status == 400) co_return url_error(403, "AccessDeniedException", url_forbidden);
+      co_return url_error(e.status, e.code, e.message);
+    }
+
+    if (spec.invoke_mode == "RESPONSE_STREAM") {
+      streamed = true;
+      co_return co_await stream_url(result, request_id, trace, spec, req, trail, out);
+    }
+
+    std::string payload = std::move(result.payload);
+    bool function_error = result.function_error;
+    if (result.stream) {
+      payload.clear();
+      co_await collect_stream(result.stream, &payload, &function_error);
+    }
+    if (function_error) {
+      trail.note = "function error" + (result.error_type.empty() ? "" : " (" + result.error_type + ")");
+      co_return internal_server_error();
+    }
+    Mapped mapped = function_url_response(payload);
+    if (!mapped.ok) {
+      trail.note = "the function's answer is not a function URL response: " + mapped.problem;
+      co_return internal_server_error();
+    }
+    co_return std::move(mapped.response);
+  }
+
+  // AWS_IAM: checked against the credentials of this machine (resolved once, as deploy does).
+  std::optional<LocalCredentials> local_credentials;
+  CallerIdentity verify_iam(const Request& req) {
+    if (!local_credentials) {
+      local_credentials.emplace();
+      try {
+        auto settings = aws::resolve_settings("", stack->region, aws::Environment::process());
+        local_credentials->access_key_id = settings.credentials.access_key_id;
+        local_credentials->secret_access_key = settings.credentials.secret_access_key;
+      } catch (const std::exception& e) {
+        local_credentials->unavailable = e.what();
+      }
+    }
+    return verify_sigv4(req, stack->region, stack->account_id, *local_credentials, std::chrono::system_clock::now());
+  }
+
+  // 502 "Internal Server Error" (AWS-recorded for a function error).
+  static Response internal_server_error() {
+    Response r;
+    r.status = 502;
+    r.set("Content-Type", "application/json");
+    r.body = "Internal Server Error";
+    return r;
+  }
+
+  // RESPONSE_STREAM: the function's stream goes out as it comes (an HTTP integration stream's
+  // prelude sets the status and headers); a function that does not stream gets its whole
+  // payload sent as the body, unmapped, as Lambda does.
+  asio::awaitable<Response> stream_url(lambda::InvokeResponse& result, const std::string& request_id,
+                                       const std::string& trace, const stack::FunctionUrlSpec& spec, const Request& req,
+                                       Trail& trail, http::Responder& out) {
+    auto head_of = [&](Response r) {
+      r.set("x-amzn-RequestId", request_id);
+      r.set("X-Amzn-Trace-Id", trace);
+      if (!r.get("Date")) r.set("Date", http_date());
+      if (spec.cors) apply_cors(*spec.cors, req, r);
+      http::Response h{static_cast<http::bhttp::status>(r.status), 11};
+      for (auto& x : r.headers) h.insert(x.name, x.value);
+      return h;
+    };
+    if (!result.stream) {
+      Response r;
+      if (result.function_error) {
+        trail.note = "function error" + (result.error_type.empty() ? "" : " (" + result.error_type + ")");
+        r = internal_server_error();
+      } else {
+        r.status = 200;
+        r.set("Content-Type", result.content_type.empty() ? "application/json" : result.content_type);
+        r.body = std::move(result.payload);
+      }
+      auto h = head_of(r);
+      unsigned status = r.status;
+      co_await out.start_chunked(std::move(h));
+      co_await out.write_chunk(r.body);
+      co_await out.finish_chunked();
+      Response done;
+      done.status = status;
+      co_return done;
+    }
+
+    auto stream = result.stream;
+    std::deque<std::string> pending;
+    bool ended = false;
+    asio::steady_timer wake(ex, std::chrono::steady_clock::time_point::max());
+    stream->consume(
+        [&](std::string_view chunk) {
+          pending.emplace_back(chunk);
+          wake.cancel();
+          return pending.size() < 8;
+        },
+        [&] {
+          ended = true;
+          wake.cancel();
+        });
+    bool integration = stream->content_type() == http_integration_content_type;
+    std::string prelude;     // integration streams: bytes up to the 8 NUL bytes
+    bool headed = false;     // the response head is out
+    unsigned status = 200;
+    static const std::string delimiter(8, '\0');
+    auto send_head = [&](Response r) -> asio::awaitable<void> {
+      status = r.status;
+      headed = true;
+      co_await out.start_chunked(head_of(std::move(r)));
+    };
+    while (true) {
+      while (!pending.empty() && !out.failed()) {
+        std::string chunk = std::move(pending.front());
+        pending.pop_front();
+        if (pending.size() < 4) stream->resume();
+        if (!headed && integration) {
+          prelude += chunk;
+          auto at = prelude.find(delimiter);
+          if (at == std::string::npos) {
+            if (prelude.size() > 1024 * 1024) {
+              trail.note = "the stream's prelude has no end (8 NUL bytes) in its first MB";
+              Response r = internal_server_error();
+              co_await send_head(r);
+              co_await out.write_chunk(r.body);
+              break;
+            }
+            continue;
+          }
+          auto p = parse_stream_prelude(std::string_view(prelude).substr(0, at));
+          std::string rest = prelude.substr(at + delimiter.size());
+          if (!p.ok) {
+            trail.note = p.problem;
+            Response r = internal_server_error();
+            co_await send_head(r);
+            co_await out.write_chunk(r.body);
+            break;
+          }
+          co_await send_head(std::move(p.head));
+          co_await out.write_chunk(rest);
+          continue;
+        }
+        if (!headed) {
+          Response r;
+          r.set("Content-Type", stream->content_type().empty() ? "application/octet-stream" : stream->content_type());
+          co_await send_head(std::move(r));
+        }
+        co_await out.write_chunk(chunk);
+      }
+      if (ended || out.failed() || (!trail.note.empty() && headed)) break;
+      wake.expires_at(std::chrono::steady_clock::time_point::max());
+      co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    // Stop delivering into this frame's locals before it goes away.
+    stream->consume([](std::string_view) { return true; }, [] {});
+    stream->resume();
+    if (!headed) {
+      // An integration stream that ended inside its prelude, or an empty stream.
+      Response r;
+      if (integration && !prelude.empty()) {
+        auto p = parse_stream_prelude(prelude);
+        if (p.ok) r = std::move(p.head);
+        else {
+          trail.note = p.problem;
+          r = internal_server_error();
+        }
+      } else {
+        r.set("Content-Type", stream->content_type().empty() ? "application/octet-stream" : stream->content_type());
+      }
+      co_await send_head(r);
+      co_await out.write_chunk(r.body);
+    }
+    if (!stream->error_type().empty()) {
+      // Failed mid-stream: the body ends without its last chunk, so the client sees it cut short.
+      trail.note = "the function failed mid-stream: " + stream->error_type();
+      out.close_after();
+    } else {
+      co_await out.finish_chunked();
+    }
+    Response done;
+    done.status = status;
+    co_return done;
+  }
+
+
 
   asio::awaitable<void> handle(std::shared_ptr<Listener> listener, http::Request& hreq, http::Responder& out) {
     auto state = listener->state;
@@ -667,6 +1077,14 @@ std::vector<ApiEndpoint> Gateway::endpoints() const {
     for (const auto& [stage, spec] : l->state->spec.stages) e.stages.push_back(stage);
     out.push_back(std::move(e));
   }
+  return out;
+}
+
+std::vector<UrlEndpoint> Gateway::url_endpoints() const {
+  std::vector<UrlEndpoint> out;
+  for (const auto& [name, l] : impl_->url_listeners)
+    out.push_back(UrlEndpoint{name, "http://" + impl_->options.host + ":" + std::to_string(l->port), l->spec.auth_type,
+                              l->spec.invoke_mode});
   return out;
 }
 

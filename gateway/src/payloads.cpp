@@ -1012,6 +1012,52 @@ Mapped http_v2_response(std::string_view payload) {
   return m;
 }
 
+// ---- function URLs -----------------------------------------------------------
+
+Mapped function_url_response(std::string_view payload) {
+  json out = parse_payload(payload);
+  if (out.is_discarded()) return invalid("Lambda output is not JSON: " + snippet(payload));
+  auto sc = out.is_object() ? out.find("statusCode") : out.end();
+  if (out.is_object() && sc != out.end() && !sc->is_null()) return http_v2_response(payload);
+  // Without statusCode: 200, application/json, the value as the body -- a string's own text
+  // (no quotes), anything else written compactly in its own key order (AWS-recorded:
+  // "hello" -> hello, {"hello": "world"} -> {"hello":"world"}, ["hello", 3, true] ->
+  // ["hello",3,true], 3.1 -> 3.1).
+  Mapped m;
+  m.response.status = 200;
+  m.response.headers.push_back({"content-type", "application/json"});
+  if (out.is_string()) {
+    m.response.body = out.get<std::string>();
+  } else {
+    auto ordered = nlohmann::ordered_json::parse(payload.begin(), payload.end(), nullptr, false);
+    m.response.body = ordered.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  }
+  return m;
+}
+
+StreamPrelude parse_stream_prelude(std::string_view prelude) {
+  StreamPrelude p;
+  json j = parse_payload(prelude);
+  if (!j.is_object()) {
+    p.problem = "the stream's prelude is not a JSON object: " + snippet(prelude);
+    return p;
+  }
+  // The prelude is a payload 2.0 response without its body.
+  json as_response = j;
+  as_response.erase("body");
+  as_response.erase("isBase64Encoded");
+  if (!as_response.contains("statusCode")) as_response["statusCode"] = 200;
+  Mapped m = http_v2_response(as_response.dump());
+  if (!m.ok) {
+    p.problem = "the stream's prelude: " + m.problem;
+    return p;
+  }
+  p.ok = true;
+  p.head = std::move(m.response);
+  p.head.body.clear();
+  return p;
+}
+
 // ---- the gateway's own answers ---------------------------------------------
 
 Response gateway_error(stack::ApiType type, GatewayError error) {

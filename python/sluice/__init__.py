@@ -252,7 +252,8 @@ class App:
 
     @property
     def endpoints(self) -> Dict[str, Any]:
-        """``{"lambda": URL, "apis": {NAME: {"type", "url", "stages"}}}``, as ``sluice serve`` prints."""
+        """``{"lambda": URL, "apis": {NAME: {"type", "url", "stages"}}, "urls": {FUNCTION: URL}}``, as
+        ``sluice serve`` prints."""
         return self._engine.endpoints()
 
     @property
@@ -296,6 +297,17 @@ class App:
         if stage == "$default":
             return info["url"]
         return f"{info['url']}/{stage}"
+
+    def function_url(self, function: str) -> str:
+        """The local address of a function's URL (``url:`` in the stack file), e.g.
+        ``http://127.0.0.1:PORT``; paths and query strings go after it as on
+        ``https://<url-id>.lambda-url.<region>.on.aws``."""
+        urls = self._engine.endpoints().get("urls", {})
+        if function not in urls:
+            raise SluiceError(
+                f"{function!r} has no function URL in {self.stack}; functions with one: {', '.join(sorted(urls)) or 'none'}"
+            )
+        return urls[function]
 
     # ---------------------------------------------------------------- Lambda
 

@@ -1009,3 +1009,67 @@ def test_role_arn_uses_the_given_execution_role(moto, project):
     for fn in ALL_FUNCTIONS:
         assert lam.get_function(FunctionName=f"{STACK}-{fn}")["Configuration"]["Role"] == arn
     assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == ["team-lambda"]
+
+
+def url_calls(calls, fn):
+    """(method, query, body) of the recorded calls to a function's URL config and policy."""
+    out = []
+    for c in calls:
+        u = urlsplit(c["url"])
+        path = u.path.rstrip("/")
+        if (path == f"/2021-10-31/functions/{fn}/url" or path.startswith(f"/2015-03-31/functions/{fn}/policy")) \
+                and mutating(c):
+            body = c.get("body") or ""
+            if c.get("body_encoded"):
+                body = base64.b64decode(body).decode()
+            out.append((c["method"], u.path.split("/")[-1], u.query, json.loads(body) if body else None))
+    return out
+
+
+def test_function_url_of_the_stage_alias_created_updated_and_removed(moto, project):
+    stack = project.app / "sluice.yaml"
+    find = f"{STACK}-movies-find"
+    handler = "    handler: watchlist.handlers.find_movie.handler\n"
+    stack.write_text(stack.read_text().replace(handler, handler + "    url: true\n"))
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    calls = url_calls(moto.stop_recording(), find)
+    # The URL of the stage's alias, public: both permissions AWS asks for since October 2025.
+    assert ("POST", "url", "Qualifier=sandbox", {"AuthType": "NONE", "InvokeMode": "BUFFERED"}) in calls
+    assert ("POST", "policy", "Qualifier=sandbox",
+            {"StatementId": "sluice-url-public", "Action": "lambda:InvokeFunctionUrl", "Principal": "*",
+             "FunctionUrlAuthType": "NONE"}) in calls
+    assert ("POST", "policy", "Qualifier=sandbox",
+            {"StatementId": "sluice-url-invoke", "Action": "lambda:InvokeFunction", "Principal": "*",
+             "InvokedViaFunctionUrl": True}) in calls
+    assert f"+ create function URL {find}:sandbox (AuthType NONE, BUFFERED)" in p.stderr
+    url = moto.client("lambda").get_function_url_config(FunctionName=find, Qualifier="sandbox")["FunctionUrl"]
+    assert f"function URL of movies-find: {url}" in p.stderr
+    assert record(moto, "sandbox")["functions"]["movies-find"]["url"] == url
+
+    # Unchanged: nothing to do.
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+    # AWS_IAM with CORS: the config is updated and the public permissions go.
+    stack.write_text(stack.read_text().replace(
+        "    url: true\n", "    url: {auth: AWS_IAM, cors: {allow_origins: [\"https://example.com\"], max_age: 60}}\n"))
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    calls = url_calls(moto.stop_recording(), find)
+    assert f"~ update function URL {find}:sandbox (AuthType, Cors)" in p.stderr
+    assert f"- remove permission {find}:sandbox" in p.stderr
+    put = [b for m, kind, q, b in calls if m == "PUT" and kind == "url"]
+    assert put == [{"AuthType": "AWS_IAM", "InvokeMode": "BUFFERED",
+                    "Cors": {"AllowOrigins": ["https://example.com"], "AllowMethods": [], "AllowHeaders": [],
+                             "ExposeHeaders": [], "AllowCredentials": False, "MaxAge": 60}}]
+    assert sorted(kind for m, kind, q, b in calls if m == "DELETE") == ["sluice-url-invoke", "sluice-url-public"]
+
+    # Gone from the stack: the URL is deleted.
+    stack.write_text(stack.read_text().replace(
+        "    url: {auth: AWS_IAM, cors: {allow_origins: [\"https://example.com\"], max_age: 60}}\n", ""))
+    p = ok(project.deploy("sandbox"))
+    assert f"- remove function URL {find}:sandbox" in p.stderr
+    with pytest.raises(Exception):
+        moto.client("lambda").get_function_url_config(FunctionName=find, Qualifier="sandbox")

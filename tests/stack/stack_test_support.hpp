@@ -95,6 +95,9 @@ inline std::string describe(const Stack& s) {
     for (const auto& [k, v] : f.environment) o << "  env " << k << "=" << v << "\n";
     for (const auto& l : f.layers) o << "  layer " << l << "\n";
     if (f.requirements) o << "  requirements " << *f.requirements << "\n";
+    if (f.url)
+      o << "  url " << f.url->auth_type << " " << f.url->invoke_mode << " q=" << f.url->qualifier
+        << " port=" << f.url->port.value_or(0) << " cors=" << (f.url->cors ? f.url->cors->allow_origins.size() : 0) << "\n";
     for (const auto& [k, a] : f.aliases) {
       o << "  alias " << k << " " << a.name << " -> " << a.version;
       if (a.additional) o << " + " << a.additional->first << "@" << a.additional->second;

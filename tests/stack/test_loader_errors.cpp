@@ -681,7 +681,7 @@ TEST_CASE("the report: one line per problem, sorted by line, then a summary", "[
         "dir/sluice.yaml:4: error: functions.f.timout: unknown key 'timout'; did you mean 'timeout'? Allowed keys: "
         "runtime, handler, code, package, description, memory, timeout, ephemeral_storage, environment, concurrency, "
         "layers, aliases, "
-        "async, requirements, logging\n"
+        "async, requirements, logging, url\n"
         "dir/sluice.yaml:7: warning: apis.b.routes[\"GET /\"]: stage '$default' does not define the stage variable v "
         "used by target \"f:${stageVariables.v}\"; requests through that stage will fail\n"
         "2 errors, 1 warning\n");
@@ -701,4 +701,29 @@ TEST_CASE("problems in one section do not hide problems in another", "[stack][er
   REQUIRE_ERROR(r, "apis.a.routes[\"GET /\"]", "unknown function \"f\"; no functions are defined", 3);
   REQUIRE_ERROR(r, "api_keys.k.value", "found 5 characters", 4);
   REQUIRE_ERROR(r, "usage_plans.p.stages[0]", "API 'a' has no stage \"x\"", 5);
+}
+
+TEST_CASE("url: a function URL, true or {auth, invoke_mode, qualifier, cors, port}", "[stack][errors][url]") {
+  auto st = must_load(load(with_function("    url: true\n")));
+  REQUIRE(st.functions.at("f").url);
+  CHECK(st.functions.at("f").url->auth_type == "NONE");
+  CHECK(st.functions.at("f").url->invoke_mode == "BUFFERED");
+  CHECK_FALSE(must_load(load(with_function("    url: false\n"))).functions.at("f").url);
+  st = must_load(load(with_function("    aliases: {live: \"$LATEST\"}\n    url: {auth: AWS_IAM, invoke_mode: RESPONSE_STREAM, "
+                                    "qualifier: live, port: 3999, cors: {allow_origins: [\"*\"]}}\n")));
+  const auto& u = *st.functions.at("f").url;
+  CHECK((u.auth_type == "AWS_IAM" && u.invoke_mode == "RESPONSE_STREAM" && u.qualifier == "live" && u.port == 3999));
+  REQUIRE(u.cors);
+  CHECK(u.cors->allow_origins == std::vector<std::string>{"*"});
+
+  auto r = must_fail(load(with_function("    url: {auth: IAM}\n")));
+  REQUIRE_ERROR(r, "functions.f.url.auth", "unknown auth type \"IAM\"", 7);
+  r = must_fail(load(with_function("    url: {invoke_mode: STREAM}\n")));
+  REQUIRE_ERROR(r, "functions.f.url.invoke_mode", "allowed: BUFFERED, RESPONSE_STREAM", 7);
+  r = must_fail(load(with_function("    aliases: {live: \"$LATEST\"}\n    url: {qualifier: liv}\n")));
+  REQUIRE_ERROR(r, "functions.f.url.qualifier", "is an alias of the function (or $LATEST), and \"liv\" is not one; did you mean 'live'?", 8);
+  r = must_fail(load(with_function("    url: {authtype: NONE}\n")));
+  REQUIRE_ERROR(r, "functions.f.url.authtype", "unknown key 'authtype'; allowed keys: auth, invoke_mode", 7);
+  r = must_fail(load(with_function("    url: yes please\n")));
+  REQUIRE_ERROR(r, "functions.f.url", "expected true, or a mapping {auth: NONE|AWS_IAM", 7);
 }

@@ -72,6 +72,10 @@ TEST_CASE("valid-full.yaml maps every feature into the model", "[stack][valid]")
     CHECK(f.async.max_event_age_s == 120);
     REQUIRE(f.logging);
     CHECK(*f.logging == LoggingSpec{"JSON", "DEBUG", "WARN"});
+    REQUIRE(f.url);
+    CHECK((f.url->auth_type == "AWS_IAM" && f.url->invoke_mode == "RESPONSE_STREAM" && f.url->qualifier == "live"));
+    REQUIRE(f.url->cors);
+    CHECK(f.url->cors->allow_origins == std::vector<std::string>{"*"});
     REQUIRE(f.aliases.size() == 3);
     CHECK(f.aliases.at("live").name == "live");
     CHECK(f.aliases.at("live").version == "2");

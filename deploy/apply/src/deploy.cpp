@@ -63,6 +63,7 @@ struct FnState {
   std::string unit;            // key into units_
   std::string version;         // the version the alias gets (published, reused, or kNew)
   bool exists = false;
+  std::string url;             // the stage alias's function URL, once known
 };
 
 struct ApiOut {
@@ -230,6 +231,7 @@ class Deployer {
   void step_alias(const std::string& fn, const std::string& remote_name, const std::string& version,
                   const json& weights);
   void step_aliases_from_record(const json& record);
+  void step_function_url(const stack::FunctionSpec& f, const std::string& remote_name);
   void wait_updated(const std::string& remote_name);
   void step_rest_api(const stack::ApiSpec& api);
   void step_http_api(const stack::ApiSpec& api);
@@ -601,6 +603,110 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
     }
   }
   step_alias(f.name, rn, target, weights);
+  step_function_url(f, rn);
+}
+
+// The function URL of the stage's alias (each stage its own URL; the stack's `qualifier` is
+// the local choice of alias): created, updated or removed to match `url:`, with the public
+// permissions an AuthType NONE URL needs (lambda:InvokeFunctionUrl for FunctionUrlAuthType NONE,
+// and lambda:InvokeFunction when invoked through the URL, both asked for since October 2025).
+void Deployer::step_function_url(const stack::FunctionSpec& f, const std::string& rn) {
+  const std::string path = "/2021-10-31/functions/" + rn + "/url";
+  const aws::Pairs q = {{"Qualifier", stage_}};
+  const std::string label = rn + ":" + stage_;
+  std::optional<json> remote;
+  try {
+    remote = r_.get("lambda", path, q);  // none yet for a new function or alias (404)
+  } catch (const aws::ServiceError& e) {
+    if (!is_not_found(e)) throw;
+  }
+  const std::string public_sid = "sluice-url-public", invoke_sid = "sluice-url-invoke";
+  if (!f.url) {
+    if (remote)
+      change(Change::remove, "function URL", label, jstr(*remote, "FunctionUrl"), [&] {
+        r_.call("DELETE", "lambda", path, nullptr, q);
+        remove_statement(rn, stage_, public_sid);
+        remove_statement(rn, stage_, invoke_sid);
+      });
+    return;
+  }
+  json want = {{"AuthType", f.url->auth_type}, {"InvokeMode", f.url->invoke_mode}};
+  if (f.url->cors) {
+    const auto& c = *f.url->cors;
+    json cors = {{"AllowOrigins", c.allow_origins}, {"AllowMethods", c.allow_methods},
+                 {"AllowHeaders", c.allow_headers}, {"ExposeHeaders", c.expose_headers},
+                 {"AllowCredentials", c.allow_credentials}};
+    if (c.max_age) cors["MaxAge"] = *c.max_age;
+    want["Cors"] = cors;
+  }
+  auto differences = [&](const json& have) {
+    std::vector<std::string> d;
+    if (jstr(have, "AuthType") != f.url->auth_type) d.push_back("AuthType");
+    std::string mode = jstr(have, "InvokeMode");
+    if (!mode.empty() && mode != f.url->invoke_mode && !(mode == "Buffered" && f.url->invoke_mode == "BUFFERED"))
+      d.push_back("InvokeMode");
+    json hc = have.value("Cors", json());
+    json wc = want.value("Cors", json());
+    bool have_cors = hc.is_object() && !hc.empty(), want_cors = wc.is_object();
+    if (have_cors != want_cors) {
+      d.push_back("Cors");
+    } else if (want_cors) {
+      for (const auto& [k, v] : wc.items()) {
+        json h = hc.value(k, json());
+        if (v.is_array() && v.empty() && (h.is_null() || (h.is_array() && h.empty()))) continue;
+        if (k == "AllowCredentials" && v == false && h.is_null()) continue;
+        if (h != v) {
+          d.push_back("Cors");
+          break;
+        }
+      }
+    }
+    return d;
+  };
+  std::string detail = "AuthType " + f.url->auth_type + ", " + f.url->invoke_mode;
+  if (!remote) {
+    change(Change::create, "function URL", label, detail, [&] {
+      auto made = r_.call("POST", "lambda", path, want, q);
+      fns_[f.name].url = jstr(made, "FunctionUrl");
+    });
+  } else {
+    fns_[f.name].url = jstr(*remote, "FunctionUrl");
+    auto d = differences(*remote);
+    if (d.empty()) {
+      same("function URL", label, detail);
+    } else {
+      change(Change::update, "function URL", label, join(d, ", "), [&] {
+        json body = want;
+        if (!body.contains("Cors")) body["Cors"] = json::object();  // an empty one clears it
+        auto updated = r_.call("PUT", "lambda", path, body, q);
+        if (!jstr(updated, "FunctionUrl").empty()) fns_[f.name].url = jstr(updated, "FunctionUrl");
+      });
+    }
+  }
+  // Anyone may call an AuthType NONE URL; an AWS_IAM one is for callers whose IAM policies allow it.
+  bool is_public = f.url->auth_type == "NONE";
+  bool have_public = remote && has_permission(rn, stage_, public_sid);
+  if (is_public && !have_public) {
+    change(Change::create, "permission", label, "lambda:InvokeFunctionUrl and lambda:InvokeFunction for everyone, "
+           "through the function URL", [&] {
+      auto add = [&](const json& body) {
+        try {
+          r_.call("POST", "lambda", kLambdaApi + rn + "/policy", body, q);
+        } catch (const aws::ServiceError& e) {
+          if (e.code != "ResourceConflictException") throw;  // already there
+        }
+      };
+      add({{"StatementId", public_sid}, {"Action", "lambda:InvokeFunctionUrl"}, {"Principal", "*"},
+           {"FunctionUrlAuthType", "NONE"}});
+      add({{"StatementId", invoke_sid}, {"Action", "lambda:InvokeFunction"}, {"Principal", "*"},
+           {"InvokedViaFunctionUrl", true}});
+    });
+  } else if (!is_public && have_public) {
+    change(Change::remove, "permission", label, "public access through the function URL (now AWS_IAM)", [&] {
+      remove_statement(rn, stage_, public_sid);
+      remove_statement(rn, stage_, invoke_sid);
+    });
+  }
 }
 
 std::string Deployer::step_version(const stack::FunctionSpec& f, FnState& fs, const json& want, bool changed) {
@@ -1902,6 +2008,7 @@ json Deployer::build_record() const {
       entry["code_sha256"] = units_.at(it->second.unit).archive.sha256_hex;
     else if (source_record_.is_object() && source_record_.contains("functions") && source_record_["functions"].contains(fn))
       entry["code_sha256"] = source_record_["functions"][fn].value("code_sha256", "");
+    if (it != fns_.end() && !it->second.url.empty()) entry["url"] = it->second.url;
     fns[fn] = entry;
   }
   json apis = json::object();
@@ -2085,6 +2192,8 @@ void Deployer::print_summary() const {
     p_.line(line);
   }
   for (const auto& [name, a] : apis_) p_.line("  API " + name + " (" + a.type + "): " + a.url);
+  for (const auto& [name, f] : fns_)
+    if (!f.url.empty()) p_.line("  function URL of " + name + ": " + f.url);
   for (const auto& [name, sc] : schedules_.items())
     p_.line("  schedule " + name + ": rule " + sc.value("rule", "") + " " + sc.value("expression", "") +
             (sc.value("state", "") == "DISABLED" ? " (disabled)" : "") + " -> " + sc.value("target", ""));

@@ -117,7 +117,13 @@ void write_endpoints(const fs::path& target, const std::string& text) {
 std::string endpoints_json(const Endpoints& e) {
   json apis = json::object();
   for (const auto& a : e.apis) apis[a.name] = {{"type", a.type}, {"url", a.url}, {"stages", a.stages}};
-  return json{{"lambda", e.lambda}, {"apis", apis}}.dump();
+  json out{{"lambda", e.lambda}, {"apis", apis}};
+  if (!e.urls.empty()) {
+    json urls = json::object();
+    for (const auto& u : e.urls) urls[u.function] = u.url;
+    out["urls"] = urls;
+  }
+  return out.dump();
 }
 
 struct App::Impl {
@@ -151,6 +157,7 @@ struct App::Impl {
     e.region = service->stack().region;
     for (const auto& api : gw->endpoints())
       e.apis.push_back(ApiInfo{api.name, api.type == stack::ApiType::rest ? "rest" : "http", api.url, api.stages});
+    for (const auto& u : gw->url_endpoints()) e.urls.push_back(UrlInfo{u.function, u.url, u.auth_type, u.invoke_mode});
     return e;
   }
 

@@ -196,7 +196,7 @@ void Loader::read_function(const std::string& name, const View& v) {
   auto f = c_.fields(v,
                      {"runtime", "handler", "code", "package", "description", "memory", "timeout",
                       "ephemeral_storage", "environment",
-                      "concurrency", "layers", "aliases", "async", "requirements", "logging"},
+                      "concurrency", "layers", "aliases", "async", "requirements", "logging", "url"},
                      "a mapping with the function's settings (runtime, handler, code, ...)");
   if (!f) return;
   FunctionSpec fn;
@@ -209,6 +209,7 @@ void Loader::read_function(const std::string& name, const View& v) {
   read_requirements(*f, fn);
   if (auto x = f->get("layers")) code.ok = read_layers(*x, fn) && code.ok;
   if (auto x = f->get("aliases")) read_aliases(*x, fn);
+  if (auto x = f->get("url")) fn.url = read_function_url(*x, fn);
   check_code(fn, code);
   stack_.functions[name] = std::move(fn);
 }
@@ -462,6 +463,41 @@ void Loader::read_aliases(const View& v, FunctionSpec& fn) {
     }
     fn.aliases[name] = std::move(alias);
   }
+}
+
+// `url: true`, or {auth, invoke_mode, qualifier, cors, port} (AWS FunctionUrlConfig).
+std::optional<FunctionUrlSpec> Loader::read_function_url(const View& v, const FunctionSpec& fn) {
+  FunctionUrlSpec url;
+  if (v.scalar() && v.n->plain && (v.text() == "true" || v.text() == "false")) {
+    if (v.text() == "false") return std::nullopt;
+    return url;
+  }
+  auto f = c_.fields(v, {"auth", "invoke_mode", "qualifier", "cors", "port"},
+                     "true, or a mapping {auth: NONE|AWS_IAM, invoke_mode: BUFFERED|RESPONSE_STREAM, qualifier: ALIAS, "
+                     "cors: {...}, port: N}",
+                     true);
+  if (!f) return std::nullopt;
+  if (auto x = f->get("auth"))
+    if (auto a = c_.choice(*x, {"NONE", "AWS_IAM"}, "auth type")) url.auth_type = *a;
+  if (auto x = f->get("invoke_mode"))
+    if (auto m = c_.choice(*x, {"BUFFERED", "RESPONSE_STREAM"}, "invoke mode")) url.invoke_mode = *m;
+  if (auto x = f->get("qualifier"))
+    if (auto q = c_.string(*x, "an alias of the function, or $LATEST")) {
+      if (*q == "$LATEST" || fn.aliases.count(*q)) {
+        url.qualifier = *q;
+      } else {
+        std::vector<std::string> names{"$LATEST"};
+        for (const auto& [n, a] : fn.aliases) names.push_back(n);
+        c_.error(*x, with_choices("a function URL's qualifier is an alias of the function (or $LATEST), and " +
+                                      sluice::quoted(*q) + " is not one",
+                                  *q, names, "aliases", "declare it under the function's 'aliases:' first"));
+      }
+    }
+  if (auto x = f->get("cors")) url.cors = cors(*x);
+  if (auto x = f->get("port"))
+    if (auto p = c_.integer(*x, 0, 65535))
+      if (*p != 0) url.port = static_cast<int>(*p);
+  return url;
 }
 
 }  // namespace sluice::stack::detail

@@ -167,6 +167,7 @@ class Loader {
   void check_code(const FunctionSpec& fn, const CodeCheck& code);
   void read_environment(const View& v, std::map<std::string, std::string>& out);
   void read_aliases(const View& v, FunctionSpec& f);
+  std::optional<FunctionUrlSpec> read_function_url(const View& v, const FunctionSpec& fn);
   void read_apis(const View& v);
   void read_api(const std::string& name, const View& v);
   void read_binary_media_types(const View& v, ApiSpec& api);

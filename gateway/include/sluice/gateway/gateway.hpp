@@ -41,6 +41,12 @@ struct ApiEndpoint {
   std::vector<std::string> stages;
 };
 
+struct UrlEndpoint {
+  std::string function;
+  std::string url;  // http://127.0.0.1:PORT
+  std::string auth_type, invoke_mode;
+};
+
 class Gateway {
  public:
   // access_log receives one line per request.
@@ -56,6 +62,7 @@ class Gateway {
   boost::asio::awaitable<void> drain(std::chrono::milliseconds deadline);
 
   std::vector<ApiEndpoint> endpoints() const;
+  std::vector<UrlEndpoint> url_endpoints() const;  // function URLs
 
  private:
   struct Impl;

@@ -66,6 +66,22 @@ Mapped http_v2_response(std::string_view payload);
 // HTTP payload 1.0 output (same shape as REST, no binary media types).
 Mapped http_v1_response(std::string_view payload);
 
+// Function URL output (BUFFERED): an object with statusCode maps as payload 2.0; any other
+// JSON value is a 200 application/json body as it is -- a string's own text, other values
+// written compactly (AWS-recorded).
+Mapped function_url_response(std::string_view payload);
+
+// RESPONSE_STREAM function URLs: a stream of content type
+// application/vnd.awslambda.http-integration-response starts with a JSON prelude
+// ({"statusCode", "headers", "cookies"}) and 8 NUL bytes, then the body.
+constexpr std::string_view http_integration_content_type = "application/vnd.awslambda.http-integration-response";
+struct StreamPrelude {
+  bool ok = false;
+  Response head;        // status and headers (cookies as set-cookie), no body
+  std::string problem;  // when not ok
+};
+StreamPrelude parse_stream_prelude(std::string_view prelude);
+
 // The gateway's own answers (reference §4.5), with x-amzn-ErrorType on REST APIs.
 enum class GatewayError {
   missing_authentication_token,  // REST: no route or method (403)

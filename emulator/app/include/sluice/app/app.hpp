@@ -52,14 +52,22 @@ struct ApiInfo {
   std::vector<std::string> stages;
 };
 
+struct UrlInfo {
+  std::string function;
+  std::string url;  // http://127.0.0.1:PORT
+  std::string auth_type, invoke_mode;
+};
+
 struct Endpoints {
   std::string lambda;  // http://127.0.0.1:PORT
   std::vector<ApiInfo> apis;
+  std::vector<UrlInfo> urls;  // function URLs
   std::size_t functions = 0;
   std::string region;  // the stack's
 };
 
-// {"lambda": URL, "apis": {NAME: {"type", "url", "stages"}}}, as `sluice serve` prints it.
+// {"lambda": URL, "apis": {NAME: {"type", "url", "stages"}}, "urls": {FUNCTION: URL}}, as
+// `sluice serve` prints it ("urls" only when a function has a URL).
 std::string endpoints_json(const Endpoints& e);
 
 struct AppOptions {

@@ -47,6 +47,28 @@ struct LoggingSpec {
   std::string system_level() const { return system_log_level.empty() ? "INFO" : system_log_level; }
 };
 
+struct CorsSpec {
+  std::vector<std::string> allow_origins;
+  std::vector<std::string> allow_methods;
+  std::vector<std::string> allow_headers;
+  std::vector<std::string> expose_headers;
+  std::optional<int> max_age;
+  bool allow_credentials = false;
+};
+
+// A function URL (AWS FunctionUrlConfig): the function's own HTTP endpoint, payload 2.0.
+struct FunctionUrlSpec {
+  std::string auth_type = "NONE";        // "NONE" | "AWS_IAM"
+  std::string invoke_mode = "BUFFERED";  // "BUFFERED" | "RESPONSE_STREAM"
+  std::string qualifier;                 // "" (the unqualified function) or an alias of it
+  std::optional<CorsSpec> cors;
+  std::optional<int> port;               // fixed local port; otherwise assigned at serve time
+  bool operator==(const FunctionUrlSpec& o) const {
+    return auth_type == o.auth_type && invoke_mode == o.invoke_mode && qualifier == o.qualifier &&
+           port == o.port && cors.has_value() == o.cors.has_value();
+  }
+};
+
 struct FunctionSpec {
   std::string name;
   RuntimeId runtime;
@@ -67,6 +89,7 @@ struct FunctionSpec {
   std::map<std::string, AliasSpec> aliases;
   AsyncSpec async;
   std::optional<LoggingSpec> logging;  // absent: AWS's default (Text)
+  std::optional<FunctionUrlSpec> url;  // a function URL
 };
 
 struct PackageSpec {
@@ -131,15 +154,6 @@ struct AuthorizerSpec {
   std::string payload_format = "2.0";          // HTTP lambda authorizers: "1.0" | "2.0"
   bool simple_responses = false;               // HTTP lambda authorizers, payload 2.0
   JwtConfig jwt;
-};
-
-struct CorsSpec {
-  std::vector<std::string> allow_origins;
-  std::vector<std::string> allow_methods;
-  std::vector<std::string> allow_headers;
-  std::vector<std::string> expose_headers;
-  std::optional<int> max_age;
-  bool allow_credentials = false;
 };
 
 struct ApiSpec {
