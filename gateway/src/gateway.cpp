@@ -226,7 +226,6 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
 
   // ------------------------------------------------------------ listeners
 
-  unsigned short pick_port(const stack::ApiSpec& api) { return pick_port(api.port); }
   unsigned short pick_port(std::optional<int> fixed) {
     if (fixed) return static_cast<unsigned short>(*fixed);
     if (options.base_port == 0) return 0;
@@ -244,12 +243,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     auto l = std::make_shared<Listener>();
     l->name = api.name;
     l->state = make_state(*stack, api);
-    http::ServerLimits limits;
-    limits.body_limit = options.body_limit;
-    limits.header_limit = options.header_limit;
-    limits.read_timeout = options.read_timeout;
-    limits.idle_timeout = options.idle_timeout;
-    limits.write_timeout = std::chrono::seconds(60);
+    http::ServerLimits limits = server_limits(options.body_limit);
     std::weak_ptr<Impl> wi = weak_from_this();
     std::weak_ptr<Listener> wl = l;
     stack::ApiType type = api.type;
@@ -280,17 +274,49 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
           r.prepare_payload();
           return r;
         });
-    l->server->on_reject([wi, name = api.name](unsigned status, const std::string& message, const http::tcp::endpoint& remote) {
+    l->port = start_server(*l->server, "[api " + api.name + "/-]", api.port);
+    return l;
+  }
+
+  http::ServerLimits server_limits(std::size_t body_limit) const {
+    http::ServerLimits limits;
+    limits.body_limit = body_limit;
+    limits.header_limit = options.header_limit;
+    limits.read_timeout = options.read_timeout;
+    limits.idle_timeout = options.idle_timeout;
+    limits.write_timeout = std::chrono::seconds(60);
+    return limits;
+  }
+
+  // Logs refused requests under `tag`, binds (a fixed port, or the next free one) and starts.
+  unsigned short start_server(http::Server& server, const std::string& tag, std::optional<int> fixed) {
+    std::weak_ptr<Impl> wi = weak_from_this();
+    server.on_reject([wi, tag](unsigned status, const std::string& message, const http::tcp::endpoint& remote) {
       auto self = wi.lock();
       if (self && self->access_log)
-        self->access_log("[api " + name + "/-] request from " + remote.address().to_string() + " refused -> " +
+        self->access_log(tag + " request from " + remote.address().to_string() + " refused -> " +
                          std::to_string(status) + " [" + message + "]");
     });
-    unsigned short want = pick_port(api);
-    l->port = l->server->listen(options.host, want).port();
-    used_ports.insert(l->port);
-    l->server->start();
-    return l;
+    unsigned short port = server.listen(options.host, pick_port(fixed)).port();
+    used_ports.insert(port);
+    server.start();
+    return port;
+  }
+
+  // The request as the API Gateway logic sees it (path not yet split from a stage).
+  static Request to_request(http::Request& hreq, http::Responder& out, unsigned short port) {
+    Request req;
+    req.method = std::string(hreq.method_string());
+    std::string target(hreq.target());
+    auto q = target.find('?');
+    req.raw_path = q == std::string::npos ? target : target.substr(0, q);
+    req.raw_query = q == std::string::npos ? "" : target.substr(q + 1);
+    for (const auto& f : hreq) req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    req.body = std::move(hreq.body());
+    req.source_ip = out.remote().address().to_string();
+    req.local_port = port;
+    req.protocol = hreq.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
+    return req;
   }
 
   void start(const stack::Stack& st) {
@@ -380,12 +406,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     l->api.name = fn.name;
     l->api.type = stack::ApiType::http;
     l->api.api_id = url_id(stack->account_id, fn.name);
-    http::ServerLimits limits;
-    limits.body_limit = 6 * 1024 * 1024;  // Lambda's synchronous payload limit
-    limits.header_limit = options.header_limit;
-    limits.read_timeout = options.read_timeout;
-    limits.idle_timeout = options.idle_timeout;
-    limits.write_timeout = std::chrono::seconds(60);
+    http::ServerLimits limits = server_limits(6 * 1024 * 1024);  // Lambda's synchronous payload limit
     std::weak_ptr<Impl> wi = weak_from_this();
     std::weak_ptr<UrlListener> wl = l;
     l->server = std::make_shared<http::Server>(
@@ -409,32 +430,14 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
           r.prepare_payload();
           return r;
         });
-    l->server->on_reject([wi, name = fn.name](unsigned status, const std::string& message, const http::tcp::endpoint& remote) {
-      auto self = wi.lock();
-      if (self && self->access_log)
-        self->access_log("[url " + name + "] request from " + remote.address().to_string() + " refused -> " +
-                         std::to_string(status) + " [" + message + "]");
-    });
-    l->port = l->server->listen(options.host, pick_port(fn.url->port)).port();
-    used_ports.insert(l->port);
-    l->server->start();
+    l->port = start_server(*l->server, "[url " + fn.name + "]", fn.url->port);
     return l;
   }
 
   asio::awaitable<void> handle_url(std::shared_ptr<UrlListener> listener, http::Request& hreq, http::Responder& out) {
     auto started = mono::now();
     const auto spec = listener->spec;
-    Request req;
-    req.method = std::string(hreq.method_string());
-    std::string target(hreq.target());
-    auto q = target.find('?');
-    req.raw_path = q == std::string::npos ? target : target.substr(0, q);
-    req.raw_query = q == std::string::npos ? "" : target.substr(q + 1);
-    for (const auto& f : hreq) req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
-    req.body = std::move(hreq.body());
-    req.source_ip = out.remote().address().to_string();
-    req.local_port = listener->port;
-    req.protocol = hreq.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
+    Request req = to_request(hreq, out, listener->port);
     req.path = url_decode(req.raw_path);
     if (req.path.empty()) req.path = "/";
 
@@ -619,74 +622,61 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     }
 
     auto stream = result.stream;
-    std::deque<std::string> pending;
-    bool ended = false;
-    asio::steady_timer wake(ex, std::chrono::steady_clock::time_point::max());
-    stream->consume(
-        [&](std::string_view chunk) {
-          pending.emplace_back(chunk);
-          wake.cancel();
-          return pending.size() < 8;
-        },
-        [&] {
-          ended = true;
-          wake.cancel();
-        });
     bool integration = stream->content_type() == http_integration_content_type;
-    std::string prelude;     // integration streams: bytes up to the 8 NUL bytes
-    bool headed = false;     // the response head is out
+    std::string prelude;  // integration streams: bytes up to the 8 NUL bytes
+    bool headed = false;  // the response head is out
+    bool cut = false;     // the answer was replaced by an error: the rest of the stream is dropped
     unsigned status = 200;
     static const std::string delimiter(8, '\0');
-    auto send_head = [&](Response r) -> asio::awaitable<void> {
+    // (Named arguments only: no temporaries in co_await expressions with GCC 12.)
+    auto send_head = [&](Response& r) -> asio::awaitable<void> {
       status = r.status;
       headed = true;
-      co_await out.start_chunked(head_of(std::move(r)));
+      http::Response h = head_of(std::move(r));
+      co_await out.start_chunked(std::move(h));
     };
-    while (true) {
-      while (!pending.empty() && !out.failed()) {
-        std::string chunk = std::move(pending.front());
-        pending.pop_front();
-        if (pending.size() < 4) stream->resume();
+    auto fail_with = [&](const std::string& why) -> asio::awaitable<void> {
+      trail.note = why;
+      cut = true;
+      Response r = internal_server_error();
+      std::string body = r.body;
+      co_await send_head(r);
+      co_await out.write_chunk(body);
+    };
+    {
+      lambda::StreamReader reader(ex, stream);
+      while (!out.failed() && !cut) {
+        auto next = co_await reader.next();
+        if (!next) break;
+        std::string& chunk = *next;
         if (!headed && integration) {
           prelude += chunk;
           auto at = prelude.find(delimiter);
           if (at == std::string::npos) {
             if (prelude.size() > 1024 * 1024) {
-              trail.note = "the stream's prelude has no end (8 NUL bytes) in its first MB";
-              Response r = internal_server_error();
-              co_await send_head(r);
-              co_await out.write_chunk(r.body);
-              break;
+              std::string why = "the stream's prelude has no end (8 NUL bytes) in its first MB";
+              co_await fail_with(why);
             }
             continue;
           }
           auto p = parse_stream_prelude(std::string_view(prelude).substr(0, at));
-          std::string rest = prelude.substr(at + delimiter.size());
           if (!p.ok) {
-            trail.note = p.problem;
-            Response r = internal_server_error();
-            co_await send_head(r);
-            co_await out.write_chunk(r.body);
-            break;
+            co_await fail_with(p.problem);
+            continue;
           }
-          co_await send_head(std::move(p.head));
+          std::string rest = prelude.substr(at + delimiter.size());
+          co_await send_head(p.head);
           co_await out.write_chunk(rest);
           continue;
         }
         if (!headed) {
           Response r;
           r.set("Content-Type", stream->content_type().empty() ? "application/octet-stream" : stream->content_type());
-          co_await send_head(std::move(r));
+          co_await send_head(r);
         }
         co_await out.write_chunk(chunk);
       }
-      if (ended || out.failed() || (!trail.note.empty() && headed)) break;
-      wake.expires_at(std::chrono::steady_clock::time_point::max());
-      co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
     }
-    // Stop delivering into this frame's locals before it goes away.
-    stream->consume([](std::string_view) { return true; }, [] {});
-    stream->resume();
     if (!headed) {
       // An integration stream that ended inside its prelude, or an empty stream.
       Response r;
@@ -700,8 +690,9 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       } else {
         r.set("Content-Type", stream->content_type().empty() ? "application/octet-stream" : stream->content_type());
       }
+      std::string body = r.body;
       co_await send_head(r);
-      co_await out.write_chunk(r.body);
+      co_await out.write_chunk(body);
     }
     if (!stream->error_type().empty()) {
       // Failed mid-stream: the body ends without its last chunk, so the client sees it cut short.
@@ -723,17 +714,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     const auto& api = state->spec;
     bool rest = api.type == stack::ApiType::rest;
 
-    Request req;
-    req.method = std::string(hreq.method_string());
-    std::string target(hreq.target());
-    auto q = target.find('?');
-    req.raw_path = q == std::string::npos ? target : target.substr(0, q);
-    req.raw_query = q == std::string::npos ? "" : target.substr(q + 1);
-    for (const auto& f : hreq) req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
-    req.body = std::move(hreq.body());
-    req.source_ip = out.remote().address().to_string();
-    req.local_port = listener->port;
-    req.protocol = hreq.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
+    Request req = to_request(hreq, out, listener->port);
 
     std::string request_id = rest ? new_uuid() : new_apigw_id();
     std::string apigw_id = new_apigw_id();

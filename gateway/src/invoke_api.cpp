@@ -259,37 +259,17 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
       co_return;
     }
     co_await out.start_chunked(std::move(head));
-    // Chunks are forwarded as they arrive; the producer pauses while a write is pending.
+    // Chunks are forwarded as they arrive; the producer pauses while writes are behind.
     auto stream = res.stream;
-    std::deque<std::string> pending;
-    bool ended = false;
-    asio::steady_timer wake(ex, std::chrono::steady_clock::time_point::max());
-    stream->consume(
-        [&](std::string_view chunk) {
-          pending.emplace_back(chunk);
-          wake.cancel();
-          return pending.size() < 8;
-        },
-        [&] {
-          ended = true;
-          wake.cancel();
-        });
-    while (true) {
-      while (!pending.empty()) {
-        std::string chunk = std::move(pending.front());
-        pending.pop_front();
-        std::string ev = payload_chunk_event(chunk);
+    {
+      lambda::StreamReader reader(ex, stream);
+      while (!out.failed()) {
+        auto chunk = co_await reader.next();
+        if (!chunk) break;
+        std::string ev = payload_chunk_event(*chunk);
         co_await out.write_chunk(ev);
-        if (out.failed()) break;
-        if (pending.size() < 4) stream->resume();
       }
-      if (ended || out.failed()) break;
-      wake.expires_at(std::chrono::steady_clock::time_point::max());
-      co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
     }
-    // Stop delivering into this frame's locals before it goes away.
-    stream->consume([](std::string_view) { return true; }, [] {});
-    stream->resume();
     if (out.failed()) co_return;
     std::string code = stream->error_type(), details = stream->error_body();
     std::string done = invoke_complete_event(code, details, res.log_result);

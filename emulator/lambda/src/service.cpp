@@ -629,25 +629,31 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       run_on(e, job);
       return;
     }
-    if (debugged(e->function)) {
-      auto& q = fns[e->function].debug_queue;
-      while (!q.empty()) {
-        auto job = q.front();
-        q.pop_front();
-        if (job->completed || job->entry) continue;
-        if (job->config.version == e->version && !shutting_down) {
-          run_on(e, job);
-          return;
-        }
-        // Another version of the debugged function: this environment makes way (its port).
-        q.push_front(job);
-        mark_free(e);
-        e->env->stop("another version of the function being debugged was called");
+    if (auto job = next_debug_job(e->function)) {
+      if (job->config.version == e->version && !shutting_down) {
+        run_on(e, job);
         return;
       }
+      // Another version of the debugged function: this environment makes way (its port).
+      fns[e->function].debug_queue.push_front(job);
+      mark_free(e);
+      e->env->stop("another version of the function being debugged was called");
+      return;
     }
     mark_free(e);
     if (shutting_down) e->env->stop("sluice is shutting down");
+  }
+
+  // The first call still waiting for the debugged function's environment (taken off the queue).
+  std::shared_ptr<Job> next_debug_job(const std::string& function) {
+    if (!debugged(function)) return nullptr;
+    auto& q = fns[function].debug_queue;
+    while (!q.empty()) {
+      auto job = q.front();
+      q.pop_front();
+      if (!job->completed && !job->entry) return job;
+    }
+    return nullptr;
   }
 
   void on_env_dead(const std::shared_ptr<Entry>& e, const std::string& reason) {
@@ -663,16 +669,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       maybe_complete(job);
     }
     // The debugged function's next caller gets the environment (a new one) now.
-    if (debugged(e->function)) {
-      auto& q = fns[e->function].debug_queue;
-      while (!q.empty()) {
-        auto job = q.front();
-        q.pop_front();
-        if (job->completed || job->entry) continue;
-        place(job, false);
-        break;
-      }
-    }
+    if (auto job = next_debug_job(e->function)) place(job, false);
     // Jobs waiting for a finishing environment of this pool try again.
     if (!pool.waiters.empty()) {
       auto waiters = std::move(pool.waiters);
@@ -1155,6 +1152,55 @@ std::vector<InvocationRecord> LambdaService::records() const {
 }
 void LambdaService::clear_records() { impl_->records.clear(); }
 std::size_t LambdaService::records_pending() const { return impl_->records_pending; }
+
+struct StreamReader::State {
+  explicit State(asio::any_io_executor ex) : wake(ex, std::chrono::steady_clock::time_point::max()) {}
+  std::shared_ptr<runtime::ResponseStream> stream;
+  std::deque<std::string> pending;
+  bool ended = false;
+  asio::steady_timer wake;
+};
+
+StreamReader::StreamReader(asio::any_io_executor ex, std::shared_ptr<runtime::ResponseStream> stream)
+    : state_(std::make_shared<State>(ex)) {
+  state_->stream = std::move(stream);
+  std::weak_ptr<State> w = state_;
+  state_->stream->consume(
+      [w](std::string_view chunk) {
+        auto st = w.lock();
+        if (!st) return true;
+        st->pending.emplace_back(chunk);
+        st->wake.cancel();
+        return st->pending.size() < 8;
+      },
+      [w] {
+        if (auto st = w.lock()) {
+          st->ended = true;
+          st->wake.cancel();
+        }
+      });
+}
+
+StreamReader::~StreamReader() {
+  // Nothing is delivered here any more; a paused producer goes on to its end.
+  state_->stream->consume([](std::string_view) { return true; }, [] {});
+  state_->stream->resume();
+}
+
+asio::awaitable<std::optional<std::string>> StreamReader::next() {
+  auto st = state_;
+  for (;;) {
+    if (!st->pending.empty()) {
+      std::string chunk = std::move(st->pending.front());
+      st->pending.pop_front();
+      if (st->pending.size() < 4) st->stream->resume();
+      co_return chunk;
+    }
+    if (st->ended) co_return std::nullopt;
+    st->wake.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await st->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
 
 asio::awaitable<void> read_stream(runtime::ResponseStream& stream, const std::function<void(std::string_view)>& on_chunk) {
   auto ex = co_await asio::this_coro::executor;

@@ -93,6 +93,23 @@ struct FunctionStats {
 
 // Delivers every chunk of a streamed response to on_chunk, in order, and returns once the
 // stream has ended (its error trailers, if any, are set by then).
+// Takes a function's response stream chunk by chunk as a consumer writes them out, with
+// back-pressure: the producer pauses while 8 chunks wait and goes on below 4. One reader per
+// stream; it lets go of the stream when it is destroyed.
+class StreamReader {
+ public:
+  StreamReader(boost::asio::any_io_executor ex, std::shared_ptr<runtime::ResponseStream> stream);
+  ~StreamReader();
+  StreamReader(const StreamReader&) = delete;
+  StreamReader& operator=(const StreamReader&) = delete;
+  // The next chunk, or nullopt once the stream has ended (its error trailers are set by then).
+  boost::asio::awaitable<std::optional<std::string>> next();
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
 boost::asio::awaitable<void> read_stream(runtime::ResponseStream& stream,
                                          const std::function<void(std::string_view)>& on_chunk);
 
