@@ -543,16 +543,9 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       co_return co_await stream_url(result, request_id, trace, spec, req, trail, out);
     }
 
-    std::string payload = std::move(result.payload);
-    bool function_error = result.function_error;
-    if (result.stream) {
-      payload.clear();
-      co_await collect_stream(result.stream, &payload, &function_error);
-    }
-    if (function_error) {
-      trail.note = "function error" + (result.error_type.empty() ? "" : " (" + result.error_type + ")");
-      co_return internal_server_error();
-    }
+    std::string payload;
+    bool answered = co_await whole_payload(result, payload, trail);
+    if (!answered) co_return internal_server_error();
     Mapped mapped = function_url_response(payload);
     if (!mapped.ok) {
       trail.note = "the function's answer is not a function URL response: " + mapped.problem;
@@ -575,6 +568,22 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     return verify_sigv4(req, stack->region, stack->account_id, *local_credentials, std::chrono::system_clock::now());
+  }
+
+  // The whole answer of an invocation (a streamed one collected); false on a function error,
+  // which the trail notes.
+  static asio::awaitable<bool> whole_payload(lambda::InvokeResponse& result, std::string& payload, Trail& trail) {
+    payload = std::move(result.payload);
+    bool function_error = result.function_error;
+    if (result.stream) {
+      payload.clear();
+      co_await collect_stream(result.stream, &payload, &function_error);
+    }
+    if (function_error) {
+      trail.note = "function error" + (result.error_type.empty() ? "" : " (" + result.error_type + ")");
+      co_return false;
+    }
+    co_return true;
   }
 
   // 502 "Internal Server Error" (AWS-recorded for a function error).
@@ -1013,16 +1022,9 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       bool config = result.error->status == 404 || result.error->status == 400;
       co_return with_cors(error(*state, config ? GatewayError::configuration_error : GatewayError::integration_failure));
     }
-    std::string payload = std::move(result.payload);
-    bool function_error = result.function_error;
-    if (result.stream) {
-      payload.clear();
-      co_await collect_stream(result.stream, &payload, &function_error);
-    }
-    if (function_error) {
-      trail.note = "function error" + (result.error_type.empty() ? "" : " (" + result.error_type + ")");
-      co_return with_cors(error(*state, GatewayError::integration_failure));
-    }
+    std::string payload;
+    bool answered = co_await whole_payload(result, payload, trail);
+    if (!answered) co_return with_cors(error(*state, GatewayError::integration_failure));
 
     // ---- response mapping
     Mapped mapped = rest ? rest_response(payload, req, api.binary_media_types)
