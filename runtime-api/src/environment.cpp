@@ -2236,6 +2236,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void stream_finished() {
+    // A streamed response is done when its stream is: that is where Duration ends (as on AWS,
+    // where a streaming invocation lasts until the function closes its stream).
+    if (cur && cur->result_sent) {
+      cur->responded_at = mono::now();
+      if (cur->stream) cur->produced_bytes = cur->stream->bytes();
+    }
     if (state == EnvState::running) after_response();
   }
 

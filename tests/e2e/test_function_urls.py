@@ -219,6 +219,13 @@ def test_response_stream_goes_out_as_it_comes(srv):
     status, headers, body = request(srv.endpoints["urls"]["plain-stream"])
     assert status == 200 and json.loads(body) == {"statusCode": 200, "body": "buffered"}
     srv.wait_for_log("[url stream] GET / -> 201 streamed")
+    # The invocation lasts until the stream ends (three 300 ms waits), as its REPORT says.
+    srv.wait_for_log("[stream ")
+    deadline = time.time() + 10
+    while time.time() < deadline and "REPORT" not in "".join(l for l in srv.stdout().splitlines() if l.startswith("[stream ")):
+        time.sleep(0.05)
+    report = [l for l in srv.stdout().splitlines() if l.startswith("[stream ") and "REPORT" in l][0]
+    assert float(report.split("Duration: ")[1].split(" ms")[0]) >= 850, report
 
 
 def signed(url, path, secret="local-secret", key="AKIDSLUICETEST", region="us-east-1", body=b'{"a": 1}'):
