@@ -347,3 +347,11 @@ functions:
     assert srv.invoke("linked", {})["Json"] == {"cwd": str(code), "pkg": "shared"}
     assert "linked: the symbolic link node_modules/pkg -> ../../shared/pkg leads out of its directory" in srv.stderr()
     assert srv.invoke("bare", {})["Json"]["cwd"] == "/var/task"  # the others keep theirs
+    # An absolute link into the host's /var (bound back into the sandbox's) breaks nothing.
+    os.symlink("/var/lib", project.path / "py" / "var-lib")
+    try:
+        srv2 = project.serve(stack="sluice.yaml")
+        assert srv2.invoke("bare", {})["Json"]["cwd"] == "/var/task"
+        assert "var-lib" not in srv2.stderr()
+    finally:
+        (project.path / "py" / "var-lib").unlink()

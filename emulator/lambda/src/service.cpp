@@ -356,8 +356,9 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
   bool debugged(const std::string& function) const { return options.debug.active() && options.debug.function == function; }
 
   // A symbolic link under dir that works here but not in the sandbox, where dir is /var/task
-  // or /opt: a relative one leading out of dir, or an absolute one into /opt or /var. "" when
-  // none ("node_modules/x -> ../../y" otherwise).
+  // or /opt: a relative one leading out of dir, or an absolute one into what the sandbox puts
+  // in place of the host's (/opt, /var/task, /var/runtime; the rest of /var is the host's).
+  // "" when none ("node_modules/x -> ../../y" otherwise).
   static std::string link_leaving(const fs::path& dir) {
     std::error_code ec;
     fs::path root = fs::weakly_canonical(dir, ec);
@@ -375,19 +376,25 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
         auto rel = to.lexically_relative(root);
         leaves = rel.empty() || *rel.begin() == "..";
       } else {
-        leaves = starts_with(target.string(), "/opt/") || starts_with(target.string(), "/var/");
+        leaves = replaced_by_sandbox(target.lexically_normal().string());
       }
       if (leaves) return it->path().lexically_relative(root).string() + " -> " + target.string();
     }
     return {};
   }
 
+  // A path the sandbox shows something else at: /opt, /var/task, /var/runtime and below.
+  static bool replaced_by_sandbox(const std::string& p) {
+    for (const char* root : {"/opt", "/var/task", "/var/runtime"})
+      if (p == root || starts_with(p, std::string(root) + "/")) return true;
+    return false;
+  }
+
   // An interpreter the sandbox's /opt or /var/task would hide from its own process.
   static bool hidden_by_sandbox(const fs::path& interpreter) {
     std::error_code ec;
     fs::path real = fs::weakly_canonical(interpreter, ec);
-    std::string p = (ec ? interpreter : real).string();
-    return starts_with(p, "/opt/") || starts_with(p, "/var/task/") || starts_with(p, "/var/runtime/");
+    return replaced_by_sandbox((ec ? interpreter : real).string());
   }
 
   void setup_watches() {
