@@ -7,6 +7,7 @@
   (fixtures/bench/node/hello.js) on an HTTP API route and a REST route, each
   loaded with `wrk -t2 -c16 -d10s`: requests/s, p50, p99, and the servers'
   resident memory before and after;
+* sluice's function URL of the same handler, beside its HTTP API route (no routing, no stage);
 * sluice's gateway alone (a request the gateway answers itself) against a
   minimal Boost.Beast server returning the same bytes;
 * a raw baseline for the proxied routes: the same handler called by a bare node:http server
@@ -150,8 +151,10 @@ def start_sluice(work, extra=()):
         if proc.poll() is not None:
             raise RuntimeError("sluice did not start: " + (work / "sluice.log").read_text())
         time.sleep(0.05)
-    apis = json.loads(ep.read_text())["apis"]
-    return proc, log, apis["http"]["url"] + "/hello", apis["rest"]["url"] + "/bench/hello", apis["rest"]["url"]
+    endpoints = json.loads(ep.read_text())
+    apis = endpoints["apis"]
+    return (proc, log, apis["http"]["url"] + "/hello", apis["rest"]["url"] + "/bench/hello", apis["rest"]["url"],
+            endpoints["urls"]["node-hello"] + "/hello")
 
 
 def start_offline(work):
@@ -265,12 +268,14 @@ def main():
           f"after a {warm} s warm-up")
     rows = []
 
-    proc, log, http_url, rest_url, rest_base = start_sluice(work, args.sluice_arg)
+    proc, log, http_url, rest_url, rest_base, fn_url = start_sluice(work, args.sluice_arg)
     slog = work / "sluice.log"
     try:
         rows.append(measure("sluice, HTTP API route", proc.pid, http_url, secs, tree=False, warm=warm, log_path=slog,
                             repeat=args.repeat))
         rows.append(measure("sluice, REST route", proc.pid, rest_url, secs, tree=False, warm=warm, log_path=slog,
+                            repeat=args.repeat))
+        rows.append(measure("sluice, function URL", proc.pid, fn_url, secs, tree=False, warm=warm, log_path=slog,
                             repeat=args.repeat))
         # The gateway alone: a request it answers itself (no route: 403 Missing Authentication Token).
         rows.append(measure("sluice gateway alone (no-route 403)", proc.pid, rest_base + "/bench/nothing", secs,
@@ -362,6 +367,8 @@ def main():
         s = f"sluice, {kind} route"
         print(f"{kind}: against the raw baseline, sluice serves {ratio(s, raw, 'rps'):.2f}x its requests/s "
               f"with {ratio(s, raw, 'p99_ms'):.1f}x its p99")
+    print(f"function URL: {ratio('sluice, function URL', 'sluice, HTTP API route', 'rps'):.2f}x the HTTP API route's "
+          f"requests/s, p99 {ratio('sluice, function URL', 'sluice, HTTP API route', 'p99_ms'):.2f}x")
     print(f"gateway alone: {100 * ratio('sluice gateway alone (no-route 403)', 'minimal Beast server, same bytes', 'rps'):.0f}% "
           "of the minimal server's requests/s")
     shutil.rmtree(work, ignore_errors=True)
