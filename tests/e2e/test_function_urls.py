@@ -288,3 +288,35 @@ def test_oversized_request_and_python_package(srv, project):
         assert status == 200 and json.loads(body)["event"]["rawPath"] == "/py"
         with pytest.raises(sluice.SluiceError, match="'ret0' has no|no function URL"):
             app.function_url("nosuch")
+
+
+def test_generated_event_has_the_shape_of_a_served_one(srv, project):
+    status, headers, body = request(srv.endpoints["urls"]["echo"], "POST", "/a/b?x=1", body=b'{"k": 1}',
+                                    headers={"Content-Type": "application/json", "User-Agent": "curl/8.5.0",
+                                             "Accept": "*/*"})
+    served = json.loads(body)["event"]
+    p = project.run("generate-event", "lambda", "function-url", "--set", "method=POST", "--set", "path=/a/b",
+                    "--set", "query.x=1", "--set", 'body={"k": 1}')
+    assert p.returncode == 0, p.stderr
+    made = json.loads(p.stdout)
+    assert sorted(made) == sorted(served)
+    assert sorted(made["requestContext"]) == sorted(served["requestContext"])
+    assert sorted(made["headers"]) == sorted(h for h in served["headers"] if h != "accept-encoding")
+    for key in ("version", "routeKey", "rawPath", "rawQueryString", "queryStringParameters", "body", "isBase64Encoded"):
+        assert made[key] == served[key], key
+    rc = made["requestContext"]
+    assert rc["accountId"] == "anonymous" and rc["stage"] == "$default" and rc["routeKey"] == "$default"
+    assert rc["domainName"] == rc["apiId"] + ".lambda-url.us-east-1.on.aws" == made["headers"]["host"]
+    assert len(rc["apiId"]) == 32 and made["headers"]["x-forwarded-proto"] == "https"
+    # The generated event drives the function as the URL's does.
+    out = project.run("invoke", "echo", "--event", "-", input=p.stdout)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(json.loads(out.stdout)["body"])["event"]["rawPath"] == "/a/b"
+    # AWS_IAM: the caller in requestContext.authorizer.iam, with the keys a signed request gets.
+    iam = json.loads(project.run("generate-event", "lambda", "function-url", "--set", "auth=AWS_IAM").stdout)
+    status, headers, body = signed(srv.endpoints["urls"]["private"], "/")
+    assert sorted(iam["requestContext"]["authorizer"]["iam"]) == \
+        sorted(json.loads(body)["event"]["requestContext"]["authorizer"]["iam"])
+    assert iam["requestContext"]["accountId"] == "123456789012"
+    p = project.run("generate-event", "lambda", "function-url", "--set", "stage=prod")
+    assert p.returncode != 0 and b"unknown key 'stage' for lambda function-url" in p.stderr  # no stages

@@ -220,4 +220,44 @@ ojson apigateway_authorizer_request(const Settings& s) {
   return ev;
 }
 
+// A function URL request (payload 2.0 as function URLs send it), built by the same code path
+// as `sluice serve`'s URLs: $default route and stage, no path parameters or stage variables,
+// accountId "anonymous" for AuthType NONE, an IAM caller for AWS_IAM.
+ojson lambda_function_url(const Settings& s) {
+  Synthetic x = synthesize(s, stack::ApiType::http, "$default", "GET");
+  std::string id = s.get("url_id", "");
+  if (id.empty()) id = to_lower(random_alnum(32));
+  if (id.size() != 32 || !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c) || std::islower(c); }))
+    s.bad("url_id", "expected 32 lower-case letters and digits, as in https://<url_id>.lambda-url.REGION.on.aws");
+  std::string auth = s.get("auth", "NONE");
+  if (auth != "NONE" && auth != "AWS_IAM") s.bad("auth", "expected NONE or AWS_IAM");
+  x.api.api_id = id;
+  std::string old_domain = x.domain;
+  x.domain = id + ".lambda-url." + s.region() + ".on.aws";
+  for (auto& h : x.request.headers)
+    if (iequals(h.name, "Host") && h.value == old_domain) h.value = x.domain;
+  gateway::RouteMatch none;
+  gateway::EventInput in = event_input(x, none, s);
+  in.stage = "$default";
+  in.stage_variables = nullptr;
+  in.domain_prefix = id;
+  nlohmann::json iam;
+  if (auth == "AWS_IAM") {
+    iam = {{"iam",
+            {{"accessKey", "AKIAIOSFODNN7EXAMPLE"},
+             {"accountId", s.account()},
+             {"callerId", "AIDACKCEVSQ6C2EXAMPLE"},
+             {"cognitoIdentity", nullptr},
+             {"principalOrgId", nullptr},
+             {"userArn", "arn:aws:iam::" + s.account() + ":user/example-user"},
+             {"userId", "AIDACKCEVSQ6C2EXAMPLE"}}}};
+    in.authorizer = &iam;
+  } else {
+    in.account_id = "anonymous";
+  }
+  ojson ev = ojson::parse(gateway::http_v2_event(in));
+  as_on_aws(ev);
+  return ev;
+}
+
 }  // namespace sluice::events::detail
