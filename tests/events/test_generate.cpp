@@ -241,10 +241,10 @@ TEST_CASE("scheduled events and CloudWatch Logs", "[events]") {
 
 TEST_CASE("unknown sources, kinds and keys name what is valid", "[events]") {
   CHECK(error_of("sqss", "receive-message") ==
-        "unknown event source 'sqss'; did you mean 'sqs'? Sources: apigateway, sqs, sns, s3, dynamodb, eventbridge, "
+        "unknown event source 'sqss'; did you mean 'sqs'? Sources: apigateway, lambda, sqs, sns, s3, dynamodb, eventbridge, "
         "cloudwatch");
   CHECK(error_of("kinesis", "x") ==
-        "unknown event source 'kinesis'; sources: apigateway, sqs, sns, s3, dynamodb, eventbridge, cloudwatch");
+        "unknown event source 'kinesis'; sources: apigateway, lambda, sqs, sns, s3, dynamodb, eventbridge, cloudwatch");
   CHECK(error_of("apigateway", "proxy") ==
         "unknown kind 'proxy' for source apigateway; kinds of apigateway: aws-proxy, http-api, authorizer-token, "
         "authorizer-request");
