@@ -303,6 +303,15 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     return port;
   }
 
+  // An answer as the HTTP server sends it (Content-Length set from the body).
+  static http::Response to_http(Response&& res, unsigned version) {
+    http::Response h{static_cast<http::bhttp::status>(res.status), version};
+    for (auto& x : res.headers) h.insert(x.name, x.value);
+    h.body() = std::move(res.body);
+    h.prepare_payload();
+    return h;
+  }
+
   // The request as the API Gateway logic sees it (path not yet split from a stage).
   static Request to_request(http::Request& hreq, http::Responder& out, unsigned short port) {
     Request req;
@@ -467,10 +476,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     if (trail.traced) res.set("X-Amzn-Trace-Id", trace);
     if (!res.get("Date")) res.set("Date", http_date());
     if (spec.cors && !is_preflight(req)) apply_cors(*spec.cors, req, res);  // a preflight's answer has its own
-    http::Response hres{static_cast<http::bhttp::status>(res.status), hreq.version()};
-    for (auto& h : res.headers) hres.insert(h.name, h.value);
-    hres.body() = std::move(res.body);
-    hres.prepare_payload();
+    http::Response hres = to_http(std::move(res), hreq.version());
     log_line(res.status);
     co_await out.send(std::move(hres));
   }
@@ -580,10 +586,14 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       co_await collect_stream(result.stream, &payload, &function_error);
     }
     if (function_error) {
-      trail.note = "function error" + (result.error_type.empty() ? "" : " (" + result.error_type + ")");
+      trail.note = function_error_note(result);
       co_return false;
     }
     co_return true;
+  }
+
+  static std::string function_error_note(const lambda::InvokeResponse& result) {
+    return "function error" + (result.error_type.empty() ? "" : " (" + result.error_type + ")");
   }
 
   // 502 "Internal Server Error" (AWS-recorded for a function error).
@@ -606,14 +616,14 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       r.set("X-Amzn-Trace-Id", trace);
       if (!r.get("Date")) r.set("Date", http_date());
       if (spec.cors) apply_cors(*spec.cors, req, r);
-      http::Response h{static_cast<http::bhttp::status>(r.status), 11};
+      http::Response h{static_cast<http::bhttp::status>(r.status), 11};  // the head only: no Content-Length
       for (auto& x : r.headers) h.insert(x.name, x.value);
       return h;
     };
     if (!result.stream) {
       Response r;
       if (result.function_error) {
-        trail.note = "function error" + (result.error_type.empty() ? "" : " (" + result.error_type + ")");
+        trail.note = function_error_note(result);
         r = internal_server_error();
       } else {
         r.status = 200;
@@ -632,6 +642,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
 
     auto stream = result.stream;
     bool integration = stream->content_type() == http_integration_content_type;
+    const std::string stream_type = stream->content_type().empty() ? "application/octet-stream" : stream->content_type();
     std::string prelude;  // integration streams: bytes up to the 8 NUL bytes
     bool headed = false;  // the response head is out
     bool cut = false;     // the answer was replaced by an error: the rest of the stream is dropped
@@ -680,7 +691,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
         }
         if (!headed) {
           Response r;
-          r.set("Content-Type", stream->content_type().empty() ? "application/octet-stream" : stream->content_type());
+          r.set("Content-Type", stream_type);
           co_await send_head(r);
         }
         co_await out.write_chunk(chunk);
@@ -697,7 +708,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
           r = internal_server_error();
         }
       } else {
-        r.set("Content-Type", stream->content_type().empty() ? "application/octet-stream" : stream->content_type());
+        r.set("Content-Type", stream_type);
       }
       std::string body = r.body;
       co_await send_head(r);
@@ -745,10 +756,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     }
     if (!res.get("Date")) res.set("Date", http_date());
 
-    http::Response hres{static_cast<http::bhttp::status>(res.status), hreq.version()};
-    for (auto& h : res.headers) hres.insert(h.name, h.value);
-    hres.body() = std::move(res.body);
-    hres.prepare_payload();
+    http::Response hres = to_http(std::move(res), hreq.version());
 
     // Logged before the answer goes out, so that a client holding the answer finds its line
     // (the Python package's app.access_log() right after a request).

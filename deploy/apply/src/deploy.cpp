@@ -15,6 +15,7 @@
 #include "sluice/package/package.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -174,6 +175,34 @@ bool weights_equal(const json& a, const json& b) {
 
 bool holder_is_gone(const std::string& lock_body);
 
+// A CORS configuration as API Gateway v2 (camelCase keys) or Lambda's function URLs (PascalCase)
+// take it.
+json cors_config(const stack::CorsSpec& c, bool pascal_case) {
+  auto key = [&](std::string k) {
+    if (pascal_case) k[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(k[0])));
+    return k;
+  };
+  json cors = {{key("allowOrigins"), c.allow_origins},   {key("allowMethods"), c.allow_methods},
+               {key("allowHeaders"), c.allow_headers},   {key("exposeHeaders"), c.expose_headers},
+               {key("allowCredentials"), c.allow_credentials}};
+  if (c.max_age) cors[key("maxAge")] = *c.max_age;
+  return cors;
+}
+
+// Whether what AWS holds is the wanted CORS configuration (null: none). AWS leaves out empty
+// lists and a false allowCredentials.
+bool same_cors_config(const json& want, const json& have) {
+  if (!want.is_object()) return have.is_null() || have.empty();
+  if (!have.is_object()) return false;
+  for (const auto& [k, v] : want.items()) {
+    json h = have.value(k, json());
+    if (v.is_array() && v.empty() && (h.is_null() || (h.is_array() && h.empty()))) continue;
+    if ((k == "allowCredentials" || k == "AllowCredentials") && v == false && h.is_null()) continue;
+    if (h != v) return false;
+  }
+  return true;
+}
+
 std::string user_at_host() {
   const char* user = std::getenv("USER");
   char host[256] = {0};
@@ -244,6 +273,9 @@ class Deployer {
   // The statement ids of the function's (or its qualifier's) resource policy.
   std::vector<std::string> policy_sids(const std::string& remote_fn, const std::string& qualifier);
   bool has_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& sid);
+  // Adds a statement to the function's (or its qualifier's) policy; one already there (a
+  // previous run got this far) is fine.
+  void add_statement(const std::string& remote_fn, const std::string& qualifier, const json& statement);
   // Removes a statement from the function's (or its qualifier's) policy; one already gone is fine.
   void remove_statement(const std::string& remote_fn, const std::string& qualifier, const std::string& sid);
   // Every item of a paged Lambda listing (Marker / NextMarker): path's `field` array, page by page.
@@ -631,36 +663,14 @@ void Deployer::step_function_url(const stack::FunctionSpec& f, const std::string
     return;
   }
   json want = {{"AuthType", f.url->auth_type}, {"InvokeMode", f.url->invoke_mode}};
-  if (f.url->cors) {
-    const auto& c = *f.url->cors;
-    json cors = {{"AllowOrigins", c.allow_origins}, {"AllowMethods", c.allow_methods},
-                 {"AllowHeaders", c.allow_headers}, {"ExposeHeaders", c.expose_headers},
-                 {"AllowCredentials", c.allow_credentials}};
-    if (c.max_age) cors["MaxAge"] = *c.max_age;
-    want["Cors"] = cors;
-  }
+  if (f.url->cors) want["Cors"] = cors_config(*f.url->cors, true);
   auto differences = [&](const json& have) {
     std::vector<std::string> d;
     if (jstr(have, "AuthType") != f.url->auth_type) d.push_back("AuthType");
     std::string mode = jstr(have, "InvokeMode");
     if (!mode.empty() && mode != f.url->invoke_mode && !(mode == "Buffered" && f.url->invoke_mode == "BUFFERED"))
       d.push_back("InvokeMode");
-    json hc = have.value("Cors", json());
-    json wc = want.value("Cors", json());
-    bool have_cors = hc.is_object() && !hc.empty(), want_cors = wc.is_object();
-    if (have_cors != want_cors) {
-      d.push_back("Cors");
-    } else if (want_cors) {
-      for (const auto& [k, v] : wc.items()) {
-        json h = hc.value(k, json());
-        if (v.is_array() && v.empty() && (h.is_null() || (h.is_array() && h.empty()))) continue;
-        if (k == "AllowCredentials" && v == false && h.is_null()) continue;
-        if (h != v) {
-          d.push_back("Cors");
-          break;
-        }
-      }
-    }
+    if (!same_cors_config(want.value("Cors", json()), have.value("Cors", json()))) d.push_back("Cors");
     return d;
   };
   std::string detail = "AuthType " + f.url->auth_type + ", " + f.url->invoke_mode;
@@ -689,17 +699,10 @@ void Deployer::step_function_url(const stack::FunctionSpec& f, const std::string
   if (is_public && !have_public) {
     change(Change::create, "permission", label, "lambda:InvokeFunctionUrl and lambda:InvokeFunction for everyone, "
            "through the function URL", [&] {
-      auto add = [&](const json& body) {
-        try {
-          r_.call("POST", "lambda", kLambdaApi + rn + "/policy", body, q);
-        } catch (const aws::ServiceError& e) {
-          if (e.code != "ResourceConflictException") throw;  // already there
-        }
-      };
-      add({{"StatementId", public_sid}, {"Action", "lambda:InvokeFunctionUrl"}, {"Principal", "*"},
-           {"FunctionUrlAuthType", "NONE"}});
-      add({{"StatementId", invoke_sid}, {"Action", "lambda:InvokeFunction"}, {"Principal", "*"},
-           {"InvokedViaFunctionUrl", true}});
+      add_statement(rn, stage_, {{"StatementId", public_sid}, {"Action", "lambda:InvokeFunctionUrl"},
+                                 {"Principal", "*"}, {"FunctionUrlAuthType", "NONE"}});
+      add_statement(rn, stage_, {{"StatementId", invoke_sid}, {"Action", "lambda:InvokeFunction"},
+                                 {"Principal", "*"}, {"InvokedViaFunctionUrl", true}});
     });
   } else if (!is_public && have_public) {
     change(Change::remove, "permission", label, "public access through the function URL (now AWS_IAM)", [&] {
@@ -813,6 +816,16 @@ bool Deployer::has_permission(const std::string& rn, const std::string& qual, co
   return std::find(sids.begin(), sids.end(), sid) != sids.end();
 }
 
+void Deployer::add_statement(const std::string& rn, const std::string& qual, const json& statement) {
+  aws::Pairs q;
+  if (!qual.empty()) q.emplace_back("Qualifier", qual);
+  try {
+    r_.call("POST", "lambda", kLambdaApi + rn + "/policy", statement, q);
+  } catch (const aws::ServiceError& e) {
+    if (e.code != "ResourceConflictException") throw;
+  }
+}
+
 void Deployer::remove_statement(const std::string& rn, const std::string& qual, const std::string& sid) {
   aws::Pairs q;
   if (!qual.empty()) q.emplace_back("Qualifier", qual);
@@ -858,19 +871,10 @@ void Deployer::step_permission(const std::string& function_expr, const std::stri
     return;
   }
   change(Change::create, "permission", label, "lambda:InvokeFunction for apigateway.amazonaws.com", [&] {
-    std::string real_sid = sid;
-    std::string arn = source_arn;
-    json body = {{"StatementId", real_sid},
-                 {"Action", "lambda:InvokeFunction"},
-                 {"Principal", "apigateway.amazonaws.com"},
-                 {"SourceArn", arn}};
-    aws::Pairs q;
-    if (!qual->empty()) q.emplace_back("Qualifier", *qual);
-    try {
-      r_.call("POST", "lambda", kLambdaApi + rn + "/policy", body, q);
-    } catch (const aws::ServiceError& e) {
-      if (e.code != "ResourceConflictException") throw;  // already there: a previous run got this far
-    }
+    add_statement(rn, *qual, {{"StatementId", sid},
+                              {"Action", "lambda:InvokeFunction"},
+                              {"Principal", "apigateway.amazonaws.com"},
+                              {"SourceArn", source_arn}});
   });
 }
 
@@ -1227,26 +1231,8 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
   const stack::StageSpec* sspec = stage_spec(api);
   std::map<std::string, std::string> variables = sspec ? sspec->variables : std::map<std::string, std::string>{};
 
-  json cors = nullptr;
-  if (api.cors) {
-    cors = {{"allowOrigins", api.cors->allow_origins},
-            {"allowMethods", api.cors->allow_methods},
-            {"allowHeaders", api.cors->allow_headers},
-            {"exposeHeaders", api.cors->expose_headers},
-            {"allowCredentials", api.cors->allow_credentials}};
-    if (api.cors->max_age) cors["maxAge"] = *api.cors->max_age;
-  }
-  auto same_cors = [&](const json& have) {
-    if (cors.is_null()) return have.is_null() || have.empty();
-    if (!have.is_object()) return false;
-    for (const auto& [k, v] : cors.items()) {
-      json h = have.value(k, json());
-      if (v.is_array() && v.empty() && (h.is_null() || (h.is_array() && h.empty()))) continue;
-      if (k == "allowCredentials" && v == false && h.is_null()) continue;
-      if (h != v) return false;
-    }
-    return true;
-  };
+  json cors = api.cors ? cors_config(*api.cors, false) : json(nullptr);
+  auto same_cors = [&](const json& have) { return same_cors_config(cors, have); };
 
   std::string id;
   json remote_api;
@@ -1763,17 +1749,10 @@ void Deployer::step_schedule_permission(const std::string& rn, const std::string
     return;
   }
   change(Change::create, "permission", label, "lambda:InvokeFunction for events.amazonaws.com from rule " + rule, [&] {
-    json body = {{"StatementId", sid},
-                 {"Action", "lambda:InvokeFunction"},
-                 {"Principal", "events.amazonaws.com"},
-                 {"SourceArn", rule_arn}};
-    aws::Pairs q;
-    if (!qual.empty()) q.emplace_back("Qualifier", qual);
-    try {
-      r_.call("POST", "lambda", kLambdaApi + rn + "/policy", body, q);
-    } catch (const aws::ServiceError& e) {
-      if (e.code != "ResourceConflictException") throw;  // a previous run got this far
-    }
+    add_statement(rn, qual, {{"StatementId", sid},
+                             {"Action", "lambda:InvokeFunction"},
+                             {"Principal", "events.amazonaws.com"},
+                             {"SourceArn", rule_arn}});
   });
 }
 

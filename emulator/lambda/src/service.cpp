@@ -765,6 +765,11 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
         });
   }
 
+  // An idle environment that is not being retired: the next call may have it.
+  static bool takes_work(const Entry& e) {
+    return !e.busy && !e.env->retiring() && e.env->state() == runtime::EnvState::idle;
+  }
+
   // The debugged function has one environment at a time (its debugger port): the job takes it
   // when it is idle (true: place() goes on and finds it), or waits for it (false). With none
   // left, place() goes on to a cold start.
@@ -775,15 +780,14 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       if (key.first != c.function) continue;
       for (auto& e : pool.entries) {
         if (e->env->state() == runtime::EnvState::dead) continue;
-        bool idle = !e->busy && !e->env->retiring() && e->env->state() == runtime::EnvState::idle;
-        if (idle && key.second == c.version) return true;
+        if (takes_work(*e) && key.second == c.version) return true;
         other = e;
       }
     }
     if (!other) return true;
     auto& q = fns[c.function].debug_queue;
     q.push_back(job);
-    if (q.size() == 1 && !other->busy && !other->env->retiring() && other->env->state() == runtime::EnvState::idle)
+    if (q.size() == 1 && takes_work(*other))
       other->env->stop("another version of the function being debugged was called");
     logger()->debug("{}: call {} waits for the debugged function's environment", c.function, job->inv.request_id);
     return false;
@@ -807,7 +811,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     // Most recently used idle environment first; the others age out.
     std::shared_ptr<Entry> best;
     for (auto& e : pool.entries) {
-      if (e->busy || e->env->retiring() || e->env->state() != runtime::EnvState::idle) continue;
+      if (!takes_work(*e)) continue;
       if (!best || e->env->idle_since() > best->env->idle_since()) best = e;
     }
     auto& fs_ = fns[c.function];
