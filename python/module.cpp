@@ -222,6 +222,31 @@ PYBIND11_MODULE(_sluice, m) {
              for (const auto& r : recs) out.append(record_dict(r));
              return out;
            })
+      .def(
+          "destinations",
+          [](app::App& a, double wait_s) {
+            std::vector<lambda::DestinationDelivery> ds;
+            {
+              py::gil_scoped_release nogil;
+              ds = a.destinations(std::chrono::milliseconds(static_cast<long long>(wait_s * 1000)));
+            }
+            py::list out;
+            for (const auto& x : ds) {
+              py::dict d;
+              d["function"] = x.function;
+              d["request_id"] = x.request_id;
+              d["condition"] = x.condition;
+              d["kind"] = x.kind;
+              d["destination"] = x.destination;
+              d["record"] = x.record;
+              d["state"] = x.state;
+              d["detail"] = x.detail;
+              d["time"] = std::chrono::duration<double>(x.time.time_since_epoch()).count();
+              out.append(d);
+            }
+            return out;
+          },
+          py::arg("wait") = 0.0)
       .def("clear_records", &app::App::clear_records, py::call_guard<py::gil_scoped_release>())
       .def(
           "logs",

@@ -30,6 +30,7 @@ from ._sluice import generate_event as _generate_event
 
 __all__ = [
     "ApiUrl",
+    "Delivery",
     "App",
     "InvokeResult",
     "Record",
@@ -111,6 +112,24 @@ class Record:
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An asynchronous invocation's record sent to a destination (``app.destinations()``)."""
+
+    function: str  # whose event it was
+    request_id: str  # the event's request id
+    condition: str  # "Success", "RetriesExhausted", "EventAgeExceeded" or "ZeroReservedConcurrency"
+    kind: str  # "on_success", "on_failure" or "dead_letter"
+    destination: str  # as the stack names it: a function of the stack or an ARN
+    record: Any  # the invocation record as the destination gets it (dead_letter: the event)
+    state: str  # "delivered", "failed", "not_sent" (no endpoint for an ARN) or "pending"
+    detail: str  # the destination's request id / message id, or why it was not delivered
+    time: float  # seconds since the epoch
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
 
 
 @dataclass(frozen=True)
@@ -346,6 +365,27 @@ class App:
 
     def clear_records(self) -> None:
         self._engine.clear_records()
+
+    def destinations(self, function: Optional[str] = None, wait: float = 5.0) -> List[Delivery]:
+        """Records of asynchronous invocations sent to ``on_success`` / ``on_failure``
+        destinations, oldest first (optionally of one function's events). Waits up to
+        ``wait`` seconds for queued events and deliveries under way to settle first::
+
+            rid = app.invoke_async("orders", {"id": 1})
+            [d] = app.destinations("orders")
+            assert d.condition == "Success" and d.record["requestContext"]["requestId"] == rid
+        """
+        out = []
+        for d in self._engine.destinations(wait):
+            d = dict(d)
+            try:
+                d["record"] = json.loads(d["record"])
+            except ValueError:  # a dead-letter queue gets the event as it was sent
+                pass
+            out.append(Delivery(**d))
+        if function is not None:
+            out = [d for d in out if d.function == function]
+        return out
 
     def recording(self) -> "Recording":
         """The invocations made while a ``with`` block runs (whoever made them)::

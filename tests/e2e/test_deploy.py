@@ -1073,3 +1073,53 @@ def test_function_url_of_the_stage_alias_created_updated_and_removed(moto, proje
     assert f"- remove function URL {find}:sandbox" in p.stderr
     with pytest.raises(Exception):
         moto.client("lambda").get_function_url_config(FunctionName=find, Qualifier="sandbox")
+
+
+def test_async_destinations_go_on_the_stage_alias_with_the_role_allowed_to_reach_them(moto, project):
+    stack = project.app / "sluice.yaml"
+    add = f"{STACK}-favorites-add"
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:favorites-failed"
+    moto.client("sqs").create_queue(QueueName="favorites-failed")
+    text = stack.read_text()
+    anchor = "    handler: watchlist.handlers.favorites.add_favorite\n"
+    dlq = f"arn:aws:sns:{REGION}:{ACCOUNT}:favorites-dead"
+    stack.write_text(text.replace(anchor, anchor + f"    async: {{max_retry_attempts: 1, on_success: movies-list, "
+                                                   f"on_failure: {queue}, dead_letter: {dlq}}}\n"))
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    calls = moto.stop_recording()
+    listed = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-movies-list:sandbox"
+    assert (f"+ create async destinations {add}:sandbox (on success {listed}, on failure {queue})") in p.stderr
+    puts = []
+    for c in calls:
+        u = urlsplit(c["url"])
+        if c["method"] == "PUT" and u.path == f"/2019-09-25/functions/{add}/event-invoke-config":
+            body = c.get("body") or ""
+            if c.get("body_encoded"):
+                body = base64.b64decode(body).decode()
+            puts.append((u.query, json.loads(body)))
+    # The function's own config (retries) and the stage alias's, with the destinations.
+    assert ("Qualifier=sandbox", {"MaximumRetryAttempts": 1, "MaximumEventAgeInSeconds": 21600,
+                                  "DestinationConfig": {"OnSuccess": {"Destination": listed},
+                                                        "OnFailure": {"Destination": queue}}}) in puts
+    # The dead-letter queue is the function's configuration.
+    configs = [json.loads(base64.b64decode(c["body"]).decode() if c.get("body_encoded") else c["body"])
+               for c in calls if c["method"] in ("POST", "PUT") and
+               urlsplit(c["url"]).path in ("/2015-03-31/functions", f"/2015-03-31/functions/{add}/configuration")]
+    assert [b["DeadLetterConfig"] for b in configs if b.get("FunctionName", add) == add] == [{"TargetArn": dlq}]
+    # The role may send there: an inline policy kept to the destinations.
+    iam = moto.client("iam")
+    doc = iam.get_role_policy(RoleName=f"sluice-{STACK}-lambda", PolicyName="sluice-destinations")["PolicyDocument"]
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    assert sorted((s["Action"], tuple(s["Resource"])) for s in doc["Statement"]) == [
+        ("lambda:InvokeFunction", (listed,)), ("sns:Publish", (dlq,)), ("sqs:SendMessage", (queue,))]
+    assert f"+ create role policy sluice-{STACK}-lambda sluice-destinations" in p.stderr
+
+    # Gone from the stack: the role policy goes (moto answers the alias's config with the
+    # function's own whatever the qualifier, so the alias config's removal is seen in AWS only).
+    stack.write_text(text)
+    p = ok(project.deploy("sandbox"))
+    assert f"- remove role policy sluice-{STACK}-lambda sluice-destinations" in p.stderr
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role_policy(RoleName=f"sluice-{STACK}-lambda", PolicyName="sluice-destinations")

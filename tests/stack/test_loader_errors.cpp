@@ -247,7 +247,8 @@ TEST_CASE("numbers: bounds, types, huge values", "[stack][errors][types]") {
       {"async: {max_event_age: 21601}", "functions.f.async.max_event_age", "expected an integer from 60 to 21600"},
       {"async: {max_retry_attempts: \"1\"}", "functions.f.async.max_retry_attempts", "found the string \"1\""},
       {"async: 3", "functions.f.async",
-       "expected a mapping {max_retry_attempts: 0..2, max_event_age: 60..21600}, found 3"},
+       "expected a mapping {max_retry_attempts: 0..2, max_event_age: 60..21600, on_success: DESTINATION, "
+       "on_failure: DESTINATION, dead_letter: SQS or SNS ARN}, found 3"},
   };
   for (const auto& c : cases) {
     INFO(c.line);
@@ -726,4 +727,51 @@ TEST_CASE("url: a function URL, true or {auth, invoke_mode, qualifier, cors, por
   REQUIRE_ERROR(r, "functions.f.url.authtype", "unknown key 'authtype'; allowed keys: auth, invoke_mode", 7);
   r = must_fail(load(with_function("    url: yes please\n")));
   REQUIRE_ERROR(r, "functions.f.url", "expected true, or a mapping {auth: NONE|AWS_IAM", 7);
+}
+
+TEST_CASE("async destinations: a function of the stack or an ARN Lambda accepts", "[stack][errors][async]") {
+  // Two functions: f (the one under test) and g.
+  auto two = [](const std::string& async) {
+    return "name: t\ndefaults: {runtime: python3.12, handler: app.handler}\nfunctions:\n"
+           "  g: {code: code/python-app, aliases: {live: \"$LATEST\"}}\n"
+           "  f:\n    code: code/python-app\n    async: " +
+           async + "\n";
+  };
+  auto st = must_load(load(two("{on_success: g, on_failure: \"g:live\"}")));
+  const auto& a = st.functions.at("f").async;
+  REQUIRE((a.on_success && a.on_failure));
+  CHECK((a.on_success->function == "g" && a.on_success->qualifier.empty() && a.on_success->service == "lambda"));
+  CHECK((a.on_failure->function == "g" && a.on_failure->qualifier == "live" && a.on_failure->text() == "g:live"));
+  st = must_load(load(two("{on_success: arn:aws:events:eu-west-3:123456789012:event-bus/default, "
+                          "on_failure: \"arn:aws:s3:::my-bucket\"}")));
+  CHECK(st.functions.at("f").async.on_success->service == "events");
+  CHECK(st.functions.at("f").async.on_failure->arn == "arn:aws:s3:::my-bucket");
+  for (const char* ok : {"arn:aws:sqs:us-east-1:123456789012:q", "arn:aws:sns:us-east-1:123456789012:t",
+                         "arn:aws:lambda:us-east-1:123456789012:function:other:prod"})
+    CHECK(must_load(load(two(std::string("{on_failure: ") + ok + "}"))).functions.at("f").async.on_failure->arn == ok);
+
+  auto r = must_fail(load(two("{on_failure: h}")));
+  REQUIRE_ERROR(r, "functions.f.async.on_failure", "unknown function \"h\" (a destination is a function of this stack or an ARN", 7);
+  r = must_fail(load(two("{on_failure: f}")));
+  REQUIRE_ERROR(r, "functions.f.async.on_failure", "a function can't be a destination for itself", 7);
+  r = must_fail(load(two("{on_failure: \"g:beta\"}")));
+  REQUIRE_ERROR(r, "functions.f.async.on_failure", "qualifier \"beta\" is not $LATEST, a version number or an alias of 'g'", 7);
+  r = must_fail(load(two("{on_success: \"arn:aws:s3:::b\"}")));
+  REQUIRE_ERROR(r, "functions.f.async.on_success", "an S3 bucket can only be an on_failure destination", 7);
+  r = must_fail(load(two("{on_failure: arn:aws:sqs:us-east-1:123456789012:jobs.fifo}")));
+  REQUIRE_ERROR(r, "functions.f.async.on_failure", "standard queues only, not FIFO ones", 7);
+  r = must_fail(load(two("{on_failure: arn:aws:dynamodb:us-east-1:123456789012:table/t}")));
+  REQUIRE_ERROR(r, "functions.f.async.on_failure", "sqs, sns, events, lambda or s3 (failures only), not \"dynamodb\"", 7);
+  r = must_fail(load(two("{on_failure: arn:aws:sqs:nowhere:123:q}")));
+  REQUIRE_ERROR(r, "functions.f.async.on_failure", "the ARN must name its region and 12-digit account: arn:aws:sqs:us-east-1:123456789012:", 7);
+  r = must_fail(load(two("{on_failure: arn:aws:events:us-east-1:123456789012:rule/r}")));
+  REQUIRE_ERROR(r, "functions.f.async.on_failure", "expected an event bus: arn:aws:events:REGION:ACCOUNT:event-bus/NAME", 7);
+  st = must_load(load(two("{dead_letter: arn:aws:sns:us-east-1:123456789012:t}")));
+  CHECK(st.functions.at("f").async.dead_letter->service == "sns");
+  r = must_fail(load(two("{dead_letter: g}")));
+  REQUIRE_ERROR(r, "functions.f.async.dead_letter", "a dead-letter queue is an SQS queue or SNS topic ARN", 7);
+  r = must_fail(load(two("{dead_letter: arn:aws:sqs:us-east-1:123456789012:dlq.fifo}")));
+  REQUIRE_ERROR(r, "functions.f.async.dead_letter", "standard queues only, not FIFO ones", 7);
+  r = must_fail(load(two("{on_sucess: g}")));
+  REQUIRE_ERROR(r, "functions.f.async.on_sucess", "did you mean 'on_success'?", 7);
 }

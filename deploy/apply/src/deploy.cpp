@@ -18,6 +18,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <set>
 #include <thread>
@@ -153,6 +154,8 @@ std::vector<std::string> config_differences(const json& want, const json& have) 
   if (layer_arns(want) != layer_arns(have)) diffs.push_back("Layers");
   // The format always; the levels only when JSON is wanted (logging_of gives Text none).
   if (logging_of(want) != logging_of(have)) diffs.push_back("LoggingConfig");
+  if (jstr(object_field(want, "DeadLetterConfig"), "TargetArn") != jstr(object_field(have, "DeadLetterConfig"), "TargetArn"))
+    diffs.push_back("DeadLetterConfig");
   return diffs;
 }
 
@@ -261,7 +264,14 @@ class Deployer {
                   const json& weights);
   void step_aliases_from_record(const json& record);
   void step_function_url(const stack::FunctionSpec& f, const std::string& remote_name);
+  // Async destinations: the role's permission to reach them, and the stage alias's
+  // event-invoke config naming them.
+  std::string destination_arn(const stack::DestinationSpec& d) const;
+  json destinations_policy() const;
+  void step_role_destinations(const std::string& role_name);
+  void step_destinations();
   void wait_updated(const std::string& remote_name);
+  void retry_while_role_settles(const std::function<void()>& call);
   void step_rest_api(const stack::ApiSpec& api);
   void step_http_api(const stack::ApiSpec& api);
   void step_permission(const std::string& function_expr, const std::string& qualifier_expr, const std::string& api_id,
@@ -431,6 +441,7 @@ void Deployer::step_role() {
       if (!arn.empty()) role_arn_ = arn;
       r_.query("iam", "AttachRolePolicy", "2010-05-08", {{"RoleName", name}, {"PolicyArn", policy}});
     });
+    step_role_destinations(name);
     return;
   }
   role_arn_ = xml_text(xml, "Arn");
@@ -441,6 +452,119 @@ void Deployer::step_role() {
     });
   } else {
     same("role", name);
+  }
+  step_role_destinations(name);
+}
+
+// The ARN a destination has once deployed: a function of the stack is its remote function
+// under the stage's alias (or the qualifier the stack gives).
+std::string Deployer::destination_arn(const stack::DestinationSpec& d) const {
+  if (!d.arn.empty()) return d.arn;
+  return "arn:aws:lambda:" + region_ + ":" + account_ + ":function:" + function_name(st_.name, d.function) + ":" +
+         (d.qualifier.empty() ? stage_ : d.qualifier);
+}
+
+// What the execution role must be allowed to do for the stack's destinations (null: none).
+json Deployer::destinations_policy() const {
+  std::map<std::string, std::set<std::string>> by_action;
+  for (const auto& [name, f] : st_.functions)
+    for (const auto* d : {&f.async.on_success, &f.async.on_failure, &f.async.dead_letter}) {
+      if (!*d) continue;
+      const auto& dest = **d;
+      std::string arn = destination_arn(dest);
+      if (dest.service == "sqs") by_action["sqs:SendMessage"].insert(arn);
+      else if (dest.service == "sns") by_action["sns:Publish"].insert(arn);
+      else if (dest.service == "events") by_action["events:PutEvents"].insert(arn);
+      else if (dest.service == "lambda") by_action["lambda:InvokeFunction"].insert(arn);
+      else if (dest.service == "s3") {
+        by_action["s3:PutObject"].insert(arn + "/*");
+        by_action["s3:ListBucket"].insert(arn);
+      }
+    }
+  if (by_action.empty()) return nullptr;
+  json statements = json::array();
+  for (const auto& [action, arns] : by_action)
+    statements.push_back({{"Effect", "Allow"}, {"Action", action}, {"Resource", json(arns)}});
+  return {{"Version", "2012-10-17"}, {"Statement", statements}};
+}
+
+// An inline policy of the stack's role, "sluice-destinations", kept to what the destinations need.
+void Deployer::step_role_destinations(const std::string& role_name) {
+  const std::string policy_name = "sluice-destinations";
+  json want = destinations_policy();
+  json have;
+  try {
+    std::string xml = r_.query("iam", "GetRolePolicy", "2010-05-08", {{"RoleName", role_name}, {"PolicyName", policy_name}});
+    have = json::parse(url_decode(xml_text(xml, "PolicyDocument")), nullptr, false);
+  } catch (const aws::ServiceError& e) {
+    if (!is_not_found(e)) throw;
+  }
+  const std::string label = role_name + " " + policy_name;
+  if (want.is_null()) {
+    if (have.is_object())
+      change(Change::remove, "role policy", label, "no async destinations any more", [&] {
+        r_.query("iam", "DeleteRolePolicy", "2010-05-08", {{"RoleName", role_name}, {"PolicyName", policy_name}});
+      });
+    return;
+  }
+  if (have.is_object() && have.value("Statement", json()) == want["Statement"]) {
+    same("role policy", label);
+    return;
+  }
+  std::vector<std::string> actions;
+  for (const auto& st : want["Statement"]) actions.push_back(st["Action"].get<std::string>());
+  change(have.is_object() ? Change::update : Change::create, "role policy", label,
+         "async destinations: " + join(actions, ", "), [&] {
+           r_.query("iam", "PutRolePolicy", "2010-05-08",
+                    {{"RoleName", role_name}, {"PolicyName", policy_name}, {"PolicyDocument", want.dump()}});
+         });
+}
+
+// The stage alias's asynchronous invocation config when the function has destinations (its
+// retries and event age with them); removed when it has none any more. Runs once every
+// function and alias of the stage exists, since AWS checks that a destination exists.
+void Deployer::step_destinations() {
+  for (const auto& [name, f] : st_.functions) {
+    const std::string rn = function_name(st_.name, name);
+    const std::string path = "/2019-09-25/functions/" + rn + "/event-invoke-config";
+    const aws::Pairs q = {{"Qualifier", stage_}};
+    const std::string label = rn + ":" + stage_;
+    std::optional<json> have;
+    have = r_.get("lambda", path, q);  // none for a new function or alias (404)
+    // AWS answers a qualified config with a qualified FunctionArn; the function's own
+    // (unqualified) one is not the alias's (moto answers that whatever the qualifier).
+    if (have && !ends_with(jstr(*have, "FunctionArn"), ":" + stage_)) have.reset();
+    auto dest_of = [](const json& cfg, const char* side) {
+      if (!cfg.is_object() || !cfg.contains("DestinationConfig")) return std::string();
+      const auto& d = cfg["DestinationConfig"];
+      return d.contains(side) && d[side].is_object() ? jstr(d[side], "Destination") : std::string();
+    };
+    std::string want_success = f.async.on_success ? destination_arn(*f.async.on_success) : "";
+    std::string want_failure = f.async.on_failure ? destination_arn(*f.async.on_failure) : "";
+    if (want_success.empty() && want_failure.empty()) {
+      if (have && (!dest_of(*have, "OnSuccess").empty() || !dest_of(*have, "OnFailure").empty()))
+        change(Change::remove, "async destinations", label, "", [&] { r_.call("DELETE", "lambda", path, nullptr, q); });
+      continue;
+    }
+    std::vector<std::string> detail;
+    if (!want_success.empty()) detail.push_back("on success " + want_success);
+    if (!want_failure.empty()) detail.push_back("on failure " + want_failure);
+    bool same_config = have && dest_of(*have, "OnSuccess") == want_success && dest_of(*have, "OnFailure") == want_failure &&
+                       jint(*have, "MaximumRetryAttempts", 2) == f.async.max_retry_attempts &&
+                       jint(*have, "MaximumEventAgeInSeconds", 21600) == f.async.max_event_age_s;
+    if (same_config) {
+      same("async destinations", label, join(detail, ", "));
+      continue;
+    }
+    change(have ? Change::update : Change::create, "async destinations", label, join(detail, ", "), [&] {
+      json dc = {{"OnSuccess", json::object()}, {"OnFailure", json::object()}};
+      if (!want_success.empty()) dc["OnSuccess"] = {{"Destination", want_success}};
+      if (!want_failure.empty()) dc["OnFailure"] = {{"Destination", want_failure}};
+      json body = {{"MaximumRetryAttempts", f.async.max_retry_attempts},
+                   {"MaximumEventAgeInSeconds", f.async.max_event_age_s},
+                   {"DestinationConfig", dc}};
+      retry_while_role_settles([&] { r_.call("PUT", "lambda", path, body, q); });
+    });
   }
 }
 
@@ -488,6 +612,25 @@ void Deployer::step_layers() {
 
 // ---- functions, versions, aliases -------------------------------------------------------
 
+// A role created, or given a policy, seconds ago may not be usable by Lambda yet (IAM is
+// eventually consistent): Lambda then refuses the call naming the role ("cannot be assumed",
+// "does not have permissions to call SendMessage"); that one refusal is retried for a while.
+void Deployer::retry_while_role_settles(const std::function<void()>& call) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      call();
+      return;
+    } catch (const aws::ServiceError& e) {
+      if (e.code != "InvalidParameterValueException" ||
+          (e.message.find("role") == std::string::npos && e.message.find("permission") == std::string::npos) ||
+          attempt >= 10)
+        throw;
+      p_.line("    the execution role is not usable yet; retrying in 3 s");
+      std::this_thread::sleep_for(std::chrono::seconds(3));
+    }
+  }
+}
+
 void Deployer::wait_updated(const std::string& remote_name) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
   for (;;) {
@@ -529,6 +672,8 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
   for (const auto& l : f.layers) layers.push_back(layer_arn_["layer " + fs::relative(l, st_.base_dir).string()]);
   want["Layers"] = layers;
   want["LoggingConfig"] = want_logging(f.logging);
+  // The dead-letter queue; an empty TargetArn removes one.
+  want["DeadLetterConfig"] = {{"TargetArn", f.async.dead_letter ? f.async.dead_letter->arn : ""}};
 
   auto remote = r_.get("lambda", kLambdaApi + rn);
   bool changed = false;
@@ -538,24 +683,12 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
       json body = want;
       // Without `logging`, AWS's own default (Text) is left to AWS.
       if (!f.logging) body.erase("LoggingConfig");
+      if (!f.async.dead_letter) body.erase("DeadLetterConfig");
       body["FunctionName"] = rn;
       body["Code"] = {{"S3Bucket", bucket_}, {"S3Key", unit.s3_key}};
       body["Publish"] = false;
       body["PackageType"] = "Zip";
-      // A role created seconds ago may not be assumable by Lambda yet (IAM is eventually
-      // consistent): retry that one refusal for a while.
-      for (int attempt = 0;; ++attempt) {
-        try {
-          r_.call("POST", "lambda", "/2015-03-31/functions", body);
-          break;
-        } catch (const aws::ServiceError& e) {
-          if (e.code != "InvalidParameterValueException" || e.message.find("role") == std::string::npos ||
-              attempt >= 10)
-            throw;
-          p_.line("    the execution role is not usable yet; retrying in 3 s");
-          std::this_thread::sleep_for(std::chrono::seconds(3));
-        }
-      }
+      retry_while_role_settles([&] { r_.call("POST", "lambda", "/2015-03-31/functions", body); });
       wait_updated(rn);
     });
   } else {
@@ -574,7 +707,8 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
         json body = want;
         // LoggingConfig only when it differs: an update of another field leaves it alone.
         if (std::find(diffs.begin(), diffs.end(), "LoggingConfig") == diffs.end()) body.erase("LoggingConfig");
-        r_.call("PUT", "lambda", kLambdaApi + rn + "/configuration", body);
+        if (std::find(diffs.begin(), diffs.end(), "DeadLetterConfig") == diffs.end()) body.erase("DeadLetterConfig");
+        retry_while_role_settles([&] { r_.call("PUT", "lambda", kLambdaApi + rn + "/configuration", body); });
         wait_updated(rn);
       });
     }
@@ -2129,6 +2263,7 @@ void Deployer::pass(bool apply) {
     step_layers();
   }
   step_functions();
+  if (o_.mode == Mode::deploy) step_destinations();
   if (o_.mode != Mode::rollback) {
     for (const auto& [name, api] : st_.apis) {
       if (api.type == stack::ApiType::rest) step_rest_api(api);

@@ -513,6 +513,20 @@ std::vector<lambda::InvocationRecord> App::records() {
   }
 }
 
+std::vector<lambda::DestinationDelivery> App::destinations(std::chrono::milliseconds wait) {
+  auto& d = *impl_;
+  auto until = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    auto [pending, out] = d.call<std::pair<std::size_t, std::vector<lambda::DestinationDelivery>>>(
+        [&d]() -> asio::awaitable<std::pair<std::size_t, std::vector<lambda::DestinationDelivery>>> {
+          co_return std::make_pair(d.service->destinations_pending() + d.service->queued_events(),
+                                   d.service->destinations());
+        });
+    if (pending == 0 || std::chrono::steady_clock::now() >= until) return out;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 void App::clear_records() {
   auto& d = *impl_;
   d.call<bool>([&d]() -> asio::awaitable<bool> {

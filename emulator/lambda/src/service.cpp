@@ -4,6 +4,7 @@
 #include "sluice/common/process.hpp"
 #include "sluice/common/util.hpp"
 #include "sluice/lambda/code_watch.hpp"
+#include "sluice/lambda/destinations.hpp"
 #include "sluice/lambda/function_ref.hpp"
 #include "sluice/lambda/payload_check.hpp"
 #include "sluice/runtime/environment.hpp"
@@ -1005,7 +1006,18 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     auto backoff = std::chrono::milliseconds(1000);
     asio::steady_timer timer(ex);
     std::string last_error;
-    while (!shutting_down) {
+    AsyncOutcome out;
+    out.request_id = inv.request_id;
+    out.function_arn = ref.qualifier.empty() ? inv.invoked_arn + ":$LATEST" : inv.invoked_arn;
+    out.request_payload = inv.payload;
+    out.condition = "RetriesExhausted";
+    // Reserved concurrency 0: the event goes to the on-failure destination untried (AWS).
+    bool zero = fit != stack.functions.end() && fit->second.reserved_concurrency == 0;
+    if (zero) {
+      out.condition = "ZeroReservedConcurrency";
+      last_error = "reserved concurrency is 0";
+    }
+    while (!shutting_down && !zero) {
       // Each attempt re-resolves an alias, as the service does for every delivery.
       auto job = new_job(config, inv, false);
       job->source = source;
@@ -1016,14 +1028,24 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
         last_error = job->error->code;
         if (job->error->status != 429) break;
         // Throttled: requeued with exponential back-off until the event is too old.
-        if (mono::now() - started + backoff > max_age) break;
+        if (mono::now() - started + backoff > max_age) {
+          out.condition = "EventAgeExceeded";
+          break;
+        }
         timer.expires_after(backoff);
         co_await timer.async_wait(nothrow);
         backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::minutes(5));
         continue;
       }
+      out.attempts++;
+      out.ran = true;
+      out.executed_version = job->config.version;
+      out.function_error = job->result.function_error;
+      out.response_payload = std::move(job->result.payload);
       if (!job->result.function_error) {
         async_pending--;
+        out.condition = "Success";
+        if (spec.on_success) send_to_destination(ref, out, *spec.on_success, "on_success");
         co_return;
       }
       last_error = job->result.error_type.empty() ? "Unhandled" : job->result.error_type;
@@ -1033,15 +1055,138 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
                        : options.async_retry_delays.empty() ? std::chrono::milliseconds(0)
                                                            : options.async_retry_delays.back();
       ++failures;
-      if (mono::now() - started + delay > max_age) break;
+      if (mono::now() - started + delay > max_age) {
+        out.condition = "EventAgeExceeded";
+        break;
+      }
       timer.expires_after(delay);
       co_await timer.async_wait(nothrow);
     }
     async_pending--;
     std::string why = shutting_down ? "sluice stopped before it was delivered"
-                                    : "discarded after " + std::to_string(failures + 1) + " attempt" +
-                                          (failures ? "s" : "") + " (" + last_error + ")";
+                      : zero        ? "not run: the function's reserved concurrency is 0"
+                                    : "discarded after " + std::to_string(out.attempts) + " attempt" +
+                                   (out.attempts == 1 ? "" : "s") + " (" + last_error + ")";
+    if (!shutting_down && spec.on_failure) why += "; its record goes to " + spec.on_failure->text();
+    if (!shutting_down && spec.dead_letter) why += "; the event goes to " + spec.dead_letter->text();
     logger()->warn("{}: asynchronous event {} {}", ref.name, inv.request_id, why);
+    if (shutting_down) co_return;
+    if (spec.on_failure) send_to_destination(ref, out, *spec.on_failure, "on_failure");
+    if (spec.dead_letter) send_to_dead_letter(ref, out, *spec.dead_letter);
+  }
+
+  // ------------------------------------------------------------ destinations
+
+  std::deque<std::shared_ptr<DestinationDelivery>> deliveries;
+  std::size_t deliveries_pending = 0;
+  std::unique_ptr<RemoteDestinations> remote;
+
+  void finish_delivery(const std::shared_ptr<DestinationDelivery>& d, std::string state, std::string detail) {
+    d->state = std::move(state);
+    d->detail = std::move(detail);
+    if (deliveries_pending) deliveries_pending--;
+    if (d->state == "delivered")
+      logger()->info("{}: {} record of {} ({}) delivered to {}{}", d->function, d->kind, d->request_id, d->condition,
+                     d->destination, d->detail.empty() ? "" : " (" + d->detail + ")");
+    else
+      logger()->warn("{}: {} record of {} ({}) not delivered to {}: {}{}", d->function, d->kind, d->request_id,
+                     d->condition, d->destination, d->detail,
+                     d->record.size() <= 4096 ? "; the record: " + d->record
+                                              : "; the record starts: " + d->record.substr(0, 4096));
+  }
+
+  std::shared_ptr<DestinationDelivery> new_delivery(const FunctionRef& ref, const AsyncOutcome& out,
+                                                    const stack::DestinationSpec& dest, const char* kind,
+                                                    std::string body) {
+    auto d = std::make_shared<DestinationDelivery>();
+    d->function = ref.name;
+    d->request_id = out.request_id;
+    d->condition = out.condition;
+    d->kind = kind;
+    d->destination = dest.text();
+    d->record = std::move(body);
+    deliveries.push_back(d);
+    if (deliveries.size() > LambdaService::max_records) deliveries.pop_front();
+    deliveries_pending++;
+    return d;
+  }
+
+  // A dead-letter queue gets the event itself, with what went wrong in message attributes
+  // (as recorded from AWS: RequestID, ErrorCode "200" as a Number, ErrorMessage = the first
+  // KB of the error's message).
+  void send_to_dead_letter(const FunctionRef& ref, const AsyncOutcome& out, const stack::DestinationSpec& dest) {
+    auto d = new_delivery(ref, out, dest, "dead_letter", out.request_payload);
+    RemoteDestinations::Message m;
+    m.arn = dest.arn;
+    m.body = out.request_payload;
+    m.function_arn = out.function_arn;
+    m.attributes.push_back({"RequestID", "String", out.request_id});
+    if (out.ran) {
+      std::string message = error_message(out.response_payload);
+      m.attributes.push_back({"ErrorCode", "Number", std::to_string(out.status_code)});
+      m.attributes.push_back({"ErrorMessage", "String", message.substr(0, 1024)});
+    } else {
+      m.attributes.push_back({"ErrorCode", "Number", "429"});
+      m.attributes.push_back({"ErrorMessage", "String", "Function not invoked: its reserved concurrency is 0"});
+    }
+    send_remote(d, dest, std::move(m));
+  }
+
+  void send_to_destination(const FunctionRef& ref, const AsyncOutcome& out, const stack::DestinationSpec& dest,
+                           const char* kind) {
+    auto d = new_delivery(ref, out, dest, kind, invocation_record(out));
+    if (!dest.function.empty()) {
+      // A function of the stack: invoked asynchronously with the record as its event. Without
+      // a qualifier it runs under the alias the event came through when it has one of that
+      // name (deploy points it at the same stage's alias), else $LATEST.
+      InvokeRequest req;
+      req.function = dest.function;
+      req.qualifier = dest.qualifier;
+      if (req.qualifier.empty() && !ref.qualifier.empty()) {
+        auto dit = stack.functions.find(dest.function);
+        if (dit != stack.functions.end() && dit->second.aliases.count(ref.qualifier)) req.qualifier = ref.qualifier;
+      }
+      req.payload = d->record;
+      req.type = InvocationType::event;
+      req.source = std::string(kind) + " destination of " + ref.name;
+      asio::co_spawn(
+          ex,
+          [self = shared_from_this(), req = std::move(req), d]() mutable -> asio::awaitable<void> {
+            auto res = co_await self->invoke(std::move(req));
+            if (res.error)
+              self->finish_delivery(d, "failed", res.error->code + ": " + res.error->message);
+            else
+              self->finish_delivery(d, "delivered", "request id " + res.request_id);
+          },
+          asio::detached);
+      return;
+    }
+    RemoteDestinations::Message m;
+    m.arn = dest.arn;
+    m.body = d->record;
+    m.success = out.condition == "Success";
+    m.function_arn = out.function_arn;
+    send_remote(d, dest, std::move(m));
+  }
+
+  void send_remote(const std::shared_ptr<DestinationDelivery>& d, const stack::DestinationSpec& dest,
+                   RemoteDestinations::Message m) {
+    if (destination_endpoint(dest.service).empty()) {
+      std::string var = dest.service == "events" ? "EVENTBRIDGE" : dest.service;
+      for (auto& c : var) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      finish_delivery(d, "not_sent",
+                      "no endpoint to send it to (set AWS_ENDPOINT_URL_" + var +
+                          " or AWS_ENDPOINT_URL: LocalStack, moto, or AWS's own endpoint)");
+      return;
+    }
+    if (!remote) remote = std::make_unique<RemoteDestinations>();
+    std::weak_ptr<Impl> w = shared_from_this();
+    remote->send(std::move(m), [w, d, ex = ex](const std::string& state, const std::string& detail) {
+                   // On the sender's thread: the service's state is only touched on its own.
+                   asio::post(ex, [w, d, state, detail] {
+                     if (auto self = w.lock()) self->finish_delivery(d, state, detail);
+                   });
+                 });
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -1157,6 +1302,13 @@ FunctionStats LambdaService::stats(const std::string& function) const {
 
 std::size_t LambdaService::in_flight() const { return impl_->jobs_in_flight; }
 std::size_t LambdaService::queued_events() const { return impl_->async_pending; }
+
+std::vector<DestinationDelivery> LambdaService::destinations() const {
+  std::vector<DestinationDelivery> out;
+  for (const auto& d : impl_->deliveries) out.push_back(*d);
+  return out;
+}
+std::size_t LambdaService::destinations_pending() const { return impl_->deliveries_pending; }
 
 std::vector<InvocationRecord> LambdaService::records() const {
   return std::vector<InvocationRecord>(impl_->records.begin(), impl_->records.end());

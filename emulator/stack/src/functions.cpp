@@ -326,14 +326,114 @@ void Loader::read_function_settings(const Fields& f, FunctionSpec& fn) {
   fn.logging = stack_.defaults.logging;
   if (auto x = f.get("logging")) fn.logging = read_logging(*x);
   if (auto x = f.get("async")) {
-    if (auto a = c_.fields(*x, {"max_retry_attempts", "max_event_age"},
-                           "a mapping {max_retry_attempts: 0..2, max_event_age: 60..21600}", true)) {
+    if (auto a = c_.fields(*x, {"max_retry_attempts", "max_event_age", "on_success", "on_failure", "dead_letter"},
+                           "a mapping {max_retry_attempts: 0..2, max_event_age: 60..21600, on_success: DESTINATION, "
+                           "on_failure: DESTINATION, dead_letter: SQS or SNS ARN}",
+                           true)) {
       if (auto y = a->get("max_retry_attempts"))
         if (auto n = c_.integer(*y, 0, 2)) fn.async.max_retry_attempts = static_cast<int>(*n);
       if (auto y = a->get("max_event_age"))
         if (auto n = c_.integer(*y, 60, 21600)) fn.async.max_event_age_s = static_cast<int>(*n);
+      if (auto y = a->get("on_success")) fn.async.on_success = read_destination(*y, fn.name, "on_success");
+      if (auto y = a->get("on_failure")) fn.async.on_failure = read_destination(*y, fn.name, "on_failure");
+      if (auto y = a->get("dead_letter")) fn.async.dead_letter = read_destination(*y, fn.name, "dead_letter");
     }
   }
+}
+
+// An asynchronous invocation's destination: `FUNCTION[:QUALIFIER]` of this stack, or the ARN
+// of a standard SQS queue, a standard SNS topic, an EventBridge event bus, a Lambda function
+// or (failures only) an S3 bucket, as PutFunctionEventInvokeConfig accepts them; a
+// dead-letter queue is a standard queue or topic (DeadLetterConfig).
+std::optional<DestinationSpec> Loader::read_destination(const View& v, const std::string& self, const std::string& kind) {
+  const bool on_failure = kind == "on_failure", dead_letter = kind == "dead_letter";
+  auto text = c_.string(v, dead_letter ? "the ARN of an SQS queue or SNS topic"
+                                       : "a function of this stack, or the ARN of an SQS queue, SNS topic, "
+                                         "EventBridge bus, Lambda function or S3 bucket");
+  if (!text) return std::nullopt;
+  DestinationSpec d;
+  const std::string& t = *text;
+  if (dead_letter && t.rfind("arn:aws:sqs:", 0) != 0 && t.rfind("arn:aws:sns:", 0) != 0) {
+    c_.error(v, "a dead-letter queue is an SQS queue or SNS topic ARN (arn:aws:sqs:REGION:ACCOUNT:QUEUE, "
+                "arn:aws:sns:REGION:ACCOUNT:TOPIC), found " + sluice::quoted(t) +
+                "; on_failure also takes functions, buses and buckets");
+    return std::nullopt;
+  }
+  if (t.rfind("arn:", 0) != 0) {
+    std::string fn = t, q;
+    if (auto colon = t.find(':'); colon != std::string::npos) {
+      fn = t.substr(0, colon);
+      q = t.substr(colon + 1);
+    }
+    if (!function_names_.count(fn)) {
+      c_.error(v, with_choices("unknown function " + sluice::quoted(fn) +
+                                   " (a destination is a function of this stack or an ARN: arn:aws:sqs:..., "
+                                   "arn:aws:sns:..., arn:aws:events:..., arn:aws:lambda:..." +
+                                   std::string(on_failure ? ", arn:aws:s3:::BUCKET" : "") + ")",
+                               fn, keys_of_set(function_names_), "functions", "no functions are defined"));
+      return std::nullopt;
+    }
+    if (fn == self) {
+      c_.error(v, "a function can't be a destination for itself (AWS refuses it too)");
+      return std::nullopt;
+    }
+    if (auto err = static_qualifier_error(fn, q)) {
+      c_.error(v, *err);
+      return std::nullopt;
+    }
+    d.function = fn;
+    d.qualifier = q;
+    d.service = "lambda";
+    return d;
+  }
+  // arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto colon = t.find(':', start);
+    if (colon == std::string::npos) break;
+    parts.push_back(t.substr(start, colon - start));
+    start = colon + 1;
+  }
+  auto bad = [&](const std::string& why) {
+    c_.error(v, "destination " + sluice::quoted(t) + ": " + why);
+    return std::nullopt;
+  };
+  if (parts.size() < 5 || parts[1].rfind("aws", 0) != 0)
+    return bad("expected an ARN arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE");
+  const std::string& service = parts[2];
+  const std::string& region = parts[3];
+  const std::string& account = parts[4];
+  std::string resource = t.substr(start);
+  bool regional = service != "s3";
+  if (regional && (!valid_region(region) || account.size() != 12 || !chars_in(account, digit_char)))
+    return bad("the ARN must name its region and 12-digit account: arn:aws:" + service +
+               ":us-east-1:123456789012:...");
+  if (service == "sqs" || service == "sns") {
+    if (resource.empty() || resource.size() > 256 || resource.find(':') != std::string::npos)
+      return bad(std::string("expected arn:aws:") + service + ":REGION:ACCOUNT:" + (service == "sqs" ? "QUEUE" : "TOPIC"));
+    if (resource.size() > 5 && resource.compare(resource.size() - 5, 5, ".fifo") == 0)
+      return bad(std::string("Lambda sends invocation records to standard ") +
+                 (service == "sqs" ? "queues" : "topics") + " only, not FIFO ones");
+  } else if (service == "events") {
+    if (resource.rfind("event-bus/", 0) != 0 || resource.size() == 10)
+      return bad("expected an event bus: arn:aws:events:REGION:ACCOUNT:event-bus/NAME");
+  } else if (service == "lambda") {
+    if (resource.rfind("function:", 0) != 0 || resource.size() == 9)
+      return bad("expected a function: arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]");
+  } else if (service == "s3") {
+    if (!region.empty() || !account.empty() || resource.empty() || resource.find('/') != std::string::npos)
+      return bad("expected a bucket: arn:aws:s3:::BUCKET");
+    if (!on_failure)
+      return bad("an S3 bucket can only be an on_failure destination (as on AWS); use a queue, topic, bus or "
+                 "function for on_success");
+  } else {
+    return bad("Lambda sends invocation records to sqs, sns, events, lambda or s3 (failures only), not " +
+               sluice::quoted(service));
+  }
+  d.arn = t;
+  d.service = service;
+  return d;
 }
 
 // AWS LoggingConfig: {format: Text|JSON, application_log_level, system_log_level}; the

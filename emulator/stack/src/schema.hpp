@@ -168,6 +168,7 @@ class Loader {
   void read_environment(const View& v, std::map<std::string, std::string>& out);
   void read_aliases(const View& v, FunctionSpec& f);
   std::optional<FunctionUrlSpec> read_function_url(const View& v, const FunctionSpec& fn);
+  std::optional<DestinationSpec> read_destination(const View& v, const std::string& self, const std::string& kind);
   void read_apis(const View& v);
   void read_api(const std::string& name, const View& v);
   void read_binary_media_types(const View& v, ApiSpec& api);

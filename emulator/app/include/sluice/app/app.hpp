@@ -7,6 +7,7 @@
 #pragma once
 
 #include "sluice/lambda/local_config.hpp"
+#include "sluice/lambda/destinations.hpp"
 #include "sluice/lambda/records.hpp"
 
 #include <chrono>
@@ -178,6 +179,9 @@ class App {
   // Every invocation so far (oldest first), once each has its REPORT.
   std::vector<lambda::InvocationRecord> records();
   void clear_records();
+  // Invocation records handed to async destinations (oldest first); `settled`: wait (up to
+  // `wait`) until none is still on its way.
+  std::vector<lambda::DestinationDelivery> destinations(std::chrono::milliseconds wait = std::chrono::milliseconds(0));
   std::vector<LogEntry> logs(const std::string& function);
   std::vector<std::string> access_log();
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "sluice/lambda/local_config.hpp"
+#include "sluice/lambda/destinations.hpp"
 #include "sluice/lambda/records.hpp"
 #include "sluice/lambda/versions.hpp"
 #include "sluice/runtime/types.hpp"
@@ -147,6 +148,10 @@ class LambdaService {
   // Invocations that have answered but whose REPORT (and so their record) is still to come.
   std::size_t records_pending() const;
   static constexpr std::size_t max_records = 10'000;
+  // Records of asynchronous invocations handed to destinations (oldest first, at most
+  // max_records), and how many are still on their way.
+  std::vector<DestinationDelivery> destinations() const;
+  std::size_t destinations_pending() const;
 
  private:
   struct Impl;

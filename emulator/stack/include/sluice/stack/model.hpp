@@ -30,9 +30,22 @@ struct AliasSpec {
   std::optional<std::pair<std::string, double>> additional;
 };
 
+// Where the record of an asynchronous invocation goes (AWS DestinationConfig): a function of
+// this stack, run locally, or a resource by ARN (an SQS queue, SNS topic, EventBridge bus,
+// Lambda function, or an S3 bucket for failures).
+struct DestinationSpec {
+  std::string function;   // a function of this stack; empty when `arn` is set
+  std::string qualifier;  // with `function`: an alias, version or $LATEST; empty: see README
+  std::string arn;        // otherwise the destination's ARN
+  std::string service;    // "lambda" (also for `function`), "sqs", "sns", "events", "s3"
+  std::string text() const { return arn.empty() ? function + (qualifier.empty() ? "" : ":" + qualifier) : arn; }
+};
+
 struct AsyncSpec {
   int max_retry_attempts = 2;    // 0..2
   int max_event_age_s = 21600;   // 60..21600
+  std::optional<DestinationSpec> on_success, on_failure;
+  std::optional<DestinationSpec> dead_letter;  // an SQS queue or SNS topic (AWS DeadLetterConfig)
 };
 
 // The function's logging configuration (AWS LoggingConfig). The levels only apply to JSON
