@@ -57,6 +57,18 @@ def wait_for(predicate, timeout=10):
     raise AssertionError("condition not met in time")
 
 
+def invoke_settled(srv, name, payload):
+    """Invokes and waits for the REPORT line: the environment, extensions included, is idle
+    again, so the next call thaws it rather than starting a second one (an extension still
+    busy after the answer keeps the environment busy, as on AWS)."""
+    r = srv.invoke(name, payload)
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    # A text REPORT line, or with JSON logs the platform.report record.
+    wait_for(lambda: any(rid in line and ("REPORT RequestId" in line or "platform.report" in line)
+                         for line in srv.stdout().splitlines()))
+    return r
+
+
 def tail(r):
     return base64.b64decode(r.get("LogResult", "")).decode()
 
@@ -291,7 +303,7 @@ def test_telemetry_api_delivers_platform_function_and_extension_records(probe):
                           PROBE_EXT_BAD_SUBSCRIBE=1))
     rids = []
     for i in range(2):
-        r = srv.invoke("f", {"i": i})
+        r = invoke_settled(srv, "f", {"i": i})
         rids.append(r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"])
     srv.invoke("f", {"i": 2})  # thaws the environment: the records of the second one go out
     wait_for(lambda: any(r["type"] == "platform.report" and r["record"]["requestId"] == rids[1]
@@ -337,7 +349,7 @@ def test_telemetry_function_records_are_objects_with_json_logs(probe):
                     PROBE_EXT_SUBSCRIBE="function", PROBE_EXT_SCHEMA="2022-07-01") + "    logging: {format: JSON}\n"
     srv = serve(probe, functions)
     for name in ("f", "old"):
-        srv.invoke(name, {})
+        invoke_settled(srv, name, {})
         srv.invoke(name, {})
     new = wait_for(lambda: [r for r in telemetry_records(log) if r["type"] == "function"
                             and isinstance(r["record"], dict) and r["record"].get("message") == "structured"])
@@ -394,7 +406,7 @@ def test_extensions_are_frozen_between_invocations(probe):
 def test_logs_api_subscription_gets_its_own_record_shapes(probe):
     log = probe.path / "ext.log"
     srv = serve(probe, fn("f", PROBE_EXT_LOG=log, PROBE_EXT_SUBSCRIBE="platform,function", PROBE_EXT_LOGS_API=1))
-    r = srv.invoke("f", {})
+    r = invoke_settled(srv, "f", {})
     rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     srv.invoke("f", {})  # thaws: the first one's records go out
     records = wait_for(lambda: [r for r in telemetry_records(log) if r["type"] == "platform.report"])
