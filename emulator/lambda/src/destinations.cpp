@@ -115,8 +115,8 @@ struct RemoteDestinations::Impl {
       o.region = region;
       o.endpoint_url = endpoint;
       o.connect_timeout = std::chrono::milliseconds(3000);
-      o.read_timeout = std::chrono::milliseconds(10000);
-      o.max_attempts = 3;
+      o.read_timeout = std::chrono::milliseconds(5000);
+      o.max_attempts = 2;  // sluice waits for the delivery under way when it stops
       c = std::make_unique<aws::Client>(std::move(o));  // may throw CredentialsError
     }
     return *c;
@@ -219,16 +219,7 @@ struct RemoteDestinations::Impl {
         std::unique_lock lk(m);
         cv.wait(lk, [&] { return stopping || !queue.empty(); });
         if (queue.empty()) return;
-        if (stopping) {  // what is left is reported, not sent
-          while (!queue.empty()) {
-            auto left = std::move(queue.front());
-            queue.pop_front();
-            lk.unlock();
-            if (left.done) left.done("failed", "sluice stopped before it was sent");
-            lk.lock();
-          }
-          return;
-        }
+        if (stopping) return;  // sluice is stopping: what is left is not sent
         it = std::move(queue.front());
         queue.pop_front();
         busy = true;

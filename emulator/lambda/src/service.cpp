@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <cstdio>
 #include <deque>
+#include <mutex>
 #include <random>
 #include <set>
 
@@ -1077,14 +1078,24 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
 
   // ------------------------------------------------------------ destinations
 
-  std::deque<std::shared_ptr<DestinationDelivery>> deliveries;
-  std::size_t deliveries_pending = 0;
+  // Deliveries finish on the service's executor (functions of the stack) or on the sender's
+  // thread (ARNs): the book is shared with that thread and guarded by its own mutex.
+  struct DeliveryBook {
+    mutable std::mutex m;
+    std::deque<std::shared_ptr<DestinationDelivery>> list;
+    std::size_t pending = 0;
+  };
+  std::shared_ptr<DeliveryBook> book = std::make_shared<DeliveryBook>();
   std::unique_ptr<RemoteDestinations> remote;
 
-  void finish_delivery(const std::shared_ptr<DestinationDelivery>& d, std::string state, std::string detail) {
-    d->state = std::move(state);
-    d->detail = std::move(detail);
-    if (deliveries_pending) deliveries_pending--;
+  static void finish_delivery(DeliveryBook& book, const std::shared_ptr<DestinationDelivery>& d, std::string state,
+                              std::string detail) {
+    {
+      std::lock_guard lk(book.m);
+      d->state = std::move(state);
+      d->detail = std::move(detail);
+      if (book.pending) book.pending--;
+    }
     if (d->state == "delivered")
       logger()->info("{}: {} record of {} ({}) delivered to {}{}", d->function, d->kind, d->request_id, d->condition,
                      d->destination, d->detail.empty() ? "" : " (" + d->detail + ")");
@@ -1105,9 +1116,10 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     d->kind = kind;
     d->destination = dest.text();
     d->record = std::move(body);
-    deliveries.push_back(d);
-    if (deliveries.size() > LambdaService::max_records) deliveries.pop_front();
-    deliveries_pending++;
+    std::lock_guard lk(book->m);
+    book->list.push_back(d);
+    if (book->list.size() > LambdaService::max_records) book->list.pop_front();
+    book->pending++;
     return d;
   }
 
@@ -1154,9 +1166,9 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
           [self = shared_from_this(), req = std::move(req), d]() mutable -> asio::awaitable<void> {
             auto res = co_await self->invoke(std::move(req));
             if (res.error)
-              self->finish_delivery(d, "failed", res.error->code + ": " + res.error->message);
+              finish_delivery(*self->book, d, "failed", res.error->code + ": " + res.error->message);
             else
-              self->finish_delivery(d, "delivered", "request id " + res.request_id);
+              finish_delivery(*self->book, d, "delivered", "request id " + res.request_id);
           },
           asio::detached);
       return;
@@ -1174,19 +1186,15 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     if (destination_endpoint(dest.service).empty()) {
       std::string var = dest.service == "events" ? "EVENTBRIDGE" : dest.service;
       for (auto& c : var) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      finish_delivery(d, "not_sent",
+      finish_delivery(*book, d, "not_sent",
                       "no endpoint to send it to (set AWS_ENDPOINT_URL_" + var +
                           " or AWS_ENDPOINT_URL: LocalStack, moto, or AWS's own endpoint)");
       return;
     }
     if (!remote) remote = std::make_unique<RemoteDestinations>();
-    std::weak_ptr<Impl> w = shared_from_this();
-    remote->send(std::move(m), [w, d, ex = ex](const std::string& state, const std::string& detail) {
-                   // On the sender's thread: the service's state is only touched on its own.
-                   asio::post(ex, [w, d, state, detail] {
-                     if (auto self = w.lock()) self->finish_delivery(d, state, detail);
-                   });
-                 });
+    remote->send(std::move(m), [b = book, d](const std::string& state, const std::string& detail) {
+      finish_delivery(*b, d, state, detail);  // on the sender's thread
+    });
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -1304,11 +1312,15 @@ std::size_t LambdaService::in_flight() const { return impl_->jobs_in_flight; }
 std::size_t LambdaService::queued_events() const { return impl_->async_pending; }
 
 std::vector<DestinationDelivery> LambdaService::destinations() const {
+  std::lock_guard lk(impl_->book->m);
   std::vector<DestinationDelivery> out;
-  for (const auto& d : impl_->deliveries) out.push_back(*d);
+  for (const auto& d : impl_->book->list) out.push_back(*d);
   return out;
 }
-std::size_t LambdaService::destinations_pending() const { return impl_->deliveries_pending; }
+std::size_t LambdaService::destinations_pending() const {
+  std::lock_guard lk(impl_->book->m);
+  return impl_->book->pending;
+}
 
 std::vector<InvocationRecord> LambdaService::records() const {
   return std::vector<InvocationRecord>(impl_->records.begin(), impl_->records.end());
