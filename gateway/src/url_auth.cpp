@@ -43,22 +43,67 @@ std::string field(std::string_view auth, std::string_view name) {
 CallerIdentity verify_sigv4(const Request& req, const std::string& region, const std::string& account_id,
                             const LocalCredentials& local, std::chrono::system_clock::time_point now) {
   CallerIdentity who;
+  // The signature comes in the Authorization header, or in the query (a presigned URL:
+  // X-Amz-Algorithm, X-Amz-Credential, X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders,
+  // X-Amz-Signature), as botocore's SigV4Auth and SigV4QueryAuth make them.
+  std::vector<std::pair<std::string, std::string>> query;
+  for (const auto& pair : split(req.raw_query, '&')) {
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    query.emplace_back(aws::sigv4::uri_decode(pair.substr(0, eq)),
+                       eq == std::string::npos ? "" : aws::sigv4::uri_decode(pair.substr(eq + 1)));
+  }
+  auto query_value = [&](std::string_view name) -> std::optional<std::string> {
+    for (const auto& [k, v] : query)
+      if (k == name) return v;
+    return std::nullopt;
+  };
   auto auth = req.header("Authorization");
-  if (!auth) {
-    who.problem = "AWS_IAM: the request is not signed (no Authorization header)";
-    return who;
+  const bool presigned = !auth && query_value("X-Amz-Algorithm").has_value();
+  std::string credential, signed_headers, signature, amz_date;
+  std::optional<long> expires;
+  if (presigned) {
+    if (*query_value("X-Amz-Algorithm") != "AWS4-HMAC-SHA256") {
+      who.problem = "AWS_IAM: the presigned URL's X-Amz-Algorithm is not AWS4-HMAC-SHA256";
+      return who;
+    }
+    credential = query_value("X-Amz-Credential").value_or("");
+    signed_headers = query_value("X-Amz-SignedHeaders").value_or("");
+    signature = query_value("X-Amz-Signature").value_or("");
+    amz_date = query_value("X-Amz-Date").value_or("");
+    std::string e = query_value("X-Amz-Expires").value_or("");
+    try {
+      std::size_t used = 0;
+      long n = e.empty() ? -1 : std::stol(e, &used);
+      if (used == e.size() && n >= 1 && n <= 604800) expires = n;
+    } catch (...) {
+    }
+    if (!expires) {
+      who.problem = "AWS_IAM: the presigned URL's X-Amz-Expires must be 1 to 604800 seconds, found " +
+                    (e.empty() ? std::string("none") : sluice::quoted(e));
+      return who;
+    }
+  } else {
+    if (!auth) {
+      who.problem = "AWS_IAM: the request is not signed (no Authorization header, no presigned query)";
+      return who;
+    }
+    constexpr std::string_view scheme = "AWS4-HMAC-SHA256 ";
+    if (auth->compare(0, scheme.size(), scheme) != 0) {
+      who.problem = "AWS_IAM: the Authorization header is not AWS4-HMAC-SHA256";
+      return who;
+    }
+    std::string_view rest = std::string_view(*auth).substr(scheme.size());
+    credential = field(rest, "Credential");
+    signed_headers = field(rest, "SignedHeaders");
+    signature = field(rest, "Signature");
+    amz_date = req.header("X-Amz-Date").value_or("");
   }
-  constexpr std::string_view scheme = "AWS4-HMAC-SHA256 ";
-  if (auth->compare(0, scheme.size(), scheme) != 0) {
-    who.problem = "AWS_IAM: the Authorization header is not AWS4-HMAC-SHA256";
-    return who;
-  }
-  std::string_view rest = std::string_view(*auth).substr(scheme.size());
-  std::string credential = field(rest, "Credential"), signed_headers = field(rest, "SignedHeaders"),
-              signature = field(rest, "Signature");
   auto parts = split(credential, '/');
   if (parts.size() != 5 || parts[4] != "aws4_request" || signed_headers.empty() || signature.empty()) {
-    who.problem = "AWS_IAM: malformed Authorization header";
+    who.problem = presigned ? "AWS_IAM: malformed presigned URL (X-Amz-Credential, X-Amz-SignedHeaders, "
+                              "X-Amz-Signature)"
+                            : "AWS_IAM: malformed Authorization header";
     return who;
   }
   const std::string& key = parts[0];
@@ -66,18 +111,27 @@ CallerIdentity verify_sigv4(const Request& req, const std::string& region, const
     who.problem = "AWS_IAM: signed for " + parts[3] + " in " + parts[2] + ", not lambda in " + region;
     return who;
   }
-  auto date_header = req.header("X-Amz-Date");
-  auto when = date_header ? parse_amz_date(*date_header) : std::nullopt;
+  auto when = amz_date.empty() ? std::nullopt : parse_amz_date(amz_date);
   if (!when) {
-    who.problem = "AWS_IAM: no valid X-Amz-Date header";
+    who.problem = presigned ? "AWS_IAM: no valid X-Amz-Date in the presigned URL" : "AWS_IAM: no valid X-Amz-Date header";
     return who;
   }
-  if (when->time_since_epoch() - now.time_since_epoch() > std::chrono::minutes(15) ||
-      now.time_since_epoch() - when->time_since_epoch() > std::chrono::minutes(15)) {
-    who.problem = "AWS_IAM: X-Amz-Date " + *date_header + " is more than 15 minutes from now";
+  if (presigned) {
+    if (when->time_since_epoch() - now.time_since_epoch() > std::chrono::minutes(15)) {
+      who.problem = "AWS_IAM: the presigned URL's X-Amz-Date " + amz_date + " is in the future";
+      return who;
+    }
+    if (now > *when + std::chrono::seconds(*expires)) {
+      who.problem = "AWS_IAM: the presigned URL expired (X-Amz-Date " + amz_date + " + X-Amz-Expires " +
+                    std::to_string(*expires) + " s)";
+      return who;
+    }
+  } else if (when->time_since_epoch() - now.time_since_epoch() > std::chrono::minutes(15) ||
+             now.time_since_epoch() - when->time_since_epoch() > std::chrono::minutes(15)) {
+    who.problem = "AWS_IAM: X-Amz-Date " + amz_date + " is more than 15 minutes from now";
     return who;
   }
-  if (date_header->substr(0, 8) != parts[1]) {
+  if (amz_date.substr(0, 8) != parts[1]) {
     who.problem = "AWS_IAM: the credential scope's date is not X-Amz-Date's";
     return who;
   }
@@ -93,24 +147,24 @@ CallerIdentity verify_sigv4(const Request& req, const std::string& region, const
   aws::sigv4::Input in;
   in.method = req.method;
   in.wire_path = req.raw_path.empty() ? "/" : req.raw_path;
-  for (const auto& pair : split(req.raw_query, '&')) {
-    if (pair.empty()) continue;
-    auto eq = pair.find('=');
-    in.query.emplace_back(aws::sigv4::uri_decode(pair.substr(0, eq)),
-                          eq == std::string::npos ? "" : aws::sigv4::uri_decode(pair.substr(eq + 1)));
-  }
+  for (const auto& [k, v] : query)
+    if (!presigned || k != "X-Amz-Signature") in.query.emplace_back(k, v);  // every parameter but the signature
   auto wanted = split(signed_headers, ';');
   for (const auto& h : req.headers)
     for (const auto& w : wanted)
       if (iequals(h.name, w)) in.headers.emplace_back(h.name, h.value);
   auto content_hash = req.header("X-Amz-Content-SHA256");
   in.payload_hash = content_hash ? *content_hash : aws::sigv4::sha256_hex(req.body);
-  aws::sigv4::Scope scope{key, local.secret_access_key, parts[2], "lambda", *date_header};
+  aws::sigv4::Scope scope{key, local.secret_access_key, parts[2], "lambda", amz_date};
   auto expected = aws::sigv4::sign(in, scope);
   if (expected.signed_headers != signed_headers) {
     who.problem = "AWS_IAM: the signed headers " + signed_headers + " are not all in the request (or include ones "
                   "that are never signed)";
     return who;
+  }
+  if (expected.signature != signature && presigned && !content_hash) {
+    in.payload_hash = "UNSIGNED-PAYLOAD";  // presigned URLs may leave the body unsigned (S3's way)
+    expected = aws::sigv4::sign(in, scope);
   }
   if (expected.signature != signature) {
     who.problem = "AWS_IAM: the signature does not match the request (another secret key, or the request was "
