@@ -150,18 +150,8 @@ asio::awaitable<void> run_invoke(std::shared_ptr<PendingInvoke> p, lambda::Lambd
 
 // Collects a streamed function response (API routes answer buffered).
 asio::awaitable<void> collect_stream(std::shared_ptr<runtime::ResponseStream> stream, std::string* out, bool* error) {
-  auto ex = co_await asio::this_coro::executor;
-  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [&](auto handler) {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        stream->consume(
-            [out](std::string_view chunk) {
-              out->append(chunk);
-              return true;
-            },
-            [h, ex] { asio::post(ex, [h] { std::move(*h)(); }); });
-      },
-      asio::use_awaitable);
+  std::function<void(std::string_view)> append = [out](std::string_view chunk) { out->append(chunk); };
+  co_await lambda::read_stream(*stream, append);  // no temporaries in co_await (GCC 12)
   if (!stream->error_type().empty()) *error = true;
 }
 

@@ -88,20 +88,12 @@ Target parse_target(http::bhttp::verb method, std::string_view target) {
 
 // Collects a streamed response into one buffer (plain Invoke of a streaming function).
 asio::awaitable<bool> collect(std::shared_ptr<runtime::ResponseStream> stream, std::string& out) {
-  auto ex = co_await asio::this_coro::executor;
   bool too_large = false;
-  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [&](auto handler) {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        stream->consume(
-            [&out, &too_large](std::string_view chunk) {
-              if (out.size() + chunk.size() > max_buffered) too_large = true;
-              else out.append(chunk);
-              return true;
-            },
-            [h, ex] { asio::post(ex, [h] { (*h)(); }); });
-      },
-      asio::use_awaitable);
+  std::function<void(std::string_view)> append = [&out, &too_large](std::string_view chunk) {
+    if (out.size() + chunk.size() > max_buffered) too_large = true;
+    else out.append(chunk);
+  };
+  co_await lambda::read_stream(*stream, append);  // no temporaries in co_await (GCC 12)
   co_return !too_large;
 }
 
