@@ -775,3 +775,32 @@ TEST_CASE("async destinations: a function of the stack or an ARN Lambda accepts"
   r = must_fail(load(two("{on_sucess: g}")));
   REQUIRE_ERROR(r, "functions.f.async.on_sucess", "did you mean 'on_success'?", 7);
 }
+
+TEST_CASE("event_sources: SQS queues polled for a function", "[stack][errors][event_sources]") {
+  auto with = [](const std::string& es) {
+    return "name: t\ndefaults: {runtime: python3.12, handler: app.handler}\nfunctions:\n"
+           "  g: {code: code/python-app, aliases: {live: \"$LATEST\"}}\n"
+           "event_sources:\n  q:\n" +
+           es;
+  };
+  auto st = must_load(load(with("    function: g:live\n    queue: arn:aws:sqs:us-east-1:123456789012:orders\n"
+                                "    batch_size: 100\n    batching_window: 5\n    report_batch_item_failures: true\n")));
+  const auto& e = st.event_sources.at("q");
+  CHECK((e.function == "g" && e.qualifier == "live" && e.queue_arn == "arn:aws:sqs:us-east-1:123456789012:orders"));
+  CHECK((e.batch_size == 100 && e.batching_window_s == 5 && e.report_batch_item_failures && e.enabled));
+  st = must_load(load(with("    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:orders\n")));
+  CHECK((st.event_sources.at("q").batch_size == 10 && !st.event_sources.at("q").report_batch_item_failures));
+
+  auto r = must_fail(load(with("    function: h\n    queue: arn:aws:sqs:us-east-1:123456789012:orders\n")));
+  REQUIRE_ERROR(r, "event_sources.q.function", "unknown function \"h\"", 7);
+  r = must_fail(load(with("    function: g\n    queue: orders\n")));
+  REQUIRE_ERROR(r, "event_sources.q.queue", "expected an SQS queue ARN such as arn:aws:sqs:us-east-1:123456789012:orders", 8);
+  r = must_fail(load(with("    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:orders\n    batch_size: 20\n")));
+  REQUIRE_ERROR(r, "event_sources.q.batch_size", "a batch_size over 10 needs a batching_window of at least 1 second", 9);
+  r = must_fail(load(with("    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:jobs.fifo\n    batch_size: 20\n    batching_window: 1\n")));
+  REQUIRE_ERROR(r, "event_sources.q.batch_size", "a FIFO queue is read in batches of at most 10 messages (AWS), found 20", 9);
+  r = must_fail(load(with("    function: g\n")));
+  REQUIRE_ERROR(r, "event_sources.q", "missing required key 'queue'; the ARN of the SQS queue to poll", 6);
+  r = must_fail(load(with("    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:orders\n    batchsize: 2\n")));
+  REQUIRE_ERROR(r, "event_sources.q.batchsize", "did you mean 'batch_size'?", 9);
+}

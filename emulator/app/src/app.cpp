@@ -8,6 +8,7 @@
 #include "sluice/gateway/invoke_api.hpp"
 #include "sluice/lambda/code_watch.hpp"
 #include "sluice/lambda/console_log.hpp"
+#include "sluice/lambda/event_sources.hpp"
 #include "sluice/lambda/service.hpp"
 #include "sluice/runtime/environment.hpp"
 #include "sluice/stack/loader.hpp"
@@ -140,6 +141,7 @@ struct App::Impl {
   std::unique_ptr<gateway::InvokeApi> invoke_api;
   std::unique_ptr<gateway::Gateway> gw;
   std::unique_ptr<lambda::Scheduler> scheduler;
+  std::unique_ptr<lambda::EventSources> event_sources;
   std::unique_ptr<lambda::CodeWatch> stack_watch;
   std::unique_ptr<asio::signal_set> signals;
   unsigned short lambda_port = 0;
@@ -171,6 +173,7 @@ struct App::Impl {
   asio::awaitable<void> drain_and_stop() {
     stack_watch.reset();
     if (scheduler) scheduler->stop();
+    if (event_sources) event_sources->stop();
     co_await gw->drain(options.drain_timeout);
     co_await invoke_api->drain(options.drain_timeout);
     co_await service->shutdown(options.drain_timeout);
@@ -236,6 +239,7 @@ struct App::Impl {
     service->reload(st);
     gw->reload(st);
     if (scheduler) scheduler->reload(st);
+    if (event_sources) event_sources->reload(st);
     refresh_endpoints();
   }
 
@@ -362,6 +366,8 @@ void App::start() {
       }
     }
     install_schedule_route(*d.invoke_api, d.options.schedules ? d.scheduler.get() : nullptr);
+    d.event_sources = std::make_unique<lambda::EventSources>(d.ioc.get_executor(), *d.service, *d.initial);
+    if (d.options.event_sources) d.event_sources->start();
   } catch (const std::exception& e) {
     d.service->stop_all();
     throw EngineError(e.what());
@@ -416,6 +422,7 @@ void App::stop() {
   d.signals.reset();
   d.stack_watch.reset();
   d.scheduler.reset();
+  d.event_sources.reset();
   d.gw.reset();
   d.invoke_api.reset();
   d.service.reset();

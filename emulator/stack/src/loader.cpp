@@ -93,7 +93,7 @@ std::optional<Stack> Loader::load(const detail::NodeP& root) {
   View top{root.get(), "", root->line ? root->line : 1};
   auto f = c_.fields(
       top, {"name", "region", "account_id", "defaults", "packages", "functions", "apis", "api_keys", "usage_plans",
-            "schedules"},
+            "schedules", "event_sources"},
       "a mapping at the top level (name:, functions:, apis:, ...)");
   if (!f) return std::nullopt;
 
@@ -132,6 +132,7 @@ std::optional<Stack> Loader::load(const detail::NodeP& root) {
   if (auto v = f->get("api_keys")) read_api_keys(*v);
   if (auto v = f->get("usage_plans")) read_usage_plans(*v);
   if (auto v = f->get("schedules")) read_schedules(*v);
+  if (auto v = f->get("event_sources")) read_event_sources(*v);
   if (!c_.stopped()) cross_checks();
   if (c_.errors() > 0) return std::nullopt;
   return std::move(stack_);

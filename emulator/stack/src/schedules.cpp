@@ -124,4 +124,103 @@ void Loader::read_schedule(const std::string& name, const View& v) {
   if (ok) stack_.schedules[name] = std::move(s);
 }
 
+// ---- SQS event source mappings ------------------------------------------------------
+
+void Loader::read_event_sources(const View& v) {
+  auto entries = c_.named(v, "a mapping of event source names to {function, queue, batch_size, ...}", true);
+  if (!entries) return;
+  for (const auto& [name, ev] : *entries) {
+    if (c_.stopped()) return;
+    read_event_source(name, ev);
+  }
+}
+
+void Loader::read_event_source(const std::string& name, const View& v) {
+  if (!valid_name(name, 64)) {
+    c_.error(v, "event source name " + sluice::quoted(name) + " must be 1 to 64 letters, digits, '-' or '_'");
+    return;
+  }
+  auto f = c_.fields(v, {"function", "queue", "batch_size", "batching_window", "report_batch_item_failures", "enabled"},
+                     "a mapping {function, queue: SQS ARN, batch_size, batching_window, report_batch_item_failures, "
+                     "enabled}");
+  if (!f) return;
+  EventSourceSpec e;
+  e.name = name;
+  bool ok = true;
+  if (auto x = f->get("function")) {
+    if (auto text = c_.string(*x, "a function name, optionally with :QUALIFIER")) {
+      std::string fn = *text, q;
+      if (auto colon = fn.find(':'); colon != std::string::npos) {
+        q = fn.substr(colon + 1);
+        fn = fn.substr(0, colon);
+      }
+      if (!function_names_.count(fn)) {
+        c_.error(*x, with_choices("unknown function " + sluice::quoted(fn), fn, keys_of_set(function_names_),
+                                  "functions", "no functions are defined"));
+        ok = false;
+      } else if (auto err = static_qualifier_error(fn, q)) {
+        c_.error(*x, *err);
+        ok = false;
+      }
+      e.function = fn;
+      e.qualifier = q;
+    } else {
+      ok = false;
+    }
+  } else {
+    c_.missing(v, "function", "the function the queue's messages go to");
+    ok = false;
+  }
+  bool fifo = false;
+  if (auto x = f->get("queue")) {
+    if (auto text = c_.string(*x, "an SQS queue ARN, arn:aws:sqs:REGION:ACCOUNT:QUEUE")) {
+      auto parts = split(*text, ':');
+      if (parts.size() != 6 || parts[0] != "arn" || parts[1].rfind("aws", 0) != 0 || parts[2] != "sqs" ||
+          !valid_region(parts[3]) || parts[4].size() != 12 || !chars_in(parts[4], digit_char) || parts[5].empty() ||
+          parts[5].size() > 80) {
+        c_.error(*x, "expected an SQS queue ARN such as arn:aws:sqs:us-east-1:123456789012:orders, found " +
+                         sluice::quoted(*text));
+        ok = false;
+      } else {
+        e.queue_arn = *text;
+        fifo = ends_with(parts[5], ".fifo");
+      }
+    } else {
+      ok = false;
+    }
+  } else {
+    c_.missing(v, "queue", "the ARN of the SQS queue to poll, e.g. arn:aws:sqs:us-east-1:123456789012:orders");
+    ok = false;
+  }
+  if (auto x = f->get("batch_size")) {
+    if (auto n = c_.integer(*x, 1, 10000)) {
+      e.batch_size = static_cast<int>(*n);
+      if (fifo && e.batch_size > 10) {
+        c_.error(*x, "a FIFO queue is read in batches of at most 10 messages (AWS), found " + std::to_string(*n));
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (auto x = f->get("batching_window")) {
+    if (auto n = c_.integer(*x, 0, 300)) e.batching_window_s = static_cast<int>(*n);
+    else ok = false;
+  }
+  if (ok && e.batch_size > 10 && e.batching_window_s < 1) {
+    c_.error(*f->get("batch_size"), "a batch_size over 10 needs a batching_window of at least 1 second (AWS: "
+                                    "MaximumBatchingWindowInSeconds must be greater than 0 then)");
+    ok = false;
+  }
+  if (auto x = f->get("report_batch_item_failures")) {
+    if (auto b = c_.boolean(*x)) e.report_batch_item_failures = *b;
+    else ok = false;
+  }
+  if (auto x = f->get("enabled")) {
+    if (auto b = c_.boolean(*x)) e.enabled = *b;
+    else ok = false;
+  }
+  if (ok) stack_.event_sources[name] = std::move(e);
+}
+
 }  // namespace sluice::stack::detail

@@ -100,6 +100,7 @@ struct AppOptions {
   bool handle_signals = false;
   // Schedules of the stack fire on their own (rate/cron) when true; trigger() works either way.
   bool schedules = true;
+  bool event_sources = true;  // poll the stack's SQS event sources
   std::optional<std::chrono::system_clock::time_point> schedule_clock;  // the schedule time at start
   double schedule_speed = 1.0;  // schedule seconds per real second; 0 = a fixed clock
   // Called once the listeners are bound, before the engine thread starts and

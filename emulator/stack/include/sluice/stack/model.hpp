@@ -218,6 +218,19 @@ struct ScheduleSpec {
   std::string description;
 };
 
+// An SQS event source mapping: Lambda polls the queue and invokes the function (synchronously)
+// with batches of messages; a batch that succeeds is deleted from the queue.
+struct EventSourceSpec {
+  std::string name;
+  std::string function;
+  std::string qualifier;             // empty = unqualified ($LATEST)
+  std::string queue_arn;             // arn:aws:sqs:REGION:ACCOUNT:NAME
+  int batch_size = 10;               // 1..10000 (10 for FIFO queues)
+  int batching_window_s = 0;         // 0..300 (MaximumBatchingWindowInSeconds)
+  bool report_batch_item_failures = false;  // FunctionResponseTypes: ReportBatchItemFailures
+  bool enabled = true;
+};
+
 struct Defaults {
   std::optional<RuntimeId> runtime;
   std::optional<int> memory_mb;
@@ -241,6 +254,7 @@ struct Stack {
   std::map<std::string, ApiKeySpec> api_keys;
   std::map<std::string, UsagePlanSpec> usage_plans;
   std::map<std::string, ScheduleSpec> schedules;
+  std::map<std::string, EventSourceSpec> event_sources;
 };
 
 }  // namespace sluice::stack

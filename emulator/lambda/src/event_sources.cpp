@@ -1,0 +1,303 @@
+#include "sluice/lambda/event_sources.hpp"
+
+#include "sluice/aws/client.hpp"
+#include "sluice/common/log.hpp"
+#include "sluice/common/util.hpp"
+#include "sluice/lambda/destinations.hpp"
+#include "sluice/lambda/service.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <future>
+#include <set>
+#include <thread>
+
+namespace sluice::lambda {
+
+namespace asio = boost::asio;
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+auto logger() {
+  static auto l = log::get("lambda");
+  return l;
+}
+
+struct QueueArn {
+  std::string region, account, name;
+};
+
+QueueArn parse_queue_arn(const std::string& arn) {
+  auto parts = split(arn, ':');
+  QueueArn q;
+  if (parts.size() == 6) q = {parts[3], parts[4], parts[5]};
+  return q;
+}
+
+}  // namespace
+
+std::string sqs_event(const std::string& messages_json, const std::string& queue_arn) {
+  auto messages = ojson::parse(messages_json, nullptr, false);
+  ojson records = ojson::array();
+  if (!messages.is_array()) return ojson{{"Records", records}}.dump();
+  QueueArn q = parse_queue_arn(queue_arn);
+  for (const auto& m : messages) {
+    ojson attributes = ojson::object();
+    const ojson& have = m.contains("Attributes") && m["Attributes"].is_object() ? m["Attributes"] : ojson::object();
+    // The order of AWS's events; then whatever else SQS returned (AWSTraceHeader, FIFO fields).
+    for (const char* k : {"ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"})
+      if (have.contains(k)) attributes[k] = have[k];
+    for (const auto& [k, v] : have.items())
+      if (!attributes.contains(k)) attributes[k] = v;
+    ojson message_attributes = ojson::object();
+    if (m.contains("MessageAttributes") && m["MessageAttributes"].is_object())
+      for (const auto& [name, a] : m["MessageAttributes"].items()) {
+        ojson out = ojson::object();
+        if (a.contains("StringValue")) out["stringValue"] = a["StringValue"];
+        if (a.contains("BinaryValue")) out["binaryValue"] = a["BinaryValue"];
+        out["stringListValues"] = ojson::array();
+        out["binaryListValues"] = ojson::array();
+        out["dataType"] = a.value("DataType", std::string("String"));
+        message_attributes[name] = std::move(out);
+      }
+    ojson r = ojson::object();
+    r["messageId"] = m.value("MessageId", std::string());
+    r["receiptHandle"] = m.value("ReceiptHandle", std::string());
+    r["body"] = m.value("Body", std::string());
+    r["attributes"] = std::move(attributes);
+    r["messageAttributes"] = std::move(message_attributes);
+    r["md5OfBody"] = m.value("MD5OfBody", std::string());
+    r["eventSource"] = "aws:sqs";
+    r["eventSourceARN"] = queue_arn;
+    r["awsRegion"] = q.region;
+    records.push_back(std::move(r));
+  }
+  return ojson{{"Records", records}}.dump();
+}
+
+struct EventSources::Impl {
+  asio::any_io_executor ex;
+  LambdaService& service;
+  stack::Stack stack;
+  struct Poller {
+    stack::EventSourceSpec spec;
+    std::atomic<bool> stop{false};
+    std::thread thread;
+  };
+  std::vector<std::unique_ptr<Poller>> pollers;
+  bool started = false;
+
+  Impl(asio::any_io_executor e, LambdaService& s, const stack::Stack& st) : ex(e), service(s), stack(st) {}
+
+  void start_all() {
+    for (const auto& [name, spec] : stack.event_sources) {
+      if (!spec.enabled) {
+        logger()->info("event source {}: disabled, {} is not polled", name, spec.queue_arn);
+        continue;
+      }
+      auto p = std::make_unique<Poller>();
+      p->spec = spec;
+      Poller* raw = p.get();
+      p->thread = std::thread([this, raw] { poll(*raw); });
+      pollers.push_back(std::move(p));
+    }
+  }
+
+  void stop_all() {
+    for (auto& p : pollers) p->stop = true;
+    for (auto& p : pollers)
+      if (p->thread.joinable()) p->thread.join();
+    pollers.clear();
+  }
+
+  // Invokes on the service's executor and waits; nullopt when stopped meanwhile.
+  std::optional<InvokeResponse> invoke(Poller& p, std::string event) {
+    InvokeRequest req;
+    req.function = p.spec.function;
+    req.qualifier = p.spec.qualifier;
+    req.payload = std::move(event);
+    req.source = "sqs " + p.spec.name;
+    auto done = std::make_shared<std::promise<InvokeResponse>>();
+    auto result = done->get_future();
+    LambdaService* svc = &service;
+    asio::co_spawn(
+        ex,
+        [svc, req = std::move(req), done]() mutable -> asio::awaitable<void> {
+          auto res = co_await svc->invoke(std::move(req));
+          done->set_value(std::move(res));
+        },
+        asio::detached);
+    while (result.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready)
+      if (p.stop) return std::nullopt;
+    return result.get();
+  }
+
+  void poll(Poller& p) {
+    const auto& spec = p.spec;
+    QueueArn q = parse_queue_arn(spec.queue_arn);
+    std::string endpoint = destination_endpoint("sqs");
+    if (endpoint.empty()) {
+      logger()->warn("event source {}: not polling {}: no SQS endpoint (set AWS_ENDPOINT_URL_SQS or AWS_ENDPOINT_URL: "
+                     "LocalStack, moto, or AWS's own endpoint)",
+                     spec.name, spec.queue_arn);
+      return;
+    }
+    std::unique_ptr<aws::Client> client;
+    try {
+      aws::ClientOptions o;
+      o.region = q.region;
+      o.endpoint_url = endpoint;
+      o.connect_timeout = std::chrono::milliseconds(3000);
+      o.read_timeout = std::chrono::milliseconds(10000);
+      o.max_attempts = 1;
+      client = std::make_unique<aws::Client>(std::move(o));
+    } catch (const std::exception& e) {
+      logger()->warn("event source {}: not polling {}: {}", spec.name, spec.queue_arn, e.what());
+      return;
+    }
+    const std::string queue_url = endpoint + "/" + q.account + "/" + q.name;
+    logger()->info("event source {}: polling {} for {}{} (batches of up to {}{})", spec.name, spec.queue_arn,
+                   spec.function, spec.qualifier.empty() ? "" : ":" + spec.qualifier, spec.batch_size,
+                   spec.batching_window_s ? ", gathered for up to " + std::to_string(spec.batching_window_s) + " s" : "");
+    auto call = [&](const char* action, const ojson& body) {
+      aws::Request r;
+      r.method = "POST";
+      r.service = "sqs";
+      r.path = "/";
+      r.headers.emplace_back("content-type", "application/x-amz-json-1.0");
+      r.headers.emplace_back("x-amz-target", std::string("AmazonSQS.") + action);
+      r.body = body.dump();
+      auto res = client->call(r);
+      auto j = ojson::parse(res.body, nullptr, false);
+      return j.is_discarded() ? ojson::object() : j;
+    };
+    std::string last_problem;
+    auto problem = [&](const std::string& what) {
+      if (what != last_problem) logger()->warn("event source {}: {}", spec.name, what);
+      last_problem = what;
+      for (int i = 0; i < 50 && !p.stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    };
+    while (!p.stop) {
+      // A batch: up to batch_size messages, gathered for up to the batching window.
+      ojson batch = ojson::array();
+      auto until = std::chrono::steady_clock::now() + std::chrono::seconds(spec.batching_window_s);
+      bool failed = false;
+      while (!p.stop && static_cast<int>(batch.size()) < spec.batch_size) {
+        int want = std::min(10, spec.batch_size - static_cast<int>(batch.size()));
+        ojson body{{"QueueUrl", queue_url},
+                   {"MaxNumberOfMessages", want},
+                   {"WaitTimeSeconds", 1},
+                   {"AttributeNames", {"All"}},
+                   {"MessageSystemAttributeNames", {"All"}},
+                   {"MessageAttributeNames", {"All"}}};
+        try {
+          auto got = call("ReceiveMessage", body);
+          last_problem.clear();
+          if (got.contains("Messages") && got["Messages"].is_array())
+            for (auto& m : got["Messages"]) batch.push_back(std::move(m));
+        } catch (const aws::ServiceError& e) {
+          problem("ReceiveMessage on " + queue_url + " failed: " + e.code + ": " + e.message);
+          failed = true;
+          break;
+        } catch (const std::exception& e) {
+          problem("ReceiveMessage on " + queue_url + " failed: " + e.what());
+          failed = true;
+          break;
+        }
+        if (!batch.empty() && std::chrono::steady_clock::now() >= until) break;
+      }
+      if (failed || batch.empty() || p.stop) continue;
+      auto res = invoke(p, sqs_event(batch.dump(), spec.queue_arn));
+      if (!res) break;
+      std::set<std::string> keep;  // message ids left in the queue (to come back after the visibility timeout)
+      if (res->error) {
+        logger()->warn("event source {}: {} message(s) not processed ({}: {}); they return to the queue after its "
+                       "visibility timeout",
+                       spec.name, batch.size(), res->error->code, res->error->message);
+        continue;
+      }
+      if (res->function_error) {
+        logger()->warn("event source {}: the function failed on a batch of {} ({}); the messages return to the queue "
+                       "after its visibility timeout",
+                       spec.name, batch.size(), res->error_type.empty() ? "Unhandled" : res->error_type);
+        continue;
+      }
+      if (spec.report_batch_item_failures) {
+        // {"batchItemFailures": [{"itemIdentifier": MESSAGE_ID}, ...]}: those stay; an
+        // identifier that is empty or not in the batch fails the whole batch (as on AWS).
+        auto answer = ojson::parse(res->payload, nullptr, false);
+        std::set<std::string> ids;
+        for (const auto& m : batch) ids.insert(m.value("MessageId", std::string()));
+        bool whole = false;
+        if (answer.is_object() && answer.contains("batchItemFailures") && answer["batchItemFailures"].is_array()) {
+          for (const auto& f : answer["batchItemFailures"]) {
+            std::string id = f.is_object() && f.contains("itemIdentifier") && f["itemIdentifier"].is_string()
+                                 ? f["itemIdentifier"].get<std::string>()
+                                 : std::string();
+            if (id.empty() || !ids.count(id)) whole = true;
+            keep.insert(id);
+          }
+        }
+        if (whole) {
+          logger()->warn("event source {}: batchItemFailures names an item that is not in the batch; the whole "
+                         "batch of {} returns to the queue",
+                         spec.name, batch.size());
+          continue;
+        }
+        if (!keep.empty())
+          logger()->info("event source {}: {} of {} message(s) reported as failed stay in the queue", spec.name,
+                         keep.size(), batch.size());
+      }
+      // Delete what succeeded, ten at a time.
+      ojson entries = ojson::array();
+      auto flush = [&] {
+        if (entries.empty()) return;
+        try {
+          auto out = call("DeleteMessageBatch", ojson{{"QueueUrl", queue_url}, {"Entries", entries}});
+          if (out.contains("Failed") && out["Failed"].is_array() && !out["Failed"].empty())
+            logger()->warn("event source {}: {} message(s) could not be deleted: {}", spec.name, out["Failed"].size(),
+                           out["Failed"].dump());
+        } catch (const std::exception& e) {
+          logger()->warn("event source {}: DeleteMessageBatch failed: {}", spec.name, e.what());
+        }
+        entries = ojson::array();
+      };
+      int n = 0;
+      for (const auto& m : batch) {
+        std::string id = m.value("MessageId", std::string());
+        if (keep.count(id)) continue;
+        entries.push_back({{"Id", "m" + std::to_string(n++)}, {"ReceiptHandle", m.value("ReceiptHandle", std::string())}});
+        if (entries.size() == 10) flush();
+      }
+      flush();
+    }
+  }
+};
+
+EventSources::EventSources(asio::any_io_executor ex, LambdaService& service, const stack::Stack& stack)
+    : impl_(std::make_unique<Impl>(ex, service, stack)) {}
+
+EventSources::~EventSources() { stop(); }
+
+void EventSources::start() {
+  impl_->started = true;
+  impl_->start_all();
+}
+
+void EventSources::reload(const stack::Stack& stack) {
+  impl_->stop_all();
+  impl_->stack = stack;
+  if (impl_->started) impl_->start_all();
+}
+
+void EventSources::stop() {
+  impl_->started = false;
+  impl_->stop_all();
+}
+
+}  // namespace sluice::lambda

@@ -1,0 +1,120 @@
+"""SQS event source mappings (`event_sources:`): sluice polls a queue on moto_server and
+invokes the function with batches in the "aws:sqs" event, deleting what succeeded."""
+import json
+import time
+
+import pytest
+
+sluice = pytest.importorskip("sluice")
+
+REGION = "us-east-1"
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:orders"
+
+STACK = f"""
+name: esm
+defaults: {{runtime: python3.11, timeout: 5}}
+functions:
+  worker: {{code: fn/, handler: handlers.sqs_worker}}
+event_sources:
+  orders:
+    function: worker
+    queue: {QUEUE_ARN}
+    batch_size: 5
+    batching_window: 1
+    report_batch_item_failures: true
+"""
+
+
+@pytest.fixture
+def moto(tmp_path, monkeypatch):
+    from test_deploy import Moto
+    m = Moto(tmp_path)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SQS", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", m.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def project(ws):
+    ws.copy_function("python-basic", "fn")
+    ws.write_stack(STACK)
+    return ws
+
+
+def wait_for(fn, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def seen(app):
+    return [json.loads(line.split("MSG ", 1)[1]) for line in app.logs("worker").splitlines() if "MSG " in line]
+
+
+def queue_counts(sqs, url):
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_messages_arrive_in_the_sqs_event_and_leave_the_queue(project, moto):
+    sqs = moto.client("sqs", REGION)
+    url = sqs.create_queue(QueueName="orders")["QueueUrl"]
+    with sluice.serve(project.path / "sluice.yaml") as app:
+        sent = [sqs.send_message(QueueUrl=url, MessageBody=f"order {i}",
+                                 MessageAttributes={"kind": {"DataType": "String", "StringValue": "new"}})
+                for i in range(3)]
+        records = wait_for(lambda: len(seen(app)) >= 3 and seen(app))
+        assert sorted(r["messageId"] for r in records) == sorted(s["MessageId"] for s in sent)
+        r = next(r for r in records if r["messageId"] == sent[0]["MessageId"])
+        # The event's shape: the keys and their order as generate-event's (AWS's documented event).
+        example = json.loads(project.run("generate-event", "sqs", "receive-message").stdout)["Records"][0]
+        assert list(r) == list(example)
+        assert list(r["attributes"])[:4] == ["ApproximateReceiveCount", "SentTimestamp", "SenderId",
+                                             "ApproximateFirstReceiveTimestamp"]
+        assert r["body"] == "order 0" and r["md5OfBody"] == sent[0]["MD5OfMessageBody"]
+        assert r["attributes"]["ApproximateReceiveCount"] == "1"
+        assert r["messageAttributes"] == {"kind": {"stringValue": "new", "stringListValues": [],
+                                                   "binaryListValues": [], "dataType": "String"}}
+        assert (r["eventSource"], r["eventSourceARN"], r["awsRegion"]) == ("aws:sqs", QUEUE_ARN, REGION)
+        # The batch succeeded: deleted from the queue.
+        wait_for(lambda: queue_counts(sqs, url) == (0, 0))
+        recs = app.records("worker")
+        assert recs and all(x.source == "sqs orders" and x.invocation_type == "RequestResponse" for x in recs)
+
+
+def test_reported_item_failures_stay_and_a_failed_batch_comes_back(project, moto):
+    sqs = moto.client("sqs", REGION)
+    url = sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    with sluice.serve(project.path / "sluice.yaml") as app:
+        ok = sqs.send_message(QueueUrl=url, MessageBody="fine")["MessageId"]
+        bad = sqs.send_message(QueueUrl=url, MessageBody="please fail")["MessageId"]
+        # The failed item is received again once its visibility timeout has passed.
+        again = wait_for(lambda: [r for r in seen(app) if r["messageId"] == bad
+                                  and r["attributes"]["ApproximateReceiveCount"] == "2"])
+        assert again
+        assert [r["messageId"] for r in seen(app)].count(ok) == 1  # deleted after its first success
+        sqs.purge_queue(QueueUrl=url)
+        crash = sqs.send_message(QueueUrl=url, MessageBody="crash")["MessageId"]
+        # A function error: the whole batch stays and comes back.
+        wait_for(lambda: [r for r in seen(app) if r["messageId"] == crash
+                          and r["attributes"]["ApproximateReceiveCount"] == "2"])
+        assert any(x.status == "function_error" and x.source == "sqs orders" for x in app.records("worker"))
+
+
+def test_without_an_endpoint_the_queue_is_not_polled(project, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SQS", raising=False)
+    srv = project.serve()  # stopped by the workspace fixture
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "not polling" not in srv.stderr() + srv.stdout():
+        time.sleep(0.1)
+    assert (f"event source orders: not polling {QUEUE_ARN}: no SQS endpoint (set AWS_ENDPOINT_URL_SQS"
+            in srv.stderr() + srv.stdout())
