@@ -1109,17 +1109,60 @@ def test_async_destinations_go_on_the_stage_alias_with_the_role_allowed_to_reach
     assert [b["DeadLetterConfig"] for b in configs if b.get("FunctionName", add) == add] == [{"TargetArn": dlq}]
     # The role may send there: an inline policy kept to the destinations.
     iam = moto.client("iam")
-    doc = iam.get_role_policy(RoleName=f"sluice-{STACK}-lambda", PolicyName="sluice-destinations")["PolicyDocument"]
+    doc = iam.get_role_policy(RoleName=f"sluice-{STACK}-lambda", PolicyName="sluice-integrations")["PolicyDocument"]
     if isinstance(doc, str):
         doc = json.loads(doc)
     assert sorted((s["Action"], tuple(s["Resource"])) for s in doc["Statement"]) == [
         ("lambda:InvokeFunction", (listed,)), ("sns:Publish", (dlq,)), ("sqs:SendMessage", (queue,))]
-    assert f"+ create role policy sluice-{STACK}-lambda sluice-destinations" in p.stderr
+    assert f"+ create role policy sluice-{STACK}-lambda sluice-integrations" in p.stderr
 
     # Gone from the stack: the role policy goes (moto answers the alias's config with the
     # function's own whatever the qualifier, so the alias config's removal is seen in AWS only).
     stack.write_text(text)
     p = ok(project.deploy("sandbox"))
-    assert f"- remove role policy sluice-{STACK}-lambda sluice-destinations" in p.stderr
+    assert f"- remove role policy sluice-{STACK}-lambda sluice-integrations" in p.stderr
     with pytest.raises(iam.exceptions.NoSuchEntityException):
-        iam.get_role_policy(RoleName=f"sluice-{STACK}-lambda", PolicyName="sluice-destinations")
+        iam.get_role_policy(RoleName=f"sluice-{STACK}-lambda", PolicyName="sluice-integrations")
+
+
+def test_sqs_event_sources_are_mappings_on_the_stage_alias(moto, project):
+    stack = project.app / "sluice.yaml"
+    text = stack.read_text()
+    sqs = moto.client("sqs")
+    sqs.create_queue(QueueName="favorites-in")
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:favorites-in"
+    stack.write_text(text + f"""event_sources:
+  favorites-in:
+    function: favorites-add
+    queue: {queue}
+    batch_size: 5
+    report_batch_item_failures: true
+""")
+    p = ok(project.deploy("sandbox"))
+    target = f"{STACK}-favorites-add:sandbox"
+    assert f"+ create event source {target} ({queue}, batches of 5)" in p.stderr
+    lam = moto.client("lambda")
+    [m] = lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"]
+    assert (m["EventSourceArn"], m["BatchSize"]) == (queue, 5)
+    iam = moto.client("iam")
+    doc = iam.get_role_policy(RoleName=f"sluice-{STACK}-lambda", PolicyName="sluice-integrations")["PolicyDocument"]
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    assert sorted(s["Action"] for s in doc["Statement"]) == [
+        "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+
+    # Unchanged: nothing to do; a new batch size: updated in place.
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    stack.write_text(stack.read_text().replace("batch_size: 5", "batch_size: 8"))
+    p = ok(project.deploy("sandbox"))
+    assert f"~ update event source {target} ({queue} (BatchSize))" in p.stderr
+    [m2] = lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"]
+    assert (m2["UUID"], m2["BatchSize"]) == (m["UUID"], 8)
+
+    # Gone from the stack: the mapping and the role policy go.
+    stack.write_text(text)
+    p = ok(project.deploy("sandbox"))
+    assert f"- remove event source {target} ({queue})" in p.stderr
+    assert lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"] == []

@@ -270,6 +270,7 @@ class Deployer {
   json destinations_policy() const;
   void step_role_destinations(const std::string& role_name);
   void step_destinations();
+  void step_event_sources();
   void wait_updated(const std::string& remote_name);
   void retry_while_role_settles(const std::function<void()>& call);
   void step_rest_api(const stack::ApiSpec& api);
@@ -464,7 +465,8 @@ std::string Deployer::destination_arn(const stack::DestinationSpec& d) const {
          (d.qualifier.empty() ? stage_ : d.qualifier);
 }
 
-// What the execution role must be allowed to do for the stack's destinations (null: none).
+// What the execution role must be allowed to do for the stack's destinations, dead-letter
+// queues and event sources (null: nothing).
 json Deployer::destinations_policy() const {
   std::map<std::string, std::set<std::string>> by_action;
   for (const auto& [name, f] : st_.functions)
@@ -481,6 +483,10 @@ json Deployer::destinations_policy() const {
         by_action["s3:ListBucket"].insert(arn);
       }
     }
+  // Event sources: Lambda reads and deletes the queue's messages with the function's role.
+  for (const auto& [name, e] : st_.event_sources)
+    for (const char* action : {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"})
+      by_action[action].insert(e.queue_arn);
   if (by_action.empty()) return nullptr;
   json statements = json::array();
   for (const auto& [action, arns] : by_action)
@@ -488,9 +494,10 @@ json Deployer::destinations_policy() const {
   return {{"Version", "2012-10-17"}, {"Statement", statements}};
 }
 
-// An inline policy of the stack's role, "sluice-destinations", kept to what the destinations need.
+// An inline policy of the stack's role, "sluice-integrations", kept to what the async
+// destinations, dead-letter queues and SQS event sources need.
 void Deployer::step_role_destinations(const std::string& role_name) {
-  const std::string policy_name = "sluice-destinations";
+  const std::string policy_name = "sluice-integrations";
   json want = destinations_policy();
   json have;
   try {
@@ -502,7 +509,7 @@ void Deployer::step_role_destinations(const std::string& role_name) {
   const std::string label = role_name + " " + policy_name;
   if (want.is_null()) {
     if (have.is_object())
-      change(Change::remove, "role policy", label, "no async destinations any more", [&] {
+      change(Change::remove, "role policy", label, "no destinations or event sources any more", [&] {
         r_.query("iam", "DeleteRolePolicy", "2010-05-08", {{"RoleName", role_name}, {"PolicyName", policy_name}});
       });
     return;
@@ -514,7 +521,7 @@ void Deployer::step_role_destinations(const std::string& role_name) {
   std::vector<std::string> actions;
   for (const auto& st : want["Statement"]) actions.push_back(st["Action"].get<std::string>());
   change(have.is_object() ? Change::update : Change::create, "role policy", label,
-         "async destinations: " + join(actions, ", "), [&] {
+         "for destinations and event sources: " + join(actions, ", "), [&] {
            r_.query("iam", "PutRolePolicy", "2010-05-08",
                     {{"RoleName", role_name}, {"PolicyName", policy_name}, {"PolicyDocument", want.dump()}});
          });
@@ -523,6 +530,68 @@ void Deployer::step_role_destinations(const std::string& role_name) {
 // The stage alias's asynchronous invocation config when the function has destinations (its
 // retries and event age with them); removed when it has none any more. Runs once every
 // function and alias of the stage exists, since AWS checks that a destination exists.
+// SQS event source mappings on the stage's alias of each function (or the qualifier the stack
+// gives): created, updated (batch size, window, response types, enabled) and deleted to match.
+void Deployer::step_event_sources() {
+  for (const auto& [fname, f] : st_.functions) {
+    const std::string rn = function_name(st_.name, fname);
+    std::map<std::string, std::map<std::string, const stack::EventSourceSpec*>> wanted;  // qualifier -> queue -> spec
+    for (const auto& [name, e] : st_.event_sources)
+      if (e.function == fname) wanted[e.qualifier.empty() ? stage_ : e.qualifier][e.queue_arn] = &e;
+    if (!wanted.count(stage_)) wanted[stage_];  // the stage's alias: mappings gone from the stack are removed
+    for (const auto& [qual, queues] : wanted) {
+      const std::string target = rn + ":" + qual;
+      std::vector<json> have;
+      if (auto out = r_.get("lambda", "/2015-03-31/event-source-mappings/", {{"FunctionName", target}}))
+        if (out->contains("EventSourceMappings") && (*out)["EventSourceMappings"].is_array())
+          for (const auto& m : (*out)["EventSourceMappings"]) have.push_back(m);  // those of this alias
+      for (const auto& [queue, e] : queues) {
+        json want = {{"BatchSize", e->batch_size},
+                     {"MaximumBatchingWindowInSeconds", e->batching_window_s},
+                     {"FunctionResponseTypes", e->report_batch_item_failures ? json::array({"ReportBatchItemFailures"})
+                                                                            : json::array()},
+                     {"Enabled", e->enabled}};
+        std::string detail = queue + ", batches of " + std::to_string(e->batch_size);
+        auto it = std::find_if(have.begin(), have.end(), [&](const json& m) { return jstr(m, "EventSourceArn") == queue; });
+        if (it == have.end()) {
+          change(Change::create, "event source", target, detail, [&] {
+            json body = want;
+            body["FunctionName"] = target;
+            body["EventSourceArn"] = queue;
+            retry_while_role_settles([&] { r_.call("POST", "lambda", "/2015-03-31/event-source-mappings/", body); });
+          });
+          continue;
+        }
+        std::vector<std::string> d;
+        if (jint(*it, "BatchSize", 10) != e->batch_size) d.push_back("BatchSize");
+        if (jint(*it, "MaximumBatchingWindowInSeconds", 0) != e->batching_window_s)
+          d.push_back("MaximumBatchingWindowInSeconds");
+        json types = it->value("FunctionResponseTypes", json::array());
+        if ((!types.empty()) != e->report_batch_item_failures) d.push_back("FunctionResponseTypes");
+        std::string state = jstr(*it, "State");
+        bool enabled = state.empty() ? it->value("Enabled", true) : (state == "Enabled" || state == "Enabling" ||
+                                                                     state == "Creating" || state == "Updating");
+        if (enabled != e->enabled) d.push_back(e->enabled ? "enable" : "disable");
+        const std::string uuid = jstr(*it, "UUID");
+        if (d.empty())
+          same("event source", target, detail);
+        else
+          change(Change::update, "event source", target, queue + " (" + join(d, ", ") + ")", [&] {
+            r_.call("PUT", "lambda", "/2015-03-31/event-source-mappings/" + uuid, want);
+          });
+        have.erase(it);
+      }
+      for (const auto& m : have) {
+        if (jstr(m, "EventSourceArn").rfind("arn:aws:sqs:", 0) != 0) continue;  // not one of ours
+        const std::string uuid = jstr(m, "UUID");
+        change(Change::remove, "event source", target, jstr(m, "EventSourceArn"), [&] {
+          r_.call("DELETE", "lambda", "/2015-03-31/event-source-mappings/" + uuid);
+        });
+      }
+    }
+  }
+}
+
 void Deployer::step_destinations() {
   for (const auto& [name, f] : st_.functions) {
     const std::string rn = function_name(st_.name, name);
@@ -2263,7 +2332,10 @@ void Deployer::pass(bool apply) {
     step_layers();
   }
   step_functions();
-  if (o_.mode == Mode::deploy) step_destinations();
+  if (o_.mode == Mode::deploy) {
+    step_destinations();
+    step_event_sources();
+  }
   if (o_.mode != Mode::rollback) {
     for (const auto& [name, api] : st_.apis) {
       if (api.type == stack::ApiType::rest) step_rest_api(api);
