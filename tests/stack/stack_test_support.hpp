@@ -95,6 +95,8 @@ inline std::string describe(const Stack& s) {
     for (const auto& [k, v] : f.environment) o << "  env " << k << "=" << v << "\n";
     for (const auto& l : f.layers) o << "  layer " << l << "\n";
     if (f.requirements) o << "  requirements " << *f.requirements << "\n";
+    for (const auto* d : {&f.async.on_success, &f.async.on_failure, &f.async.dead_letter})
+      if (*d) o << "  destination " << (*d)->service << " " << (*d)->text() << "\n";
     if (f.url)
       o << "  url " << f.url->auth_type << " " << f.url->invoke_mode << " q=" << f.url->qualifier
         << " port=" << f.url->port.value_or(0) << " cors=" << (f.url->cors ? f.url->cors->allow_origins.size() : 0) << "\n";
@@ -157,6 +159,9 @@ inline std::string describe(const Stack& s) {
   for (const auto& [n, sc] : s.schedules)
     o << "schedule " << n << " " << sc.function << ":" << sc.qualifier << " " << sc.expression.text
       << " input=" << sc.input.value_or("-") << " enabled=" << sc.enabled << " " << sc.description << "\n";
+  for (const auto& [n, e] : s.event_sources)
+    o << "event source " << n << " " << e.function << ":" << e.qualifier << " " << e.queue_arn << " " << e.batch_size
+      << "/" << e.batching_window_s << " failures=" << e.report_batch_item_failures << " enabled=" << e.enabled << "\n";
   return o.str();
 }
 

@@ -70,6 +70,10 @@ TEST_CASE("valid-full.yaml maps every feature into the model", "[stack][valid]")
     CHECK(f.layers.empty());
     CHECK(f.async.max_retry_attempts == 0);
     CHECK(f.async.max_event_age_s == 120);
+    REQUIRE((f.async.on_success && f.async.on_failure && f.async.dead_letter));
+    CHECK((f.async.on_success->function == "node-fn" && f.async.on_success->service == "lambda"));
+    CHECK(f.async.on_failure->arn == "arn:aws:sqs:eu-west-3:123456789012:py-direct-failed");
+    CHECK(f.async.dead_letter->service == "sns");
     REQUIRE(f.logging);
     CHECK(*f.logging == LoggingSpec{"JSON", "DEBUG", "WARN"});
     REQUIRE(f.url);
@@ -300,6 +304,14 @@ TEST_CASE("valid-full.yaml maps every feature into the model", "[stack][valid]")
     CHECK(legacy.quota->offset == 0);
   }
 
+  SECTION("event sources") {
+    REQUIRE(s.event_sources.size() == 2);
+    const auto& e = s.event_sources.at("orders-in");
+    CHECK((e.function == "py-direct" && e.qualifier == "live"));
+    CHECK((e.batch_size == 50 && e.batching_window_s == 2 && e.report_batch_item_failures && e.enabled));
+    const auto& paused = s.event_sources.at("paused");
+    CHECK((paused.batch_size == 10 && !paused.enabled && paused.queue_arn.ends_with("later.fifo")));
+  }
   SECTION("schedules") {
     REQUIRE(s.schedules.size() == 3);
     const auto& r = s.schedules.at("refresh-cache");
