@@ -74,7 +74,8 @@ PYBIND11_MODULE(_sluice, m) {
                        std::optional<std::vector<double>> async_retry_delays, std::optional<double> integration_timeout,
                        std::optional<int> account_concurrency, std::map<std::string, std::string> interpreters,
                        std::string log_format, std::string state_dir, bool echo_logs, double drain_timeout,
-                       bool schedules, std::optional<double> schedule_clock, double schedule_speed, bool sandbox,
+                       bool schedules, bool event_sources, std::optional<double> schedule_clock,
+                       double schedule_speed, bool sandbox,
                        std::string env_vars_json, std::string env_vars_source, std::optional<int> debug_port,
                        std::string debug_function, std::optional<std::vector<std::string>> debug_args) {
              app::AppOptions o;
@@ -107,6 +108,7 @@ PYBIND11_MODULE(_sluice, m) {
                if (PyErr_CheckSignals() != 0) throw py::error_already_set();
              };
              o.schedules = schedules;
+             o.event_sources = event_sources;
              if (schedule_clock)
                o.schedule_clock = std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
                    std::chrono::duration<double>(*schedule_clock)));
@@ -136,7 +138,8 @@ PYBIND11_MODULE(_sluice, m) {
            py::arg("integration_timeout") = py::none(), py::arg("account_concurrency") = py::none(),
            py::arg("interpreters") = std::map<std::string, std::string>{}, py::arg("log_format") = "",
            py::arg("state_dir") = "", py::arg("echo_logs") = false, py::arg("drain_timeout") = 5.0,
-           py::arg("schedules") = true, py::arg("schedule_clock") = py::none(), py::arg("schedule_speed") = 1.0,
+           py::arg("schedules") = true, py::arg("event_sources") = true, py::arg("schedule_clock") = py::none(),
+           py::arg("schedule_speed") = 1.0,
            py::arg("sandbox") = true, py::arg("env_vars_json") = "", py::arg("env_vars_source") = "env_vars",
            py::arg("debug_port") = py::none(), py::arg("debug_function") = "", py::arg("debug_args") = py::none())
       .def_property_readonly("warnings", &app::App::warnings)

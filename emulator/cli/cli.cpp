@@ -21,7 +21,7 @@ usage:
                [--async-retry-delays S1,S2] [--interpreter RUNTIME=PATH] [--state-dir DIR]
                [--drain-timeout SECONDS] [--log-format Text|JSON] [--integration-timeout SECONDS]
                [--client-timeout SECONDS] [--no-schedules] [--schedule-clock TIME]
-               [--schedule-speed N] [--env-vars FILE]
+               [--schedule-speed N] [--no-event-sources] [--env-vars FILE]
                [--debug-port PORT [--debug-function FUNCTION] [--debug-args ARGS]]
   sluice invoke FUNCTION[:QUALIFIER] [--event FILE|-] [--stack STACK] [--no-freeze] [--no-sandbox]
                [--interpreter RUNTIME=PATH] [--state-dir DIR] [--log-format Text|JSON] [--env-vars FILE]

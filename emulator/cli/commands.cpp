@@ -252,6 +252,7 @@ int cmd_serve(const Args& a) {
   o.captured_lines_per_function = 0;  // nobody reads logs() in serve
   o.handle_signals = true;
   o.schedules = !a.has("no-schedules");
+  o.event_sources = !a.has("no-event-sources");
   auto clock = clock_options(a);
   o.schedule_clock = clock.start;
   o.schedule_speed = clock.speed;

@@ -478,6 +478,7 @@ def serve(
     echo_logs: bool = False,
     drain_timeout: float = 5.0,
     schedules: bool = True,
+    event_sources: bool = True,
     schedule_clock: Any = None,
     schedule_speed: float = 1.0,
     env_vars: Union[str, os.PathLike, Dict[str, Dict[str, Any]], None] = None,
@@ -490,6 +491,7 @@ def serve(
     Schedules fire on their own unless ``schedules=False``; ``schedule_clock`` (a datetime, ISO
     text or epoch seconds) sets the schedule time at start and ``schedule_speed=0`` stops that
     clock, so that only ``advance_schedule_clock()`` / ``set_schedule_time()`` move it.
+    SQS event sources are polled unless ``event_sources=False``.
     ``env_vars`` overrides declared environment variables, as ``--env-vars`` (a dict in SAM CLI's
     format, ``{"Parameters": {...}, "FUNCTION": {...}}``, or the path of such a JSON file);
     ``debug_port``, ``debug_function`` and ``debug_args`` start a function under a debugger, as
@@ -528,6 +530,7 @@ def serve(
         echo_logs=echo_logs,
         drain_timeout=drain_timeout,
         schedules=schedules,
+        event_sources=event_sources,
         schedule_clock=_epoch(schedule_clock) if schedule_clock is not None else None,
         schedule_speed=schedule_speed,
         env_vars_json=env_vars_json,

@@ -109,6 +109,16 @@ def test_reported_item_failures_stay_and_a_failed_batch_comes_back(project, moto
         assert any(x.status == "function_error" and x.source == "sqs orders" for x in app.records("worker"))
 
 
+def test_event_sources_can_be_switched_off(project, moto):
+    sqs = moto.client("sqs", REGION)
+    url = sqs.create_queue(QueueName="orders")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="waits")
+    with sluice.serve(project.path / "sluice.yaml", event_sources=False) as app:
+        time.sleep(2.5)  # a poller would have taken it within about a second
+        assert app.records("worker") == []
+        assert queue_counts(sqs, url) == (1, 0)
+
+
 def test_without_an_endpoint_the_queue_is_not_polled(project, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_SQS", raising=False)
