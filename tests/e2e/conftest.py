@@ -219,3 +219,30 @@ def have_node_ric():
 
 
 requires_ric = pytest.mark.skipif(not have_node_ric(), reason="tests/node/node_modules missing: run scripts/setup.sh")
+
+
+def wait_until(fn, timeout=15):
+    """Polls fn until it returns something true, and returns that; fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def aws_endpoint(tmp_path, monkeypatch):
+    """A moto_server (see test_deploy.Moto) that this process's AWS calls go to, the way the
+    AWS SDKs find an endpoint (AWS_ENDPOINT_URL), with moto's test credentials."""
+    from test_deploy import Moto
+    m = Moto(tmp_path)
+    for var in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", m.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    yield m
+    m.stop()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, wait_until
 
 sluice = pytest.importorskip("sluice")
 
@@ -64,16 +64,6 @@ def serve(project, **kw):
     return sluice.serve(project.path / "sluice.yaml", async_retry_delays=[0.05, 0.05], **kw)
 
 
-def wait_for(fn, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.05)
-    return fn()
-
-
 def printed_events(app, function):
     return [json.loads(line.split("EVENT ", 1)[1]) for line in app.logs(function).splitlines() if "EVENT " in line]
 
@@ -81,7 +71,7 @@ def printed_events(app, function):
 def test_a_function_of_the_stack_gets_the_record_on_success_and_after_the_retries(project):
     with serve(project) as app:
         rid = app.invoke_async("ok", {"n": 1})
-        [d] = wait_for(lambda: [x for x in app.destinations("ok") if x.state == "delivered"])
+        [d] = wait_until(lambda: [x for x in app.destinations("ok") if x.state == "delivered"])
         assert (d.kind, d.condition, d.destination) == ("on_success", "Success", "audit")
         rec = d.record
         # The keys and their order as AWS sends them (recorded SQS bodies).
@@ -96,7 +86,7 @@ def test_a_function_of_the_stack_gets_the_record_on_success_and_after_the_retrie
         assert rec["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST"}  # no functionError
         assert rec["responsePayload"]["event"] == {"n": 1}
         # audit ran asynchronously with exactly that record as its event.
-        [seen] = wait_for(lambda: printed_events(app, "audit"))
+        [seen] = wait_until(lambda: printed_events(app, "audit"))
         assert seen == rec
         audit = [r for r in app.records("audit")]
         assert [(r.invocation_type, r.source, r.status) for r in audit] == [
@@ -104,7 +94,7 @@ def test_a_function_of_the_stack_gets_the_record_on_success_and_after_the_retrie
         assert d.detail == "request id " + audit[0].request_id
 
         rid = app.invoke_async("fail", {"why": "bad input"})
-        [d] = wait_for(lambda: [x for x in app.destinations("fail") if x.state == "delivered"])
+        [d] = wait_until(lambda: [x for x in app.destinations("fail") if x.state == "delivered"])
         attempts = app.records("fail")
         assert [(r.request_id, r.status) for r in attempts] == [(rid, "function_error")] * 3
         rec = d.record
@@ -114,7 +104,7 @@ def test_a_function_of_the_stack_gets_the_record_on_success_and_after_the_retrie
         assert rec["responsePayload"]["errorType"] == "ValueError"
         assert rec["responsePayload"]["errorMessage"] == "something went wrong: bad input"
         assert rec["responsePayload"]["requestId"] == rid  # the same id on every attempt
-        assert wait_for(lambda: [e for e in printed_events(app, "audit") if e == rec])
+        assert wait_until(lambda: [e for e in printed_events(app, "audit") if e == rec])
 
 
 def test_an_alias_invocation_sends_to_the_alias_of_the_same_name(project):
@@ -123,9 +113,9 @@ def test_an_alias_invocation_sends_to_the_alias_of_the_same_name(project):
         "  ok: {code: fn/, handler: handlers.echo, aliases: {live: $LATEST}, async: {on_success: audit}}"))
     with serve(project) as app:
         app.invoke_async("ok", {}, qualifier="live")
-        [d] = wait_for(lambda: [x for x in app.destinations("ok") if x.state == "delivered"])
+        [d] = wait_until(lambda: [x for x in app.destinations("ok") if x.state == "delivered"])
         assert d.record["requestContext"]["functionArn"].endswith(":function:ok:live")
-        audit = wait_for(lambda: app.records("audit"))
+        audit = wait_until(lambda: app.records("audit"))
         assert [r.qualifier for r in audit] == ["live"]
 
 
@@ -134,7 +124,7 @@ def test_an_event_too_old_for_its_next_retry_is_event_age_exceeded(project):
     # sends the record after one attempt (recorded: approximateInvokeCount 1).
     with sluice.serve(project.path / "sluice.yaml", async_retry_delays=[61, 61]) as app:
         app.invoke_async("young", {})
-        [d] = wait_for(lambda: [x for x in app.destinations("young") if x.state == "delivered"])
+        [d] = wait_until(lambda: [x for x in app.destinations("young") if x.state == "delivered"])
         ctx = d.record["requestContext"]
         assert (ctx["condition"], ctx["approximateInvokeCount"]) == ("EventAgeExceeded", 1)
         assert d.record["responseContext"]["functionError"] == "Unhandled"
@@ -145,27 +135,13 @@ def test_without_an_endpoint_an_arn_destination_is_kept_but_not_sent(project, mo
         monkeypatch.delenv(var, raising=False)
     with serve(project) as app:
         app.invoke_async("closed", {"order": 7})
-        [d] = wait_for(lambda: [x for x in app.destinations("closed") if x.state != "pending"])
+        [d] = wait_until(lambda: [x for x in app.destinations("closed") if x.state != "pending"])
         assert d.state == "not_sent" and "AWS_ENDPOINT_URL_SQS" in d.detail
         assert d.record["requestContext"]["condition"] == "ZeroReservedConcurrency"
         assert app.records("closed") == []  # never run
 
 
 # ---- destinations outside the stack, on moto_server ------------------------------------
-
-
-@pytest.fixture
-def moto(tmp_path, monkeypatch):
-    from test_deploy import Moto
-    m = Moto(tmp_path)
-    for var in ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SNS", "AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", m.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    yield m
-    m.stop()
 
 
 def receive(sqs, url, n=1, timeout=15):
@@ -177,8 +153,8 @@ def receive(sqs, url, n=1, timeout=15):
     return got
 
 
-def test_zero_reserved_concurrency_sends_the_event_untried_as_aws_does(project, moto):
-    sqs = moto.client("sqs", REGION)
+def test_zero_reserved_concurrency_sends_the_event_untried_as_aws_does(project, aws_endpoint):
+    sqs = aws_endpoint.client("sqs", REGION)
     url = sqs.create_queue(QueueName="failed-events")["QueueUrl"]
     with serve(project) as app:
         rid = app.invoke_async("closed", {"order": 7})
@@ -199,8 +175,8 @@ def test_zero_reserved_concurrency_sends_the_event_untried_as_aws_does(project, 
         assert app.records("closed") == []
 
 
-def test_sns_eventbridge_and_s3_destinations_get_the_record(project, moto):
-    sqs, sns, events, s3 = (moto.client(s, REGION) for s in ("sqs", "sns", "events", "s3"))
+def test_sns_eventbridge_and_s3_destinations_get_the_record(project, aws_endpoint):
+    sqs, sns, events, s3 = (aws_endpoint.client(s, REGION) for s in ("sqs", "sns", "events", "s3"))
     topic_q = sqs.create_queue(QueueName="from-topic")["QueueUrl"]
     bus_q = sqs.create_queue(QueueName="from-bus")["QueueUrl"]
     topic = sns.create_topic(Name="failures")["TopicArn"]
@@ -234,7 +210,7 @@ def test_sns_eventbridge_and_s3_destinations_get_the_record(project, moto):
         assert event["detail"]["requestContext"]["requestId"] == ok_id
         assert event["detail"]["responsePayload"]["event"] == {"k": "v"}
 
-        objects = wait_for(lambda: s3.list_objects_v2(Bucket="failed-records").get("Contents", []))
+        objects = wait_until(lambda: s3.list_objects_v2(Bucket="failed-records").get("Contents", []))
         [obj] = objects
         assert re.fullmatch(r"aws/lambda/async/to-bucket/\d{4}/\d\d/\d\d/\d{4}-\d\d-\d\dT\d\d\.\d\d\.\d\d-"
                             r"[0-9a-f-]{36}", obj["Key"]), obj["Key"]
@@ -249,16 +225,16 @@ def test_sns_eventbridge_and_s3_destinations_get_the_record(project, moto):
         assert states["to-bucket"] == ("on_failure", "delivered")
 
 
-def test_a_destination_that_refuses_the_record_is_reported(project, moto):
+def test_a_destination_that_refuses_the_record_is_reported(project, aws_endpoint):
     with serve(project) as app:
         rid = app.invoke_async("lost", {})
-        [d] = wait_for(lambda: [x for x in app.destinations("lost") if x.state not in ("pending",)])
+        [d] = wait_until(lambda: [x for x in app.destinations("lost") if x.state not in ("pending",)])
         assert d.state == "failed" and d.request_id == rid
         assert "QueueDoesNotExist" in d.detail or "NonExistentQueue" in d.detail, d.detail
 
 
-def test_a_dead_letter_queue_gets_the_event_and_what_went_wrong(project, moto):
-    sqs = moto.client("sqs", REGION)
+def test_a_dead_letter_queue_gets_the_event_and_what_went_wrong(project, aws_endpoint):
+    sqs = aws_endpoint.client("sqs", REGION)
     url = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
     with serve(project) as app:
         rid = app.invoke_async("dead", {"why": "x" * 2000})

@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from conftest import wait_until
+
 sluice = pytest.importorskip("sluice")
 
 REGION = "us-east-1"
@@ -26,33 +28,10 @@ event_sources:
 
 
 @pytest.fixture
-def moto(tmp_path, monkeypatch):
-    from test_deploy import Moto
-    m = Moto(tmp_path)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_SQS", raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", m.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    yield m
-    m.stop()
-
-
-@pytest.fixture
 def project(ws):
     ws.copy_function("python-basic", "fn")
     ws.write_stack(STACK)
     return ws
-
-
-def wait_for(fn, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def seen(app):
@@ -64,14 +43,14 @@ def queue_counts(sqs, url):
     return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
 
 
-def test_messages_arrive_in_the_sqs_event_and_leave_the_queue(project, moto):
-    sqs = moto.client("sqs", REGION)
+def test_messages_arrive_in_the_sqs_event_and_leave_the_queue(project, aws_endpoint):
+    sqs = aws_endpoint.client("sqs", REGION)
     url = sqs.create_queue(QueueName="orders")["QueueUrl"]
     with sluice.serve(project.path / "sluice.yaml") as app:
         sent = [sqs.send_message(QueueUrl=url, MessageBody=f"order {i}",
                                  MessageAttributes={"kind": {"DataType": "String", "StringValue": "new"}})
                 for i in range(3)]
-        records = wait_for(lambda: len(seen(app)) >= 3 and seen(app))
+        records = wait_until(lambda: len(seen(app)) >= 3 and seen(app))
         assert sorted(r["messageId"] for r in records) == sorted(s["MessageId"] for s in sent)
         r = next(r for r in records if r["messageId"] == sent[0]["MessageId"])
         # The event's shape: the keys and their order as generate-event's (AWS's documented event).
@@ -85,32 +64,32 @@ def test_messages_arrive_in_the_sqs_event_and_leave_the_queue(project, moto):
                                                    "binaryListValues": [], "dataType": "String"}}
         assert (r["eventSource"], r["eventSourceARN"], r["awsRegion"]) == ("aws:sqs", QUEUE_ARN, REGION)
         # The batch succeeded: deleted from the queue.
-        wait_for(lambda: queue_counts(sqs, url) == (0, 0))
+        wait_until(lambda: queue_counts(sqs, url) == (0, 0))
         recs = app.records("worker")
         assert recs and all(x.source == "sqs orders" and x.invocation_type == "RequestResponse" for x in recs)
 
 
-def test_reported_item_failures_stay_and_a_failed_batch_comes_back(project, moto):
-    sqs = moto.client("sqs", REGION)
+def test_reported_item_failures_stay_and_a_failed_batch_comes_back(project, aws_endpoint):
+    sqs = aws_endpoint.client("sqs", REGION)
     url = sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
     with sluice.serve(project.path / "sluice.yaml") as app:
         ok = sqs.send_message(QueueUrl=url, MessageBody="fine")["MessageId"]
         bad = sqs.send_message(QueueUrl=url, MessageBody="please fail")["MessageId"]
         # The failed item is received again once its visibility timeout has passed.
-        again = wait_for(lambda: [r for r in seen(app) if r["messageId"] == bad
+        again = wait_until(lambda: [r for r in seen(app) if r["messageId"] == bad
                                   and r["attributes"]["ApproximateReceiveCount"] == "2"])
         assert again
         assert [r["messageId"] for r in seen(app)].count(ok) == 1  # deleted after its first success
         sqs.purge_queue(QueueUrl=url)
         crash = sqs.send_message(QueueUrl=url, MessageBody="crash")["MessageId"]
         # A function error: the whole batch stays and comes back.
-        wait_for(lambda: [r for r in seen(app) if r["messageId"] == crash
+        wait_until(lambda: [r for r in seen(app) if r["messageId"] == crash
                           and r["attributes"]["ApproximateReceiveCount"] == "2"])
         assert any(x.status == "function_error" and x.source == "sqs orders" for x in app.records("worker"))
 
 
-def test_event_sources_can_be_switched_off(project, moto):
-    sqs = moto.client("sqs", REGION)
+def test_event_sources_can_be_switched_off(project, aws_endpoint):
+    sqs = aws_endpoint.client("sqs", REGION)
     url = sqs.create_queue(QueueName="orders")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="waits")
     with sluice.serve(project.path / "sluice.yaml", event_sources=False) as app:

@@ -12,6 +12,35 @@ bool rule_name_char(unsigned char c) { return std::isalnum(c) || c == '.' || c =
 
 }  // namespace
 
+// `FUNCTION` or `FUNCTION:QUALIFIER`, naming a function of the stack and (statically) one of
+// its versions or aliases; `separate_qualifier`: the mapping also has a 'qualifier' key.
+bool Loader::read_function_target(const View& x, bool separate_qualifier, std::string& function,
+                                  std::string& qualifier) {
+  auto text = c_.string(x, "a function name, optionally with :QUALIFIER");
+  if (!text) return false;
+  bool ok = true;
+  std::string fn = *text, q;
+  if (auto colon = fn.find(':'); colon != std::string::npos) {
+    q = fn.substr(colon + 1);
+    fn = fn.substr(0, colon);
+    if (separate_qualifier) {
+      c_.error(x, "the qualifier is given twice: in " + sluice::quoted(*text) + " and in 'qualifier'; keep one");
+      ok = false;
+    }
+  }
+  if (!function_names_.count(fn)) {
+    c_.error(x, with_choices("unknown function " + sluice::quoted(fn), fn, keys_of_set(function_names_), "functions",
+                             "no functions are defined"));
+    ok = false;
+  } else if (auto err = static_qualifier_error(fn, q)) {
+    c_.error(x, *err);
+    ok = false;
+  }
+  function = fn;
+  qualifier = q;
+  return ok;
+}
+
 void Loader::read_schedules(const View& v) {
   auto entries = c_.named(v, "a mapping of schedule names to {function, expression, ...}", true);
   if (!entries) return;
@@ -35,30 +64,7 @@ void Loader::read_schedule(const std::string& name, const View& v) {
   bool ok = true;
 
   if (auto x = f->get("function")) {
-    if (auto text = c_.string(*x, "a function name, optionally with :QUALIFIER")) {
-      std::string fn = *text, q;
-      if (auto colon = fn.find(':'); colon != std::string::npos) {
-        q = fn.substr(colon + 1);
-        fn = fn.substr(0, colon);
-        if (f->get("qualifier")) {
-          c_.error(*x, "the qualifier is given twice: in " + sluice::quoted(*text) +
-                           " and in 'qualifier'; keep one");
-          ok = false;
-        }
-      }
-      if (!function_names_.count(fn)) {
-        c_.error(*x, with_choices("unknown function " + sluice::quoted(fn), fn, keys_of_set(function_names_),
-                                  "functions", "no functions are defined"));
-        ok = false;
-      } else if (auto err = static_qualifier_error(fn, q)) {
-        c_.error(*x, *err);
-        ok = false;
-      }
-      s.function = fn;
-      s.qualifier = q;
-    } else {
-      ok = false;
-    }
+    ok = read_function_target(*x, f->get("qualifier") != nullptr, s.function, s.qualifier);
   } else {
     c_.missing(v, "function", "the function the schedule invokes");
     ok = false;
@@ -148,25 +154,7 @@ void Loader::read_event_source(const std::string& name, const View& v) {
   e.name = name;
   bool ok = true;
   if (auto x = f->get("function")) {
-    if (auto text = c_.string(*x, "a function name, optionally with :QUALIFIER")) {
-      std::string fn = *text, q;
-      if (auto colon = fn.find(':'); colon != std::string::npos) {
-        q = fn.substr(colon + 1);
-        fn = fn.substr(0, colon);
-      }
-      if (!function_names_.count(fn)) {
-        c_.error(*x, with_choices("unknown function " + sluice::quoted(fn), fn, keys_of_set(function_names_),
-                                  "functions", "no functions are defined"));
-        ok = false;
-      } else if (auto err = static_qualifier_error(fn, q)) {
-        c_.error(*x, *err);
-        ok = false;
-      }
-      e.function = fn;
-      e.qualifier = q;
-    } else {
-      ok = false;
-    }
+    ok = read_function_target(*x, false, e.function, e.qualifier);
   } else {
     c_.missing(v, "function", "the function the queue's messages go to");
     ok = false;

@@ -168,6 +168,7 @@ class Loader {
   void read_environment(const View& v, std::map<std::string, std::string>& out);
   void read_aliases(const View& v, FunctionSpec& f);
   std::optional<FunctionUrlSpec> read_function_url(const View& v, const FunctionSpec& fn);
+  bool read_function_target(const View& x, bool separate_qualifier, std::string& function, std::string& qualifier);
   void read_event_sources(const View& v);
   void read_event_source(const std::string& name, const View& v);
   std::optional<DestinationSpec> read_destination(const View& v, const std::string& self, const std::string& kind);
