@@ -1,5 +1,7 @@
 #include "sluice/gateway/invoke_api.hpp"
 
+#include "control_api.hpp"
+
 #include "sluice/common/http_server.hpp"
 #include "sluice/common/log.hpp"
 #include "sluice/common/util.hpp"
@@ -112,6 +114,24 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
       co_return;
     }
     Target t = parse_target(req.method(), req.target());
+    if (t.kind == Target::unknown && req.method() == http::bhttp::verb::get) {
+      if (auto answer = control_plane_get(req.target(), service)) {
+        std::string rid = new_uuid();
+        if (!answer->error_code.empty()) {
+          Response r = error_response(
+              lambda::ServiceError{answer->status, answer->error_code, answer->error_message, "", "User"}, rid);
+          co_await out.send(std::move(r));
+          co_return;
+        }
+        Response r{http::bhttp::status::ok, 11};
+        r.set("x-amzn-RequestId", rid);
+        r.set(http::bhttp::field::content_type, "application/json");
+        r.body() = std::move(answer->body);
+        r.prepare_payload();
+        co_await out.send(std::move(r));
+        co_return;
+      }
+    }
     if (t.kind == Target::unknown) {
       Response r = lambda_style_error(404, "Unknown operation: " + std::string(req.method_string()) + " " +
                                                std::string(req.target()));

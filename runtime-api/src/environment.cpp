@@ -388,9 +388,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     emit_platform(line.dump());
   }
   static double ms3(double ms) { return std::round(ms * 1000.0) / 1000.0; }
-  std::string runtime_version_arn() {
-    return "arn:aws:lambda:" + spec.region + "::runtime:" + runtime_version_hash();
-  }
+  std::string runtime_version_arn() { return runtime::runtime_version_arn(spec.region, spec.runtime_id, spec.interpreter); }
 
   // with_arn = false: the runtime never started (no bootstrap), AWS shows the version alone.
   void log_init_start(bool with_arn) {
@@ -822,14 +820,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     arm_output();
   }
 
-  std::string runtime_version_hash() {
-    std::string seed = spec.runtime_id + spec.interpreter.string();
-    std::uint64_t h = 1469598103934665603ULL;
-    for (char c : seed) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return std::string(buf) + std::string(buf) + std::string(buf) + std::string(buf);
-  }
+
 
   void fail_start(const std::string& why) {
     logger()->error("{}: {}", spec.function_name, why);
@@ -2397,6 +2388,17 @@ bool Environment::waiting_for_extensions() const {
 }
 
 std::size_t extensions_shutting_down() { return g_extension_shutdowns; }
+
+std::string runtime_version_arn(const std::string& region, const std::string& runtime_id,
+                                const std::filesystem::path& interpreter) {
+  std::string seed = runtime_id + interpreter.string();
+  std::uint64_t h = 1469598103934665603ULL;
+  for (char c : seed) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  std::string hash = std::string(buf) + buf + buf + buf;
+  return "arn:aws:lambda:" + region + "::runtime:" + hash;
+}
 
 std::filesystem::path default_bootstrap_dir() {
   namespace fs = std::filesystem;

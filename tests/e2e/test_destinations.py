@@ -105,6 +105,17 @@ def test_a_function_of_the_stack_gets_the_record_on_success_and_after_the_retrie
         assert rec["responsePayload"]["errorMessage"] == "something went wrong: bad input"
         assert rec["responsePayload"]["requestId"] == rid  # the same id on every attempt
         assert wait_until(lambda: [e for e in printed_events(app, "audit") if e == rec])
+        # What the stack says, as GetFunctionEventInvokeConfig on the Lambda endpoint.
+        import boto3
+        lam = boto3.client("lambda", endpoint_url=app.lambda_endpoint, region_name=REGION,
+                           aws_access_key_id="x", aws_secret_access_key="y")
+        cfg = lam.get_function_event_invoke_config(FunctionName="fail")
+        assert (cfg["MaximumRetryAttempts"], cfg["DestinationConfig"]) == (
+            2, {"OnSuccess": {}, "OnFailure": {"Destination": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:audit"}})
+        # A Python function's configuration names the runtime version its INIT_START line shows.
+        conf = lam.get_function_configuration(FunctionName="audit")
+        init = next(line for line in app.logs("audit").splitlines() if "INIT_START" in line)
+        assert conf["RuntimeVersionConfig"]["RuntimeVersionArn"] in init
 
 
 def test_an_alias_invocation_sends_to_the_alias_of_the_same_name(project):

@@ -241,3 +241,56 @@ def test_javascript_sdk(api):
     assert r["functionError"] == "Unhandled" and json.loads(r["payload"])["errorType"] == "Probe.Broken"
     r = run("nope", "{}")
     assert r["error"] == "ResourceNotFoundException" and r["status"] == 404
+
+
+def test_control_plane_reads_answer_in_aws_shapes(api):
+    """GetFunction & co. on the Invoke API's port: what boto3 callers look at before invoking,
+    in the shapes recorded from AWS (tests/vectors/aws-recorded/test_lambda.snapshot.json)."""
+    from conftest import ROOT
+    recorded = json.loads((ROOT / "tests" / "vectors" / "aws-recorded" / "test_lambda.snapshot.json").read_text())
+    got_fn = next(v for k, v in recorded.items() if k.endswith("test_lambda_concurrency_update"))[
+        "recorded-content"]["get_function_concurrency_info"]
+    alias_rec = next(v for k, v in recorded.items() if k.endswith("test_alias_routingconfig"))[
+        "recorded-content"]["create_alias_response"]
+    (api.path / "sluice.yaml").write_text(STACK.replace("    timeout: 3\n", "    timeout: 3\n    concurrency: 3\n"
+                                                        "    environment: {MODE: test}\n"))
+    s = api.serve()
+    lam = s.client()
+    lam.publish_version(FunctionName="probe")
+    fn = lam.get_function(FunctionName="probe")
+    # The same keys as AWS's answer, the configuration's too (a provided runtime has no
+    # RuntimeVersionConfig here: its version is the bootstrap's own business).
+    assert set(fn) == set(got_fn)
+    c = fn["Configuration"]
+    assert set(c) == set(got_fn["Configuration"]) - {"RuntimeVersionConfig"}
+    assert c["FunctionArn"] == "arn:aws:lambda:us-east-1:123456789012:function:probe"
+    assert (c["Version"], c["Runtime"], c["Timeout"], c["MemorySize"]) == ("$LATEST", "provided.al2023", 3, 128)
+    assert c["Environment"] == {"Variables": {"MODE": "test"}}
+    assert c["LoggingConfig"] == {"LogFormat": "Text", "LogGroup": "/aws/lambda/probe"}
+    assert fn["Concurrency"] == {"ReservedConcurrentExecutions": 3}
+    assert fn["Code"]["RepositoryType"] == "S3"
+    # The same CodeSha256 as the version published from the same code.
+    v1 = lam.get_function_configuration(FunctionName="probe", Qualifier="1")
+    assert v1["Version"] == "1" and v1["FunctionArn"].endswith(":probe:1") and v1["CodeSha256"] == c["CodeSha256"]
+    assert lam.get_function_configuration(FunctionName="probe:live")["Version"] == "1"
+    versions = lam.list_versions_by_function(FunctionName="probe")["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1"]
+    aliases = {a["Name"]: a for a in lam.list_aliases(FunctionName="probe")["Aliases"]}
+    assert set(aliases) == {"live", "canary", "dev", "future"}
+    canary = lam.get_alias(FunctionName="probe", Name="canary")
+    assert set(canary) - {"ResponseMetadata"} == set(alias_rec) - {"ResponseMetadata"}
+    assert canary["RoutingConfig"] == {"AdditionalVersionWeights": {"2": 0.3}}
+    assert canary["AliasArn"] == "arn:aws:lambda:us-east-1:123456789012:function:probe:canary"
+    assert lam.get_function_concurrency(FunctionName="probe")["ReservedConcurrentExecutions"] == 3
+    assert [f["FunctionName"] for f in lam.list_functions()["Functions"]] == ["probe"]
+    # boto3's waiter reads State / LastUpdateStatus.
+    lam.get_waiter("function_active_v2").wait(FunctionName="probe")
+    with pytest.raises(ClientError) as e:
+        lam.get_function(FunctionName="nosuch")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        lam.get_alias(FunctionName="probe", Name="nosuch")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as e:
+        lam.get_function_event_invoke_config(FunctionName="probe")  # never set: AWS's 404
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"

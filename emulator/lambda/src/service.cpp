@@ -1311,6 +1311,14 @@ FunctionStats LambdaService::stats(const std::string& function) const {
 std::size_t LambdaService::in_flight() const { return impl_->jobs_in_flight; }
 std::size_t LambdaService::queued_events() const { return impl_->async_pending; }
 
+std::string LambdaService::runtime_version_arn(const std::string& function) const {
+  auto fit = impl_->stack.functions.find(function);
+  if (fit == impl_->stack.functions.end()) return {};
+  auto in = impl_->interpreters.find(fit->second.runtime.id);
+  return runtime::runtime_version_arn(impl_->stack.region, fit->second.runtime.id,
+                                      in == impl_->interpreters.end() ? std::filesystem::path() : in->second.path);
+}
+
 std::vector<DestinationDelivery> LambdaService::destinations() const {
   std::lock_guard lk(impl_->book->m);
   std::vector<DestinationDelivery> out;

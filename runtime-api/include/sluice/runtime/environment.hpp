@@ -82,4 +82,9 @@ void install_child_watch(boost::asio::any_io_executor ex);
 // the executable or in the source tree; SLUICE_BOOTSTRAP_DIR overrides.
 std::filesystem::path default_bootstrap_dir();
 
+// The RuntimeVersionArn this machine's runtime reports (INIT_START, GetFunctionConfiguration):
+// arn:aws:lambda:REGION::runtime:HASH, HASH derived from the runtime id and the interpreter.
+std::string runtime_version_arn(const std::string& region, const std::string& runtime_id,
+                                const std::filesystem::path& interpreter);
+
 }  // namespace sluice::runtime

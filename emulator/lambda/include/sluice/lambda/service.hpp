@@ -131,6 +131,8 @@ class LambdaService {
   void reload(stack::Stack stack);
   const stack::Stack& stack() const;
   VersionStore& versions();
+  // The runtime version ARN a function's environments report ("" for an unknown function).
+  std::string runtime_version_arn(const std::string& function) const;
 
   // Stop accepting work, wait for in-flight invocations (up to the deadline),
   // then stop every environment (SIGTERM, then SIGKILL).

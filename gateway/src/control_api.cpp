@@ -1,0 +1,228 @@
+#include "control_api.hpp"
+
+#include "sluice/common/hash.hpp"
+#include "sluice/common/util.hpp"
+#include "sluice/lambda/function_ref.hpp"
+#include "sluice/lambda/service.hpp"
+#include "sluice/lambda/versions.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <set>
+#include <system_error>
+
+namespace sluice::gateway {
+
+using ojson = nlohmann::ordered_json;
+namespace fs = std::filesystem;
+
+namespace {
+
+ControlAnswer error(unsigned status, std::string code, std::string message) {
+  ControlAnswer a;
+  a.status = status;
+  a.error_code = std::move(code);
+  a.error_message = std::move(message);
+  return a;
+}
+
+ControlAnswer ok(const ojson& body) {
+  ControlAnswer a;
+  a.body = body.dump();
+  return a;
+}
+
+// Bytes of the code as deployed locally (AWS's CodeSize is the zip's; this is the files').
+long long tree_size(const fs::path& dir) {
+  long long total = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end; it != end;
+       it.increment(ec)) {
+    if (ec) break;
+    auto rel = it->path().lexically_relative(dir);
+    if (lambda::ignored_path(rel)) {
+      if (it->is_directory(ec)) it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file(ec)) total += static_cast<long long>(it->file_size(ec));
+  }
+  return total;
+}
+
+// A stable revision id for what a configuration holds (AWS: a UUID that changes on updates).
+std::string revision_id(const std::string& seed) {
+  std::string h = hex(sha256(seed));
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20, 12);
+}
+
+ojson configuration(const lambda::VersionConfig& c, const stack::Stack& st, lambda::LambdaService& service,
+                    bool qualified) {
+  const std::string arn = lambda::function_arn(st.region, st.account_id, c.function, qualified ? c.version : "");
+  std::string sha = c.code_sha256;
+  if (sha.empty()) sha = base64_encode(sha256(hash_tree(c.code_dir, lambda::ignored_path)));
+  ojson j;
+  j["FunctionName"] = c.function;
+  j["FunctionArn"] = arn;
+  j["Runtime"] = c.runtime.id;
+  j["Role"] = "arn:aws:iam::" + st.account_id + ":role/sluice-" + st.name + "-lambda";
+  j["Handler"] = c.handler.empty() ? "bootstrap" : c.handler;
+  j["CodeSize"] = tree_size(c.code_dir);
+  j["Description"] = c.description;
+  j["Timeout"] = c.timeout_s;
+  j["MemorySize"] = c.memory_mb;
+  j["LastModified"] = c.published_at.empty() ? iso8601_ms() : c.published_at;
+  j["CodeSha256"] = sha;
+  j["Version"] = c.version;
+  ojson vars = ojson::object();
+  for (const auto& [k, v] : c.environment) vars[k] = v;
+  j["Environment"] = {{"Variables", vars}};
+  j["TracingConfig"] = {{"Mode", "PassThrough"}};
+  j["RevisionId"] = revision_id(arn + sha + std::to_string(c.memory_mb) + std::to_string(c.timeout_s) + c.handler);
+  j["State"] = "Active";
+  j["LastUpdateStatus"] = "Successful";
+  j["PackageType"] = "Zip";
+  j["Architectures"] = {"x86_64"};
+  j["EphemeralStorage"] = {{"Size", c.ephemeral_mb}};
+  j["SnapStart"] = {{"ApplyOn", "None"}, {"OptimizationStatus", "Off"}};
+  if (auto rv = service.runtime_version_arn(c.function); !rv.empty() && c.runtime.family != stack::RuntimeFamily::provided)
+    j["RuntimeVersionConfig"] = {{"RuntimeVersionArn", rv}};
+  ojson logging{{"LogFormat", c.logging ? c.logging->format : std::string("Text")}};
+  if (c.logging && c.logging->format == "JSON") {
+    logging["ApplicationLogLevel"] = c.logging->application_level();
+    logging["SystemLogLevel"] = c.logging->system_level();
+  }
+  logging["LogGroup"] = "/aws/lambda/" + c.function;
+  j["LoggingConfig"] = std::move(logging);
+  return j;
+}
+
+ojson alias_json(const stack::AliasSpec& a, const std::string& function, const stack::Stack& st) {
+  ojson j;
+  j["AliasArn"] = lambda::function_arn(st.region, st.account_id, function, a.name);
+  j["Name"] = a.name;
+  j["FunctionVersion"] = a.version;
+  j["Description"] = "";
+  if (a.additional) j["RoutingConfig"] = {{"AdditionalVersionWeights", {{a.additional->first, a.additional->second}}}};
+  j["RevisionId"] = revision_id(function + ":" + a.name + ":" + a.version +
+                                (a.additional ? a.additional->first + std::to_string(a.additional->second) : ""));
+  return j;
+}
+
+}  // namespace
+
+std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::LambdaService& service) {
+  std::string_view path = target, query;
+  if (auto q = target.find('?'); q != std::string_view::npos) {
+    path = target.substr(0, q);
+    query = target.substr(q + 1);
+  }
+  std::string qualifier;
+  for (const auto& kv : split(query, '&')) {
+    auto eq = kv.find('=');
+    if (eq != std::string::npos && url_decode(kv.substr(0, eq), true) == "Qualifier")
+      qualifier = url_decode(kv.substr(eq + 1), true);
+  }
+  auto parts = split(path, '/');  // "", API version, "functions", NAME, ...
+  if (!parts.empty() && parts.back().empty()) parts.pop_back();
+  if (parts.size() < 3 || !parts[0].empty() || parts[2] != "functions") return std::nullopt;
+  const std::string& api = parts[1];
+  const stack::Stack& st = service.stack();
+
+  if (parts.size() == 3) {
+    if (api != "2015-03-31") return std::nullopt;
+    ojson list = ojson::array();
+    for (const auto& [name, fn] : st.functions) list.push_back(configuration(lambda::latest_config(fn), st, service, false));
+    return ok(ojson{{"Functions", list}});
+  }
+  std::string op = parts.size() >= 5 ? parts[4] : "";
+  const std::string kind = api + " " + op;
+  static const std::set<std::string> known = {"2015-03-31 ", "2015-03-31 configuration", "2015-03-31 versions",
+                                              "2015-03-31 aliases", "2019-09-25 event-invoke-config",
+                                              "2019-09-30 concurrency"};
+  if (!known.count(kind) || parts.size() > (op == "aliases" ? 6u : 5u)) return std::nullopt;
+
+  auto parsed = lambda::parse_function_ref(url_decode(parts[3]), qualifier);
+  if (parsed.error) return error(400, parsed.error->code, parsed.error->message);
+  const auto& ref = *parsed.ref;
+  auto fit = st.functions.find(ref.name);
+  if (fit == st.functions.end())
+    return error(404, "ResourceNotFoundException",
+                 "Function not found: " + lambda::function_arn(st.region, st.account_id, ref.name, ref.qualifier));
+  const stack::FunctionSpec& fn = fit->second;
+
+  if (op == "aliases") {
+    if (parts.size() == 6) {
+      std::string name = url_decode(parts[5]);
+      auto a = fn.aliases.find(name);
+      if (a == fn.aliases.end())
+        return error(404, "ResourceNotFoundException",
+                     "Cannot find alias arn: " + lambda::function_arn(st.region, st.account_id, ref.name, name));
+      return ok(alias_json(a->second, ref.name, st));
+    }
+    ojson list = ojson::array();
+    for (const auto& [name, a] : fn.aliases) list.push_back(alias_json(a, ref.name, st));
+    return ok(ojson{{"Aliases", list}});
+  }
+  if (op == "versions") {
+    ojson list = ojson::array();
+    list.push_back(configuration(lambda::latest_config(fn), st, service, true));
+    for (const auto& v : service.versions().list(ref.name))
+      if (auto c = service.versions().get(ref.name, v)) list.push_back(configuration(*c, st, service, true));
+    return ok(ojson{{"Versions", list}});
+  }
+  if (op == "concurrency") {
+    ojson j = ojson::object();
+    if (fn.reserved_concurrency) j["ReservedConcurrentExecutions"] = *fn.reserved_concurrency;
+    return ok(j);
+  }
+  if (op == "event-invoke-config") {
+    // The stack's async settings; AWS answers 404 when none were ever put (here: all defaults).
+    const auto& a = fn.async;
+    std::string arn = lambda::function_arn(st.region, st.account_id, ref.name, ref.qualifier.empty() ? "$LATEST" : ref.qualifier);
+    if (a.max_retry_attempts == 2 && a.max_event_age_s == 21600 && !a.on_success && !a.on_failure)
+      return error(404, "ResourceNotFoundException", "The function " + arn + " doesn't have an EventInvokeConfig");
+    ojson dc{{"OnSuccess", ojson::object()}, {"OnFailure", ojson::object()}};
+    auto dest = [&](const stack::DestinationSpec& d) {
+      return d.arn.empty() ? lambda::function_arn(st.region, st.account_id, d.function, d.qualifier) : d.arn;
+    };
+    if (a.on_success) dc["OnSuccess"] = {{"Destination", dest(*a.on_success)}};
+    if (a.on_failure) dc["OnFailure"] = {{"Destination", dest(*a.on_failure)}};
+    return ok(ojson{{"LastModified", iso8601_ms()},
+                    {"FunctionArn", arn},
+                    {"MaximumRetryAttempts", a.max_retry_attempts},
+                    {"MaximumEventAgeInSeconds", a.max_event_age_s},
+                    {"DestinationConfig", dc}});
+  }
+
+  // GetFunction / GetFunctionConfiguration: $LATEST, a published version or an alias's version.
+  std::optional<lambda::VersionConfig> cfg;
+  std::string q = ref.qualifier;
+  if (q.empty() || q == "$LATEST") {
+    cfg = lambda::latest_config(fn);
+  } else {
+    std::string version = q;
+    if (!lambda::is_version_number(q)) {
+      auto a = fn.aliases.find(q);
+      if (a == fn.aliases.end())
+        return error(404, "ResourceNotFoundException",
+                     "Function not found: " + lambda::function_arn(st.region, st.account_id, ref.name, q));
+      version = a->second.version;
+    }
+    if (version == "$LATEST") cfg = lambda::latest_config(fn);
+    else cfg = service.versions().get(ref.name, version);
+    if (!cfg)
+      return error(404, "ResourceNotFoundException",
+                   "Function not found: " + lambda::function_arn(st.region, st.account_id, ref.name, q));
+  }
+  ojson conf = configuration(*cfg, st, service, !q.empty());
+  if (!q.empty() && !lambda::is_version_number(q) && q != "$LATEST")
+    conf["FunctionArn"] = lambda::function_arn(st.region, st.account_id, ref.name, q);  // as invoked: the alias
+  if (op == "configuration") return ok(conf);
+  ojson out{{"Configuration", conf},
+            {"Code", {{"RepositoryType", "S3"}, {"Location", "file://" + cfg->code_dir.string()}}}};
+  if (fn.reserved_concurrency) out["Concurrency"] = {{"ReservedConcurrentExecutions", *fn.reserved_concurrency}};
+  return ok(out);
+}
+
+}  // namespace sluice::gateway
