@@ -105,6 +105,11 @@ def test_a_function_of_the_stack_gets_the_record_on_success_and_after_the_retrie
         assert rec["responsePayload"]["errorMessage"] == "something went wrong: bad input"
         assert rec["responsePayload"]["requestId"] == rid  # the same id on every attempt
         assert wait_until(lambda: [e for e in printed_events(app, "audit") if e == rec])
+        # generate-event's record has the delivered one's shape.
+        gen = json.loads(project.run("generate-event", "lambda", "destination", "--set", "condition=RetriesExhausted",
+                                     "--set", "function=fail").stdout)
+        assert [list(gen), list(gen["requestContext"]), list(gen["responseContext"]), list(gen["responsePayload"])] == [
+            list(rec), list(rec["requestContext"]), list(rec["responseContext"]), list(rec["responsePayload"])]
         # What the stack says, as GetFunctionEventInvokeConfig on the Lambda endpoint.
         import boto3
         lam = boto3.client("lambda", endpoint_url=app.lambda_endpoint, region_name=REGION,

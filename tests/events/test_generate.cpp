@@ -56,7 +56,8 @@ TEST_CASE("the catalogue lists every kind with its keys", "[events]") {
     CHECK(std::find(k.settable.begin(), k.settable.end(), "region") != k.settable.end());
   }
   for (const char* want : {"apigateway aws-proxy", "apigateway http-api", "apigateway authorizer-token",
-                           "apigateway authorizer-request", "sqs receive-message", "sns notification", "s3 put",
+                           "apigateway authorizer-request", "lambda function-url", "lambda destination",
+                           "sqs receive-message", "sns notification", "s3 put",
                            "dynamodb update", "eventbridge scheduled-event", "cloudwatch scheduled-event",
                            "cloudwatch logs"})
     CHECK(std::find(names.begin(), names.end(), want) != names.end());
@@ -269,4 +270,29 @@ TEST_CASE("a stack's scheduled event", "[events][scheduler]") {
   CHECK(ev["region"] == "eu-west-3");
   CHECK(ev["resources"] == json::array({"arn:aws:events:eu-west-3:111122223333:rule/watchlist-refresh"}));
   CHECK(ev["detail"] == json::object());
+}
+
+TEST_CASE("lambda destination: the invocation record of each condition", "[events]") {
+  auto ok = gen("lambda", "destination", {{"function", "orders"}, {"event", "{\"id\": 7}"}});
+  auto ordered = nlohmann::ordered_json::parse(generate_event("lambda", "destination", {}));
+  std::vector<std::string> keys;
+  for (auto it = ordered.begin(); it != ordered.end(); ++it) keys.push_back(it.key());
+  CHECK(keys == std::vector<std::string>{"version", "timestamp", "requestContext", "requestPayload", "responseContext",
+                                         "responsePayload"});
+  CHECK(ok["requestContext"]["condition"] == "Success");
+  CHECK(ok["requestContext"]["approximateInvokeCount"] == 1);
+  CHECK(ok["requestContext"]["functionArn"] == "arn:aws:lambda:us-east-1:123456789012:function:orders:$LATEST");
+  CHECK(ok["requestPayload"]["id"] == 7);
+  CHECK_FALSE(ok["responseContext"].contains("functionError"));
+  CHECK(std::regex_match(ok["timestamp"].get<std::string>(), iso_ms_re));
+  auto failed = gen("lambda", "destination", {{"condition", "RetriesExhausted"}});
+  CHECK(failed["requestContext"]["approximateInvokeCount"] == 3);
+  CHECK(failed["responseContext"]["functionError"] == "Unhandled");
+  CHECK(failed["responsePayload"]["requestId"] == failed["requestContext"]["requestId"]);
+  auto zero = gen("lambda", "destination", {{"condition", "ZeroReservedConcurrency"}});
+  CHECK(zero["requestContext"]["approximateInvokeCount"] == 0);
+  CHECK_FALSE(zero.contains("responseContext"));
+  CHECK_FALSE(zero.contains("responsePayload"));
+  CHECK(error_of("lambda", "destination", {{"condition", "Failure"}}).find("expected Success, RetriesExhausted") !=
+        std::string::npos);
 }

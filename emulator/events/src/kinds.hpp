@@ -38,6 +38,7 @@ ojson apigateway_http(const Settings& s);
 ojson apigateway_authorizer_token(const Settings& s);
 ojson apigateway_authorizer_request(const Settings& s);
 ojson lambda_function_url(const Settings& s);
+ojson lambda_destination(const Settings& s);
 ojson sqs_receive_message(const Settings& s);
 ojson sns_notification(const Settings& s);
 ojson s3_put(const Settings& s);

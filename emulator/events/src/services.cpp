@@ -2,6 +2,8 @@
 // Streams, EventBridge schedules and CloudWatch Logs subscriptions, in the
 // shapes AWS documents for each (field order included).
 #include "kinds.hpp"
+
+#include "sluice/lambda/destinations.hpp"
 #include "sluice/common/util.hpp"
 
 #include <algorithm>
@@ -87,6 +89,35 @@ ojson item(const ojson& plain_or_typed) {
 }
 
 }  // namespace
+
+// The record of an asynchronous invocation, made by the Lambda service's own builder.
+ojson lambda_destination(const Settings& s) {
+  std::string fn = s.get("function", "my-function");
+  if (!simple_name(fn, "-_") || fn.size() > 64) s.bad("function", "expected a function name: letters, digits, '-', '_'");
+  std::string q = s.get("qualifier", "$LATEST");
+  lambda::AsyncOutcome o;
+  o.condition = s.get("condition", "Success");
+  static const std::vector<std::string> conditions{"Success", "RetriesExhausted", "EventAgeExceeded",
+                                                   "ZeroReservedConcurrency"};
+  if (std::find(conditions.begin(), conditions.end(), o.condition) == conditions.end())
+    s.bad("condition", "expected Success, RetriesExhausted, EventAgeExceeded or ZeroReservedConcurrency");
+  o.request_id = s.get("request_id", new_uuid());
+  o.function_arn = "arn:aws:lambda:" + s.region() + ":" + s.account() + ":function:" + fn + ":" + q;
+  o.request_payload = s.json_value("event", ojson::object(), false).dump();
+  const bool success = o.condition == "Success", zero = o.condition == "ZeroReservedConcurrency";
+  o.attempts = static_cast<int>(s.integer("attempts", success ? 1 : zero ? 0 : o.condition == "EventAgeExceeded" ? 1 : 3,
+                                          zero ? 0 : 1, zero ? 0 : 3));
+  o.ran = !zero;
+  o.executed_version = s.get("version", "$LATEST");
+  o.function_error = !success;
+  ojson fallback = success ? ojson{{"statusCode", 200}, {"body", "ok"}}
+                           : ojson{{"errorMessage", "something went wrong"},
+                                   {"errorType", "Exception"},
+                                   {"requestId", o.request_id},
+                                   {"stackTrace", ojson::array({"  File \"/var/task/app.py\", line 3, in handler\n"})}};
+  o.response_payload = s.json_value("response", fallback, false).dump();
+  return ojson::parse(lambda::invocation_record(o));
+}
 
 ojson sqs_receive_message(const Settings& s) {
   std::string queue = s.get("queue", "my-queue");
