@@ -28,7 +28,8 @@ functions:
     code: fn/
     handler: handlers.echo
     concurrency: 0
-    async: {on_failure: arn:aws:sqs:us-east-1:123456789012:failed-events}
+    async: {on_failure: arn:aws:sqs:us-east-1:123456789012:failed-events,
+            dead_letter: arn:aws:sqs:us-east-1:123456789012:dead-letters}
   remote-ok:
     code: fn/
     handler: handlers.echo
@@ -151,7 +152,8 @@ def test_without_an_endpoint_an_arn_destination_is_kept_but_not_sent(project, mo
         monkeypatch.delenv(var, raising=False)
     with serve(project) as app:
         app.invoke_async("closed", {"order": 7})
-        [d] = wait_until(lambda: [x for x in app.destinations("closed") if x.state != "pending"])
+        [d] = wait_until(lambda: [x for x in app.destinations("closed") if x.state != "pending"
+                                  and x.kind == "on_failure"])
         assert d.state == "not_sent" and "AWS_ENDPOINT_URL_SQS" in d.detail
         assert d.record["requestContext"]["condition"] == "ZeroReservedConcurrency"
         assert app.records("closed") == []  # never run
@@ -164,7 +166,7 @@ def receive(sqs, url, n=1, timeout=15):
     got = []
     deadline = time.monotonic() + timeout
     while len(got) < n and time.monotonic() < deadline:
-        r = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        r = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"])
         got += r.get("Messages", [])
     return got
 
@@ -172,6 +174,7 @@ def receive(sqs, url, n=1, timeout=15):
 def test_zero_reserved_concurrency_sends_the_event_untried_as_aws_does(project, aws_endpoint):
     sqs = aws_endpoint.client("sqs", REGION)
     url = sqs.create_queue(QueueName="failed-events")["QueueUrl"]
+    dead_url = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
     with serve(project) as app:
         rid = app.invoke_async("closed", {"order": 7})
         [msg] = receive(sqs, url)
@@ -186,9 +189,17 @@ def test_zero_reserved_concurrency_sends_the_event_untried_as_aws_does(project, 
                                           "functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:closed:$LATEST",
                                           "condition": "ZeroReservedConcurrency", "approximateInvokeCount": 0}
         assert body["requestPayload"] == {"order": 7}
-        [d] = app.destinations("closed")
-        assert d.state == "delivered" and d.detail == msg["MessageId"]
+        deliveries = {d.kind: d for d in app.destinations("closed")}
+        assert deliveries["on_failure"].state == "delivered" and deliveries["on_failure"].detail == msg["MessageId"]
         assert app.records("closed") == []
+        # Its dead-letter queue gets the event, with why it never ran.
+        [dead] = receive(sqs, dead_url)
+        assert json.loads(dead["Body"]) == {"order": 7}
+        attrs = dead["MessageAttributes"]
+        assert attrs["RequestID"]["StringValue"] == rid
+        assert (attrs["ErrorCode"]["StringValue"], attrs["ErrorCode"]["DataType"]) == ("429", "Number")
+        assert attrs["ErrorMessage"]["StringValue"] == "Function not invoked: its reserved concurrency is 0"
+        assert deliveries["dead_letter"].state == "delivered"
 
 
 def test_sns_eventbridge_and_s3_destinations_get_the_record(project, aws_endpoint):

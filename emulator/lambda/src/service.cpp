@@ -1137,9 +1137,12 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       std::string message = error_message(out.response_payload);
       m.attributes.push_back({"ErrorCode", "Number", std::to_string(out.status_code)});
       m.attributes.push_back({"ErrorMessage", "String", message.substr(0, 1024)});
-    } else {
+    } else {  // never ran: reserved concurrency 0, or throttled until the event was too old
       m.attributes.push_back({"ErrorCode", "Number", "429"});
-      m.attributes.push_back({"ErrorMessage", "String", "Function not invoked: its reserved concurrency is 0"});
+      m.attributes.push_back({"ErrorMessage", "String",
+                              out.condition == "ZeroReservedConcurrency"
+                                  ? "Function not invoked: its reserved concurrency is 0"
+                                  : "Function not invoked: throttled until the event was older than its maximum age"});
     }
     send_remote(d, dest, std::move(m));
   }
