@@ -88,6 +88,26 @@ def test_reported_item_failures_stay_and_a_failed_batch_comes_back(project, aws_
         assert any(x.status == "function_error" and x.source == "sqs orders" for x in app.records("worker"))
 
 
+def test_stack_edits_keep_start_and_stop_pollers(project, aws_endpoint):
+    sqs = aws_endpoint.client("sqs", REGION)
+    url = sqs.create_queue(QueueName="orders")["QueueUrl"]
+    stack = project.path / "sluice.yaml"
+    with sluice.serve(stack, watch=False) as app:
+        sqs.send_message(QueueUrl=url, MessageBody="before")
+        wait_until(lambda: [r for r in seen(app) if r["body"] == "before"])
+        app.reload()  # unchanged: the poller goes on
+        sqs.send_message(QueueUrl=url, MessageBody="unchanged")
+        wait_until(lambda: [r for r in seen(app) if r["body"] == "unchanged"])
+        stack.write_text(STACK.replace("    batch_size: 5\n", "    batch_size: 1\n    enabled: false\n"))
+        app.reload()  # disabled: no longer polled
+        sqs.send_message(QueueUrl=url, MessageBody="while disabled")
+        time.sleep(2.5)
+        assert not [r for r in seen(app) if r["body"] == "while disabled"]
+        stack.write_text(STACK.replace("    batch_size: 5\n", "    batch_size: 1\n"))
+        app.reload()  # enabled again: the waiting message is taken
+        wait_until(lambda: [r for r in seen(app) if r["body"] == "while disabled"])
+
+
 def test_event_sources_can_be_switched_off(project, aws_endpoint):
     sqs = aws_endpoint.client("sqs", REGION)
     url = sqs.create_queue(QueueName="orders")["QueueUrl"]

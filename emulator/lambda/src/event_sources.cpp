@@ -94,17 +94,44 @@ struct EventSources::Impl {
 
   Impl(asio::any_io_executor e, LambdaService& s, const stack::Stack& st) : ex(e), service(s), stack(st) {}
 
+  void start_one(const stack::EventSourceSpec& spec) {
+    if (!spec.enabled) {
+      logger()->info("event source {}: disabled, {} is not polled", spec.name, spec.queue_arn);
+      return;
+    }
+    auto p = std::make_unique<Poller>();
+    p->spec = spec;
+    Poller* raw = p.get();
+    p->thread = std::thread([this, raw] { poll(*raw); });
+    pollers.push_back(std::move(p));
+  }
+
   void start_all() {
+    for (const auto& [name, spec] : stack.event_sources) start_one(spec);
+  }
+
+  static bool same(const stack::EventSourceSpec& a, const stack::EventSourceSpec& b) {
+    return a.name == b.name && a.function == b.function && a.qualifier == b.qualifier && a.queue_arn == b.queue_arn &&
+           a.batch_size == b.batch_size && a.batching_window_s == b.batching_window_s &&
+           a.report_batch_item_failures == b.report_batch_item_failures && a.enabled == b.enabled;
+  }
+
+  // An edit of the stack file: pollers of unchanged mappings go on (no pause of the engine
+  // thread); changed and removed ones stop (within about a second), new ones start.
+  void reload_changed() {
+    std::vector<std::unique_ptr<Poller>> keep, gone;
+    for (auto& p : pollers) {
+      auto it = stack.event_sources.find(p->spec.name);
+      (it != stack.event_sources.end() && same(it->second, p->spec) ? keep : gone).push_back(std::move(p));
+    }
+    for (auto& p : gone) p->stop = true;
+    for (auto& p : gone)
+      if (p->thread.joinable()) p->thread.join();
+    pollers = std::move(keep);
     for (const auto& [name, spec] : stack.event_sources) {
-      if (!spec.enabled) {
-        logger()->info("event source {}: disabled, {} is not polled", name, spec.queue_arn);
-        continue;
-      }
-      auto p = std::make_unique<Poller>();
-      p->spec = spec;
-      Poller* raw = p.get();
-      p->thread = std::thread([this, raw] { poll(*raw); });
-      pollers.push_back(std::move(p));
+      bool running = false;
+      for (const auto& p : pollers) running = running || p->spec.name == name;
+      if (!running) start_one(spec);
     }
   }
 
@@ -290,9 +317,9 @@ void EventSources::start() {
 }
 
 void EventSources::reload(const stack::Stack& stack) {
-  impl_->stop_all();
   impl_->stack = stack;
-  if (impl_->started) impl_->start_all();
+  if (!impl_->started) return;
+  impl_->reload_changed();
 }
 
 void EventSources::stop() {
