@@ -172,6 +172,19 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+std::optional<Arn> parse_arn(std::string_view text) {
+  if (text.substr(0, 4) != "arn:") return std::nullopt;
+  std::string parts[4];
+  std::size_t start = 4;
+  for (auto& part : parts) {
+    auto colon = text.find(':', start);
+    if (colon == std::string_view::npos) return std::nullopt;
+    part = std::string(text.substr(start, colon - start));
+    start = colon + 1;
+  }
+  return Arn{parts[0], parts[1], parts[2], parts[3], std::string(text.substr(start))};
+}
+
 std::vector<std::string> split(std::string_view s, char sep) {
   std::vector<std::string> out;
   std::size_t start = 0;

@@ -527,9 +527,6 @@ void Deployer::step_role_destinations(const std::string& role_name) {
          });
 }
 
-// The stage alias's asynchronous invocation config when the function has destinations (its
-// retries and event age with them); removed when it has none any more. Runs once every
-// function and alias of the stage exists, since AWS checks that a destination exists.
 // SQS event source mappings on the stage's alias of each function (or the qualifier the stack
 // gives): created, updated (batch size, window, response types, enabled) and deleted to match.
 void Deployer::step_event_sources() {
@@ -592,14 +589,16 @@ void Deployer::step_event_sources() {
   }
 }
 
+// The stage alias's asynchronous invocation config when the function has destinations (its
+// retries and event age with them); removed when it has none any more. Runs once every
+// function and alias of the stage exists, since AWS checks that a destination exists.
 void Deployer::step_destinations() {
   for (const auto& [name, f] : st_.functions) {
     const std::string rn = function_name(st_.name, name);
     const std::string path = "/2019-09-25/functions/" + rn + "/event-invoke-config";
     const aws::Pairs q = {{"Qualifier", stage_}};
     const std::string label = rn + ":" + stage_;
-    std::optional<json> have;
-    have = r_.get("lambda", path, q);  // none for a new function or alias (404)
+    std::optional<json> have = r_.get("lambda", path, q);  // none for a new function or alias (404)
     // AWS answers a qualified config with a qualified FunctionArn; the function's own
     // (unqualified) one is not the alias's (moto answers that whatever the qualifier).
     if (have && !ends_with(jstr(*have, "FunctionArn"), ":" + stage_)) have.reset();

@@ -1,5 +1,6 @@
 #include "sluice/lambda/destinations.hpp"
 
+#include "aws_calls.hpp"
 #include "sluice/aws/client.hpp"
 #include "sluice/aws/errors.hpp"
 #include "sluice/common/util.hpp"
@@ -25,27 +26,6 @@ ojson embedded(const std::string& text) {
   auto parsed = ojson::parse(text, nullptr, false);
   if (parsed.is_discarded()) return text;
   return parsed;
-}
-
-// arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE
-struct Arn {
-  std::string service, region, account, resource;
-};
-Arn split_arn(const std::string& arn) {
-  Arn a;
-  std::size_t pos = 0;
-  std::string parts[5];
-  for (auto& p : parts) {
-    auto colon = arn.find(':', pos);
-    if (colon == std::string::npos) return a;
-    p = arn.substr(pos, colon - pos);
-    pos = colon + 1;
-  }
-  a.service = parts[2];
-  a.region = parts[3];
-  a.account = parts[4];
-  a.resource = arn.substr(pos);
-  return a;
 }
 
 std::string env(const char* name) {
@@ -85,6 +65,38 @@ std::string error_message(const std::string& payload) {
   return payload;
 }
 
+namespace detail {
+
+std::unique_ptr<aws::Client> service_client(const std::string& region, const std::string& endpoint,
+                                            std::chrono::milliseconds read_timeout, int max_attempts) {
+  aws::ClientOptions o;
+  o.region = region;
+  o.endpoint_url = endpoint;
+  o.connect_timeout = std::chrono::milliseconds(3000);
+  o.read_timeout = read_timeout;
+  o.max_attempts = max_attempts;
+  return std::make_unique<aws::Client>(std::move(o));
+}
+
+std::string json_call(aws::Client& client, const std::string& service, const std::string& target,
+                      const std::string& json_version, std::string body) {
+  aws::Request r;
+  r.method = "POST";
+  r.service = service;
+  r.path = "/";
+  r.headers.emplace_back("content-type", "application/x-amz-json-" + json_version);
+  r.headers.emplace_back("x-amz-target", target);
+  r.body = std::move(body);
+  return client.call(r).body;
+}
+
+std::string failure_text(const std::exception& e) {
+  if (auto se = dynamic_cast<const aws::ServiceError*>(&e); se && !se->code.empty()) return se->code + ": " + se->message;
+  return e.what();
+}
+
+}  // namespace detail
+
 std::string destination_endpoint(const std::string& service) {
   // The SDKs' service-specific variable: the service id upper-cased (EventBridge's is
   // EVENTBRIDGE, not EVENTS).
@@ -104,47 +116,32 @@ struct RemoteDestinations::Impl {
   std::condition_variable cv;
   std::deque<Item> queue;
   bool stopping = false;
-  bool busy = false;
   std::thread worker;
   std::map<std::string, std::unique_ptr<aws::Client>> clients;  // by region + endpoint
 
   aws::Client& client(const std::string& region, const std::string& endpoint) {
     auto& c = clients[region + " " + endpoint];
-    if (!c) {
-      aws::ClientOptions o;
-      o.region = region;
-      o.endpoint_url = endpoint;
-      o.connect_timeout = std::chrono::milliseconds(3000);
-      o.read_timeout = std::chrono::milliseconds(5000);
-      o.max_attempts = 2;  // sluice waits for the delivery under way when it stops
-      c = std::make_unique<aws::Client>(std::move(o));  // may throw CredentialsError
-    }
+    // Two attempts, 5 s each at most: sluice waits for the delivery under way when it stops.
+    if (!c) c = detail::service_client(region, endpoint, std::chrono::milliseconds(5000), 2);
     return *c;
   }
 
   // Returns the message id (or what identifies the delivery); throws on failure.
   std::string deliver(const Message& it) {
-    Arn a = split_arn(it.arn);
+    Arn a = parse_arn(it.arn).value_or(Arn{});
     std::string endpoint = destination_endpoint(a.service);
-    std::string region = a.region.empty() ? std::string() : a.region;
-    if (region.empty()) {  // S3 ARNs name no region: the function's
-      Arn fa = split_arn(it.function_arn);
-      region = fa.region;
-    }
+    // S3 ARNs name no region: the function's.
+    std::string region = a.region.empty() ? parse_arn(it.function_arn).value_or(Arn{}).region : a.region;
     aws::Client& c = client(region, endpoint);
     aws::Request r;
     r.method = "POST";
     r.service = a.service;
     r.path = "/";
     if (a.service == "sqs") {
-      r.headers.emplace_back("content-type", "application/x-amz-json-1.0");
-      r.headers.emplace_back("x-amz-target", "AmazonSQS.SendMessage");
       ojson body{{"QueueUrl", endpoint + "/" + a.account + "/" + a.resource}, {"MessageBody", it.body}};
       for (const auto& [name, type, value] : it.attributes)
         body["MessageAttributes"][name] = {{"DataType", type}, {"StringValue", value}};
-      r.body = body.dump();
-      auto res = c.call(r);
-      auto j = ojson::parse(res.body, nullptr, false);
+      auto j = ojson::parse(detail::json_call(c, "sqs", "AmazonSQS.SendMessage", "1.0", body.dump()), nullptr, false);
       return j.is_object() ? j.value("MessageId", std::string()) : std::string();
     }
     if (a.service == "sns") {
@@ -160,16 +157,14 @@ struct RemoteDestinations::Impl {
       return aws::xml_text(res.body, "MessageId");
     }
     if (a.service == "events") {
-      r.headers.emplace_back("content-type", "application/x-amz-json-1.1");
-      r.headers.emplace_back("x-amz-target", "AWSEvents.PutEvents");
       ojson entry{{"Source", "lambda"},
                   {"DetailType", std::string("Lambda Function Invocation Result - ") + (it.success ? "Success" : "Failure")},
                   {"Detail", it.body},
                   {"EventBusName", it.arn},
                   {"Resources", ojson::array({it.arn, it.function_arn})}};
-      r.body = ojson{{"Entries", ojson::array({entry})}}.dump();
-      auto res = c.call(r);
-      auto j = ojson::parse(res.body, nullptr, false);
+      auto j = ojson::parse(detail::json_call(c, "events", "AWSEvents.PutEvents", "1.1",
+                                              ojson{{"Entries", ojson::array({entry})}}.dump()),
+                            nullptr, false);
       if (j.is_object() && j.value("FailedEntryCount", 0) > 0) {
         const auto& e = j["Entries"][0];
         throw std::runtime_error("PutEvents refused the entry: " + e.value("ErrorCode", std::string()) + ": " +
@@ -200,7 +195,7 @@ struct RemoteDestinations::Impl {
 
   // aws/lambda/async/FUNCTION/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-UUID
   static std::string s3_key(const Message& it) {
-    Arn fa = split_arn(it.function_arn);
+    Arn fa = parse_arn(it.function_arn).value_or(Arn{});
     std::string fn = fa.resource.substr(fa.resource.find(':') + 1);
     if (auto colon = fn.find(':'); colon != std::string::npos) fn = fn.substr(0, colon);
     std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -218,25 +213,18 @@ struct RemoteDestinations::Impl {
       {
         std::unique_lock lk(m);
         cv.wait(lk, [&] { return stopping || !queue.empty(); });
-        if (queue.empty()) return;
         if (stopping) return;  // sluice is stopping: what is left is not sent
         it = std::move(queue.front());
         queue.pop_front();
-        busy = true;
       }
       std::string state = "delivered", detail;
       try {
         detail = deliver(it.msg);
-      } catch (const aws::ServiceError& e) {
-        state = "failed";
-        detail = e.code.empty() ? std::string(e.what()) : e.code + ": " + e.message;
       } catch (const std::exception& e) {
         state = "failed";
-        detail = e.what();
+        detail = detail::failure_text(e);
       }
       if (it.done) it.done(state, detail);
-      std::lock_guard lk(m);
-      busy = false;
     }
   }
 };
@@ -260,11 +248,6 @@ void RemoteDestinations::send(Message message, Done done) {
     impl_->queue.push_back(Impl::Item{std::move(message), std::move(done)});
   }
   impl_->cv.notify_one();
-}
-
-std::size_t RemoteDestinations::pending() const {
-  std::lock_guard lk(impl_->m);
-  return impl_->queue.size() + (impl_->busy ? 1 : 0);
 }
 
 }  // namespace sluice::lambda

@@ -1,5 +1,6 @@
 #include "sluice/lambda/event_sources.hpp"
 
+#include "aws_calls.hpp"
 #include "sluice/aws/client.hpp"
 #include "sluice/common/log.hpp"
 #include "sluice/common/util.hpp"
@@ -28,24 +29,13 @@ auto logger() {
   return l;
 }
 
-struct QueueArn {
-  std::string region, account, name;
-};
-
-QueueArn parse_queue_arn(const std::string& arn) {
-  auto parts = split(arn, ':');
-  QueueArn q;
-  if (parts.size() == 6) q = {parts[3], parts[4], parts[5]};
-  return q;
-}
-
 }  // namespace
 
 std::string sqs_event(const std::string& messages_json, const std::string& queue_arn) {
   auto messages = ojson::parse(messages_json, nullptr, false);
   ojson records = ojson::array();
   if (!messages.is_array()) return ojson{{"Records", records}}.dump();
-  QueueArn q = parse_queue_arn(queue_arn);
+  const std::string region = parse_arn(queue_arn).value_or(Arn{}).region;
   for (const auto& m : messages) {
     ojson attributes = ojson::object();
     const ojson& have = m.contains("Attributes") && m["Attributes"].is_object() ? m["Attributes"] : ojson::object();
@@ -74,7 +64,7 @@ std::string sqs_event(const std::string& messages_json, const std::string& queue
     r["md5OfBody"] = m.value("MD5OfBody", std::string());
     r["eventSource"] = "aws:sqs";
     r["eventSourceARN"] = queue_arn;
-    r["awsRegion"] = q.region;
+    r["awsRegion"] = region;
     records.push_back(std::move(r));
   }
   return ojson{{"Records", records}}.dump();
@@ -110,19 +100,13 @@ struct EventSources::Impl {
     for (const auto& [name, spec] : stack.event_sources) start_one(spec);
   }
 
-  static bool same(const stack::EventSourceSpec& a, const stack::EventSourceSpec& b) {
-    return a.name == b.name && a.function == b.function && a.qualifier == b.qualifier && a.queue_arn == b.queue_arn &&
-           a.batch_size == b.batch_size && a.batching_window_s == b.batching_window_s &&
-           a.report_batch_item_failures == b.report_batch_item_failures && a.enabled == b.enabled;
-  }
-
   // An edit of the stack file: pollers of unchanged mappings go on (no pause of the engine
   // thread); changed and removed ones stop (within about a second), new ones start.
   void reload_changed() {
     std::vector<std::unique_ptr<Poller>> keep, gone;
     for (auto& p : pollers) {
       auto it = stack.event_sources.find(p->spec.name);
-      (it != stack.event_sources.end() && same(it->second, p->spec) ? keep : gone).push_back(std::move(p));
+      (it != stack.event_sources.end() && it->second == p->spec ? keep : gone).push_back(std::move(p));
     }
     for (auto& p : gone) p->stop = true;
     for (auto& p : gone)
@@ -166,7 +150,7 @@ struct EventSources::Impl {
 
   void poll(Poller& p) {
     const auto& spec = p.spec;
-    QueueArn q = parse_queue_arn(spec.queue_arn);
+    const Arn q = parse_arn(spec.queue_arn).value_or(Arn{});  // checked on load
     std::string endpoint = destination_endpoint("sqs");
     if (endpoint.empty()) {
       logger()->warn("event source {}: not polling {}: no SQS endpoint (set AWS_ENDPOINT_URL_SQS or AWS_ENDPOINT_URL: "
@@ -176,31 +160,18 @@ struct EventSources::Impl {
     }
     std::unique_ptr<aws::Client> client;
     try {
-      aws::ClientOptions o;
-      o.region = q.region;
-      o.endpoint_url = endpoint;
-      o.connect_timeout = std::chrono::milliseconds(3000);
-      o.read_timeout = std::chrono::milliseconds(10000);
-      o.max_attempts = 1;
-      client = std::make_unique<aws::Client>(std::move(o));
+      client = detail::service_client(q.region, endpoint, std::chrono::milliseconds(10000), 1);
     } catch (const std::exception& e) {
       logger()->warn("event source {}: not polling {}: {}", spec.name, spec.queue_arn, e.what());
       return;
     }
-    const std::string queue_url = endpoint + "/" + q.account + "/" + q.name;
+    const std::string queue_url = endpoint + "/" + q.account + "/" + q.resource;
     logger()->info("event source {}: polling {} for {}{} (batches of up to {}{})", spec.name, spec.queue_arn,
                    spec.function, spec.qualifier.empty() ? "" : ":" + spec.qualifier, spec.batch_size,
                    spec.batching_window_s ? ", gathered for up to " + std::to_string(spec.batching_window_s) + " s" : "");
     auto call = [&](const char* action, const ojson& body) {
-      aws::Request r;
-      r.method = "POST";
-      r.service = "sqs";
-      r.path = "/";
-      r.headers.emplace_back("content-type", "application/x-amz-json-1.0");
-      r.headers.emplace_back("x-amz-target", std::string("AmazonSQS.") + action);
-      r.body = body.dump();
-      auto res = client->call(r);
-      auto j = ojson::parse(res.body, nullptr, false);
+      auto j = ojson::parse(detail::json_call(*client, "sqs", std::string("AmazonSQS.") + action, "1.0", body.dump()),
+                            nullptr, false);
       return j.is_discarded() ? ojson::object() : j;
     };
     std::string last_problem;
@@ -227,12 +198,8 @@ struct EventSources::Impl {
           last_problem.clear();
           if (got.contains("Messages") && got["Messages"].is_array())
             for (auto& m : got["Messages"]) batch.push_back(std::move(m));
-        } catch (const aws::ServiceError& e) {
-          problem("ReceiveMessage on " + queue_url + " failed: " + e.code + ": " + e.message);
-          failed = true;
-          break;
         } catch (const std::exception& e) {
-          problem("ReceiveMessage on " + queue_url + " failed: " + e.what());
+          problem("ReceiveMessage on " + queue_url + " failed: " + detail::failure_text(e));
           failed = true;
           break;
         }
@@ -290,7 +257,7 @@ struct EventSources::Impl {
             logger()->warn("event source {}: {} message(s) could not be deleted: {}", spec.name, out["Failed"].size(),
                            out["Failed"].dump());
         } catch (const std::exception& e) {
-          logger()->warn("event source {}: DeleteMessageBatch failed: {}", spec.name, e.what());
+          logger()->warn("event source {}: DeleteMessageBatch failed: {}", spec.name, detail::failure_text(e));
         }
         entries = ojson::array();
       };

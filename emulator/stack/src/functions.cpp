@@ -386,25 +386,16 @@ std::optional<DestinationSpec> Loader::read_destination(const View& v, const std
     d.service = "lambda";
     return d;
   }
-  // arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  for (int i = 0; i < 5; ++i) {
-    auto colon = t.find(':', start);
-    if (colon == std::string::npos) break;
-    parts.push_back(t.substr(start, colon - start));
-    start = colon + 1;
-  }
   auto bad = [&](const std::string& why) {
     c_.error(v, "destination " + sluice::quoted(t) + ": " + why);
     return std::nullopt;
   };
-  if (parts.size() < 5 || parts[1].rfind("aws", 0) != 0)
-    return bad("expected an ARN arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE");
-  const std::string& service = parts[2];
-  const std::string& region = parts[3];
-  const std::string& account = parts[4];
-  std::string resource = t.substr(start);
+  auto arn = parse_arn(t);
+  if (!arn || arn->partition.rfind("aws", 0) != 0) return bad("expected an ARN arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE");
+  const std::string& service = arn->service;
+  const std::string& region = arn->region;
+  const std::string& account = arn->account;
+  const std::string& resource = arn->resource;
   bool regional = service != "s3";
   if (regional && (!valid_region(region) || account.size() != 12 || !chars_in(account, digit_char)))
     return bad("the ARN must name its region and 12-digit account: arn:aws:" + service +

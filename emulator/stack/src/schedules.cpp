@@ -162,16 +162,16 @@ void Loader::read_event_source(const std::string& name, const View& v) {
   bool fifo = false;
   if (auto x = f->get("queue")) {
     if (auto text = c_.string(*x, "an SQS queue ARN, arn:aws:sqs:REGION:ACCOUNT:QUEUE")) {
-      auto parts = split(*text, ':');
-      if (parts.size() != 6 || parts[0] != "arn" || parts[1].rfind("aws", 0) != 0 || parts[2] != "sqs" ||
-          !valid_region(parts[3]) || parts[4].size() != 12 || !chars_in(parts[4], digit_char) || parts[5].empty() ||
-          parts[5].size() > 80) {
+      auto arn = parse_arn(*text);
+      if (!arn || arn->partition.rfind("aws", 0) != 0 || arn->service != "sqs" || !valid_region(arn->region) ||
+          arn->account.size() != 12 || !chars_in(arn->account, digit_char) || arn->resource.empty() ||
+          arn->resource.size() > 80 || arn->resource.find(':') != std::string::npos) {
         c_.error(*x, "expected an SQS queue ARN such as arn:aws:sqs:us-east-1:123456789012:orders, found " +
                          sluice::quoted(*text));
         ok = false;
       } else {
         e.queue_arn = *text;
-        fifo = ends_with(parts[5], ".fifo");
+        fifo = ends_with(arn->resource, ".fifo");
       }
     } else {
       ok = false;

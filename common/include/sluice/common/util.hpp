@@ -33,6 +33,13 @@ bool starts_with(std::string_view s, std::string_view prefix);
 bool ends_with(std::string_view s, std::string_view suffix);
 std::string_view trim(std::string_view s);
 std::vector<std::string> split(std::string_view s, char sep);
+
+// arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE; the resource keeps any further ':'
+// (function:NAME:QUALIFIER). nullopt when the text is not "arn:" and five ':'-separated parts.
+struct Arn {
+  std::string partition, service, region, account, resource;
+};
+std::optional<Arn> parse_arn(std::string_view text);
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
 // Edit distance, for "did you mean" suggestions.
 std::size_t levenshtein(std::string_view a, std::string_view b);

@@ -74,7 +74,6 @@ class RemoteDestinations {
     std::vector<std::array<std::string, 3>> attributes;
   };
   void send(Message message, Done done);
-  std::size_t pending() const;
 
  private:
   struct Impl;

@@ -229,6 +229,7 @@ struct EventSourceSpec {
   int batching_window_s = 0;         // 0..300 (MaximumBatchingWindowInSeconds)
   bool report_batch_item_failures = false;  // FunctionResponseTypes: ReportBatchItemFailures
   bool enabled = true;
+  bool operator==(const EventSourceSpec&) const = default;
 };
 
 struct Defaults {
