@@ -111,6 +111,10 @@ ojson alias_json(const stack::AliasSpec& a, const std::string& function, const s
 
 }  // namespace
 
+std::string function_configuration(const lambda::VersionConfig& config, lambda::LambdaService& service, bool qualified) {
+  return configuration(config, service.stack(), service, qualified).dump();
+}
+
 std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::LambdaService& service) {
   std::string_view path = target, query;
   if (auto q = target.find('?'); q != std::string_view::npos) {

@@ -9,10 +9,14 @@
 
 namespace sluice::lambda {
 class LambdaService;
-struct ServiceError;
+struct VersionConfig;
 }  // namespace sluice::lambda
 
 namespace sluice::gateway {
+
+// A FunctionConfiguration as Lambda answers it (GetFunctionConfiguration, PublishVersion):
+// `qualified` puts the version in FunctionArn. JSON text.
+std::string function_configuration(const lambda::VersionConfig& config, lambda::LambdaService& service, bool qualified);
 
 struct ControlAnswer {
   unsigned status = 200;

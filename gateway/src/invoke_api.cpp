@@ -325,26 +325,10 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
       co_await out.send(std::move(r));
       co_return;
     }
-    const auto& c = pub->config;
-    json j = {{"FunctionName", c.function},
-              {"FunctionArn", lambda::function_arn(st.region, st.account_id, c.function, c.version)},
-              {"Runtime", c.runtime.id},
-              {"Handler", c.handler},
-              {"CodeSha256", c.code_sha256},
-              {"Description", c.description},
-              {"Timeout", c.timeout_s},
-              {"MemorySize", c.memory_mb},
-              {"EphemeralStorage", {{"Size", c.ephemeral_mb}}},
-              {"LastModified", c.published_at},
-              {"Version", c.version},
-              {"State", "Active"},
-              {"PackageType", "Zip"},
-              {"Architectures", {"x86_64"}}};
-    if (!c.environment.empty()) j["Environment"] = {{"Variables", c.environment}};
     Response r{http::bhttp::status::created, 11};
     r.set("x-amzn-RequestId", rid);
     r.set(http::bhttp::field::content_type, "application/json");
-    r.body() = j.dump();
+    r.body() = function_configuration(pub->config, service, true);
     r.prepare_payload();
     co_await out.send(std::move(r));
   }

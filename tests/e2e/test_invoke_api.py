@@ -256,7 +256,7 @@ def test_control_plane_reads_answer_in_aws_shapes(api):
                                                         "    environment: {MODE: test}\n"))
     s = api.serve()
     lam = s.client()
-    lam.publish_version(FunctionName="probe")
+    published = lam.publish_version(FunctionName="probe")
     fn = lam.get_function(FunctionName="probe")
     # The same keys as AWS's answer, the configuration's too (a provided runtime has no
     # RuntimeVersionConfig here: its version is the bootstrap's own business).
@@ -272,6 +272,9 @@ def test_control_plane_reads_answer_in_aws_shapes(api):
     # The same CodeSha256 as the version published from the same code.
     v1 = lam.get_function_configuration(FunctionName="probe", Qualifier="1")
     assert v1["Version"] == "1" and v1["FunctionArn"].endswith(":probe:1") and v1["CodeSha256"] == c["CodeSha256"]
+    # PublishVersion answers with the version's configuration, the same one.
+    assert {k: v for k, v in published.items() if k != "ResponseMetadata"} == {
+        k: v for k, v in v1.items() if k != "ResponseMetadata"}
     assert lam.get_function_configuration(FunctionName="probe:live")["Version"] == "1"
     versions = lam.list_versions_by_function(FunctionName="probe")["Versions"]
     assert [v["Version"] for v in versions] == ["$LATEST", "1"]
