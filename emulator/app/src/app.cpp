@@ -243,6 +243,20 @@ struct App::Impl {
     refresh_endpoints();
   }
 
+  // Reads `items` on the engine thread until `pending` is 0 or `wait` has passed (work whose
+  // records are still to come: REPORT lines, async events, deliveries), `step` apart.
+  template <typename T>
+  std::vector<T> settled(std::chrono::milliseconds wait, std::chrono::milliseconds step,
+                         std::function<std::size_t()> pending, std::function<std::vector<T>()> items) {
+    auto until = std::chrono::steady_clock::now() + wait;
+    while (true) {
+      auto [left, out] = call<std::pair<std::size_t, std::vector<T>>>(
+          [&]() -> asio::awaitable<std::pair<std::size_t, std::vector<T>>> { co_return std::make_pair(pending(), items()); });
+      if (left == 0 || std::chrono::steady_clock::now() >= until) return out;
+      std::this_thread::sleep_for(step);
+    }
+  }
+
   // Runs fn on the engine thread and waits for its result; fails when the engine stops meanwhile.
   template <typename T>
   T call(std::function<asio::awaitable<T>()> fn) {
@@ -509,29 +523,17 @@ Published App::publish(const std::string& function, const std::string& descripti
 std::vector<lambda::InvocationRecord> App::records() {
   auto& d = *impl_;
   // An invocation that has answered has its REPORT a moment later; wait for it (briefly).
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (true) {
-    auto [pending, recs] = d.call<std::pair<std::size_t, std::vector<lambda::InvocationRecord>>>(
-        [&d]() -> asio::awaitable<std::pair<std::size_t, std::vector<lambda::InvocationRecord>>> {
-          co_return std::make_pair(d.service->records_pending(), d.service->records());
-        });
-    if (pending == 0 || std::chrono::steady_clock::now() > until) return recs;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  return d.settled<lambda::InvocationRecord>(
+      std::chrono::seconds(2), std::chrono::milliseconds(5), [&d] { return d.service->records_pending(); },
+      [&d] { return d.service->records(); });
 }
 
 std::vector<lambda::DestinationDelivery> App::destinations(std::chrono::milliseconds wait) {
   auto& d = *impl_;
-  auto until = std::chrono::steady_clock::now() + wait;
-  while (true) {
-    auto [pending, out] = d.call<std::pair<std::size_t, std::vector<lambda::DestinationDelivery>>>(
-        [&d]() -> asio::awaitable<std::pair<std::size_t, std::vector<lambda::DestinationDelivery>>> {
-          co_return std::make_pair(d.service->destinations_pending() + d.service->queued_events(),
-                                   d.service->destinations());
-        });
-    if (pending == 0 || std::chrono::steady_clock::now() >= until) return out;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  return d.settled<lambda::DestinationDelivery>(
+      wait, std::chrono::milliseconds(10),
+      [&d] { return d.service->destinations_pending() + d.service->queued_events(); },
+      [&d] { return d.service->destinations(); });
 }
 
 void App::clear_records() {
