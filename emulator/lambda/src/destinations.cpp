@@ -97,14 +97,26 @@ std::string failure_text(const std::exception& e) {
 
 }  // namespace detail
 
-std::string destination_endpoint(const std::string& service) {
-  // The SDKs' service-specific variable: the service id upper-cased (EventBridge's is
-  // EVENTBRIDGE, not EVENTS).
+namespace {
+
+// The SDKs' service-specific variable: the service id upper-cased (EventBridge's is
+// EVENTBRIDGE, not EVENTS).
+std::string endpoint_variable(const std::string& service) {
   std::string id = service == "events" ? "EVENTBRIDGE" : service;
   for (auto& c : id) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  std::string specific = env(("AWS_ENDPOINT_URL_" + id).c_str());
+  return "AWS_ENDPOINT_URL_" + id;
+}
+
+}  // namespace
+
+std::string destination_endpoint(const std::string& service) {
+  std::string specific = env(endpoint_variable(service).c_str());
   if (!specific.empty()) return strip_slash(specific);
   return strip_slash(env("AWS_ENDPOINT_URL"));
+}
+
+std::string endpoint_hint(const std::string& service) {
+  return "set " + endpoint_variable(service) + " or AWS_ENDPOINT_URL: LocalStack, moto, or AWS's own endpoint";
 }
 
 struct RemoteDestinations::Impl {

@@ -153,9 +153,8 @@ struct EventSources::Impl {
     const Arn q = parse_arn(spec.queue_arn).value_or(Arn{});  // checked on load
     std::string endpoint = destination_endpoint("sqs");
     if (endpoint.empty()) {
-      logger()->warn("event source {}: not polling {}: no SQS endpoint (set AWS_ENDPOINT_URL_SQS or AWS_ENDPOINT_URL: "
-                     "LocalStack, moto, or AWS's own endpoint)",
-                     spec.name, spec.queue_arn);
+      logger()->warn("event source {}: not polling {}: no SQS endpoint ({})", spec.name, spec.queue_arn,
+                     endpoint_hint("sqs"));
       return;
     }
     std::unique_ptr<aws::Client> client;

@@ -1187,11 +1187,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
   void send_remote(const std::shared_ptr<DestinationDelivery>& d, const stack::DestinationSpec& dest,
                    RemoteDestinations::Message m) {
     if (destination_endpoint(dest.service).empty()) {
-      std::string var = dest.service == "events" ? "EVENTBRIDGE" : dest.service;
-      for (auto& c : var) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      finish_delivery(*book, d, "not_sent",
-                      "no endpoint to send it to (set AWS_ENDPOINT_URL_" + var +
-                          " or AWS_ENDPOINT_URL: LocalStack, moto, or AWS's own endpoint)");
+      finish_delivery(*book, d, "not_sent", "no endpoint to send it to (" + endpoint_hint(dest.service) + ")");
       return;
     }
     if (!remote) remote = std::make_unique<RemoteDestinations>();

@@ -54,6 +54,8 @@ struct DestinationDelivery {
 // The endpoint an AWS SDK would use for a service here: AWS_ENDPOINT_URL_<SERVICE>, else
 // AWS_ENDPOINT_URL; empty when neither is set. `service`: sqs, sns, events, s3, lambda.
 std::string destination_endpoint(const std::string& service);
+// What to set when destination_endpoint(service) is empty, for messages.
+std::string endpoint_hint(const std::string& service);
 
 // Sends records to ARNs, one at a time on a thread of its own, in order. `done` is called on
 // that thread with the delivery's final state ("delivered" + message id, or "failed" + why).
