@@ -1137,13 +1137,16 @@ def test_sqs_event_sources_are_mappings_on_the_stage_alias(moto, project):
     queue: {queue}
     batch_size: 5
     report_batch_item_failures: true
+    filters:
+      - {{body: {{kind: [favorite]}}}}
 """)
     p = ok(project.deploy("sandbox"))
     target = f"{STACK}-favorites-add:sandbox"
-    assert f"+ create event source {target} ({queue}, batches of 5)" in p.stderr
+    assert f"+ create event source {target} ({queue}, batches of 5, 1 filter(s))" in p.stderr
     lam = moto.client("lambda")
     [m] = lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"]
     assert (m["EventSourceArn"], m["BatchSize"]) == (queue, 5)
+    assert m["FilterCriteria"] == {"Filters": [{"Pattern": '{"body":{"kind":["favorite"]}}'}]}
     iam = moto.client("iam")
     doc = iam.get_role_policy(RoleName=f"sluice-{STACK}-lambda", PolicyName="sluice-integrations")["PolicyDocument"]
     if isinstance(doc, str):
@@ -1160,6 +1163,17 @@ def test_sqs_event_sources_are_mappings_on_the_stage_alias(moto, project):
     assert f"~ update event source {target} ({queue} (BatchSize))" in p.stderr
     [m2] = lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"]
     assert (m2["UUID"], m2["BatchSize"]) == (m["UUID"], 8)
+    # Other filters: updated; none any more: FilterCriteria {} removes them (AWS's way).
+    stack.write_text(stack.read_text().replace("[favorite]", "[favorite, unfavorite]"))
+    p = ok(project.deploy("sandbox"))
+    assert f"~ update event source {target} ({queue} (FilterCriteria))" in p.stderr
+    [m3] = lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"]
+    assert json.loads(m3["FilterCriteria"]["Filters"][0]["Pattern"]) == {"body": {"kind": ["favorite", "unfavorite"]}}
+    stack.write_text(stack.read_text().replace("    filters:\n      - {body: {kind: [favorite, unfavorite]}}\n", ""))
+    p = ok(project.deploy("sandbox"))
+    assert f"~ update event source {target} ({queue} (FilterCriteria))" in p.stderr
+    [m4] = lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"]
+    assert not m4.get("FilterCriteria")
 
     # Gone from the stack: the mapping and the role policy go.
     stack.write_text(text)

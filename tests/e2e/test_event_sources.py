@@ -127,3 +127,30 @@ def test_without_an_endpoint_the_queue_is_not_polled(project, monkeypatch):
         time.sleep(0.1)
     assert (f"event source orders: not polling {QUEUE_ARN}: no SQS endpoint (set AWS_ENDPOINT_URL_SQS"
             in srv.stderr() + srv.stdout())
+
+
+def test_filters_let_matching_messages_through_and_delete_the_rest(project, aws_endpoint):
+    sqs = aws_endpoint.client("sqs", REGION)
+    url = sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    project.write_stack(STACK.replace("    report_batch_item_failures: true\n", (
+        "    filters:\n"
+        "      - {body: {kind: [order], total: [{numeric: ['>', 10]}]}}\n"
+        "      - '{\"body\": [{\"prefix\": \"PING \"}]}'\n")))
+    bodies = {
+        json.dumps({"kind": "order", "total": 25}): True,
+        json.dumps({"kind": "order", "total": 5}): False,    # total not over 10
+        json.dumps({"kind": "refund", "total": 25}): False,  # another kind
+        "PING 1": True,                                      # plain text, the prefix rule
+        "kind=order": False,                                 # plain text against the JSON pattern
+        json.dumps({"note": "PING 2"}): False,               # JSON against the plain-text rule
+    }
+    with sluice.serve(project.path / "sluice.yaml") as app:
+        for body in bodies:
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+        wanted = sorted(b for b, ok in bodies.items() if ok)
+        wait_until(lambda: sorted(r["body"] for r in seen(app)) == wanted)
+        # The others never reach the function: they were deleted, not left to come back.
+        wait_until(lambda: queue_counts(sqs, url) == (0, 0))
+        time.sleep(2)  # past the visibility timeout: nothing returns
+        assert sorted(r["body"] for r in seen(app)) == wanted
+        assert queue_counts(sqs, url) == (0, 0)

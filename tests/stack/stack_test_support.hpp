@@ -159,9 +159,12 @@ inline std::string describe(const Stack& s) {
   for (const auto& [n, sc] : s.schedules)
     o << "schedule " << n << " " << sc.function << ":" << sc.qualifier << " " << sc.expression.text
       << " input=" << sc.input.value_or("-") << " enabled=" << sc.enabled << " " << sc.description << "\n";
-  for (const auto& [n, e] : s.event_sources)
+  for (const auto& [n, e] : s.event_sources) {
     o << "event source " << n << " " << e.function << ":" << e.qualifier << " " << e.queue_arn << " " << e.batch_size
-      << "/" << e.batching_window_s << " failures=" << e.report_batch_item_failures << " enabled=" << e.enabled << "\n";
+      << "/" << e.batching_window_s << " failures=" << e.report_batch_item_failures << " enabled=" << e.enabled;
+    for (const auto& f : e.filters) o << " filter=" << f;
+    o << "\n";
+  }
   return o.str();
 }
 

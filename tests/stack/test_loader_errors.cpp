@@ -804,3 +804,44 @@ TEST_CASE("event_sources: SQS queues polled for a function", "[stack][errors][ev
   r = must_fail(load(with("    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:orders\n    batchsize: 2\n")));
   REQUIRE_ERROR(r, "event_sources.q.batchsize", "did you mean 'batch_size'?", 9);
 }
+
+TEST_CASE("event_sources: filters (FilterCriteria)", "[stack][errors][event_sources]") {
+  auto with = [](const std::string& filters) {
+    return "name: t\ndefaults: {runtime: python3.12, handler: app.handler}\nfunctions:\n"
+           "  g: {code: code/python-app}\n"
+           "event_sources:\n  q:\n    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:orders\n"
+           "    filters:\n" +
+           filters;
+  };
+  auto st = must_load(load(with("      - {body: {kind: [order, refund], n: [{numeric: [\">=\", 1, \"<\", 5]}]}}\n"
+                                "      - '{\"$or\": [{\"body\": [\"ping\"]}, {\"body\": [{\"suffix\": \"!\"}]}]}'\n")));
+  const auto& f = st.event_sources.at("q").filters;
+  REQUIRE(f.size() == 2);
+  CHECK(f[0] == R"({"body":{"kind":["order","refund"],"n":[{"numeric":[">=",1,"<",5]}]}})");
+  CHECK(f[1] == R"({"$or":[{"body":["ping"]},{"body":[{"suffix":"!"}]}]})");
+
+  auto r = must_fail(load(with("      - {messageAttributes: {kind: [x]}}\n")));
+  REQUIRE_ERROR(r, "event_sources.q.filters[0]",
+                "invalid filter pattern (AWS: 'Invalid filter pattern definition.'): messageAttributes: SQS event "
+                "sources filter on the message body only (AWS)",
+                10);
+  r = must_fail(load(with("      - {body: {kind: order}}\n")));
+  REQUIRE_ERROR(r, "event_sources.q.filters[0]", "body.kind: a field's values are given as a list", 10);
+  r = must_fail(load(with("      - {body: {kind: []}}\n")));
+  REQUIRE_ERROR(r, "event_sources.q.filters[0]", "body.kind: an empty list matches nothing (AWS refuses it)", 10);
+  r = must_fail(load(with("      - {body: {kind: [{wildcard: \"a*\"}]}}\n")));
+  REQUIRE_ERROR(r, "event_sources.q.filters[0]",
+                "body.kind[0].wildcard: 'wildcard' is an EventBridge rule that Lambda's event filtering does not have", 10);
+  r = must_fail(load(with("      - {body: {n: [{numeric: [\"<\", 5, \">\", 1]}]}}\n")));
+  REQUIRE_ERROR(r, "event_sources.q.filters[0]", "body.n[0].numeric: expected [OP, NUMBER]", 10);
+  r = must_fail(load(with("      - {body: {n: [{anything-but: {prefix: a}}]}}\n")));
+  REQUIRE_ERROR(r, "event_sources.q.filters[0]", "body.n[0].anything-but: anything-but with prefix is an EventBridge rule", 10);
+  r = must_fail(load(with("      - '{\"body\": '\n")));
+  REQUIRE_ERROR(r, "event_sources.q.filters[0]", "a filter written as a string must hold a JSON pattern", 10);
+  r = must_fail(load(with("      - {body: {a: [{exists: yes please}]}}\n")));
+  REQUIRE_ERROR(r, "event_sources.q.filters[0]", "body.a[0].exists: expected true or false", 10);
+  std::string eleven;
+  for (int i = 0; i < 11; ++i) eleven += "      - {body: [x]}\n";
+  r = must_fail(load(with(eleven)));
+  REQUIRE_ERROR(r, "event_sources.q.filters", "at most 10 filters (AWS: 5, and up to 10 with a quota increase)", 9);
+}

@@ -309,6 +309,11 @@ TEST_CASE("valid-full.yaml maps every feature into the model", "[stack][valid]")
     const auto& e = s.event_sources.at("orders-in");
     CHECK((e.function == "py-direct" && e.qualifier == "live"));
     CHECK((e.batch_size == 50 && e.batching_window_s == 2 && e.report_batch_item_failures && e.enabled));
+    // filters: a mapping and a JSON string, both kept as compact JSON text (FilterCriteria's Pattern)
+    REQUIRE(e.filters.size() == 2);
+    CHECK(e.filters[0] == R"({"body":{"kind":["order"],"total":[{"numeric":[">",0]}]}})");
+    CHECK(e.filters[1] == R"({"body":[{"prefix":"PING "}]})");
+    CHECK(s.event_sources.at("paused").filters.empty());
     const auto& paused = s.event_sources.at("paused");
     CHECK((paused.batch_size == 10 && !paused.enabled && paused.queue_arn.ends_with("later.fifo")));
   }

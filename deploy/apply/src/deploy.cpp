@@ -527,8 +527,29 @@ void Deployer::step_role_destinations(const std::string& role_name) {
          });
 }
 
+namespace {
+
+// A mapping's filter patterns, each in compact JSON, sorted: what AWS answers and what the stack
+// wants compare equal when they hold the same patterns, however written.
+std::vector<std::string> filter_patterns(const json& mapping) {
+  std::vector<std::string> out;
+  if (!mapping.contains("FilterCriteria") || !mapping["FilterCriteria"].is_object()) return out;
+  const json& c = mapping["FilterCriteria"];
+  if (!c.contains("Filters") || !c["Filters"].is_array()) return out;
+  for (const auto& f : c["Filters"]) {
+    std::string text = jstr(f, "Pattern");
+    auto parsed = json::parse(text, nullptr, false);
+    out.push_back(parsed.is_discarded() ? text : parsed.dump());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
 // SQS event source mappings on the stage's alias of each function (or the qualifier the stack
-// gives): created, updated (batch size, window, response types, enabled) and deleted to match.
+// gives): created, updated (batch size, window, response types, enabled, filters) and deleted to
+// match.
 void Deployer::step_event_sources() {
   for (const auto& [fname, f] : st_.functions) {
     const std::string rn = function_name(st_.name, fname);
@@ -548,7 +569,12 @@ void Deployer::step_event_sources() {
                      {"FunctionResponseTypes", e->report_batch_item_failures ? json::array({"ReportBatchItemFailures"})
                                                                             : json::array()},
                      {"Enabled", e->enabled}};
+        // FilterCriteria: the stack's patterns; an empty object removes a mapping's filters.
+        json filters = json::array();
+        for (const auto& pattern : e->filters) filters.push_back({{"Pattern", pattern}});
+        if (!filters.empty()) want["FilterCriteria"] = {{"Filters", filters}};
         std::string detail = queue + ", batches of " + std::to_string(e->batch_size);
+        if (!e->filters.empty()) detail += ", " + std::to_string(e->filters.size()) + " filter(s)";
         auto it = std::find_if(have.begin(), have.end(), [&](const json& m) { return jstr(m, "EventSourceArn") == queue; });
         if (it == have.end()) {
           change(Change::create, "event source", target, detail, [&] {
@@ -569,6 +595,10 @@ void Deployer::step_event_sources() {
         bool enabled = state.empty() ? it->value("Enabled", true) : (state == "Enabled" || state == "Enabling" ||
                                                                      state == "Creating" || state == "Updating");
         if (enabled != e->enabled) d.push_back(e->enabled ? "enable" : "disable");
+        if (filter_patterns(*it) != filter_patterns(want)) {
+          d.push_back("FilterCriteria");
+          if (e->filters.empty()) want["FilterCriteria"] = json::object();
+        }
         const std::string uuid = jstr(*it, "UUID");
         if (d.empty())
           same("event source", target, detail);

@@ -6,6 +6,7 @@
 #include "sluice/common/util.hpp"
 #include "sluice/lambda/destinations.hpp"
 #include "sluice/lambda/service.hpp"
+#include "sluice/stack/event_filter.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -165,14 +166,38 @@ struct EventSources::Impl {
       return;
     }
     const std::string queue_url = endpoint + "/" + q.account + "/" + q.resource;
-    logger()->info("event source {}: polling {} for {}{} (batches of up to {}{})", spec.name, spec.queue_arn,
+    logger()->info("event source {}: polling {} for {}{} (batches of up to {}{}{})", spec.name, spec.queue_arn,
                    spec.function, spec.qualifier.empty() ? "" : ":" + spec.qualifier, spec.batch_size,
-                   spec.batching_window_s ? ", gathered for up to " + std::to_string(spec.batching_window_s) + " s" : "");
+                   spec.batching_window_s ? ", gathered for up to " + std::to_string(spec.batching_window_s) + " s" : "",
+                   spec.filters.empty() ? "" : ", " + std::to_string(spec.filters.size()) + " filter(s)");
     auto call = [&](const char* action, const ojson& body) {
       auto j = ojson::parse(detail::json_call(*client, "sqs", std::string("AmazonSQS.") + action, "1.0", body.dump()),
                             nullptr, false);
       return j.is_discarded() ? ojson::object() : j;
     };
+    // Deletes messages, ten at a time: those the function processed, and those no filter matched.
+    auto delete_messages = [&](const std::vector<const ojson*>& messages) {
+      ojson entries = ojson::array();
+      auto flush = [&] {
+        if (entries.empty()) return;
+        try {
+          auto out = call("DeleteMessageBatch", ojson{{"QueueUrl", queue_url}, {"Entries", entries}});
+          if (out.contains("Failed") && out["Failed"].is_array() && !out["Failed"].empty())
+            logger()->warn("event source {}: {} message(s) could not be deleted: {}", spec.name, out["Failed"].size(),
+                           out["Failed"].dump());
+        } catch (const std::exception& e) {
+          logger()->warn("event source {}: DeleteMessageBatch failed: {}", spec.name, detail::failure_text(e));
+        }
+        entries = ojson::array();
+      };
+      int n = 0;
+      for (const ojson* m : messages) {
+        entries.push_back({{"Id", "m" + std::to_string(n++)}, {"ReceiptHandle", m->value("ReceiptHandle", std::string())}});
+        if (entries.size() == 10) flush();
+      }
+      flush();
+    };
+    const stack::SqsFilters filters(spec.filters);
     std::string last_problem;
     auto problem = [&](const std::string& what) {
       if (what != last_problem) logger()->warn("event source {}: {}", spec.name, what);
@@ -195,8 +220,23 @@ struct EventSources::Impl {
         try {
           auto got = call("ReceiveMessage", body);
           last_problem.clear();
+          // Filters apply to each message as it comes (AWS): one that matches none is deleted
+          // from the queue and never counts toward the batch.
+          ojson dropped = ojson::array();
           if (got.contains("Messages") && got["Messages"].is_array())
-            for (auto& m : got["Messages"]) batch.push_back(std::move(m));
+            for (auto& m : got["Messages"]) {
+              const auto& b = m.contains("Body") && m["Body"].is_string() ? m["Body"].get_ref<const std::string&>()
+                                                                         : std::string();
+              (filters.passes(b) ? batch : dropped).push_back(std::move(m));
+            }
+          if (!dropped.empty()) {
+            std::vector<const ojson*> gone;
+            for (const auto& m : dropped) gone.push_back(&m);
+            logger()->info("event source {}: {} message(s) matched none of its filters; deleted from the queue, as "
+                           "AWS does",
+                           spec.name, dropped.size());
+            delete_messages(gone);
+          }
         } catch (const std::exception& e) {
           problem("ReceiveMessage on " + queue_url + " failed: " + detail::failure_text(e));
           failed = true;
@@ -246,28 +286,11 @@ struct EventSources::Impl {
           logger()->info("event source {}: {} of {} message(s) reported as failed stay in the queue", spec.name,
                          keep.size(), batch.size());
       }
-      // Delete what succeeded, ten at a time.
-      ojson entries = ojson::array();
-      auto flush = [&] {
-        if (entries.empty()) return;
-        try {
-          auto out = call("DeleteMessageBatch", ojson{{"QueueUrl", queue_url}, {"Entries", entries}});
-          if (out.contains("Failed") && out["Failed"].is_array() && !out["Failed"].empty())
-            logger()->warn("event source {}: {} message(s) could not be deleted: {}", spec.name, out["Failed"].size(),
-                           out["Failed"].dump());
-        } catch (const std::exception& e) {
-          logger()->warn("event source {}: DeleteMessageBatch failed: {}", spec.name, detail::failure_text(e));
-        }
-        entries = ojson::array();
-      };
-      int n = 0;
-      for (const auto& m : batch) {
-        std::string id = m.value("MessageId", std::string());
-        if (keep.count(id)) continue;
-        entries.push_back({{"Id", "m" + std::to_string(n++)}, {"ReceiptHandle", m.value("ReceiptHandle", std::string())}});
-        if (entries.size() == 10) flush();
-      }
-      flush();
+      // Delete what succeeded.
+      std::vector<const ojson*> done;
+      for (const auto& m : batch)
+        if (!keep.count(m.value("MessageId", std::string()))) done.push_back(&m);
+      delete_messages(done);
     }
   }
 };

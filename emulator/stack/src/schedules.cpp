@@ -1,5 +1,7 @@
 // Schedules: EventBridge scheduled rules that invoke a function with the
 // "Scheduled Event" or a constant input.
+#include "sluice/stack/event_filter.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include "schema.hpp"
@@ -141,14 +143,54 @@ void Loader::read_event_sources(const View& v) {
   }
 }
 
+// FilterCriteria: a list of patterns, each written as a mapping in the stack file or as a string
+// holding the JSON (as in CloudFormation's Filters[].Pattern).
+bool Loader::read_event_filters(const View& v, std::vector<std::string>& out) {
+  auto items = c_.list(v, "a list of filter patterns, e.g. [{body: {kind: [order]}}]");
+  if (!items) return false;
+  bool ok = true;
+  if (items->size() > 10) {
+    c_.error(v, "an event source takes at most 10 filters (AWS: 5, and up to 10 with a quota increase), found " +
+                    std::to_string(items->size()));
+    return false;
+  }
+  if (items->size() > 5)
+    c_.warning(v, std::to_string(items->size()) + " filters: AWS allows 5 per event source unless the account's "
+                  "quota was raised (up to 10)");
+  for (const auto& item : *items) {
+    std::string text;
+    if (item.scalar() && !item.n->plain) {
+      auto parsed = nlohmann::json::parse(item.text(), nullptr, false);
+      if (parsed.is_discarded()) {
+        c_.error(item, "a filter written as a string must hold a JSON pattern such as "
+                       "'{\"body\": {\"kind\": [\"order\"]}}'; found " + Checker::found(item) + ", which is not JSON");
+        ok = false;
+        continue;
+      }
+      text = parsed.dump();
+    } else {
+      text = to_json(item.n).dump();
+    }
+    if (auto problem = stack::sqs_filter_problem(text); !problem.empty()) {
+      c_.error(item, "invalid filter pattern (AWS: 'Invalid filter pattern definition.'): " + problem);
+      ok = false;
+      continue;
+    }
+    out.push_back(std::move(text));
+  }
+  return ok;
+}
+
 void Loader::read_event_source(const std::string& name, const View& v) {
   if (!valid_name(name, 64)) {
     c_.error(v, "event source name " + sluice::quoted(name) + " must be 1 to 64 letters, digits, '-' or '_'");
     return;
   }
-  auto f = c_.fields(v, {"function", "queue", "batch_size", "batching_window", "report_batch_item_failures", "enabled"},
+  auto f = c_.fields(v,
+                     {"function", "queue", "batch_size", "batching_window", "report_batch_item_failures", "enabled",
+                      "filters"},
                      "a mapping {function, queue: SQS ARN, batch_size, batching_window, report_batch_item_failures, "
-                     "enabled}");
+                     "enabled, filters}");
   if (!f) return;
   EventSourceSpec e;
   e.name = name;
@@ -207,6 +249,9 @@ void Loader::read_event_source(const std::string& name, const View& v) {
   if (auto x = f->get("enabled")) {
     if (auto b = c_.boolean(*x)) e.enabled = *b;
     else ok = false;
+  }
+  if (auto x = f->get("filters")) {
+    if (!read_event_filters(*x, e.filters)) ok = false;
   }
   if (ok) stack_.event_sources[name] = std::move(e);
 }

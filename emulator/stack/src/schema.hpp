@@ -171,6 +171,7 @@ class Loader {
   bool read_function_target(const View& x, bool separate_qualifier, std::string& function, std::string& qualifier);
   void read_event_sources(const View& v);
   void read_event_source(const std::string& name, const View& v);
+  bool read_event_filters(const View& v, std::vector<std::string>& out);
   std::optional<DestinationSpec> read_destination(const View& v, const std::string& self, const std::string& kind);
   void read_apis(const View& v);
   void read_api(const std::string& name, const View& v);

@@ -229,6 +229,9 @@ struct EventSourceSpec {
   int batching_window_s = 0;         // 0..300 (MaximumBatchingWindowInSeconds)
   bool report_batch_item_failures = false;  // FunctionResponseTypes: ReportBatchItemFailures
   bool enabled = true;
+  // FilterCriteria: each a JSON pattern (compact text, as AWS's Filter.Pattern); a message reaches
+  // the function when any matches (sluice/stack/event_filter.hpp); none = every message.
+  std::vector<std::string> filters;
   bool operator==(const EventSourceSpec&) const = default;
 };
 
