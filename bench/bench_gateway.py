@@ -8,6 +8,9 @@
   loaded with `wrk -t2 -c16 -d10s`: requests/s, p50, p99, and the servers'
   resident memory before and after;
 * sluice's function URL of the same handler, beside its HTTP API route (no routing, no stage);
+* the floor: the same handler on an HTTP API route under the cheapest Runtime API client
+  (fixtures/bench/node/bootstrap, a custom runtime that only parses, calls and posts): how much
+  of a proxied request is the runtime client's own work, and what sluice gives without it;
 * sluice's gateway alone (a request the gateway answers itself) against a
   minimal Boost.Beast server returning the same bytes;
 * a raw baseline for the proxied routes: the same handler called by a bare node:http server
@@ -48,6 +51,9 @@ SLUICE = BUILD / "sluice"
 MINIMAL = BUILD / "sluice-minimal-server"
 PEERS = ROOT / "bench" / "peers"
 FIX = ROOT / "fixtures" / "bench"
+# The HTTP API route of a function whose runtime is the cheapest client of the Runtime API
+# (fixtures/bench/node/bootstrap): what sluice gives when the handler process does nothing else.
+FLOOR = "sluice, HTTP API route, floor runtime"
 
 
 def free_port():
@@ -154,7 +160,7 @@ def start_sluice(work, extra=()):
     endpoints = json.loads(ep.read_text())
     apis = endpoints["apis"]
     return (proc, log, apis["http"]["url"] + "/hello", apis["rest"]["url"] + "/bench/hello", apis["rest"]["url"],
-            endpoints["urls"]["node-hello"] + "/hello")
+            endpoints["urls"]["node-hello"] + "/hello", apis["http"]["url"] + "/floor")
 
 
 def start_offline(work):
@@ -236,13 +242,19 @@ def log_latencies(path, offset):
         f.seek(offset)
         text = f.read().decode("utf-8", "replace")
     access = sorted(float(m) for m in re.findall(r"-> \d+ in ([\d.]+) ms", text))
+    # Answers other than 200 on a proxied route, by status, with one log line of each for the why.
+    failed = {}
+    for line in text.splitlines():
+        m = re.search(r"-> (\d+) in [\d.]+ ms", line)
+        if m and m.group(1) != "200":
+            failed.setdefault(m.group(1), [0, line])[0] += 1
     report = sorted(float(m) for m in re.findall(r"REPORT RequestId: \S+\tDuration: ([\d.]+) ms", text))
 
     def pct(v):
         if not v:
             return None
         return [v[len(v) // 2], v[int(len(v) * 0.99)], v[min(len(v) - 1, int(len(v) * 0.999))], v[-1]]
-    return {"access": pct(access), "report": pct(report)}
+    return {"access": pct(access), "report": pct(report), "failed": failed}
 
 
 def main():
@@ -268,7 +280,7 @@ def main():
           f"after a {warm} s warm-up")
     rows = []
 
-    proc, log, http_url, rest_url, rest_base, fn_url = start_sluice(work, args.sluice_arg)
+    proc, log, http_url, rest_url, rest_base, fn_url, floor_url = start_sluice(work, args.sluice_arg)
     slog = work / "sluice.log"
     try:
         rows.append(measure("sluice, HTTP API route", proc.pid, http_url, secs, tree=False, warm=warm, log_path=slog,
@@ -276,6 +288,8 @@ def main():
         rows.append(measure("sluice, REST route", proc.pid, rest_url, secs, tree=False, warm=warm, log_path=slog,
                             repeat=args.repeat))
         rows.append(measure("sluice, function URL", proc.pid, fn_url, secs, tree=False, warm=warm, log_path=slog,
+                            repeat=args.repeat))
+        rows.append(measure(FLOOR, proc.pid, floor_url, secs, tree=False, warm=warm, log_path=slog,
                             repeat=args.repeat))
         # The gateway alone: a request it answers itself (no route: 403 Missing Authentication Token).
         rows.append(measure("sluice gateway alone (no-route 403)", proc.pid, rest_base + "/bench/nothing", secs,
@@ -351,7 +365,9 @@ def main():
                               ("report", "invocation: event handed over -> response (REPORT Duration)")):
                 v = r["inside"][key]
                 if v:
-                    print(f"  {r['name']:<24} {what:<60} {' / '.join(f'{x:.2f}' for x in v)}")
+                    print(f"  {r['name']:<38} {what:<60} {' / '.join(f'{x:.2f}' for x in v)}")
+            for status, (count, line) in sorted(r["inside"]["failed"].items()):
+                print(f"  {r['name']:<38} {count} answers with status {status}, e.g.: {line.strip()}")
 
     def ratio(a, b, key):
         return by[a][key] / by[b][key] if a in by and b in by and by[b][key] else float("nan")
@@ -367,6 +383,10 @@ def main():
         s = f"sluice, {kind} route"
         print(f"{kind}: against the raw baseline, sluice serves {ratio(s, raw, 'rps'):.2f}x its requests/s "
               f"with {ratio(s, raw, 'p99_ms'):.1f}x its p99")
+    s, o = "sluice, HTTP API route", "serverless-offline 13, HTTP API route"
+    print(f"floor: with the cheapest Runtime API client instead of the official-behaviour runtime, the HTTP API "
+          f"route serves {ratio(FLOOR, s, 'rps'):.2f}x the requests/s, p99 {ratio(FLOOR, s, 'p99_ms'):.2f}x"
+          + (f" ({ratio(FLOOR, o, 'p99_ms'):.3f}x of serverless-offline's)" if o in by else ""))
     print(f"function URL: {ratio('sluice, function URL', 'sluice, HTTP API route', 'rps'):.2f}x the HTTP API route's "
           f"requests/s, p99 {ratio('sluice, function URL', 'sluice, HTTP API route', 'p99_ms'):.2f}x")
     print(f"gateway alone: {100 * ratio('sluice gateway alone (no-route 403)', 'minimal Beast server, same bytes', 'rps'):.0f}% "
