@@ -14,7 +14,7 @@ QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:orders"
 
 STACK = f"""
 name: esm
-defaults: {{runtime: python3.11, timeout: 5}}
+defaults: {{runtime: python3.11, timeout: 1}}  # the queues' visibility timeouts are 1 s
 functions:
   worker: {{code: fn/, handler: handlers.sqs_worker}}
 event_sources:
@@ -154,3 +154,22 @@ def test_filters_let_matching_messages_through_and_delete_the_rest(project, aws_
         time.sleep(2)  # past the visibility timeout: nothing returns
         assert sorted(r["body"] for r in seen(app)) == wanted
         assert queue_counts(sqs, url) == (0, 0)
+
+
+def test_a_queue_that_hides_messages_for_less_than_the_function_timeout_is_refused(project, aws_endpoint):
+    # AWS refuses such a mapping (InvalidParameterValueException); sluice does not poll it until
+    # the queue is set right.
+    sqs = aws_endpoint.client("sqs", REGION)
+    url = sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "2"})["QueueUrl"]
+    project.write_stack(STACK.replace("timeout: 1}", "timeout: 5}"))
+    sqs.send_message(QueueUrl=url, MessageBody="waits")
+    srv = project.serve()  # stopped by the workspace fixture
+    out = lambda: srv.stderr() + srv.stdout()
+    wait_until(lambda: "Queue visibility timeout" in out())
+    assert (f"event source orders: not polling {QUEUE_ARN}: AWS refuses this mapping (InvalidParameterValueException: "
+            "Queue visibility timeout: 2 seconds is less than Function timeout: 5 seconds)") in out()
+    time.sleep(1.5)
+    assert queue_counts(sqs, url) == (1, 0) and "MSG " not in out()
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "5"})
+    wait_until(lambda: '"body": "waits"' in out())
+    wait_until(lambda: queue_counts(sqs, url) == (0, 0))

@@ -77,6 +77,7 @@ struct EventSources::Impl {
   stack::Stack stack;
   struct Poller {
     stack::EventSourceSpec spec;
+    int function_timeout_s = 3;  // AWS refuses a mapping whose queue hides messages for less
     std::atomic<bool> stop{false};
     std::thread thread;
   };
@@ -92,6 +93,7 @@ struct EventSources::Impl {
     }
     auto p = std::make_unique<Poller>();
     p->spec = spec;
+    if (auto f = stack.functions.find(spec.function); f != stack.functions.end()) p->function_timeout_s = f->second.timeout_s;
     Poller* raw = p.get();
     p->thread = std::thread([this, raw] { poll(*raw); });
     pollers.push_back(std::move(p));
@@ -204,6 +206,24 @@ struct EventSources::Impl {
       last_problem = what;
       for (int i = 0; i < 50 && !p.stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     };
+    // AWS refuses to create a mapping on a queue whose visibility timeout is shorter than the
+    // function's timeout (a message would come back while the function still works on it).
+    // Checked before the first poll, and again every few seconds until the queue is right.
+    while (!p.stop) {
+      try {
+        auto got = call("GetQueueAttributes", ojson{{"QueueUrl", queue_url}, {"AttributeNames", {"VisibilityTimeout"}}});
+        int visibility = 30;
+        if (got.contains("Attributes") && got["Attributes"].contains("VisibilityTimeout"))
+          visibility = std::atoi(got["Attributes"]["VisibilityTimeout"].get<std::string>().c_str());
+        if (visibility >= p.function_timeout_s) break;
+        problem("not polling " + spec.queue_arn + ": AWS refuses this mapping (InvalidParameterValueException: Queue "
+                "visibility timeout: " + std::to_string(visibility) + " seconds is less than Function timeout: " +
+                std::to_string(p.function_timeout_s) + " seconds); raise the queue's VisibilityTimeout (AWS "
+                "recommends six times the function's timeout) or lower the function's timeout");
+      } catch (const std::exception& e) {
+        problem("GetQueueAttributes on " + queue_url + " failed: " + detail::failure_text(e));
+      }
+    }
     while (!p.stop) {
       // A batch: up to batch_size messages, gathered for up to the batching window.
       ojson batch = ojson::array();
