@@ -1137,6 +1137,7 @@ def test_sqs_event_sources_are_mappings_on_the_stage_alias(moto, project):
     queue: {queue}
     batch_size: 5
     report_batch_item_failures: true
+    max_concurrency: 3
     filters:
       - {{body: {{kind: [favorite]}}}}
 """)
@@ -1147,6 +1148,7 @@ def test_sqs_event_sources_are_mappings_on_the_stage_alias(moto, project):
     [m] = lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"]
     assert (m["EventSourceArn"], m["BatchSize"]) == (queue, 5)
     assert m["FilterCriteria"] == {"Filters": [{"Pattern": '{"body":{"kind":["favorite"]}}'}]}
+    assert m["ScalingConfig"] == {"MaximumConcurrency": 3}
     iam = moto.client("iam")
     doc = iam.get_role_policy(RoleName=f"sluice-{STACK}-lambda", PolicyName="sluice-integrations")["PolicyDocument"]
     if isinstance(doc, str):
@@ -1174,6 +1176,11 @@ def test_sqs_event_sources_are_mappings_on_the_stage_alias(moto, project):
     assert f"~ update event source {target} ({queue} (FilterCriteria))" in p.stderr
     [m4] = lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"]
     assert not m4.get("FilterCriteria")
+    stack.write_text(stack.read_text().replace("    max_concurrency: 3\n", ""))
+    p = ok(project.deploy("sandbox"))
+    assert f"~ update event source {target} ({queue} (ScalingConfig))" in p.stderr
+    [m5] = lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"]
+    assert not m5.get("ScalingConfig")
 
     # Gone from the stack: the mapping and the role policy go.
     stack.write_text(text)

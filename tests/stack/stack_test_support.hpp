@@ -161,7 +161,7 @@ inline std::string describe(const Stack& s) {
       << " input=" << sc.input.value_or("-") << " enabled=" << sc.enabled << " " << sc.description << "\n";
   for (const auto& [n, e] : s.event_sources) {
     o << "event source " << n << " " << e.function << ":" << e.qualifier << " " << e.queue_arn << " " << e.batch_size
-      << "/" << e.batching_window_s << " failures=" << e.report_batch_item_failures << " enabled=" << e.enabled;
+      << "/" << e.batching_window_s << " failures=" << e.report_batch_item_failures << " enabled=" << e.enabled << " max=" << e.max_concurrency;
     for (const auto& f : e.filters) o << " filter=" << f;
     o << "\n";
   }

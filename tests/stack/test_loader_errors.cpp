@@ -801,6 +801,10 @@ TEST_CASE("event_sources: SQS queues polled for a function", "[stack][errors][ev
   REQUIRE_ERROR(r, "event_sources.q.batch_size", "a FIFO queue is read in batches of at most 10 messages (AWS), found 20", 9);
   r = must_fail(load(with("    function: g\n")));
   REQUIRE_ERROR(r, "event_sources.q", "missing required key 'queue'; the ARN of the SQS queue to poll", 6);
+  st = must_load(load(with("    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:orders\n    max_concurrency: 2\n")));
+  CHECK(st.event_sources.at("q").max_concurrency == 2);
+  r = must_fail(load(with("    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:orders\n    max_concurrency: 1\n")));
+  REQUIRE_ERROR(r, "event_sources.q.max_concurrency", "2", 9);
   r = must_fail(load(with("    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:orders\n    batchsize: 2\n")));
   REQUIRE_ERROR(r, "event_sources.q.batchsize", "did you mean 'batch_size'?", 9);
 }

@@ -310,6 +310,7 @@ TEST_CASE("valid-full.yaml maps every feature into the model", "[stack][valid]")
     CHECK((e.function == "py-direct" && e.qualifier == "live"));
     CHECK((e.batch_size == 50 && e.batching_window_s == 2 && e.report_batch_item_failures && e.enabled));
     // filters: a mapping and a JSON string, both kept as compact JSON text (FilterCriteria's Pattern)
+    CHECK(e.max_concurrency == 4);
     REQUIRE(e.filters.size() == 2);
     CHECK(e.filters[0] == R"({"body":{"kind":["order"],"total":[{"numeric":[">",0]}]}})");
     CHECK(e.filters[1] == R"({"body":[{"prefix":"PING "}]})");

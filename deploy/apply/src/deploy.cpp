@@ -573,6 +573,8 @@ void Deployer::step_event_sources() {
         json filters = json::array();
         for (const auto& pattern : e->filters) filters.push_back({{"Pattern", pattern}});
         if (!filters.empty()) want["FilterCriteria"] = {{"Filters", filters}};
+        // ScalingConfig: the maximum concurrency; an empty object removes it.
+        if (e->max_concurrency > 0) want["ScalingConfig"] = {{"MaximumConcurrency", e->max_concurrency}};
         std::string detail = queue + ", batches of " + std::to_string(e->batch_size);
         if (!e->filters.empty()) detail += ", " + std::to_string(e->filters.size()) + " filter(s)";
         auto it = std::find_if(have.begin(), have.end(), [&](const json& m) { return jstr(m, "EventSourceArn") == queue; });
@@ -595,6 +597,13 @@ void Deployer::step_event_sources() {
         bool enabled = state.empty() ? it->value("Enabled", true) : (state == "Enabled" || state == "Enabling" ||
                                                                      state == "Creating" || state == "Updating");
         if (enabled != e->enabled) d.push_back(e->enabled ? "enable" : "disable");
+        int have_max = 0;
+        if (it->contains("ScalingConfig") && (*it)["ScalingConfig"].is_object())
+          have_max = jint((*it)["ScalingConfig"], "MaximumConcurrency", 0);
+        if (have_max != e->max_concurrency) {
+          d.push_back("ScalingConfig");
+          if (e->max_concurrency == 0) want["ScalingConfig"] = json::object();
+        }
         if (filter_patterns(*it) != filter_patterns(want)) {
           d.push_back("FilterCriteria");
           if (e->filters.empty()) want["FilterCriteria"] = json::object();

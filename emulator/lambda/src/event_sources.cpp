@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <future>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -71,6 +72,20 @@ std::string sqs_event(const std::string& messages_json, const std::string& queue
   return ojson{{"Records", records}}.dump();
 }
 
+namespace {
+
+// Lambda's starting number of concurrent batches per SQS mapping (AWS: "five batches at a time").
+constexpr int kStartingBatches = 5;
+
+// One SQS call in the JSON protocol; an answer that is not JSON reads as {}.
+ojson sqs_call(aws::Client& client, const char* action, const ojson& body) {
+  auto j = ojson::parse(detail::json_call(client, "sqs", std::string("AmazonSQS.") + action, "1.0", body.dump()),
+                        nullptr, false);
+  return j.is_discarded() ? ojson::object() : j;
+}
+
+}  // namespace
+
 struct EventSources::Impl {
   asio::any_io_executor ex;
   LambdaService& service;
@@ -80,6 +95,21 @@ struct EventSources::Impl {
     int function_timeout_s = 3;  // AWS refuses a mapping whose queue hides messages for less
     std::atomic<bool> stop{false};
     std::thread thread;
+    std::mutex problem_mu;
+    std::string last_problem;  // logged once until something else goes wrong (or right)
+    // Logs a problem (unless it is the one logged last) and waits five seconds.
+    void problem(const std::string& what) {
+      {
+        std::lock_guard<std::mutex> lock(problem_mu);
+        if (what != last_problem) logger()->warn("event source {}: {}", spec.name, what);
+        last_problem = what;
+      }
+      for (int i = 0; i < 50 && !stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    void solved() {
+      std::lock_guard<std::mutex> lock(problem_mu);
+      last_problem.clear();
+    }
   };
   std::vector<std::unique_ptr<Poller>> pollers;
   bool started = false;
@@ -172,11 +202,48 @@ struct EventSources::Impl {
                    spec.function, spec.qualifier.empty() ? "" : ":" + spec.qualifier, spec.batch_size,
                    spec.batching_window_s ? ", gathered for up to " + std::to_string(spec.batching_window_s) + " s" : "",
                    spec.filters.empty() ? "" : ", " + std::to_string(spec.filters.size()) + " filter(s)");
-    auto call = [&](const char* action, const ojson& body) {
-      auto j = ojson::parse(detail::json_call(*client, "sqs", std::string("AmazonSQS.") + action, "1.0", body.dump()),
-                            nullptr, false);
-      return j.is_discarded() ? ojson::object() : j;
-    };
+    // AWS refuses to create a mapping on a queue whose visibility timeout is shorter than the
+    // function's timeout (a message would come back while the function still works on it).
+    // Checked before the first poll, and again every few seconds until the queue is right.
+    while (!p.stop) {
+      try {
+        auto got = sqs_call(*client, "GetQueueAttributes",
+                            ojson{{"QueueUrl", queue_url}, {"AttributeNames", {"VisibilityTimeout"}}});
+        int visibility = 30;
+        if (got.contains("Attributes") && got["Attributes"].contains("VisibilityTimeout"))
+          visibility = std::atoi(got["Attributes"]["VisibilityTimeout"].get<std::string>().c_str());
+        if (visibility >= p.function_timeout_s) break;
+        p.problem("not polling " + spec.queue_arn + ": AWS refuses this mapping (InvalidParameterValueException: "
+                  "Queue visibility timeout: " + std::to_string(visibility) + " seconds is less than Function "
+                  "timeout: " + std::to_string(p.function_timeout_s) + " seconds); raise the queue's "
+                  "VisibilityTimeout (AWS recommends six times the function's timeout) or lower the function's "
+                  "timeout");
+      } catch (const std::exception& e) {
+        p.problem("GetQueueAttributes on " + queue_url + " failed: " + detail::failure_text(e));
+      }
+    }
+    p.solved();
+    // Lambda starts with five concurrent batches (five pollers, five invocations at a time), or
+    // the mapping's maximum concurrency when that is lower.
+    const int workers = spec.max_concurrency > 0 ? std::min(spec.max_concurrency, kStartingBatches) : kStartingBatches;
+    std::vector<std::thread> more;
+    for (int i = 1; i < workers && !p.stop; ++i)
+      more.emplace_back([this, &p, q, endpoint, queue_url] { batches(p, q, endpoint, queue_url); });
+    batches(p, q, endpoint, queue_url);
+    for (auto& t : more) t.join();
+  }
+
+  // One poller: receives a batch, invokes the function, deletes what it processed; until stopped.
+  void batches(Poller& p, const Arn& q, const std::string& endpoint, const std::string& queue_url) {
+    const auto& spec = p.spec;
+    std::unique_ptr<aws::Client> client;
+    try {
+      client = detail::service_client(q.region, endpoint, std::chrono::milliseconds(10000), 1);
+    } catch (const std::exception& e) {
+      p.problem("cannot poll " + spec.queue_arn + ": " + e.what());
+      return;
+    }
+    auto call = [&](const char* action, const ojson& body) { return sqs_call(*client, action, body); };
     // Deletes messages, ten at a time: those the function processed, and those no filter matched.
     auto delete_messages = [&](const std::vector<const ojson*>& messages) {
       ojson entries = ojson::array();
@@ -200,30 +267,6 @@ struct EventSources::Impl {
       flush();
     };
     const stack::SqsFilters filters(spec.filters);
-    std::string last_problem;
-    auto problem = [&](const std::string& what) {
-      if (what != last_problem) logger()->warn("event source {}: {}", spec.name, what);
-      last_problem = what;
-      for (int i = 0; i < 50 && !p.stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    };
-    // AWS refuses to create a mapping on a queue whose visibility timeout is shorter than the
-    // function's timeout (a message would come back while the function still works on it).
-    // Checked before the first poll, and again every few seconds until the queue is right.
-    while (!p.stop) {
-      try {
-        auto got = call("GetQueueAttributes", ojson{{"QueueUrl", queue_url}, {"AttributeNames", {"VisibilityTimeout"}}});
-        int visibility = 30;
-        if (got.contains("Attributes") && got["Attributes"].contains("VisibilityTimeout"))
-          visibility = std::atoi(got["Attributes"]["VisibilityTimeout"].get<std::string>().c_str());
-        if (visibility >= p.function_timeout_s) break;
-        problem("not polling " + spec.queue_arn + ": AWS refuses this mapping (InvalidParameterValueException: Queue "
-                "visibility timeout: " + std::to_string(visibility) + " seconds is less than Function timeout: " +
-                std::to_string(p.function_timeout_s) + " seconds); raise the queue's VisibilityTimeout (AWS "
-                "recommends six times the function's timeout) or lower the function's timeout");
-      } catch (const std::exception& e) {
-        problem("GetQueueAttributes on " + queue_url + " failed: " + detail::failure_text(e));
-      }
-    }
     while (!p.stop) {
       // A batch: up to batch_size messages, gathered for up to the batching window.
       ojson batch = ojson::array();
@@ -239,7 +282,7 @@ struct EventSources::Impl {
                    {"MessageAttributeNames", {"All"}}};
         try {
           auto got = call("ReceiveMessage", body);
-          last_problem.clear();
+          p.solved();
           // Filters apply to each message as it comes (AWS): one that matches none is deleted
           // from the queue and never counts toward the batch.
           ojson dropped = ojson::array();
@@ -258,7 +301,7 @@ struct EventSources::Impl {
             delete_messages(gone);
           }
         } catch (const std::exception& e) {
-          problem("ReceiveMessage on " + queue_url + " failed: " + detail::failure_text(e));
+          p.problem("ReceiveMessage on " + queue_url + " failed: " + detail::failure_text(e));
           failed = true;
           break;
         }

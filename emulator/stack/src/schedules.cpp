@@ -188,9 +188,9 @@ void Loader::read_event_source(const std::string& name, const View& v) {
   }
   auto f = c_.fields(v,
                      {"function", "queue", "batch_size", "batching_window", "report_batch_item_failures", "enabled",
-                      "filters"},
+                      "max_concurrency", "filters"},
                      "a mapping {function, queue: SQS ARN, batch_size, batching_window, report_batch_item_failures, "
-                     "enabled, filters}");
+                     "enabled, max_concurrency, filters}");
   if (!f) return;
   EventSourceSpec e;
   e.name = name;
@@ -248,6 +248,10 @@ void Loader::read_event_source(const std::string& name, const View& v) {
   }
   if (auto x = f->get("enabled")) {
     if (auto b = c_.boolean(*x)) e.enabled = *b;
+    else ok = false;
+  }
+  if (auto x = f->get("max_concurrency")) {
+    if (auto n = c_.integer(*x, 2, 1000)) e.max_concurrency = static_cast<int>(*n);
     else ok = false;
   }
   if (auto x = f->get("filters")) {

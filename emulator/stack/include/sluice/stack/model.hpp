@@ -229,6 +229,7 @@ struct EventSourceSpec {
   int batching_window_s = 0;         // 0..300 (MaximumBatchingWindowInSeconds)
   bool report_batch_item_failures = false;  // FunctionResponseTypes: ReportBatchItemFailures
   bool enabled = true;
+  int max_concurrency = 0;  // ScalingConfig.MaximumConcurrency (2..1000); 0 = not set
   // FilterCriteria: each a JSON pattern (compact text, as AWS's Filter.Pattern); a message reaches
   // the function when any matches (sluice/stack/event_filter.hpp); none = every message.
   std::vector<std::string> filters;
