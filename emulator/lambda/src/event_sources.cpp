@@ -198,8 +198,12 @@ struct EventSources::Impl {
       return;
     }
     const std::string queue_url = endpoint + "/" + q.account + "/" + q.resource;
-    logger()->info("event source {}: polling {} for {}{} (batches of up to {}{}{})", spec.name, spec.queue_arn,
-                   spec.function, spec.qualifier.empty() ? "" : ":" + spec.qualifier, spec.batch_size,
+    // Lambda starts with five concurrent batches (five pollers, five invocations at a time), or
+    // the mapping's maximum concurrency when that is lower.
+    const int workers = spec.max_concurrency > 0 ? std::min(spec.max_concurrency, kStartingBatches) : kStartingBatches;
+    logger()->info("event source {}: polling {} for {}{} ({} pollers, batches of up to {}{}{})", spec.name,
+                   spec.queue_arn, spec.function, spec.qualifier.empty() ? "" : ":" + spec.qualifier, workers,
+                   spec.batch_size,
                    spec.batching_window_s ? ", gathered for up to " + std::to_string(spec.batching_window_s) + " s" : "",
                    spec.filters.empty() ? "" : ", " + std::to_string(spec.filters.size()) + " filter(s)");
     // AWS refuses to create a mapping on a queue whose visibility timeout is shorter than the
@@ -223,9 +227,6 @@ struct EventSources::Impl {
       }
     }
     p.solved();
-    // Lambda starts with five concurrent batches (five pollers, five invocations at a time), or
-    // the mapping's maximum concurrency when that is lower.
-    const int workers = spec.max_concurrency > 0 ? std::min(spec.max_concurrency, kStartingBatches) : kStartingBatches;
     std::vector<std::thread> more;
     for (int i = 1; i < workers && !p.stop; ++i)
       more.emplace_back([this, &p, q, endpoint, queue_url] { batches(p, q, endpoint, queue_url); });
