@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <future>
+#include <list>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -74,8 +75,13 @@ std::string sqs_event(const std::string& messages_json, const std::string& queue
 
 namespace {
 
-// Lambda's starting number of concurrent batches per SQS mapping (AWS: "five batches at a time").
+// Lambda's scaling of an SQS mapping (AWS): five concurrent batches to start with; while messages
+// keep coming, up to 300 more a minute (one every 200 ms), up to 1,000; back to five when traffic
+// is low (here: a poller added by scaling leaves after three empty one-second polls).
 constexpr int kStartingBatches = 5;
+constexpr int kMaxBatches = 1000;
+constexpr auto kScaleStep = std::chrono::milliseconds(200);
+constexpr int kRetireAfterEmptyPolls = 3;
 
 // One SQS call in the JSON protocol; an answer that is not JSON reads as {}.
 ojson sqs_call(aws::Client& client, const char* action, const ojson& body) {
@@ -95,6 +101,8 @@ struct EventSources::Impl {
     int function_timeout_s = 3;  // AWS refuses a mapping whose queue hides messages for less
     std::atomic<bool> stop{false};
     std::thread thread;
+    std::atomic<int> in_flight{0};     // pollers invoking the function now
+    std::atomic<bool> backlog{false};  // the latest receive got messages
     std::mutex problem_mu;
     std::string last_problem;  // logged once until something else goes wrong (or right)
     // Logs a problem (unless it is the one logged last) and waits five seconds.
@@ -227,15 +235,48 @@ struct EventSources::Impl {
       }
     }
     p.solved();
-    std::vector<std::thread> more;
-    for (int i = 1; i < workers && !p.stop; ++i)
-      more.emplace_back([this, &p, q, endpoint, queue_url] { batches(p, q, endpoint, queue_url); });
-    batches(p, q, endpoint, queue_url);
-    for (auto& t : more) t.join();
+    struct Worker {
+      std::thread thread;
+      std::shared_ptr<std::atomic<bool>> done = std::make_shared<std::atomic<bool>>(false);
+    };
+    std::list<Worker> pollers;
+    auto add = [&](bool scaled) {
+      Worker& w = pollers.emplace_back();
+      w.thread = std::thread([this, &p, q, endpoint, queue_url, scaled, done = w.done] {
+        batches(p, q, endpoint, queue_url, scaled);
+        *done = true;
+      });
+    };
+    for (int i = 0; i < workers; ++i) add(false);
+    // Scaling: while every poller is busy with the function and the queue still gives messages,
+    // one more poller each step, up to the maximum concurrency (or Lambda's 1,000).
+    const int cap = spec.max_concurrency > 0 ? spec.max_concurrency : kMaxBatches;
+    std::size_t most = pollers.size();
+    while (!p.stop) {
+      for (int i = 0; i < 4 && !p.stop; ++i) std::this_thread::sleep_for(kScaleStep / 4);
+      for (auto it = pollers.begin(); it != pollers.end();) {
+        if (*it->done) {
+          it->thread.join();
+          it = pollers.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      const int running = static_cast<int>(pollers.size());
+      if (!p.stop && running < cap && p.in_flight.load() >= running && p.backlog.load()) {
+        add(true);
+        if (pollers.size() > most && pollers.size() % 5 == 0)
+          logger()->info("event source {}: {} pollers (every poller busy and messages waiting)", spec.name,
+                         pollers.size());
+        most = std::max(most, pollers.size());
+      }
+    }
+    for (auto& w : pollers) w.thread.join();
   }
 
-  // One poller: receives a batch, invokes the function, deletes what it processed; until stopped.
-  void batches(Poller& p, const Arn& q, const std::string& endpoint, const std::string& queue_url) {
+  // One poller: receives a batch, invokes the function, deletes what it processed; until stopped,
+  // or (a poller added by scaling) until the queue has been empty for a few polls.
+  void batches(Poller& p, const Arn& q, const std::string& endpoint, const std::string& queue_url, bool scaled) {
     const auto& spec = p.spec;
     std::unique_ptr<aws::Client> client;
     try {
@@ -268,7 +309,9 @@ struct EventSources::Impl {
       flush();
     };
     const stack::SqsFilters filters(spec.filters);
+    int empty_polls = 0;
     while (!p.stop) {
+      if (scaled && empty_polls >= kRetireAfterEmptyPolls) return;
       // A batch: up to batch_size messages, gathered for up to the batching window.
       ojson batch = ojson::array();
       auto until = std::chrono::steady_clock::now() + std::chrono::seconds(spec.batching_window_s);
@@ -287,6 +330,10 @@ struct EventSources::Impl {
           // Filters apply to each message as it comes (AWS): one that matches none is deleted
           // from the queue and never counts toward the batch.
           ojson dropped = ojson::array();
+          const bool some = got.contains("Messages") && got["Messages"].is_array() && !got["Messages"].empty();
+          p.backlog = some;
+          empty_polls = some ? 0 : empty_polls + 1;
+          if (scaled && !some && batch.empty() && empty_polls >= kRetireAfterEmptyPolls) break;
           if (got.contains("Messages") && got["Messages"].is_array())
             for (auto& m : got["Messages"]) {
               const auto& b = m.contains("Body") && m["Body"].is_string() ? m["Body"].get_ref<const std::string&>()
@@ -309,7 +356,9 @@ struct EventSources::Impl {
         if (!batch.empty() && std::chrono::steady_clock::now() >= until) break;
       }
       if (failed || batch.empty() || p.stop) continue;
+      p.in_flight++;
       auto res = invoke(p, sqs_event(batch.dump(), spec.queue_arn));
+      p.in_flight--;
       if (!res) break;
       std::set<std::string> keep;  // message ids left in the queue (to come back after the visibility timeout)
       if (res->error) {
