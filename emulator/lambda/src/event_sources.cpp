@@ -237,14 +237,14 @@ struct EventSources::Impl {
     p.solved();
     struct Worker {
       std::thread thread;
-      std::shared_ptr<std::atomic<bool>> done = std::make_shared<std::atomic<bool>>(false);
+      std::atomic<bool> done{false};
     };
-    std::list<Worker> pollers;
+    std::list<Worker> pollers;  // a list: a worker stays where it is while its thread runs
     auto add = [&](bool scaled) {
       Worker& w = pollers.emplace_back();
-      w.thread = std::thread([this, &p, q, endpoint, queue_url, scaled, done = w.done] {
+      w.thread = std::thread([this, &p, q, endpoint, queue_url, scaled, &w] {
         batches(p, q, endpoint, queue_url, scaled);
-        *done = true;
+        w.done = true;
       });
     };
     for (int i = 0; i < workers; ++i) add(false);
@@ -255,7 +255,7 @@ struct EventSources::Impl {
     while (!p.stop) {
       for (int i = 0; i < 4 && !p.stop; ++i) std::this_thread::sleep_for(kScaleStep / 4);
       for (auto it = pollers.begin(); it != pollers.end();) {
-        if (*it->done) {
+        if (it->done) {
           it->thread.join();
           it = pollers.erase(it);
         } else {
@@ -311,7 +311,6 @@ struct EventSources::Impl {
     const stack::SqsFilters filters(spec.filters);
     int empty_polls = 0;
     while (!p.stop) {
-      if (scaled && empty_polls >= kRetireAfterEmptyPolls) return;
       // A batch: up to batch_size messages, gathered for up to the batching window.
       ojson batch = ojson::array();
       auto until = std::chrono::steady_clock::now() + std::chrono::seconds(spec.batching_window_s);
@@ -333,12 +332,14 @@ struct EventSources::Impl {
           const bool some = got.contains("Messages") && got["Messages"].is_array() && !got["Messages"].empty();
           p.backlog = some;
           empty_polls = some ? 0 : empty_polls + 1;
-          if (scaled && !some && batch.empty() && empty_polls >= kRetireAfterEmptyPolls) break;
-          if (got.contains("Messages") && got["Messages"].is_array())
+          if (scaled && !some && batch.empty() && empty_polls >= kRetireAfterEmptyPolls) return;  // scaled down
+          if (some)
             for (auto& m : got["Messages"]) {
-              const auto& b = m.contains("Body") && m["Body"].is_string() ? m["Body"].get_ref<const std::string&>()
-                                                                         : std::string();
-              (filters.passes(b) ? batch : dropped).push_back(std::move(m));
+              static const std::string no_body;
+              // A reference either way: the body is not copied.
+              const std::string& body =
+                  m.contains("Body") && m["Body"].is_string() ? m["Body"].get_ref<const std::string&>() : no_body;
+              (filters.passes(body) ? batch : dropped).push_back(std::move(m));
             }
           if (!dropped.empty()) {
             std::vector<const ojson*> gone;
