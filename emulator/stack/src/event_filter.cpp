@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 
@@ -218,11 +219,7 @@ bool node_matches(const json& pattern, const json* v) {
   for (const auto& [key, sub] : pattern.items()) {
     bool ok = false;
     if (key == "$or") {
-      for (const auto& alt : sub)
-        if (node_matches(alt, v)) {
-          ok = true;
-          break;
-        }
+      ok = std::any_of(sub.begin(), sub.end(), [&](const json& alt) { return node_matches(alt, v); });
     } else {
       const json* f = nullptr;
       if (v && v->is_object()) {
@@ -239,22 +236,16 @@ bool node_matches(const json& pattern, const json* v) {
 
 // The top of an SQS pattern: `body` holds either a JSON pattern (then the body must be JSON)
 // or rules for the body as a plain string (then it must not be): a mismatch drops the message.
-bool top_matches(const json& pattern, const std::string& body, const json& parsed) {
-  const bool body_is_json = parsed.is_object() || parsed.is_array();
+// `body`: the parsed body when it is JSON, else its text as a JSON string.
+bool top_matches(const json& pattern, const json& body, bool body_is_json) {
   for (const auto& [key, sub] : pattern.items()) {
     bool ok = false;
-    if (key == "$or") {
-      for (const auto& alt : sub)
-        if (top_matches(alt, body, parsed)) {
-          ok = true;
-          break;
-        }
-    } else if (sub.is_object()) {
-      ok = body_is_json && node_matches(sub, &parsed);
-    } else {
-      const json text = body;
-      ok = !body_is_json && leaf_matches(sub, &text);
-    }
+    if (key == "$or")
+      ok = std::any_of(sub.begin(), sub.end(), [&](const json& alt) { return top_matches(alt, body, body_is_json); });
+    else if (sub.is_object())
+      ok = body_is_json && node_matches(sub, &body);
+    else
+      ok = !body_is_json && leaf_matches(sub, &body);
     if (!ok) return false;
   }
   return true;
@@ -288,11 +279,12 @@ bool SqsFilters::empty() const { return impl_->patterns.empty(); }
 
 bool SqsFilters::passes(std::string_view body) const {
   if (impl_->patterns.empty()) return true;
-  const std::string text(body);
-  const json parsed = json::parse(text, nullptr, false);
-  for (const auto& p : impl_->patterns)
-    if (top_matches(p, text, parsed)) return true;
-  return false;
+  // Parsed (or taken as text) once for all the patterns.
+  json parsed = json::parse(body.begin(), body.end(), nullptr, false);
+  const bool is_json = parsed.is_object() || parsed.is_array();
+  const json subject = is_json ? std::move(parsed) : json(std::string(body));
+  return std::any_of(impl_->patterns.begin(), impl_->patterns.end(),
+                     [&](const json& p) { return top_matches(p, subject, is_json); });
 }
 
 }  // namespace sluice::stack
