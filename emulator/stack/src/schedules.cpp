@@ -12,6 +12,16 @@ namespace {
 
 bool rule_name_char(unsigned char c) { return std::isalnum(c) || c == '.' || c == '-' || c == '_'; }
 
+// A JSON value the stack file gives either written out (a mapping, a list) or as a string
+// holding the JSON text, as AWS's APIs take it (EventBridge's Input, a filter's Pattern): the
+// compact JSON text, or nullopt when the string does not hold JSON.
+std::optional<std::string> json_text(const View& x) {
+  if (!x.scalar() || x.n->plain) return to_json(x.n).dump();
+  auto parsed = nlohmann::json::parse(x.text(), nullptr, false);
+  if (parsed.is_discarded()) return std::nullopt;
+  return parsed.dump();
+}
+
 }  // namespace
 
 // `FUNCTION` or `FUNCTION:QUALIFIER`, naming a function of the stack and (statically) one of
@@ -101,21 +111,16 @@ void Loader::read_schedule(const std::string& name, const View& v) {
   }
   if (auto x = f->get("input")) {
     // A mapping or list is the JSON itself; a string must hold JSON text, as EventBridge's Input does.
-    if (x->scalar() && !x->n->plain) {
-      auto parsed = nlohmann::json::parse(x->text(), nullptr, false);
-      if (parsed.is_discarded()) {
-        c_.error(*x, "input must be JSON: a mapping or list written in the stack file, or a string holding JSON "
-                     "text; found " + Checker::found(*x) + ", which is not valid JSON");
-        ok = false;
-      } else {
-        s.input = parsed.dump();
-      }
-    } else if (x->null()) {
+    if (x->null()) {
       c_.error(*x, "input is empty; give a mapping (e.g. input: {refresh: true}) or leave 'input' out to send the "
                    "scheduled event");
       ok = false;
+    } else if (auto text = json_text(*x)) {
+      s.input = std::move(*text);
     } else {
-      s.input = to_json(x->n).dump();
+      c_.error(*x, "input must be JSON: a mapping or list written in the stack file, or a string holding JSON "
+                   "text; found " + Checker::found(*x) + ", which is not valid JSON");
+      ok = false;
     }
   }
   if (auto x = f->get("enabled")) {
@@ -158,25 +163,17 @@ bool Loader::read_event_filters(const View& v, std::vector<std::string>& out) {
     c_.warning(v, std::to_string(items->size()) + " filters: AWS allows 5 per event source unless the account's "
                   "quota was raised (up to 10)");
   for (const auto& item : *items) {
-    std::string text;
-    if (item.scalar() && !item.n->plain) {
-      auto parsed = nlohmann::json::parse(item.text(), nullptr, false);
-      if (parsed.is_discarded()) {
-        c_.error(item, "a filter written as a string must hold a JSON pattern such as "
-                       "'{\"body\": {\"kind\": [\"order\"]}}'; found " + Checker::found(item) + ", which is not JSON");
-        ok = false;
-        continue;
-      }
-      text = parsed.dump();
-    } else {
-      text = to_json(item.n).dump();
-    }
-    if (auto problem = stack::sqs_filter_problem(text); !problem.empty()) {
+    auto text = json_text(item);
+    if (!text) {
+      c_.error(item, "a filter written as a string must hold a JSON pattern such as "
+                     "'{\"body\": {\"kind\": [\"order\"]}}'; found " + Checker::found(item) + ", which is not JSON");
+      ok = false;
+    } else if (auto problem = stack::sqs_filter_problem(*text); !problem.empty()) {
       c_.error(item, "invalid filter pattern (AWS: 'Invalid filter pattern definition.'): " + problem);
       ok = false;
-      continue;
+    } else {
+      out.push_back(std::move(*text));
     }
-    out.push_back(std::move(text));
   }
   return ok;
 }
