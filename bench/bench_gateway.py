@@ -241,13 +241,17 @@ def log_latencies(path, offset):
     with open(path, "rb") as f:
         f.seek(offset)
         text = f.read().decode("utf-8", "replace")
-    access = sorted(float(m) for m in re.findall(r"-> \d+ in ([\d.]+) ms", text))
-    # Answers other than 200 on a proxied route, by status, with one log line of each for the why.
-    failed = {}
+    # The access log's latencies, and the answers other than 200 by status, with one log line of
+    # each for the why (one pass over the lines).
+    access, failed = [], {}
     for line in text.splitlines():
-        m = re.search(r"-> (\d+) in [\d.]+ ms", line)
-        if m and m.group(1) != "200":
+        m = re.search(r"-> (\d+) in ([\d.]+) ms", line)
+        if not m:
+            continue
+        access.append(float(m.group(2)))
+        if m.group(1) != "200":
             failed.setdefault(m.group(1), [0, line])[0] += 1
+    access.sort()
     report = sorted(float(m) for m in re.findall(r"REPORT RequestId: \S+\tDuration: ([\d.]+) ms", text))
 
     def pct(v):
