@@ -7,6 +7,7 @@
 #include "child_watch.hpp"
 #include "env_vars.hpp"
 #include "extensions.hpp"
+#include "sluice/common/hash.hpp"
 #include "sluice/common/http_server.hpp"
 #include "sluice/common/log.hpp"
 #include "sluice/common/process.hpp"
@@ -819,8 +820,6 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     });
     arm_output();
   }
-
-
 
   void fail_start(const std::string& why) {
     logger()->error("{}: {}", spec.function_name, why);
@@ -2391,11 +2390,8 @@ std::size_t extensions_shutting_down() { return g_extension_shutdowns; }
 
 std::string runtime_version_arn(const std::string& region, const std::string& runtime_id,
                                 const std::filesystem::path& interpreter) {
-  std::string seed = runtime_id + interpreter.string();
-  std::uint64_t h = 1469598103934665603ULL;
-  for (char c : seed) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(name_hash_64(runtime_id + interpreter.string())));
   std::string hash = std::string(buf) + buf + buf + buf;
   return "arn:aws:lambda:" + region + "::runtime:" + hash;
 }

@@ -33,6 +33,13 @@ TEST_CASE("incremental Sha256 equals the one-shot digest", "[hash][sha256]") {
   }
 }
 
+TEST_CASE("name_hash_64 gives the values sluice's derived ids have always had", "[hash][name_hash]") {
+  // FNV-1a's steps from sluice's offset 1469598103934665603 (not the published basis).
+  CHECK(sluice::name_hash_64("") == 0x14650fb0739d0383ULL);
+  CHECK(sluice::name_hash_64("a") == 0x44bd8ad473cd9906ULL);
+  CHECK(sluice::name_hash_64("foobar") == 0x88fad7c0a8ff07f2ULL);
+}
+
 TEST_CASE("hex", "[hash]") {
   CHECK(hex("") == "");
   CHECK(hex(std::string("\x00\x0f\xf0\xff", 4)) == "000ff0ff");

@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -9,6 +10,12 @@ namespace sluice {
 std::string sha256(std::string_view data);
 std::string hex(std::string_view bytes);
 std::string hmac_sha256(std::string_view key, std::string_view data);
+
+// A cheap, stable 64-bit hash for ids derived from names (not for security): FNV-1a's
+// xor-multiply, but from the offset 1469598103934665603, the published basis
+// (14695981039346656037) less its last digit, as sluice's derived ids (API ids, runtime
+// version hashes) have always been made; a different basis would change every one of them.
+std::uint64_t name_hash_64(std::string_view data);
 
 // Incremental SHA-256 for hashing whole directory trees without loading them.
 class Sha256 {
