@@ -108,6 +108,32 @@ std::string serialize(const Response& res) {
   return out;
 }
 
+// A request head's framing that cannot be served: status and why (nullopt: fine).
+static std::optional<std::pair<unsigned, std::string>> framing_problem(const bhttp::request_header<>& head) {
+  auto te = head.find(bhttp::field::transfer_encoding);
+  if (te != head.end()) {
+    std::vector<std::string> codings;
+    for (const auto& f : head) {
+      if (f.name() != bhttp::field::transfer_encoding) continue;
+      for (const auto& c : split(std::string(f.value()), ','))
+        if (auto t = to_lower(trim(c)); !t.empty()) codings.push_back(t);
+    }
+    if (codings.empty() || codings.back() != "chunked")
+      return std::make_pair(400u, "Malformed HTTP request: Transfer-Encoding '" + std::string(te->value()) +
+                                      "' does not end in chunked, so the body's length is unknown");
+    if (codings.size() > 1)
+      return std::make_pair(501u, "Transfer-Encoding '" + std::string(te->value()) +
+                                      "' is not supported: only chunked is (send the body without other codings)");
+  }
+  if (head.version() == 11) {
+    auto hosts = head.count(bhttp::field::host);
+    if (hosts != 1)
+      return std::make_pair(400u, std::string("Malformed HTTP request: an HTTP/1.1 request needs exactly one Host "
+                                              "header, this one has ") + std::to_string(hosts));
+  }
+  return std::nullopt;
+}
+
 asio::awaitable<void> Responder::send(Response res) {
   if (answered_) co_return;
   answered_ = true;
@@ -260,6 +286,17 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
     stream.expires_never();
     arm_read_deadline(handled == 0 ? limits_.read_timeout : limits_.idle_timeout);
     auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, nothrow);
+    if (!ec) {
+      // What Beast lets through and HTTP/1.1 does not (RFC 9112 §3.2, §6.1, §6.3): a request
+      // whose Transfer-Encoding does not end in chunked has no knowable length (its bytes would
+      // be read as the next request), and a coding other than chunked is not one this server
+      // can undo; an HTTP/1.1 request names exactly one Host.
+      if (auto problem = framing_problem(parser.get())) {
+        disarm_read_deadline();
+        co_await reject(problem->first, std::move(problem->second));
+        break;
+      }
+    }
     if (!ec && !parser.is_done()) {
       conn->busy = true;
       // A client that waits for "100 Continue" before sending its body (curl does for bodies

@@ -251,6 +251,13 @@ int child_main(void* p) {
   if (a->join_mnt >= 0 && ::setns(a->join_mnt, CLONE_NEWNS) != 0) child_fails(a, errno, join_mnt_step);
   if (a->steps) run_steps(a);
   if (a->cwd && ::chdir(a->cwd) != 0) child_fails(a, errno ? errno : ENOENT, -1);
+  // Nothing of sluice's beyond 0-2 reaches the program: its listening sockets, client
+  // connections, other environments' Runtime API listeners and pipes would otherwise stay open
+  // in every handler (a removed API's port kept listening in a frozen handler; a handler's
+  // detached grandchild kept ports bound after sluice ended). Marked close-on-exec rather than
+  // closed, so that report_fd still works should the exec fail.
+  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+    for (int fd = 3; fd < 4096; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   ::execve(a->argv[0], a->argv, a->envp);
   child_fails(a, errno ? errno : ENOEXEC, -1);
 }

@@ -157,6 +157,15 @@ asio::awaitable<void> collect_stream(std::shared_ptr<runtime::ResponseStream> st
 
 // A function URL's id: 32 characters of [a-z0-9], the same for the same account and function
 // (AWS derives it from the account too; the value itself is not AWS's).
+// Percent-decoding that refuses a '%' not followed by two hex digits (nullopt).
+std::optional<std::string> decode_path_strictly(std::string_view s) {
+  for (std::size_t i = s.find('%'); i != std::string_view::npos; i = s.find('%', i + 1))
+    if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+        !std::isxdigit(static_cast<unsigned char>(s[i + 2])))
+      return std::nullopt;
+  return url_decode(s);
+}
+
 std::string url_id(const std::string& account, const std::string& function) {
   static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   std::string digest = sha256(account + ":" + function);  // 32 raw bytes
@@ -293,11 +302,13 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     return port;
   }
 
-  // An answer as the HTTP server sends it (Content-Length set from the body).
+  // An answer as the HTTP server sends it (Content-Length set from the body). A 204 or 304
+  // carries no body in HTTP: a function's body there is dropped rather than sent (which would
+  // corrupt the connection) or refused.
   static http::Response to_http(Response&& res, unsigned version) {
     http::Response h{static_cast<http::bhttp::status>(res.status), version};
     for (auto& x : res.headers) h.insert(x.name, x.value);
-    h.body() = std::move(res.body);
+    if (res.status != 204 && res.status != 304) h.body() = std::move(res.body);
     h.prepare_payload();
     return h;
   }
@@ -509,7 +520,8 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     ev.region = stack->region;
     ev.time = wall_clock::now();
     ev.domain_name = req.header("Host").value_or(options.host);
-    ev.domain_prefix = ev.domain_name.substr(0, ev.domain_name.find_first_of(".:"));
+    ev.domain_prefix = listener->api.api_id;  // the URL id, as the URL's first label on AWS
+    ev.function_url = true;
     ev.trace_id = trace;
     if (!iam.is_null()) ev.authorizer = &iam;
     ev.base64_body = http_body_is_binary(req);
@@ -804,6 +816,20 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     }
     trail.stage = stage;
     req.path = url_decode(below);
+    if (!rest) {
+      // HTTP APIs decode the path twice, and a '?' that the first decoding yields ends it (live
+      // captures, hotsock/voker ingress-paths.json: "%3F" cuts the path there, "%252F" arrives as
+      // "/", "%2525" as "%", and "%25done" is refused with 400).
+      if (auto q = req.path.find('?'); q != std::string::npos) req.path.erase(q);
+      auto twice = decode_path_strictly(req.path);
+      if (!twice) {
+        trail.note = "the path " + sluice::quoted(req.path) + " holds a '%' that is not followed by two hex digits";
+        Response r = error(*state, GatewayError::bad_request);
+        if (api.cors) apply_cors(*api.cors, req, r);
+        co_return r;
+      }
+      req.path = std::move(*twice);
+    }
     if (req.path.empty()) req.path = "/";
     const auto& stage_spec = api.stages.at(stage);
 

@@ -246,7 +246,7 @@ void put_all_values(JsonObject& ev, std::string_view k, const Groups& groups) {
 // ---- query strings ---------------------------------------------------------
 
 // REST decodes '+' as a space (recorded event: "plus=test+alias@gmail.com" arrives
-// as "test alias@gmail.com", "%2B" as "+"). HTTP APIs use parse_query ('+' kept) [U].
+// as "test alias@gmail.com", "%2B" as "+"); so do HTTP APIs and function URLs (parse_query).
 std::vector<std::pair<std::string, std::string>> rest_query(std::string_view raw) {
   std::vector<std::pair<std::string, std::string>> out;
   std::size_t i = 0;
@@ -457,7 +457,7 @@ bool parse_status(const json& v, unsigned& out) {
     n = v.get<long long>();
   } else if (v.is_number_float()) {
     double d = v.get<double>();
-    if (!(d >= 100 && d <= 599) || d != static_cast<double>(static_cast<long long>(d))) return false;
+    if (!(d >= 200 && d <= 599) || d != static_cast<double>(static_cast<long long>(d))) return false;
     n = static_cast<long long>(d);
   } else if (v.is_string()) {
     const auto& s = v.get_ref<const std::string&>();
@@ -468,7 +468,9 @@ bool parse_status(const json& v, unsigned& out) {
   } else {
     return false;
   }
-  if (n < 100 || n > 599) return false;
+  // A 1xx is not a final answer: written as one, it leaves the client waiting for the real
+  // status line (curl hangs on a 101). Refused like any other invalid status code.
+  if (n < 200 || n > 599) return false;
   out = static_cast<unsigned>(n);
   return true;
 }
@@ -579,7 +581,7 @@ std::optional<std::string> parse_v1_output(const json& out, bool strict, ParsedP
     if (!strict) return std::string("statusCode is missing");
     p.status = 200;
   } else if (!parse_status(*sc, p.status)) {
-    return "statusCode " + snippet(sc->dump()) + " is not an HTTP status code";
+    return "statusCode " + snippet(sc->dump()) + " is not a final HTTP status code (200 to 599)";
   }
 
   // headers + multiValueHeaders, merged as AWS documents and the recorded
@@ -790,12 +792,17 @@ std::string http_v2_event(const EventInput& in) {
   const stack::ApiSpec& api = in.api ? *in.api : empty_api();
   const RouteMatch& match = in.match ? *in.match : empty_match();
   const std::string route_key = match.route_key.empty() ? std::string("$default") : match.route_key;
-  // rawPath is the decoded path (HTTP APIs decode it; middleapi/standard-server#93
-  // from live captures) with the stage for named stages (observed).
-  const std::string raw_path =
+  // rawPath is the decoded path (HTTP APIs decode it; middleapi/standard-server#93 and
+  // hotsock/voker's testdata from live captures) with the stage for named stages (observed).
+  // A function URL keeps rawPath as sent and decodes only requestContext.http.path (voker's
+  // live function URL capture: "/capture/space%20value" and "/capture/space value").
+  const std::string http_path =
       (in.stage.empty() || in.stage == "$default") ? req.path : "/" + in.stage + (req.path == "/" ? "" : req.path);
+  const std::string raw_path =
+      in.function_url ? (req.raw_path.empty() ? std::string("/") : req.raw_path) : http_path;
 
-  // Lower-case names, repeats joined with commas, Cookie headers moved to cookies.
+  // Lower-case names, repeats joined with commas, Cookie headers moved to cookies (a function
+  // URL keeps them in headers too).
   std::vector<std::string_view> cookies;
   std::map<std::string, std::string> headers, query;
   // A repeated name's values joined with commas (headers and query alike).
@@ -818,7 +825,7 @@ std::string http_v2_event(const EventInput& in) {
         if (semi == std::string_view::npos) break;
         rest.remove_prefix(semi + 1);
       }
-      continue;
+      if (!in.function_url) continue;
     }
     if (iequals(h.name, "x-forwarded-for") || iequals(h.name, "x-forwarded-port") ||
         iequals(h.name, "x-forwarded-proto") || (iequals(h.name, "x-amzn-trace-id") && !in.trace_id.empty()))
@@ -860,7 +867,7 @@ std::string http_v2_event(const EventInput& in) {
       {
         JsonObject http(out);
         http.str("method", req.method);
-        http.str("path", raw_path);
+        http.str("path", http_path);
         http.str("protocol", req.protocol);
         http.str("sourceIp", req.source_ip);
         http.str("userAgent", req.header("User-Agent").value_or(""));
@@ -962,7 +969,7 @@ Mapped http_v2_response(std::string_view payload) {
     return m;
   }
   if (!parse_status(*sc, m.response.status))
-    return invalid("statusCode " + snippet(sc->dump()) + " is not an HTTP status code");
+    return invalid("statusCode " + snippet(sc->dump()) + " is not a final HTTP status code (200 to 599)");
 
   if (auto h = out.find("headers"); h != out.end() && !h->is_null()) {
     if (!h->is_object()) return invalid("headers is " + type_name(*h) + ", not an object");
@@ -1093,6 +1100,9 @@ Response gateway_error(stack::ApiType type, GatewayError error) {
       case GatewayError::request_too_large:
         r.status = 413, body = R"({"message":"Request Entity Too Large"})";  // [U]
         break;
+      case GatewayError::bad_request:
+        r.status = 400, body = R"({"message":"Bad Request"})";  // [U] the status is AWS's, the body ours
+        break;
     }
     r.headers.push_back({"content-type", "application/json"});
     r.body = body;
@@ -1142,6 +1152,9 @@ Response gateway_error(stack::ApiType type, GatewayError error) {
       break;
     case GatewayError::request_too_large:
       r.status = 413, body = R"({"message":"Request Too Long"})", kind = "RequestTooLargeException";  // [U]
+      break;
+    case GatewayError::bad_request:
+      r.status = 400, body = R"({"message":"Bad Request"})", kind = "BadRequestException";  // [U]
       break;
   }
   r.headers.push_back({"Content-Type", "application/json"});

@@ -41,8 +41,8 @@ std::vector<std::pair<std::string, std::string>> parse_query(std::string_view ra
   for (const auto& part : split(raw_query, '&')) {
     if (part.empty()) continue;
     auto eq = part.find('=');
-    if (eq == std::string::npos) out.emplace_back(url_decode(part), "");
-    else out.emplace_back(url_decode(part.substr(0, eq)), url_decode(part.substr(eq + 1)));
+    if (eq == std::string::npos) out.emplace_back(url_decode(part, true), "");
+    else out.emplace_back(url_decode(part.substr(0, eq), true), url_decode(part.substr(eq + 1), true));
   }
   return out;
 }

@@ -321,6 +321,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   asio::steady_timer timeout_timer, freeze_timer, init_timer, memory_timer, kill_timer, log_retry;
   bool freeze_pending = false;
   mono::time_point idle_since = mono::now();
+  std::vector<pid_t> stop_tree;  // the handler's processes when stop() began (killed at exit)
 
   // ---------------------------------------------------------------- logs
 
@@ -1108,6 +1109,14 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (exited) return;
     exited = true;
     tree.clear();
+    // The environment ends with its runtime, as a Lambda sandbox does: whatever the handler
+    // started goes too, the group's members that outlived the SIGTERM, and descendants that
+    // left the group (a setsid or daemonised child), known from the walk taken when the stop
+    // began, while every parent link was intact.
+    proc::signal_group(pid, SIGKILL);
+    for (pid_t p : stop_tree)
+      if (p != pid) ::kill(p, SIGKILL);
+    stop_tree.clear();
     drain_output();
     close_output();
     frozen = false;
@@ -1242,6 +1251,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
                              "RequestId: " + p->inv.request_id + " Error: " + reason));
     }
     thaw();
+    stop_tree = proc::process_tree(pid);
     proc::signal_group(pid, SIGCONT);
     proc::signal_group(pid, SIGTERM);
     // With external extensions the runtime gets 300 ms of the 2 s shutdown, as on AWS.

@@ -211,6 +211,33 @@ def test_v2_event_has_every_field_as_aws_sends_it(gw):
     assert node_ev == ev
 
 
+def test_paths_and_queries_decode_as_aws_does(gw):
+    # Live AWS captures (hotsock/voker testdata: apigwv2-request.json, ingress-paths.json).
+    s = gw.serve()
+    url = api(s, "web")
+    r = call(url, "GET", "/items/a+b?literalPlus=a+b&encodedPlus=a%2Bb&sp=x%20y")
+    ev = r.json()["event"]
+    assert ev["queryStringParameters"] == {"literalPlus": "a b", "encodedPlus": "a+b", "sp": "x y"}
+    assert ev["rawQueryString"] == "literalPlus=a+b&encodedPlus=a%2Bb&sp=x%20y"
+    assert ev["rawPath"] == "/items/a+b"  # a '+' in the path is a plus
+    # The path is decoded twice: "%252F" arrives as "/", "%2525" as "%"; a '?' that the
+    # first decoding yields ends it; "%25" followed by no hex digits is refused with 400.
+    for sent, path in (("/items/space%20value", "/items/space value"), ("/items/q%3Fvalue", "/items/q"),
+                       ("/items/lit%253Fvalue", "/items/lit?value"), ("/items/pc%2525value", "/items/pc%value"),
+                       ("/items/uni-%CE%BB", "/items/uni-λ")):
+        r = call(url, "GET", sent)
+        assert r.status == 200, (sent, r.body)
+        ev = r.json()["event"]
+        assert ev["rawPath"] == path == ev["requestContext"]["http"]["path"], sent
+        assert ev["pathParameters"] == {"id": path[len("/items/"):]}, sent
+    r = call(url, "GET", "/items/a%2Fb")
+    assert r.status == 404 and r.json() == {"message": "Not Found"}  # "/items/a/b" matches no route
+    r = call(url, "GET", "/items/percent%25done")
+    assert r.status == 400 and r.json() == {"message": "Bad Request"}
+    assert r.header("apigw-requestid")
+    s.wait_for_log("GET /items/percent%25done -> 400")
+
+
 def test_named_stage_and_stage_variables(gw):
     s = gw.serve()
     url = api(s, "web")
@@ -374,6 +401,15 @@ def test_response_mapping(gw):
                       "headers": {"content-type": "image/png"}})
     assert r.status == 200 and r.body == b"\x89PNG"
 
+    # A 204 or 304 has no body in HTTP: the function's is dropped, the status kept.
+    for code in (204, 304):
+        r = respond(url, {"statusCode": code, "headers": {"x-a": "b"}, "body": "dropped"})
+        assert (r.status, r.body, r.header("x-a")) == (code, b"", "b")
+    # A 1xx is no final answer (a 101 would leave the client waiting): malformed, as below.
+    for code in (100, 101, 199):
+        r = respond(url, {"statusCode": code, "body": "x"})
+        assert r.status == 500 and r.json() == {"message": "Internal Server Error"}, code
+
     # Invalid output and function errors: 500 Internal Server Error.
     ids = set()
     for r in (respond(url, {"statusCode": "teapot", "body": "x"}), call(url, "GET", "/fail")):
@@ -384,8 +420,8 @@ def test_response_mapping(gw):
     assert len(ids) == 2 and all(REQUEST_ID.match(i) for i in ids)
     s.wait_for_log("GET /fail -> 500")
     s.wait_for_log("POST /respond -> 500")
-    line = next(l for l in s.stdout().splitlines() if "POST /respond -> 500" in l)
-    assert "malformed Lambda proxy response" in line and "teapot" in line, line
+    line = next(l for l in s.stdout().splitlines() if "POST /respond -> 500" in l and "teapot" in l)
+    assert "malformed Lambda proxy response" in line and "200 to 599" in line, line
     line = next(l for l in s.stdout().splitlines() if "GET /fail -> 500" in l)
     assert "function error" in line, line
     # No route: 404 Not Found.

@@ -331,6 +331,40 @@ def test_request_size_limits_and_malformed_requests(srv, tmp_path):
     assert get(url, "/items/1")[0] == 200
 
 
+def test_framing_that_would_smuggle_a_request_is_refused(srv):
+    s = srv.serve()
+    url = api_url(s)
+    # A Transfer-Encoding that does not end in chunked leaves the body's length unknown: its bytes
+    # must not be served as a second request (RFC 9112 §6.3), so 400 and the connection closed.
+    smuggle = (b"POST /items/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
+               b"GET /items/2?smuggled=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    answers = parse_responses(raw(url, smuggle))
+    assert [a[0] for a in answers] == [400]
+    assert "Transfer-Encoding 'gzip'" in json.loads(answers[0][2])["message"]
+    assert answers[0][1]["connection"].lower() == "close"
+    # Another coding before chunked is not one sluice can undo: 501, nothing invoked.
+    answers = parse_responses(raw(url, b"POST /items/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+                                       b"\r\n3\r\nabc\r\n0\r\n\r\n"))
+    assert [a[0] for a in answers] == [501]
+    # The same on the Lambda Invoke API.
+    lam = s.endpoints["lambda"]
+    answers = parse_responses(raw(lam, b"POST /2015-03-31/functions/echo/invocations HTTP/1.1\r\nHost: x\r\n"
+                                       b"Transfer-Encoding: gzip\r\n\r\n{\"body\":\"lost\"}"))
+    assert [a[0] for a in answers] == [400]
+    # HTTP/1.1 names exactly one Host; HTTP/1.0 needs none.
+    for head in (b"GET /items/1 HTTP/1.1\r\n\r\n", b"GET /items/1 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"):
+        (status, headers, body), = parse_responses(raw(url, head))
+        assert status == 400 and "Host" in json.loads(body)["message"], head
+    (status, headers, body), = parse_responses(raw(url, b"GET /items/1 HTTP/1.0\r\n\r\n"))
+    assert status == 200
+    # Plain chunked bodies still arrive whole; only the first request above was ever invoked.
+    (status, headers, body), = parse_responses(raw(url, b"POST /items/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                                   b"Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                                   b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"))
+    assert status == 200 and json.loads(body)["event"]["body"] == "abcde"
+    assert not [l for l in access_lines(s) if "smuggled" in l]
+
+
 def test_expect_100_continue_is_answered(srv, tmp_path):
     # Clients that ask before sending a body (curl does for bodies over 1 MB) get "100 Continue"
     # at once: without it curl waits a second and then sends anyway.

@@ -288,6 +288,36 @@ def test_no_handler_outlives_sluice_killed_with_sigkill(probe):
     assert not os.path.exists(f"/proc/{r['pid']}") and not os.path.exists(f"/proc/{r['child']}")
 
 
+def test_descendants_that_left_the_group_end_with_the_environment(probe):
+    s = probe.serve()
+    r = s.invoke("probe", {"action": "spawn_session_child"})["Json"]
+    assert os.path.exists(f"/proc/{r['child']}")
+    assert os.getsid(r["child"]) == r["child"]  # a session of its own: the group's signals miss it
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(timeout=10) == 0
+    deadline = time.time() + 5
+    while time.time() < deadline and os.path.exists(f"/proc/{r['child']}"):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{r['pid']}") and not os.path.exists(f"/proc/{r['child']}")
+
+
+def test_handlers_inherit_none_of_sluices_sockets(probe):
+    s = probe.serve()
+    s.invoke("probe", {"action": "echo"})  # another environment's Runtime API listener exists too
+    r = s.invoke("limited", {"action": "fds"})["Json"]
+    # One socket: the runtime's own connection to its Runtime API. None of sluice's listeners
+    # (the Invoke API, the other environment's Runtime API) or client connections.
+    assert len(r["sockets"]) == 1, r["fds"]
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[3] == "0A":  # LISTEN
+                    listening.add(cols[9])
+    assert not listening & set(r["sockets"]), r["fds"]
+
+
 def test_a_handler_flooding_stdout_loses_nothing_and_blocks_no_one(probe):
     s = probe.serve()
     box = {}

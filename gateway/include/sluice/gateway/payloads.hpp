@@ -36,6 +36,9 @@ struct EventInput {
   const nlohmann::json* authorizer = nullptr;
   std::string api_key, api_key_id;  // REST, when the route required a key
   bool base64_body = false;         // decided with rest_body_is_binary / http_body_is_binary
+  // A function URL's payload 2.0 differs from an HTTP API's: rawPath as sent (percent-encoded;
+  // requestContext.http.path decoded) and the Cookie header kept in headers beside cookies.
+  bool function_url = false;
 };
 
 std::string rest_event(const EventInput& in);     // REST API, payload 1.0
@@ -97,6 +100,7 @@ enum class GatewayError {
   throttled,                     // 429 Too Many Requests
   quota_exceeded,                // 429 Limit Exceeded
   request_too_large,             // 413
+  bad_request,                   // HTTP: a path that does not decode (400)
 };
 Response gateway_error(stack::ApiType type, GatewayError error);
 

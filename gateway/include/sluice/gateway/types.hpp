@@ -44,7 +44,8 @@ struct Response {
   void remove(std::string_view name);
 };
 
-// Query string pairs, percent-decoded ('+' kept as '+', as API Gateway does), in order.
+// Query string pairs, percent-decoded, '+' read as a space (as API Gateway's REST and HTTP APIs and
+// function URLs do: live captures give "literalPlus=a+b" as "a b", "a%2Bb" as "a+b"), in order.
 std::vector<std::pair<std::string, std::string>> parse_query(std::string_view raw_query);
 
 }  // namespace sluice::gateway
