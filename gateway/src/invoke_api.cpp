@@ -168,7 +168,18 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
       co_await out.send(std::move(r));
       co_return;
     }
-    ir.tail = header(req, "X-Amz-Log-Type") == "Tail" && ir.type == lambda::InvocationType::request_response;
+    std::string log_type = header(req, "X-Amz-Log-Type");
+    if (!log_type.empty() && log_type != "Tail" && log_type != "None") {
+      lambda::ServiceError err{400, "InvalidParameterValueException",
+                               "1 validation error detected: Value '" + log_type +
+                                   "' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: "
+                                   "[Tail, None]",
+                               "", "User"};
+      Response r = error_response(err, new_uuid());
+      co_await out.send(std::move(r));
+      co_return;
+    }
+    ir.tail = log_type == "Tail" && ir.type == lambda::InvocationType::request_response;
     ir.client_context_b64 = header(req, "X-Amz-Client-Context");
     ir.trace_header = header(req, "X-Amzn-Trace-Id");
     ir.tenant_id = header(req, "X-Amz-Tenant-Id");

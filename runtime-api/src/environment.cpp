@@ -81,6 +81,18 @@ std::string api_error(const std::string& type, const std::string& message) {
   return json{{"errorMessage", message}, {"errorType", type}}.dump();
 }
 
+// The payload the caller gets when the platform ends an invocation (Sandbox.Timedout,
+// Runtime.ExitError, ...): errorType first, as AWS writes these (recorded invoke results in
+// test_lambda.snapshot.json; Function.ResponseSizeTooLarge alone has errorMessage first).
+std::string platform_error(const std::string& type, const std::string& message) {
+  std::string out = "{\"errorType\":";
+  out += json(type).dump();
+  out += ",\"errorMessage\":";
+  out += json(message).dump();
+  out += '}';
+  return out;
+}
+
 std::string seconds2(int s) { return std::to_string(s) + ".00"; }
 
 std::string ms2(double ms) { return fixed2(ms); }
@@ -328,15 +340,17 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   void emit(std::string_view text, bool platform, std::string_view request_id) {
     if (logs) logs->write(LogLine{spec.function_name, spec.version, request_id, text, platform});
     // The init phase's lines belong to the tail of the invocation that waits for it (AWS's
-    // LogResult of a cold start holds them).
+    // LogResult of a cold start holds them), but for INIT_START: AWS's tail of a cold start
+    // begins with START (recorded test_invocation_with_logs, 2025).
     Current* c = cur ? &*cur : pending ? &*pending : nullptr;
-    if (c) {
+    if (c && !outside_tail) {
       c->tail.append(text);
       c->tail.push_back('\n');
       if (c->tail.size() > 4 * tail_bytes) c->tail.erase(0, c->tail.size() - tail_bytes);
     }
   }
   void emit_platform(const std::string& text) { emit(text, true, cur ? cur->inv.request_id : std::string_view{}); }
+  bool outside_tail = false;  // set while a line is written that no LogResult shows (INIT_START)
 
   // With JSON logs Lambda itself filters the function's output by the application log level:
   // a line that is a JSON object with a "level" key has that level, any other line INFO.
@@ -395,8 +409,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   // with_arn = false: the runtime never started (no bootstrap), AWS shows the version alone.
   void log_init_start(bool with_arn) {
     if (!json_logs()) {
+      // Not in the tail (recorded for the text format; the JSON platform.initStart record, of
+      // which no recording says, stays in it).
+      outside_tail = true;
       emit_platform("INIT_START Runtime Version: " + spec.runtime_version +
                     (with_arn ? "\tRuntime Version ARN: " + runtime_version_arn() : std::string()));
+      outside_tail = false;
       if (!tele_wanted()) return;
     }
     nlohmann::ordered_json r;
@@ -901,7 +919,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     r.outcome = Outcome::exit_error;
     r.function_error = true;
     r.error_type = "Runtime.ExitError";
-    r.payload = api_error("Runtime.ExitError", "RequestId: " + c.inv.request_id +
+    r.payload = platform_error("Runtime.ExitError", "RequestId: " + c.inv.request_id +
                                                    " Error: execution environment is not available (" +
                                                    to_string(state) + ")");
     if (c.on_result) c.on_result(std::move(r));
@@ -992,7 +1010,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     r.outcome = o;
     r.function_error = true;
     r.error_type = type;
-    r.payload = api_error(type, message);
+    r.payload = o == Outcome::response_too_large ? api_error(type, message) : platform_error(type, message);
     return r;
   }
 

@@ -80,8 +80,27 @@ def test_qualifier_mismatch_and_bad_names(api):
     with pytest.raises(ClientError) as e:
         s.invoke("missing", {})
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
-    assert e.value.response["Message"] == "Function not found: arn:aws:lambda:us-east-1:123456789012:function:missing"
+    # Unqualified, the message names $LATEST (AWS-recorded test_invoke_exceptions, 2025).
+    assert e.value.response["Message"] == "Function not found: arn:aws:lambda:us-east-1:123456789012:function:missing:$LATEST"
     assert e.value.response["Type"] == "User"
+    # A qualifier the parameter's pattern (|[a-zA-Z0-9$_-]+) allows but that names nothing: 404.
+    with pytest.raises(ClientError) as e:
+        s.invoke("probe", {}, Qualifier="$latest")
+    assert e.value.response["Message"] == "Function not found: arn:aws:lambda:us-east-1:123456789012:function:probe:$latest"
+    # An ARN of another region is unreachable from this one; another account's names nothing here.
+    with pytest.raises(ClientError) as e:
+        s.invoke("arn:aws:lambda:eu-west-1:123456789012:function:probe", {})
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert e.value.response["Message"] == "Functions from 'eu-west-1' are not reachable in this region ('us-east-1')"
+    with pytest.raises(ClientError) as e:
+        s.invoke("arn:aws:lambda:us-east-1:999999999999:function:probe", {})
+    assert e.value.response["Message"] == "Function not found: arn:aws:lambda:us-east-1:999999999999:function:probe:$LATEST"
+    # LogType is Tail or None.
+    with pytest.raises(ClientError) as e:
+        s.invoke("probe", {}, LogType="Bogus")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert "'Bogus' at 'logType'" in e.value.response["message"]
 
 
 def test_invocation_types(api):
@@ -235,8 +254,8 @@ def test_javascript_sdk(api):
     r = run("probe", '{"action": "echo", "sdk": "js"}')
     assert r["statusCode"] == 200 and r["executedVersion"] == "$LATEST" and r["functionError"] is None
     assert json.loads(r["payload"])["event"]["sdk"] == "js"
-    assert r["log"].startswith("INIT_START Runtime Version: ")  # a cold start: its init phase first
-    assert "\nSTART RequestId: " in r["log"] and "\nREPORT RequestId: " in r["log"]
+    assert r["log"].startswith("START RequestId: ")  # a cold start's tail: START first, as AWS's
+    assert "\tInit Duration: " in r["log"] and "\nREPORT RequestId: " in r["log"]
     r = run("probe", '{"action": "error_body"}')
     assert r["functionError"] == "Unhandled" and json.loads(r["payload"])["errorType"] == "Probe.Broken"
     r = run("nope", "{}")

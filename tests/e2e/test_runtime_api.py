@@ -61,6 +61,12 @@ def test_next_carries_the_invocation_headers(srv):
     import time
     deadline = int(h["lambda-runtime-deadline-ms"])
     assert 0 < deadline - time.time() * 1000 <= 2000 + 50
+    # "Lambda passes the ClientContext object to your function for synchronous invocations only."
+    r = srv.invoke("probe", {"action": "log_headers"}, ClientContext=ctx, InvocationType="Event")
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    srv.wait_for_log(f'"lambda-runtime-aws-request-id": "{rid}"')
+    line = next(l for l in srv.stdout().splitlines() if rid in l and "probe headers: " in l)
+    assert "lambda-runtime-client-context" not in line, line
 
 
 def test_invoked_arn_is_the_one_invoked(srv):

@@ -125,10 +125,11 @@ ParsedRef parse_function_ref(const std::string& function_name, const std::string
 }
 
 bool valid_qualifier(const std::string& q) {
+  // The Qualifier parameter's pattern, (|[a-zA-Z0-9$_-]+): "$latest" passes it (and then names
+  // no version or alias).
   if (q.empty() || q.size() > 128) return false;
-  if (q == "$LATEST") return true;
   for (char c : q)
-    if (!qualifier_char(c)) return false;
+    if (!qualifier_char(c) && c != '$') return false;
   return true;
 }
 

@@ -475,9 +475,19 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     Resolved r;
     std::string region = stack.region, account = stack.account_id;
     std::string arn_unq = function_arn(region, account, ref.name);
+    // An ARN of another region is refused as Lambda refuses it; one of another account names a
+    // function that does not exist here.
+    if (!ref.region.empty() && ref.region != region) {
+      r.error = ServiceError{404, "ResourceNotFoundException",
+                             "Functions from '" + ref.region + "' are not reachable in this region ('" + region + "')",
+                             "", "User"};
+      return r;
+    }
     auto fit = stack.functions.find(ref.name);
-    if (fit == stack.functions.end()) {
-      r.error = not_found(function_arn(region, account, ref.name, ref.qualifier));
+    if (fit == stack.functions.end() || (!ref.account.empty() && ref.account != account)) {
+      // Unqualified: the message names $LATEST (AWS-recorded test_invoke_exceptions, 2025).
+      r.error = not_found(function_arn(region, ref.account.empty() ? account : ref.account, ref.name,
+                                       ref.qualifier.empty() ? "$LATEST" : ref.qualifier));
       return r;
     }
     const auto& fn = fit->second;
@@ -962,7 +972,8 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     inv.payload = std::move(req.payload);
     inv.invoked_arn = resolved.invoked_arn;
     inv.trace_id = req.trace_header.find("Root=") != std::string::npos ? req.trace_header : new_trace_id();
-    inv.client_context = client_context;
+    // "Lambda passes the ClientContext object to your function for synchronous invocations only."
+    if (req.type != InvocationType::event) inv.client_context = client_context;
     inv.cognito_identity = req.cognito_identity;
     inv.tenant_id = req.tenant_id;
     res.trace_id = inv.trace_id;
