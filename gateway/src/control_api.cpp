@@ -8,7 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <system_error>
 
@@ -33,9 +36,15 @@ ControlAnswer ok(const ojson& body) {
   return a;
 }
 
-// Bytes of the code as deployed locally (AWS's CodeSize is the zip's; this is the files').
-long long tree_size(const fs::path& dir) {
-  long long total = 0;
+// Bytes of the code as deployed locally (AWS's CodeSize is the zip's; this is the files'), and
+// the newest modification time among them.
+struct TreeFacts {
+  long long size = 0;
+  fs::file_time_type newest = fs::file_time_type::min();  // (libstdc++'s file clock counts from 2174)
+};
+TreeFacts tree_facts(const fs::path& dir) {
+  TreeFacts facts;
+  long long& total = facts.size;
   std::error_code ec;
   for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end; it != end;
        it.increment(ec)) {
@@ -45,9 +54,43 @@ long long tree_size(const fs::path& dir) {
       if (it->is_directory(ec)) it.disable_recursion_pending();
       continue;
     }
-    if (it->is_regular_file(ec)) total += static_cast<long long>(it->file_size(ec));
+    if (it->is_regular_file(ec)) {
+      total += static_cast<long long>(it->file_size(ec));
+      facts.newest = std::max(facts.newest, it->last_write_time(ec));
+    }
   }
-  return total;
+  return facts;
+}
+
+// A whole non-negative decimal number (the list operations' MaxItems and Marker).
+bool parse_int(const std::string& s, long long& out) {
+  if (s.empty() || s.size() > 9) return false;
+  out = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    out = out * 10 + (c - '0');
+  }
+  return true;
+}
+
+// LastModified as Lambda writes it: 2019-09-26T20:28:40.438+0000.
+std::string last_modified(const std::string& iso_z) {
+  if (!iso_z.empty() && iso_z.back() == 'Z') return iso_z.substr(0, iso_z.size() - 1) + "+0000";
+  return iso_z;
+}
+
+// $LATEST was last modified when its code or the stack file last changed (AWS: when the
+// function was last updated), not at the time of the request.
+std::string latest_modified(fs::file_time_type code_newest, const stack::Stack& st) {
+  std::error_code ec;
+  auto newest = code_newest;
+  if (!st.source.empty()) {
+    auto t = fs::last_write_time(st.source, ec);
+    if (!ec) newest = std::max(newest, t);
+  }
+  if (newest == fs::file_time_type::min()) return last_modified(iso8601_ms());
+  auto wall = std::chrono::time_point_cast<wall_clock::duration>(std::chrono::file_clock::to_sys(newest));
+  return last_modified(iso8601_ms(wall));
 }
 
 // A stable revision id for what a configuration holds (AWS: a UUID that changes on updates).
@@ -67,18 +110,21 @@ ojson configuration(const lambda::VersionConfig& c, const stack::Stack& st, lamb
   j["Runtime"] = c.runtime.id;
   j["Role"] = "arn:aws:iam::" + st.account_id + ":role/sluice-" + st.name + "-lambda";
   j["Handler"] = c.handler.empty() ? "bootstrap" : c.handler;
-  j["CodeSize"] = tree_size(c.code_dir);
+  auto facts = tree_facts(c.code_dir);
+  j["CodeSize"] = facts.size;
   j["Description"] = c.description;
   j["Timeout"] = c.timeout_s;
   j["MemorySize"] = c.memory_mb;
-  j["LastModified"] = c.published_at.empty() ? iso8601_ms() : c.published_at;
+  j["LastModified"] = c.published_at.empty() ? latest_modified(facts.newest, st) : last_modified(c.published_at);
   j["CodeSha256"] = sha;
   j["Version"] = c.version;
   ojson vars = ojson::object();
   for (const auto& [k, v] : c.environment) vars[k] = v;
   j["Environment"] = {{"Variables", vars}};
   j["TracingConfig"] = {{"Mode", "PassThrough"}};
-  j["RevisionId"] = revision_id(arn + sha + std::to_string(c.memory_mb) + std::to_string(c.timeout_s) + c.handler);
+  // The same for a version however it is named ("fn" and "fn:$LATEST" are one function).
+  j["RevisionId"] = revision_id(lambda::function_arn(st.region, st.account_id, c.function, c.version) + sha +
+                                std::to_string(c.memory_mb) + std::to_string(c.timeout_s) + c.handler);
   j["State"] = "Active";
   j["LastUpdateStatus"] = "Successful";
   j["PackageType"] = "Zip";
@@ -121,12 +167,38 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
     path = target.substr(0, q);
     query = target.substr(q + 1);
   }
-  std::string qualifier;
+  std::map<std::string, std::string> params;
   for (const auto& kv : split(query, '&')) {
     auto eq = kv.find('=');
-    if (eq != std::string::npos && url_decode(kv.substr(0, eq), true) == "Qualifier")
-      qualifier = url_decode(kv.substr(eq + 1), true);
+    if (eq != std::string::npos) params[url_decode(kv.substr(0, eq), true)] = url_decode(kv.substr(eq + 1), true);
   }
+  std::string qualifier = params.count("Qualifier") ? params["Qualifier"] : std::string();
+  // List operations: MaxItems (1 to 10,000; at most 50 a page, as Lambda's lists give) and Marker,
+  // the NextMarker of the page before (here: where the next page starts).
+  std::size_t page = 50, start = 0;
+  if (auto m = params.find("MaxItems"); m != params.end()) {
+    long long n = 0;
+    if (!parse_int(m->second, n) || n < 1 || n > 10000)
+      return error(400, "InvalidParameterValueException",
+                   "1 validation error detected: Value '" + m->second +
+                       "' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000");
+    page = std::min<std::size_t>(50, static_cast<std::size_t>(n));
+  }
+  if (auto m = params.find("Marker"); m != params.end() && !m->second.empty()) {
+    long long n = 0;
+    if (!parse_int(m->second, n) || n < 0)
+      return error(400, "InvalidParameterValueException", "Invalid marker: " + m->second);
+    start = static_cast<std::size_t>(n);
+  }
+  // One page of a list, under `key`, with NextMarker when more follow.
+  auto paged = [&](const char* key, const ojson& all) {
+    ojson out;
+    ojson items = ojson::array();
+    for (std::size_t i = start; i < all.size() && items.size() < page; ++i) items.push_back(all[i]);
+    if (start + items.size() < all.size()) out["NextMarker"] = std::to_string(start + items.size());
+    out[key] = std::move(items);
+    return ok(out);
+  };
   auto parts = split(path, '/');  // "", API version, "functions", NAME, ...
   if (!parts.empty() && parts.back().empty()) parts.pop_back();
   if (parts.size() < 3 || !parts[0].empty() || parts[2] != "functions") return std::nullopt;
@@ -135,9 +207,20 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
 
   if (parts.size() == 3) {
     if (api != "2015-03-31") return std::nullopt;
+    // FunctionVersion=ALL adds every published version after each function's $LATEST.
+    std::string which = params.count("FunctionVersion") ? params["FunctionVersion"] : std::string();
+    if (!which.empty() && which != "ALL")
+      return error(400, "InvalidParameterValueException",
+                   "1 validation error detected: Value '" + which +
+                       "' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]");
     ojson list = ojson::array();
-    for (const auto& [name, fn] : st.functions) list.push_back(configuration(lambda::latest_config(fn), st, service, false));
-    return ok(ojson{{"Functions", list}});
+    for (const auto& [name, fn] : st.functions) {
+      list.push_back(configuration(lambda::latest_config(fn), st, service, which == "ALL"));
+      if (which != "ALL") continue;
+      for (const auto& v : service.versions().list(name))
+        if (auto c = service.versions().get(name, v)) list.push_back(configuration(*c, st, service, true));
+    }
+    return paged("Functions", list);
   }
   std::string op = parts.size() >= 5 ? parts[4] : "";
   const std::string kind = api + " " + op;
@@ -164,16 +247,19 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
                      "Cannot find alias arn: " + lambda::function_arn(st.region, st.account_id, ref.name, name));
       return ok(alias_json(a->second, ref.name, st));
     }
+    // FunctionVersion: only the aliases that invoke that version.
+    std::string version = params.count("FunctionVersion") ? params["FunctionVersion"] : std::string();
     ojson list = ojson::array();
-    for (const auto& [name, a] : fn.aliases) list.push_back(alias_json(a, ref.name, st));
-    return ok(ojson{{"Aliases", list}});
+    for (const auto& [name, a] : fn.aliases)
+      if (version.empty() || a.version == version) list.push_back(alias_json(a, ref.name, st));
+    return paged("Aliases", list);
   }
   if (op == "versions") {
     ojson list = ojson::array();
     list.push_back(configuration(lambda::latest_config(fn), st, service, true));
     for (const auto& v : service.versions().list(ref.name))
       if (auto c = service.versions().get(ref.name, v)) list.push_back(configuration(*c, st, service, true));
-    return ok(ojson{{"Versions", list}});
+    return paged("Versions", list);
   }
   if (op == "concurrency") {
     ojson j = ojson::object();

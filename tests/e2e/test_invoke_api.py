@@ -4,6 +4,7 @@ error responses, payload limits and malformed HTTP."""
 import json
 import os
 import re
+import time
 import socket
 import subprocess
 from collections import Counter
@@ -316,3 +317,45 @@ def test_control_plane_reads_answer_in_aws_shapes(api):
     with pytest.raises(ClientError) as e:
         lam.get_function_event_invoke_config(FunctionName="probe")  # never set: AWS's 404
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_control_plane_lists_filter_and_page(api):
+    (api.path / "sluice.yaml").write_text(STACK + """  other:
+    runtime: provided.al2023
+    code: probe/
+""")
+    s = api.serve()
+    lam = s.client()
+    lam.publish_version(FunctionName="probe")
+    (api.path / "probe" / "changed.txt").write_text("new code, a new version")
+    lam.publish_version(FunctionName="probe")
+    # FunctionVersion=ALL: each function's $LATEST, then its published versions.
+    listed = [(f["FunctionName"], f["Version"]) for f in lam.list_functions(FunctionVersion="ALL")["Functions"]]
+    assert listed == [("other", "$LATEST"), ("probe", "$LATEST"), ("probe", "1"), ("probe", "2")]
+    assert [f["Version"] for f in lam.list_functions()["Functions"]] == ["$LATEST", "$LATEST"]
+    # MaxItems pages with NextMarker; the paginator follows it.
+    first = lam.list_functions(FunctionVersion="ALL", MaxItems=3)
+    assert len(first["Functions"]) == 3 and first["NextMarker"]
+    rest = lam.list_functions(FunctionVersion="ALL", MaxItems=3, Marker=first["NextMarker"])
+    assert [f["Version"] for f in rest["Functions"]] == ["2"] and "NextMarker" not in rest
+    pages = lam.get_paginator("list_versions_by_function").paginate(FunctionName="probe",
+                                                                    PaginationConfig={"PageSize": 1})
+    assert [v["Version"] for p in pages for v in p["Versions"]] == ["$LATEST", "1", "2"]
+    # ListAliases: FunctionVersion keeps the aliases that invoke that version.
+    assert sorted(a["Name"] for a in lam.list_aliases(FunctionName="probe", FunctionVersion="1")["Aliases"]) == \
+        ["canary", "live"]
+    assert [a["Name"] for a in lam.list_aliases(FunctionName="probe", FunctionVersion="$LATEST")["Aliases"]] == ["dev"]
+    import urllib.error
+    import urllib.request
+    with pytest.raises(urllib.error.HTTPError) as e:  # botocore refuses it before sending
+        urllib.request.urlopen(s.lambda_url + "/2015-03-31/functions/?MaxItems=0", timeout=10)
+    assert e.value.code == 400 and e.value.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
+    # $LATEST: one RevisionId however it is named, and a LastModified that is not the time of asking,
+    # in Lambda's format.
+    a = lam.get_function_configuration(FunctionName="probe")
+    time.sleep(1.1)
+    b = lam.get_function_configuration(FunctionName="probe", Qualifier="$LATEST")
+    assert a["RevisionId"] == b["RevisionId"]
+    assert a["LastModified"] == b["LastModified"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000", a["LastModified"]), a["LastModified"]
+    assert lam.get_function_configuration(FunctionName="probe", Qualifier="1")["LastModified"].endswith("+0000")
