@@ -346,6 +346,18 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
 
     conn->busy = true;
     Request req = parser.release();
+    // The absolute form (GET http://host/path HTTP/1.1, as proxies send) names the same resource
+    // as its path (RFC 9112 §3.2.2: a server must accept it); its authority replaces Host.
+    if (auto t = std::string(req.target()); starts_with(to_lower(t.substr(0, 8)), "http://") ||
+                                            starts_with(to_lower(t.substr(0, 8)), "https://")) {
+      auto after = t.find("://") + 3;
+      auto slash = t.find_first_of("/?", after);
+      std::string authority = t.substr(after, slash == std::string::npos ? std::string::npos : slash - after);
+      std::string rest = slash == std::string::npos ? "/" : t.substr(slash);
+      if (rest.front() == '?') rest.insert(0, "/");
+      req.target(rest);
+      if (!authority.empty()) req.set(bhttp::field::host, authority);
+    }
     Responder responder(stream, limits_, req.keep_alive() && !draining_, req.version(), conn->ends, &draining_);
     try {
       co_await handler_(req, responder);

@@ -4,7 +4,10 @@
 #include "sluice/common/util.hpp"
 #include "sluice/stack/loader.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
+#include <optional>
 #include <stdexcept>
 
 namespace sluice::cli {
@@ -110,6 +113,57 @@ int cmd_validate(const Args& a) {
   return 0;
 }
 
+namespace {
+
+// An option the command does not take, or an argument too many: what to say (nullopt: none).
+// Unknown commands are left to run()'s own message.
+std::optional<std::string> unknown_arguments(const Args& a) {
+  const std::vector<std::string> service = {"state-dir",     "no-freeze",       "no-sandbox",   "freeze-delay",
+                                            "no-watch",      "idle-timeout",    "init-timeout", "account-concurrency",
+                                            "async-retry-delays", "interpreter", "log-format",  "env-vars",
+                                            "debug-port",    "debug-args",      "debug-function"};
+  const std::vector<std::string> deploy = {"stage",  "promote-from", "dry-run",      "yes",          "endpoint-url",
+                                           "region", "profile",      "role-arn",     "assume-role",  "lock-timeout",
+                                           "force-unlock", "max-attempts", "pip-arg", "stack",     "state-dir"};
+  struct Takes {
+    std::vector<std::string> options;
+    std::size_t max_positionals;
+  };
+  auto with = [](std::vector<std::string> base, std::initializer_list<const char*> more) {
+    for (const char* m : more) base.emplace_back(m);
+    return base;
+  };
+  const std::map<std::string, Takes> commands = {
+      {"serve", {with(service, {"host", "port", "lambda-port", "endpoints-file", "drain-timeout", "integration-timeout",
+                                "client-timeout", "no-schedules", "schedule-clock", "schedule-speed",
+                                "no-event-sources", "stack"}),
+                 1}},
+      {"invoke", {with(service, {"event", "stack"}), 1}},
+      {"publish", {{"description", "stack", "state-dir"}, 1}},
+      {"validate", {{}, 1}},
+      {"generate-event", {{"set", "stack"}, 2}},
+      {"trigger", {{"endpoint", "endpoints-file", "in-process", "json", "schedule-clock", "schedule-speed", "stack",
+                    "state-dir"},
+                   3}},
+      {"deploy", {deploy, 1}},
+      {"rollback", {deploy, 1}},
+  };
+  auto it = commands.find(a.command);
+  if (it == commands.end()) return std::nullopt;
+  std::vector<std::string> allowed = with(it->second.options, {"help", "quiet", "version"});
+  for (const auto& [name, value] : a.options) {
+    if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) continue;
+    std::string msg = "unknown option --" + name;
+    if (auto near = nearest(name, allowed); !near.empty()) msg += "; did you mean --" + near + "?";
+    return msg;
+  }
+  if (a.positionals.size() > it->second.max_positionals)
+    return "unexpected argument " + sluice::quoted(a.positionals[it->second.max_positionals]);
+  return std::nullopt;
+}
+
+}  // namespace
+
 int run(int argc, char** argv) {
   const std::vector<std::string> valued = {"host",          "port",           "lambda-port",        "endpoints-file",
                                            "idle-timeout",  "account-concurrency", "async-retry-delays",
@@ -128,6 +182,10 @@ int run(int argc, char** argv) {
   if (a.command == "--version" || a.command == "version" || a.has("version")) {
     std::printf("sluice 0.1.0\n");
     return 0;
+  }
+  if (auto problem = unknown_arguments(a)) {
+    std::fprintf(stderr, "sluice %s: %s (sluice --help lists the options)\n", a.command.c_str(), problem->c_str());
+    return 2;
   }
   log::init(a.has("quiet"));
   if (a.command == "validate") return cmd_validate(a);

@@ -138,6 +138,8 @@ std::string read_event(const Args& a) {
   auto ev = a.get("event");
   if (!ev) return "{}";
   if (*ev == "-") return std::string(std::istreambuf_iterator<char>(std::cin), {});
+  std::error_code ec;
+  if (fs::is_directory(*ev, ec)) throw std::runtime_error("the event file " + sluice::quoted(*ev) + " is a directory");
   std::ifstream in(*ev, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read the event file " + sluice::quoted(*ev));
   return std::string(std::istreambuf_iterator<char>(in), {});

@@ -337,6 +337,41 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       if (fn.url) url_listeners[name] = open_url(fn);
   }
 
+  // A fixed port reload() would have to open: taken by another of sluice's listeners, or not
+  // available to listen on (another program has it, no permission).
+  std::vector<std::string> reload_problems(const stack::Stack& st) const {
+    std::vector<std::string> out;
+    auto check = [&](const std::string& what, std::optional<int> fixed, unsigned short current) {
+      if (!fixed || *fixed == 0 || *fixed == current) return;
+      auto port = static_cast<unsigned short>(*fixed);
+      bool ours = used_ports.count(port) ||
+                  std::find(options.reserved_ports.begin(), options.reserved_ports.end(), port) !=
+                      options.reserved_ports.end();
+      if (ours) {
+        out.push_back(what + ": port " + std::to_string(port) + " is already one of sluice's listeners");
+        return;
+      }
+      boost::system::error_code ec;
+      asio::ip::tcp::acceptor probe(ex);
+      auto addr = asio::ip::make_address(options.host, ec);
+      asio::ip::tcp::endpoint ep{addr, port};
+      if (!ec) probe.open(ep.protocol(), ec);
+      if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) probe.bind(ep, ec);
+      if (ec) out.push_back(what + ": cannot listen on " + options.host + ":" + std::to_string(port) + ": " + ec.message());
+    };
+    for (const auto& [name, api] : st.apis) {
+      auto it = listeners.find(name);
+      check("API " + name, api.port, it == listeners.end() ? 0 : it->second->port);
+    }
+    for (const auto& [name, fn] : st.functions) {
+      if (!fn.url) continue;
+      auto it = url_listeners.find(name);
+      check("function URL of " + name, fn.url->port, it == url_listeners.end() ? 0 : it->second->port);
+    }
+    return out;
+  }
+
   void reload(const stack::Stack& st) {
     auto next = std::make_shared<const stack::Stack>(st);
     auto old = stack;
@@ -1072,6 +1107,9 @@ Gateway::~Gateway() = default;
 
 void Gateway::start(const stack::Stack& stack) { impl_->start(stack); }
 void Gateway::reload(const stack::Stack& stack) { impl_->reload(stack); }
+std::vector<std::string> Gateway::reload_problems(const stack::Stack& stack) const {
+  return impl_->reload_problems(stack);
+}
 asio::awaitable<void> Gateway::drain(std::chrono::milliseconds deadline) { return impl_->drain(deadline); }
 
 std::vector<ApiEndpoint> Gateway::endpoints() const {

@@ -154,6 +154,15 @@ class Sluice:
             time.sleep(0.02)
         raise AssertionError(f"{text!r} never appeared in the log:\n{self.stdout()[-4000:]}")
 
+    def wait_for_stderr(self, text, timeout=10):
+        """sluice's own messages (reloads, warnings) are on stderr."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if text in self.stderr():
+                return True
+            time.sleep(0.02)
+        raise AssertionError(f"{text!r} never appeared on stderr:\n{self.stderr()[-4000:]}")
+
     def stop(self, sig=signal.SIGINT, timeout=30):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -73,6 +73,8 @@ def test_invoke_errors_before_running(ws):
     assert p.returncode == 2 and b"InvalidRequestContentException" in p.stderr
     p = ws.run("invoke", "echo", "--event", "missing.json")
     assert p.returncode == 2 and b"cannot read the event file" in p.stderr
+    p = ws.run("invoke", "echo", "--event", str(ws.path))
+    assert p.returncode == 2 and b"is a directory" in p.stderr
 
 
 def test_publish_and_invoke_a_version(ws):
@@ -120,3 +122,12 @@ def test_usage(ws):
     assert p.returncode == 2 and b"unknown command" in p.stderr
     p = ws.run("--help")
     assert p.returncode == 0 and b"sluice serve" in p.stdout
+    # An option the command does not take, or an argument too many, is refused, never ignored.
+    p = ws.run("invoke", "echo", "--evnt", "e.json")
+    assert p.returncode == 2 and b"unknown option --evnt; did you mean --event?" in p.stderr
+    p = ws.run("validate", "a.yaml", "b.yaml")
+    assert p.returncode == 2 and b'unexpected argument "b.yaml"' in p.stderr
+    p = ws.run("serve", "--bogus-flag")
+    assert p.returncode == 2 and b"unknown option --bogus-flag" in p.stderr
+    p = ws.run("publish", "echo", "--no-freeze")  # a serve/invoke option, not publish's
+    assert p.returncode == 2 and b"unknown option --no-freeze" in p.stderr

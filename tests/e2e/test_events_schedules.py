@@ -317,12 +317,12 @@ def test_editing_schedules_while_serving(ws):
     assert p.returncode == 2 and b"no schedule named \"later\"" in p.stderr
     ws.write_stack(SCHEDULE_STACK.format(record=record) +
                    '  later: {function: record, expression: "cron(0 12 * * ? *)", input: [1, 2]}\n')
-    s.wait_for_log("[sluice] reloaded", timeout=15)
+    s.wait_for_stderr("reloaded sluice.yaml", timeout=15)
     p = ws.run("trigger", "schedule", "later", "--endpoints-file", str(s.endpoints_file))
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == {"recorded": [1, 2]}
     # A broken expression keeps the running schedules.
     ws.write_stack(SCHEDULE_STACK.format(record=record) + '  later: {function: record, expression: "rate(1 minutes)"}\n')
-    s.wait_for_log("a value of 1 takes the singular unit", timeout=15)
+    s.wait_for_stderr("a value of 1 takes the singular unit", timeout=15)
     p = ws.run("trigger", "schedule", "later", "--endpoints-file", str(s.endpoints_file))
     assert p.returncode == 0 and json.loads(p.stdout) == {"recorded": [1, 2]}

@@ -131,13 +131,14 @@ def parse_responses(data):
     return out
 
 
-def wait_for_count(s, text, n, timeout=10):
+def wait_for_count(s, text, n, timeout=10, stream="stdout"):
+    read = s.stdout if stream == "stdout" else s.stderr
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if s.stdout().count(text) >= n:
+        if read().count(text) >= n:
             return
         time.sleep(0.02)
-    raise AssertionError(f"{text!r} did not appear {n} times:\n{s.stdout()[-4000:]}")
+    raise AssertionError(f"{text!r} did not appear {n} times:\n{read()[-4000:]}")
 
 
 # ---------------------------------------------------------------------- endpoints and ports
@@ -363,6 +364,12 @@ def test_framing_that_would_smuggle_a_request_is_refused(srv):
                                                    b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"))
     assert status == 200 and json.loads(body)["event"]["body"] == "abcde"
     assert not [l for l in access_lines(s) if "smuggled" in l]
+    # The absolute form (as proxies send it) reaches the same route (RFC 9112 §3.2.2).
+    (status, headers, body), = parse_responses(raw(url, b"GET http://example.com/items/7?x=1 HTTP/1.1\r\n"
+                                                   b"Host: example.com\r\nConnection: close\r\n\r\n"))
+    ev = json.loads(body)["event"]
+    assert status == 200 and ev["rawPath"] == "/items/7" and ev["rawQueryString"] == "x=1"
+    assert ev["headers"]["host"] == "example.com"
 
 
 def test_expect_100_continue_is_answered(srv, tmp_path):
@@ -517,7 +524,9 @@ def test_stack_reload(srv):
     pid = s.proc.pid
     write_atomically(stack, (STACK % {"extra": ""}).replace("      GET /marker: marker\n",
                                                              "      GET /marker: marker\n" + ADDED_ROUTE))
-    wait_for_count(s, "[sluice] reloaded sluice.yaml", 1)
+    # sluice's own messages go to stderr, the functions' logs and the access log to stdout.
+    wait_for_count(s, "[sluice serve] info: reloaded sluice.yaml", 1, stream="stderr")
+    assert "reloaded" not in s.stdout()
     status, body = get(url, "/added")
     assert status == 200, body
     assert json.loads(body)["event"]["routeKey"] == "GET /added"
@@ -529,13 +538,13 @@ def test_stack_reload(srv):
                                              "      GET /broken: no-such-function\n")
     broken = broken.replace("  slow: {code: py/", "  slow: {tiemout: 5, code: py/")
     write_atomically(stack, broken)
-    wait_for_count(s, "changed but is not valid; still serving the previous version", 1)
-    out = s.stdout()
+    wait_for_count(s, "changed but is not valid; still serving the previous version", 1, stream="stderr")
+    out = s.stderr()
     report = out[out.index("changed but is not valid"):]
     assert "no-such-function" in report
     assert "tiemout" in report and "timeout" in report, "the report names the nearest valid key"
     assert re.search(r"sluice\.yaml:\d+", report), "the report names file and line"
-    assert s.stdout().count("[sluice] reloaded sluice.yaml") == 1
+    assert s.stderr().count("reloaded sluice.yaml") == 1
     assert get(url, "/added")[0] == 200, "the previous stack keeps serving"
     assert get(url, "/broken")[0] == 404
     assert get(url, "/items/1")[0] == 200
@@ -543,9 +552,33 @@ def test_stack_reload(srv):
 
     # Fixed again: reloaded once more, the route of the invalid edit is gone with it.
     write_atomically(stack, STACK % {"extra": ""})
-    wait_for_count(s, "[sluice] reloaded sluice.yaml", 2)
+    wait_for_count(s, "reloaded sluice.yaml", 2, stream="stderr")
     assert get(url, "/added")[0] == 404
     assert get(url, "/items/1")[0] == 200
+
+    # An edit whose port cannot be had (here the Lambda port, taken by sluice itself; a port of
+    # another program alike): nothing is applied, the API keeps its port and keeps serving.
+    lambda_port = urlparse(s.endpoints["lambda"]).port
+    endpoints_before = s.endpoints_file.read_text()
+    write_atomically(stack, (STACK % {"extra": ""}).replace("  alpha:\n    type: http\n",
+                                                             f"  alpha:\n    type: http\n    port: {lambda_port}\n"))
+    wait_for_count(s, "changed but cannot be applied; still serving the previous version", 1, stream="stderr")
+    assert f"API alpha: port {lambda_port} is already one of sluice's listeners" in s.stderr()
+    assert s.stderr().count("reloaded sluice.yaml") == 2
+    assert get(url, "/items/1")[0] == 200
+    assert s.endpoints_file.read_text() == endpoints_before
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        taken = busy.getsockname()[1]
+        write_atomically(stack, (STACK % {"extra": ""}).replace("  alpha:\n    type: http\n",
+                                                                 f"  alpha:\n    type: http\n    port: {taken}\n"))
+        wait_for_count(s, "changed but cannot be applied", 2, stream="stderr")
+        assert f"API alpha: cannot listen on 127.0.0.1:{taken}" in s.stderr()
+        assert get(url, "/items/1")[0] == 200
+    finally:
+        busy.close()
 
 
 # ---------------------------------------------------------------------- stopping

@@ -221,17 +221,30 @@ struct App::Impl {
     }
   }
 
+  // sluice's own messages about the stack: stderr beside its other messages when there is a
+  // console (serve), else the captured log (the Python package reads it there).
+  void say(const std::string& msg, bool problem) {
+    if (!options.log_output) return sink->write_text("[sluice] " + msg, false);
+    if (problem) log::get("serve")->error("{}", msg);
+    else log::get("serve")->info("{}", msg);
+  }
+
   void on_stack_change() {
     auto result = stack::load_file(file);
     if (!result.ok()) {
       std::string report = stack::format_report(result, file);
-      sink->write_text("[sluice] " + file.filename().string() +
-                           " changed but is not valid; still serving the previous version:\n" + report,
-                       false);
+      say(file.filename().string() + " changed but is not valid; still serving the previous version:\n" + report, true);
+      return;
+    }
+    // What only trying can tell: a port the new stack names that cannot be listened on.
+    if (auto problems = gw->reload_problems(*result.stack); !problems.empty()) {
+      say(file.filename().string() + " changed but cannot be applied; still serving the previous version:\n  " +
+              join(problems, "\n  "),
+          true);
       return;
     }
     apply(*result.stack);
-    sink->write_text("[sluice] reloaded " + file.filename().string(), false);
+    say("reloaded " + file.filename().string(), false);
     warn_requirements(*result.stack);
   }
 
@@ -557,10 +570,15 @@ std::vector<std::string> App::access_log() {
 void App::reload() {
   auto& d = *impl_;
   auto st = load_or_throw(d.file, &d.warnings);
-  d.call<bool>([&d, st = std::move(st)]() -> asio::awaitable<bool> {
-    d.apply(st);
-    co_return true;
+  auto problems = d.call<std::vector<std::string>>([&d, st = std::move(st)]() -> asio::awaitable<std::vector<std::string>> {
+    auto found = d.gw->reload_problems(st);
+    if (found.empty()) d.apply(st);
+    co_return found;
   });
+  if (!problems.empty())
+    throw StackError(d.file.filename().string() + " cannot be applied; still serving the previous version:\n  " +
+                         join(problems, "\n  "),
+                     problems);
 }
 
 Triggered App::trigger(const std::string& schedule) {

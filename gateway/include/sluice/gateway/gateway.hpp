@@ -59,6 +59,9 @@ class Gateway {
   // Applies a new validated stack: routes, stages, keys, plans and authorizers
   // change at once; APIs added get a listener, removed ones are drained.
   void reload(const stack::Stack& stack);
+  // Why reload(stack) could not open every listener it needs (a fixed port taken by another
+  // program or by another of sluice's listeners), one line each; empty: it can.
+  std::vector<std::string> reload_problems(const stack::Stack& stack) const;
   boost::asio::awaitable<void> drain(std::chrono::milliseconds deadline);
 
   std::vector<ApiEndpoint> endpoints() const;
