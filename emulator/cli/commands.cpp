@@ -232,7 +232,17 @@ int cmd_serve(const Args& a) {
   o.drain_timeout = seconds_option(a, "drain-timeout", std::chrono::seconds(30));
   if (a.get("integration-timeout")) o.integration_timeout = seconds_option(a, "integration-timeout", {});
   if (a.get("client-timeout")) o.client_timeout = seconds_option(a, "client-timeout", {});
-  if (auto f = a.get("endpoints-file")) o.endpoints_file = fs::absolute(*f);
+  if (auto f = a.get("endpoints-file")) {
+    o.endpoints_file = fs::absolute(*f);
+    // Found out now rather than after start-up, when the first write of the file would fail.
+    std::error_code ec;
+    auto dir = o.endpoints_file->parent_path();
+    if (!fs::is_directory(dir, ec))
+      throw std::runtime_error("--endpoints-file " + sluice::quoted(*f) + ": the directory " +
+                               sluice::quoted(dir.string()) + " does not exist");
+    if (fs::is_directory(*o.endpoints_file, ec))
+      throw std::runtime_error("--endpoints-file " + sluice::quoted(*f) + " is a directory");
+  }
   // The Lambda service flags, parsed as invoke parses them.
   stack::Stack where;
   where.base_dir = o.stack_path.parent_path();

@@ -113,6 +113,10 @@ def test_serve_refuses_a_broken_stack_and_a_busy_port(ws):
     blocker.close()
     assert p.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}".encode() in p.stderr
+    # An endpoints file that could never be written is refused before anything starts.
+    p = ws.run("serve", "--lambda-port", "0", "--port", "0", "--endpoints-file", "/nonexistent/dir/ep.json", timeout=20)
+    assert p.returncode == 2 and b'the directory "/nonexistent/dir" does not exist' in p.stderr
+    assert b"Ctrl-C to stop" not in p.stderr
 
 
 def test_usage(ws):
