@@ -263,3 +263,12 @@ TEST_CASE("fuzz: mutated stacks never crash", "[stack][garbage][fuzz]") {
   // Most mutations break something; a few are harmless. Either way, nothing crashed.
   CHECK(loaded < 1500);
 }
+
+TEST_CASE("nesting past yaml-cpp's depth and merge keys are named, not 'bad file'", "[stack][garbage]") {
+  std::string deep = "name: x\nfunctions: " + std::string(100000, '[') + std::string(100000, ']') + "\n";
+  auto r = refused(deep);
+  CHECK(report(r).find("YAML nested too deeply to read") != std::string::npos);
+  CHECK(report(r).find("bad file") == std::string::npos);
+  auto m = refused("name: x\ndefaults: &d {runtime: python3.11}\nfunctions:\n  f:\n    <<: *d\n    code: .\n");
+  CHECK(report(m).find("YAML merge keys ('<<: *anchor') are not supported") != std::string::npos);
+}

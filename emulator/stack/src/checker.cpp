@@ -139,6 +139,11 @@ std::optional<Fields> Checker::fields(const View& v, const std::vector<std::stri
     first_line[e.key] = c.line;
     bool known = false;
     for (const auto& a : allowed) known = known || a == e.key;
+    if (!known && e.key == "<<") {
+      error(c, "YAML merge keys ('<<: *anchor') are not supported: write the keys out (anchors and aliases of "
+               "whole values work, and 'defaults:' sets what every function shares)");
+      continue;
+    }
     if (!known) {
       std::string msg = "unknown key " + squoted(e.key);
       std::string near = nearest(e.key, allowed);

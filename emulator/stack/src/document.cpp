@@ -626,6 +626,12 @@ ParsedDocument parse_yaml(const std::string& raw) {
       tree_problems.push_back(file_problem(
           "the file holds more than one YAML document (separated by '---'); a stack file holds exactly one", line));
     }
+  } catch (const YAML::DeepRecursion& e) {
+    doc.root = nullptr;
+    doc.problems.push_back(file_problem("YAML nested too deeply to read (over " + std::to_string(e.depth()) +
+                                            " levels of lists and mappings); a stack file needs a handful",
+                                        mark_line(e.mark)));
+    return doc;
   } catch (const YAML::Exception& e) {
     doc.root = nullptr;
     int line = mark_line(e.mark);
