@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <deque>
+#include <optional>
 
 namespace sluice::gateway {
 
@@ -146,36 +147,28 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
     ir.function = t.function;
     ir.qualifier = t.qualifier;
     ir.payload = std::move(req.body());
+    // AWS's message for a header outside its enum.
+    auto not_in_enum = [](const std::string& value, const char* member, const char* allowed) {
+      return lambda::ServiceError{400, "InvalidParameterValueException",
+                                  "1 validation error detected: Value '" + value + "' at '" + member +
+                                      "' failed to satisfy constraint: Member must satisfy enum value set: " + allowed,
+                                  "", "User"};
+    };
+    std::optional<lambda::ServiceError> refusal;
     std::string type = header(req, "X-Amz-Invocation-Type");
+    std::string log_type = header(req, "X-Amz-Log-Type");
     if (type.empty() || type == "RequestResponse") ir.type = lambda::InvocationType::request_response;
     else if (type == "Event") ir.type = lambda::InvocationType::event;
     else if (type == "DryRun") ir.type = lambda::InvocationType::dry_run;
-    else {
-      lambda::ServiceError err{400, "InvalidParameterValueException",
-                               "1 validation error detected: Value '" + type +
-                                   "' at 'invocationType' failed to satisfy constraint: Member must satisfy enum "
-                                   "value set: [Event, RequestResponse, DryRun]",
-                               "", "User"};
-      Response r = error_response(err, new_uuid());
-      co_await out.send(std::move(r));
-      co_return;
-    }
-    if (t.kind == Target::invoke_stream && ir.type == lambda::InvocationType::event) {
-      lambda::ServiceError err{400, "InvalidParameterValueException",
-                               "InvokeWithResponseStream supports RequestResponse and DryRun invocation types", "",
-                               "User"};
-      Response r = error_response(err, new_uuid());
-      co_await out.send(std::move(r));
-      co_return;
-    }
-    std::string log_type = header(req, "X-Amz-Log-Type");
-    if (!log_type.empty() && log_type != "Tail" && log_type != "None") {
-      lambda::ServiceError err{400, "InvalidParameterValueException",
-                               "1 validation error detected: Value '" + log_type +
-                                   "' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: "
-                                   "[Tail, None]",
-                               "", "User"};
-      Response r = error_response(err, new_uuid());
+    else refusal = not_in_enum(type, "invocationType", "[Event, RequestResponse, DryRun]");
+    if (!refusal && t.kind == Target::invoke_stream && ir.type == lambda::InvocationType::event)
+      refusal = lambda::ServiceError{400, "InvalidParameterValueException",
+                                     "InvokeWithResponseStream supports RequestResponse and DryRun invocation types",
+                                     "", "User"};
+    if (!refusal && !log_type.empty() && log_type != "Tail" && log_type != "None")
+      refusal = not_in_enum(log_type, "logType", "[Tail, None]");
+    if (refusal) {
+      Response r = error_response(*refusal, new_uuid());
       co_await out.send(std::move(r));
       co_return;
     }

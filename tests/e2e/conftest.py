@@ -146,22 +146,21 @@ class Sluice:
     def stderr(self):
         return self.err_path.read_text(errors="replace") if self.err_path.exists() else ""
 
-    def wait_for_log(self, text, timeout=10):
+    @staticmethod
+    def _wait_for(read, text, timeout, where):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if text in self.stdout():
+            if text in read():
                 return True
             time.sleep(0.02)
-        raise AssertionError(f"{text!r} never appeared in the log:\n{self.stdout()[-4000:]}")
+        raise AssertionError(f"{text!r} never appeared {where}:\n{read()[-4000:]}")
+
+    def wait_for_log(self, text, timeout=10):
+        return self._wait_for(self.stdout, text, timeout, "in the log")
 
     def wait_for_stderr(self, text, timeout=10):
         """sluice's own messages (reloads, warnings) are on stderr."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if text in self.stderr():
-                return True
-            time.sleep(0.02)
-        raise AssertionError(f"{text!r} never appeared on stderr:\n{self.stderr()[-4000:]}")
+        return self._wait_for(self.stderr, text, timeout, "on stderr")
 
     def stop(self, sig=signal.SIGINT, timeout=30):
         if self.proc and self.proc.poll() is None:
