@@ -155,8 +155,6 @@ asio::awaitable<void> collect_stream(std::shared_ptr<runtime::ResponseStream> st
   if (!stream->error_type().empty()) *error = true;
 }
 
-// A function URL's id: 32 characters of [a-z0-9], the same for the same account and function
-// (AWS derives it from the account too; the value itself is not AWS's).
 // Percent-decoding that refuses a '%' not followed by two hex digits (nullopt).
 std::optional<std::string> decode_path_strictly(std::string_view s) {
   for (std::size_t i = s.find('%'); i != std::string_view::npos; i = s.find('%', i + 1))
@@ -166,6 +164,8 @@ std::optional<std::string> decode_path_strictly(std::string_view s) {
   return url_decode(s);
 }
 
+// A function URL's id: 32 characters of [a-z0-9], the same for the same account and function
+// (AWS derives it from the account too; the value itself is not AWS's).
 std::string url_id(const std::string& account, const std::string& function) {
   static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   std::string digest = sha256(account + ":" + function);  // 32 raw bytes
@@ -868,14 +868,21 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     if (req.path.empty()) req.path = "/";
     const auto& stage_spec = api.stages.at(stage);
 
-    // ---- CORS preflight (HTTP APIs with a CORS configuration answer it themselves)
-    if (!rest && api.cors && is_preflight(req)) {
-      trail.note = "CORS preflight";
-      co_return preflight_response(*api.cors, req);
-    }
-
     // ---- route
     RouteMatch match = state->router->match(req.method, req.path);
+
+    // ---- CORS preflight (HTTP APIs with a CORS configuration answer it themselves), unless the
+    // preflight falls to a $default route with an authorizer: that route catches it, and its
+    // authorizer answers an unauthenticated one (reference §4.9; an OPTIONS /{proxy+} route
+    // without authorization is the remedy there as on AWS).
+    if (!rest && api.cors && is_preflight(req)) {
+      bool caught = match.route && match.route_key == "$default" && !match.route->authorizer.empty() &&
+                    match.route->authorizer != "none";
+      if (!caught) {
+        trail.note = "CORS preflight";
+        co_return preflight_response(*api.cors, req);
+      }
+    }
     if (!match.route) {
       trail.note = match.path_found ? "no " + req.method + " method on this resource" : "no route";
       Response r = error(*state, rest ? GatewayError::missing_authentication_token : GatewayError::not_found);
@@ -908,6 +915,15 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       in.stage = stage;
       in.stage_variables = &stage_spec.variables;
       in.method_arn = method_arn(state->region, state->account, api.api_id, stage, req.method, req.path);
+      // "The ARN of a method with authorization" may not exceed 1,600 bytes: 414 (AG:limits).
+      if (rest && in.method_arn.size() > 1600) {
+        trail.note = "the method ARN is " + std::to_string(in.method_arn.size()) + " bytes, over API Gateway's 1,600";
+        Response r;
+        r.status = 414;
+        r.headers.push_back({"Content-Type", "application/json"});
+        r.body = R"({"message":"Request-URI Too Long"})";
+        co_return r;
+      }
       in.request_id = request_id;
       in.account_id = state->account;
       in.region = state->region;
@@ -946,7 +962,9 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       } else {
         std::optional<AuthorizerCache::Entry> cached;
         bool cacheable = auth.ttl_s > 0 && !id->empty();
-        if (cacheable) cached = auth_cache.get(auth.name, *id, mono::now());
+        // The cache belongs to a stage (FlushStageAuthorizersCache flushes one stage's).
+        const std::string cache_name = stage + "/" + auth.name;
+        if (cacheable) cached = auth_cache.get(cache_name, *id, mono::now());
         AuthorizerCache::Entry entry;
         long long authorizer_ms = 0;  // a cached result took no integration time
         if (cached) {
@@ -959,15 +977,27 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
           ir.payload_must_be_json = false;
           ir.trace_header = trace;
           ir.source = "authorizer " + auth.name;
-          auto ares = co_await service.invoke(std::move(ir));
+          // HTTP API authorizers have 10 s to answer, then the request fails with 500 (reference
+          // §4.8); the invocation runs on, as an integration's does.
+          auto pending = std::make_shared<PendingInvoke>(ex);
+          auto limit = std::chrono::milliseconds(rest ? 24 * 3600 * 1000 : 10'000);
+          if (!rest && options.timeout_ms) limit = std::min(limit, std::chrono::milliseconds(*options.timeout_ms));
+          pending->wake.expires_after(limit);
+          asio::co_spawn(ex, run_invoke(pending, &service, std::move(ir)), asio::detached);
+          if (!pending->result) co_await pending->wake.async_wait(nothrow);
           authorizer_ms = std::chrono::duration_cast<std::chrono::milliseconds>(mono::now() - invoked).count();
+          if (!pending->result) {
+            trail.note = "authorizer " + auth.name + " did not answer within " + std::to_string(limit.count()) + " ms";
+            co_return with_cors(error(*state, GatewayError::authorizer_failure));
+          }
+          auto& ares = *pending->result;
           if (ares.error) {
             trail.note = "authorizer " + auth.name + " could not be invoked: " + ares.error->code;
             co_return with_cors(error(*state, GatewayError::authorizer_failure));
           }
           entry.payload = std::move(ares.payload);
           entry.function_error = ares.function_error;
-          if (cacheable && !entry.function_error) auth_cache.put(auth.name, *id, entry, auth.ttl_s, mono::now());
+          if (cacheable && !entry.function_error) auth_cache.put(cache_name, *id, entry, auth.ttl_s, mono::now());
         }
         AuthDecision d = interpret_authorizer_output(api, auth, entry.payload, entry.function_error, in.method_arn);
         switch (d.kind) {

@@ -2,7 +2,7 @@
 // http-api-jwt-authorizer and http-api-troubleshooting-jwt): the token from the
 // identity source, "Bearer " allowed in front; its signature checked against a
 // key of the configured JWKS (no network: the set comes from a file or inline);
-// then iss, aud (client_id only when aud is absent), exp, nbf and the route's
+// then iss, aud (client_id only when aud is absent), exp, nbf, iat and the route's
 // scopes (at least one of them, from scope or scp).
 //
 // OpenSSL 3 only, without the deprecated RSA_* / EC_KEY_* APIs: public keys are
@@ -366,6 +366,11 @@ JwtVerifier::Result JwtVerifier::verify(const std::string& token_in, const std::
   if (auto nbf = claims.find("nbf"); nbf != claims.end()) {
     if (!nbf->is_number()) return refuse("the token's nbf claim is not a number");
     if (now_s < nbf->get<double>()) return refuse("the token is not valid yet");
+  }
+  // "iat - Must be before the current time in UTC" (AWS's list of the claims it checks).
+  if (auto iat = claims.find("iat"); iat != claims.end()) {
+    if (!iat->is_number()) return refuse("the token's iat claim is not a number");
+    if (now_s < iat->get<double>()) return refuse("the token was issued in the future");
   }
 
   Result r;

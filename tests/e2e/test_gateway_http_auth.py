@@ -68,6 +68,19 @@ apis:
     stages:
       $default: {}
       live: {variables: {tier: gold}}
+  guarded:
+    type: http
+    cors: {allow_origins: ["https://app.example.com"], allow_methods: [GET]}
+    authorizers:
+      simple:
+        type: request
+        function: simple-authz
+        identity_source: $request.header.Authorization
+        payload_format: "2.0"
+        simple_responses: true
+        ttl: 0
+    routes:
+      $default: {function: echo, authorizer: simple}
 """
 
 
@@ -202,6 +215,41 @@ def test_results_are_cached_by_identity_source_for_the_ttl(lam):
     status, _, body = get_json(url, "/cached/a", [("Authorization", "allow-dave")])
     assert (status, body) == (401, {"message": "Unauthorized"})
     assert len(calls(lam)) == 4
+    # The cache belongs to a stage: the same identity on another stage asks the authorizer again.
+    assert get(url, "/live/cached/a?tenant=t1", [("Authorization", "allow-dave")])[0] == 200
+    assert len(calls(lam)) == 5
+    assert get(url, "/live/cached/b?tenant=t1", [("Authorization", "allow-dave")])[0] == 200
+    assert len(calls(lam)) == 5
+
+
+def test_a_slow_authorizer_fails_the_request(lam):
+    # AWS gives an HTTP API authorizer 10 s, then 500; --integration-timeout lowers it for tests.
+    s = lam.serve(args=["--integration-timeout", "1"])
+    url = s.endpoints["apis"]["app"]["url"]
+    started = time.time()
+    status, _, body = get_json(url, "/private/1", [("Authorization", "slow-3-allow")])
+    assert (status, body) == (500, {"message": "Internal Server Error"})
+    assert time.time() - started < 2.5
+    s.wait_for_log("GET /private/1 -> 500")
+    assert "did not answer within 1000 ms" in next(l for l in s.stdout().splitlines() if "GET /private/1 -> 500" in l)
+    assert get(url, "/private/1", [("Authorization", "slow-0.1-allow")])[0] == 200
+
+
+def test_a_preflight_caught_by_an_authorized_default_route(lam):
+    # With CORS and a $default route that has an authorizer, the route catches OPTIONS: its
+    # authorizer answers an unauthenticated preflight (reference §4.9).
+    s = lam.serve()
+    url = s.endpoints["apis"]["guarded"]["url"]
+    preflight = [("Origin", "https://app.example.com"), ("Access-Control-Request-Method", "GET")]
+    u = urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.request("OPTIONS", "/anything", headers=dict(preflight))
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    assert r.status == 401 and json.loads(body) == {"message": "Unauthorized"}
+    assert r.getheader("access-control-allow-origin") == "https://app.example.com"
+    assert calls(lam) == []
 
 
 # ---------------------------------------------------------------------- JWT authorizers

@@ -54,6 +54,7 @@ apis:
       GET /public: echo
     stages:
       test: {variables: {env: test}}
+      other: {}
 """
 
 UNAUTHORIZED = b'{"message":"Unauthorized"}'
@@ -204,6 +205,16 @@ def test_cached_token_policy_is_evaluated_per_request(api):
     refused(api.send("GET", "/test/cached/a", {"Authorization": "allow-bob"}), 401, UNAUTHORIZED,
             "UnauthorizedException")
     assert api.starts("authz") == 4
+    # The cache belongs to a stage (FlushStageAuthorizersCache flushes one stage's): the same
+    # token on another stage is a new decision.
+    allowed(api.send("GET", "/other/cached/x", wild))
+    assert api.starts("authz") == 5
+    allowed(api.send("GET", "/other/cached/y", wild))
+    assert api.starts("authz") == 5
+    # The ARN of a method with authorization may not exceed 1,600 bytes: 414, nothing invoked.
+    r = api.send("GET", "/test/cached/" + "a" * 1700, wild)
+    assert r.status == 414, r.body
+    assert api.starts("authz") == 5
 
 
 def test_request_authorizer(api):

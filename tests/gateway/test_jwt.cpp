@@ -387,6 +387,15 @@ TEST_CASE("JWT: exp must be after now and nbf not after now (no clock skew)", "[
   c["nbf"] = 1600000000;
   CHECK(check(rs256(c)).ok);
 
+  // iat must be before now too (AWS's list of the claims it checks).
+  c = claims();
+  c["iat"] = 1700003600;
+  CHECK(check(rs256(c)).error == "the token was issued in the future");
+  c["iat"] = 1700000000;  // == now
+  CHECK(check(rs256(c)).ok);
+  c["iat"] = "1699990000";
+  CHECK_FALSE(check(rs256(c)).ok);
+
   // Neither claim is required (Cognito tokens have no nbf).
   c = claims();
   c.erase("exp");
