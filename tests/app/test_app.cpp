@@ -164,6 +164,16 @@ TEST_CASE("schedules: triggered now, and fired on a fixed clock") {
   CHECK(recs[0].invocation_type == "RequestResponse");
   CHECK(recs[1].source == "schedule tick");
   CHECK(recs[1].invocation_type == "Event");
+
+  // A big step fires every time it passed, in order: ten minutes of rate(1 minute) are ten firings.
+  a.advance_schedule_clock(10min);
+  for (int i = 0; i < 400; ++i) {
+    recs = a.records();
+    if (recs.size() >= 12) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(recs.size() == 12);
+  CHECK(*a.next_schedule_time("tick") == *o.schedule_clock + 12min);
 }
 
 TEST_CASE("reload applies a valid edit and refuses a broken one; a busy port is an EngineError") {

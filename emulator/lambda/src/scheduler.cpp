@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <mutex>
 
 namespace sluice::lambda {
@@ -23,6 +24,11 @@ using std::chrono::sys_seconds;
 namespace {
 
 sys_seconds to_seconds(sys_clock::time_point t) { return std::chrono::floor<std::chrono::seconds>(t); }
+
+auto logger() {
+  static auto l = log::get("schedules");
+  return l;
+}
 
 }  // namespace
 
@@ -104,21 +110,39 @@ struct Scheduler::Impl : std::enable_shared_from_this<Impl> {
       e.next = running && e.spec.enabled ? stack::next_fire_time(e.spec.expression, e.anchor, t) : std::nullopt;
   }
 
-  // Fires whatever is due, then waits for the next one.
-  void tick() {
-    std::vector<std::pair<std::string, sys_seconds>> due;
+  // A clock moved by set_time()/advance() fires every time that became due, up to this many per
+  // schedule and move (a year of rate(1 minute) would be half a million invocations).
+  static constexpr int max_catch_up = 10'000;
+
+  // Fires whatever is due, then waits for the next one. `catch_up`: the clock was moved on
+  // purpose (a test's advance), and every period it passed fires, in order; otherwise a late
+  // timer fires a schedule once for the periods it missed, as a late rule would.
+  void tick(bool catch_up = false) {
+    std::vector<std::pair<sys_seconds, std::string>> due;
     {
       std::lock_guard lock(mu);
       if (!running) return;
       sys_seconds t = to_seconds(now_locked());
       for (auto& [name, e] : entries) {
-        if (!e.next || *e.next > t) continue;
-        due.emplace_back(name, *e.next);
-        // Missed periods (a jump of the clock) fire once, as a late rule would.
-        e.next = stack::next_fire_time(e.spec.expression, e.anchor, t);
+        int fired = 0;
+        while (e.next && *e.next <= t) {
+          due.emplace_back(*e.next, name);
+          if (!catch_up) {
+            e.next = stack::next_fire_time(e.spec.expression, e.anchor, t);
+            break;
+          }
+          if (++fired == max_catch_up) {
+            logger()->warn("schedule {}: the clock moved past more than {} of its times; the rest are skipped", name,
+                           max_catch_up);
+            e.next = stack::next_fire_time(e.spec.expression, e.anchor, t);
+            break;
+          }
+          e.next = stack::next_fire_time(e.spec.expression, e.anchor, *e.next);
+        }
       }
     }
-    for (const auto& [name, at] : due) launch(name, at, false, nullptr);
+    std::stable_sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [at, name] : due) launch(name, at, false, nullptr);
     arm();
   }
 
@@ -271,7 +295,7 @@ void Scheduler::set_time(sys_clock::time_point t) {
     if (backwards) impl_->recompute_locked();
   }
   asio::post(impl_->ex, [w = std::weak_ptr<Impl>(impl_)] {
-    if (auto self = w.lock()) self->tick();
+    if (auto self = w.lock()) self->tick(true);
   });
 }
 
