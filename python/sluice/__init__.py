@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -211,27 +212,26 @@ class ApiUrl:
 
 
 class Recording:
-    """``app.recording()``: the records added between entering and leaving the block."""
+    """``app.recording()``: the invocations made (started) between entering and leaving the block,
+    oldest first, including those that finish later, such as asynchronous ones (a record exists
+    once an invocation has ended)."""
 
     def __init__(self, app: "App"):
         self._app = app
-        self._before: Optional[set] = None
-        self._after: Optional[List[Record]] = None
+        self._since: float = 0.0
+        self._until: Optional[float] = None
 
     def __enter__(self) -> "Recording":
-        self._before = {(r.request_id, r.started) for r in self._app.records()}
-        self._after = None
+        self._since = time.time()
+        self._until = None
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._after = self._new()
-
-    def _new(self) -> List[Record]:
-        return [r for r in self._app.records() if (r.request_id, r.started) not in (self._before or set())]
+        self._until = time.time()
 
     def records(self, function: Optional[str] = None) -> List[Record]:
-        out = self._after if self._after is not None else self._new()
-        return [r for r in out if function is None or r.function == function]
+        return [r for r in self._app.records(function)
+                if r.started >= self._since and (self._until is None or r.started <= self._until)]
 
 
 class App:
@@ -357,8 +357,9 @@ class App:
         return self._engine.publish(function, description)["version"]
 
     def records(self, function: Optional[str] = None) -> List[Record]:
-        """Every invocation so far, oldest first (optionally of one function)."""
-        out = [Record(**r) for r in self._engine.records()]
+        """Every invocation so far, oldest first by when it started (optionally of one function);
+        an invocation is recorded once it has ended."""
+        out = sorted((Record(**r) for r in self._engine.records()), key=lambda r: r.started)
         if function is not None:
             out = [r for r in out if r.function == function]
         return out

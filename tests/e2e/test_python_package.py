@@ -191,6 +191,29 @@ def test_calls_from_threads_run_concurrently(project):
         assert sum(r.cold_start for r in app.records()) == 4
 
 
+def test_records_and_recording_go_by_when_an_invocation_was_made(project):
+    with sluice.serve(project.path / "sluice.yaml") as app:
+        app.invoke("echo", {})  # warm
+        slow = threading.Thread(target=lambda: app.invoke("sleepy", {"seconds": 0.6}))
+        slow.start()
+        time.sleep(0.2)
+        with app.recording() as rec:
+            app.invoke("echo", {"inside": True})
+            app.invoke_async("echo", {"async": True})
+            slow.join()
+        # The slow call was made before the block: not the block's, though it ended inside it.
+        # The asynchronous one was made inside: the block's, once it has ended.
+        deadline = time.time() + 10
+        while len(rec.records()) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        assert [(r.function, r.invocation_type) for r in rec.records()] == [("echo", "RequestResponse"),
+                                                                             ("echo", "Event")]
+        # records(): oldest first by when each started, the slow one before the calls made after it.
+        assert [r.function for r in app.records()] == ["echo", "sleepy", "echo", "echo"]
+        started = [r.started for r in app.records()]
+        assert started == sorted(started)
+
+
 def test_engine_errors_are_exceptions(project):
     with sluice.serve(project.path / "sluice.yaml") as app:
         with pytest.raises(sluice.SluiceError) as info:
