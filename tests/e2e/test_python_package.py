@@ -212,6 +212,8 @@ def test_records_and_recording_go_by_when_an_invocation_was_made(project):
         assert [r.function for r in app.records()] == ["echo", "sleepy", "echo", "echo"]
         started = [r.started for r in app.records()]
         assert started == sorted(started)
+    # After the stop the records stay readable (a test asserts after its with block).
+    assert [r.function for r in app.records()] == ["echo", "sleepy", "echo", "echo"]
 
 
 def test_engine_errors_are_exceptions(project):

@@ -148,6 +148,7 @@ struct App::Impl {
   std::thread thread;
   std::atomic<bool> engine_running{false};
   bool started = false, stopped = false;
+  std::optional<std::vector<lambda::InvocationRecord>> final_records;  // kept by stop()
   std::atomic<bool> stopping{false};
   std::mutex mu;  // endpoints cache, start/stop
   Endpoints cached;
@@ -275,7 +276,7 @@ struct App::Impl {
   T call(std::function<asio::awaitable<T>()> fn) {
     if (std::this_thread::get_id() == thread.get_id())
       throw EngineError("sluice: this call would wait for the engine thread from the engine thread itself");
-    if (!engine_running) throw EngineError("the sluice app is not running (start() it, or it has been stopped)");
+    if (!engine_running) throw EngineError("the sluice app is not running (it has been stopped, or never started)");
     auto promise = std::make_shared<std::promise<T>>();
     auto future = promise->get_future();
     asio::co_spawn(
@@ -445,6 +446,8 @@ void App::stop() {
   d.engine_running = false;
   if (d.service) d.service->stop_all();
   if (d.sink) d.sink->flush();
+  // What happened stays readable after the stop (a test asserts after its `with` block).
+  if (d.service) d.final_records = d.service->records();
   // Components go before the io_context they were built on.
   d.signals.reset();
   d.stack_watch.reset();
@@ -535,6 +538,7 @@ Published App::publish(const std::string& function, const std::string& descripti
 
 std::vector<lambda::InvocationRecord> App::records() {
   auto& d = *impl_;
+  if (d.final_records) return *d.final_records;
   // An invocation that has answered has its REPORT a moment later; wait for it (briefly).
   return d.settled<lambda::InvocationRecord>(
       std::chrono::seconds(2), std::chrono::milliseconds(5), [&d] { return d.service->records_pending(); },
