@@ -178,37 +178,22 @@ def _payload_bytes(event: Any) -> bytes:
     return json.dumps(event).encode("utf-8")
 
 
-class ApiUrl:
-    """The base URL of an API (``str(url)``), callable for another API or stage."""
+class ApiUrl(str):
+    """The base URL of an API: a ``str`` (``urlopen``, ``urljoin``, ``requests``, ``json.dumps`` take
+    it as it is), also callable for another API or stage of the same app."""
 
-    def __init__(self, app: "App", api: Optional[str] = None, stage: Optional[str] = None):
+    def __new__(cls, app: "App", api: Optional[str] = None, stage: Optional[str] = None) -> "ApiUrl":
+        self = super().__new__(cls, app.url(api, stage))
         self._app = app
         self._api = api
         self._stage = stage
+        return self
 
     def __call__(self, api: Optional[str] = None, stage: Optional[str] = None) -> str:
         return self._app.url(api if api is not None else self._api, stage if stage is not None else self._stage)
 
-    def __str__(self) -> str:
-        return self()
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self), spec)
-
-    def __add__(self, other: str) -> str:
-        return str(self) + other
-
-    def __radd__(self, other: str) -> str:
-        return other + str(self)
-
-    def __eq__(self, other: object) -> bool:
-        return str(self) == other if isinstance(other, str) else NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(str(self))
-
     def __repr__(self) -> str:
-        return f"ApiUrl({str(self)!r})"
+        return f"ApiUrl({str.__str__(self)!r})"
 
 
 class Recording:

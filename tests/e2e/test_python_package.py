@@ -95,9 +95,11 @@ def test_plugin_by_command_line_with_another_stack(tmp_path):
         "apis:\n  a:\n    type: rest\n    routes: {GET /x: f}\n    stages: {dev: {}, prod: {}}\n")
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_it.py").write_text(
-        "import json, urllib.request\n"
+        "import json, urllib.parse, urllib.request\n"
         "def test_url(api_url, sluice_app, lambda_client):\n"
         "    assert str(api_url).endswith('/dev')\n"
+        "    assert isinstance(api_url, str) and api_url.endswith('/dev') and json.loads(json.dumps(api_url)) == api_url\n"
+        "    assert urllib.parse.urljoin(api_url + '/', 'x') == str(api_url) + '/x'\n"
         "    body = json.loads(urllib.request.urlopen(api_url + '/x').read())\n"
         "    assert body == {'stage': 'dev'}\n"
         "    assert lambda_client.invoke(FunctionName='f', Payload=b'{\"requestContext\": {\"stage\": \"z\"}}')['StatusCode'] == 200\n"
