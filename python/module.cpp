@@ -291,6 +291,7 @@ PYBIND11_MODULE(_sluice, m) {
           },
           py::arg("schedule"))
       .def("schedules", &app::App::schedules, py::call_guard<py::gil_scoped_release>())
+      .def("functions", &app::App::functions, py::call_guard<py::gil_scoped_release>())
       .def("schedule_time",
            [](app::App& a) { return std::chrono::duration<double>(a.schedule_time().time_since_epoch()).count(); })
       .def(

@@ -385,6 +385,8 @@ class App:
     def logs(self, function: str, request_id: Optional[str] = None) -> str:
         """The function's log so far (handler output and the START/END/REPORT lines), one line each."""
         lines = self._engine.logs(function)
+        if not lines and self.running and function not in self._engine.functions():
+            raise SluiceError(f"no function named {function!r}; functions: {', '.join(self._engine.functions())}")
         if request_id is not None:
             lines = [l for l in lines if l["request_id"] == request_id]
         return "".join(l["text"].replace("\r", "\n") + "\n" for l in lines)
@@ -436,6 +438,8 @@ class App:
         """When the schedule fires next on its own (None: disabled, or never again)."""
         import datetime as _dt
 
+        if schedule not in self._engine.schedules():
+            raise SluiceError(f"no schedule named {schedule!r}; schedules: {', '.join(self._engine.schedules()) or '(none)'}")
         t = self._engine.next_schedule_time(schedule)
         return None if t is None else _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
 

@@ -229,6 +229,12 @@ def test_engine_errors_are_exceptions(project):
         with pytest.raises(sluice.SluiceError) as info:
             app.invoke("echo", {}, qualifier="missing-alias")
         assert info.value.code == "ResourceNotFoundException"
+        # A misspelt name is an error, not an empty answer that an assertion passes on.
+        with pytest.raises(sluice.SluiceError, match="no function named 'ehco'; functions: .*echo"):
+            app.logs("ehco")
+        with pytest.raises(sluice.SluiceError, match="no schedule named 'tik'"):
+            app.next_schedule_time("tik")
+        assert app.logs("single") == ""  # a function that has not run yet has an empty log
         # A busy port is refused with the address.
         port = int(app.lambda_endpoint.rsplit(":", 1)[1])
         with pytest.raises(sluice.SluiceError, match=str(port)):

@@ -647,6 +647,15 @@ std::vector<std::string> App::schedules() {
   });
 }
 
+std::vector<std::string> App::functions() {
+  auto& d = *impl_;
+  return d.call<std::vector<std::string>>([&d]() -> asio::awaitable<std::vector<std::string>> {
+    std::vector<std::string> out;
+    for (const auto& [name, fn] : d.service->stack().functions) out.push_back(name);
+    co_return out;
+  });
+}
+
 void App::run_on_engine(std::function<void()> fn) {
   auto& d = *impl_;
   d.call<bool>([fn = std::move(fn)]() -> asio::awaitable<bool> {

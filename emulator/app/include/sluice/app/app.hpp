@@ -199,6 +199,7 @@ class App {
   void advance_schedule_clock(std::chrono::milliseconds d);
   std::optional<std::chrono::system_clock::time_point> next_schedule_time(const std::string& schedule);
   std::vector<std::string> schedules();
+  std::vector<std::string> functions();  // the stack's functions, by name
 
   // Runs fn on the engine thread and waits (for components added by other modules).
   void run_on_engine(std::function<void()> fn);
