@@ -335,6 +335,17 @@ def test_reload_applies_an_edit_and_keeps_serving_through_a_broken_one(project):
         with pytest.raises(sluice.StackError):
             app.reload()
         assert app.invoke("late", {}).ok
+        # Without the code watcher, an explicit reload takes code edits too (a cold start).
+        (project.path / "fn" / "reloaded_marker.py").write_text("MARK = 'second'\n")
+        project.write_stack(STACK.replace("functions:\n", "functions:\n  late: {code: fn/, handler: handlers.echo}\n"
+                                          "  mark: {code: fn/, handler: handlers.reloaded_mark}\n"))
+        app.reload()
+        assert app.invoke("mark", {}).payload == "second"
+        (project.path / "fn" / "reloaded_marker.py").write_text("MARK = 'third'\n")
+        assert app.invoke("mark", {}).payload == "second"  # no watcher: the warm environment stays
+        app.reload()
+        result = app.invoke("mark", {})
+        assert result.payload == "third" and result.cold_start
 
 
 def test_stop_leaves_no_handler_process(project):

@@ -576,7 +576,11 @@ void App::reload() {
   auto st = load_or_throw(d.file, &d.warnings);
   auto problems = d.call<std::vector<std::string>>([&d, st = std::move(st)]() -> asio::awaitable<std::vector<std::string>> {
     auto found = d.gw->reload_problems(st);
-    if (found.empty()) d.apply(st);
+    if (found.empty()) {
+      d.apply(st);
+      // With the watcher off, nothing else would notice code edits: an explicit reload takes them.
+      if (!d.options.watch) d.service->refresh_code("reloaded without the code watcher");
+    }
     co_return found;
   });
   if (!problems.empty())

@@ -1298,6 +1298,13 @@ VersionStore::Published LambdaService::publish(const std::string& function, cons
 }
 
 void LambdaService::reload(stack::Stack stack) { impl_->reload(std::move(stack)); }
+void LambdaService::refresh_code(const std::string& why) {
+  for (const auto& [name, fn] : impl_->stack.functions) {
+    impl_->fns[name].opt_dirty = true;
+    impl_->fns[name].links_dirty = true;
+    impl_->retire_latest(name, why);
+  }
+}
 const stack::Stack& LambdaService::stack() const { return impl_->stack; }
 VersionStore& LambdaService::versions() { return impl_->versions; }
 asio::awaitable<void> LambdaService::shutdown(std::chrono::milliseconds deadline) {

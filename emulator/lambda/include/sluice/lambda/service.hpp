@@ -129,6 +129,9 @@ class LambdaService {
 
   // Applies a new validated stack: functions whose definition changed get fresh environments.
   void reload(stack::Stack stack);
+  // Without the code watcher: every function's code (and layers) may have changed, so the
+  // environments of $LATEST are retired and the next call starts from the code as it is now.
+  void refresh_code(const std::string& why);
   const stack::Stack& stack() const;
   VersionStore& versions();
   // The runtime version ARN a function's environments report ("" for an unknown function).
