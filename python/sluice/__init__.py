@@ -275,6 +275,9 @@ class App:
         ``stage`` defaults to the stage given to serve(), else the API's only stage."""
         apis = self._engine.endpoints()["apis"]
         if api is None:
+            if not apis:
+                raise SluiceError(f"{self.stack} has no APIs (functions are reached with app.invoke(), "
+                                  "or app.function_url() for those with url:)")
             if len(apis) != 1:
                 raise SluiceError(
                     f"{self.stack} has {len(apis)} APIs ({', '.join(sorted(apis)) or 'none'}): "
