@@ -121,6 +121,22 @@ def test_plugin_reports_a_missing_stack_clearly(tmp_path):
     assert "StackError" in p.stdout and "sluice.yaml: error: cannot read the stack file: it does not exist" in p.stdout
 
 
+def test_echoed_logs_of_an_invocation_are_in_a_failing_tests_report(tmp_path):
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "app.py").write_text("def handler(event, context):\n    print('said-by-the-handler')\n"
+                                            "    return 1\n")
+    (tmp_path / "sluice.yaml").write_text("name: echo\nfunctions:\n  f: {runtime: python3.11, code: fn/, "
+                                          "handler: app.handler}\n")
+    (tmp_path / "test_x.py").write_text("def test_x(sluice_app):\n    sluice_app.invoke('f', {})\n    assert False\n")
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "sluice.pytest_plugin",
+                        "--sluice-echo-logs", "test_x.py"],
+                       cwd=tmp_path, env=env_with_package(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1
+    # The invocation's lines were written before invoke() returned: pytest captured them for the test.
+    captured = p.stdout[p.stdout.index("Captured stderr call"):]
+    assert "said-by-the-handler" in captured and "REPORT RequestId: " in captured, p.stdout
+
+
 # ---------------------------------------------------------------- the package API
 
 

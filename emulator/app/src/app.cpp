@@ -470,7 +470,7 @@ std::string App::endpoints_json() const { return app::endpoints_json(endpoints()
 InvokeResult App::invoke(const std::string& function, const std::string& payload, const std::string& qualifier,
                          const std::string& source) {
   auto& d = *impl_;
-  return d.call<InvokeResult>([&d, function, payload, qualifier, source]() -> asio::awaitable<InvokeResult> {
+  auto result = d.call<InvokeResult>([&d, function, payload, qualifier, source]() -> asio::awaitable<InvokeResult> {
     lambda::InvokeRequest req;
     req.function = function;
     req.qualifier = qualifier;
@@ -504,6 +504,10 @@ InvokeResult App::invoke(const std::string& function, const std::string& payload
     }
     co_return out;
   });
+  // The invocation's lines are echoed (echo_logs) before the call returns, so that what the
+  // caller does next, a failing assertion with pytest capturing, comes after them.
+  if (d.sink && d.options.log_output) d.sink->flush();
+  return result;
 }
 
 std::string App::invoke_async(const std::string& function, const std::string& payload, const std::string& qualifier,
