@@ -39,7 +39,7 @@ apis:
   app:
     type: http
     authorizers:
-      simple:
+      simple: &simple
         type: request
         function: simple-authz
         identity_source: $request.header.Authorization
@@ -72,13 +72,7 @@ apis:
     type: http
     cors: {allow_origins: ["https://app.example.com"], allow_methods: [GET]}
     authorizers:
-      simple:
-        type: request
-        function: simple-authz
-        identity_source: $request.header.Authorization
-        payload_format: "2.0"
-        simple_responses: true
-        ttl: 0
+      simple: *simple
     routes:
       $default: {function: echo, authorizer: simple}
 """
