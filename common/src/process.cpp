@@ -682,9 +682,16 @@ void kill_tree(pid_t leader) {
   if (leader <= 0) return;
   // The walk first, while every parent link is intact; then the group (which also holds
   // orphans whose parent has exited), then whoever left the group but not the tree.
-  auto tree = process_tree(leader);
+  kill_tree(leader, process_tree(leader));
+}
+
+void kill_tree(pid_t leader, const std::vector<pid_t>& tree) {
+  if (leader <= 0) return;
+  // The group's id is the leader's pid, so the group signal reaches the leader too; it is not
+  // signalled by pid, which may already have been reaped (and its number given out again).
   ::kill(-leader, SIGKILL);
-  for (pid_t p : tree) ::kill(p, SIGKILL);
+  for (pid_t p : tree)
+    if (p != leader) ::kill(p, SIGKILL);
 }
 
 std::string describe_wait_status(int status) {

@@ -44,7 +44,6 @@ struct TreeFacts {
 };
 TreeFacts tree_facts(const fs::path& dir) {
   TreeFacts facts;
-  long long& total = facts.size;
   std::error_code ec;
   for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end; it != end;
        it.increment(ec)) {
@@ -55,7 +54,7 @@ TreeFacts tree_facts(const fs::path& dir) {
       continue;
     }
     if (it->is_regular_file(ec)) {
-      total += static_cast<long long>(it->file_size(ec));
+      facts.size += static_cast<long long>(it->file_size(ec));
       facts.newest = std::max(facts.newest, it->last_write_time(ec));
     }
   }
@@ -172,7 +171,11 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
     auto eq = kv.find('=');
     if (eq != std::string::npos) params[url_decode(kv.substr(0, eq), true)] = url_decode(kv.substr(eq + 1), true);
   }
-  std::string qualifier = params.count("Qualifier") ? params["Qualifier"] : std::string();
+  auto param = [&](const char* key) {
+    auto it = params.find(key);
+    return it == params.end() ? std::string() : it->second;
+  };
+  std::string qualifier = param("Qualifier");
   // List operations: MaxItems (1 to 10,000; at most 50 a page, as Lambda's lists give) and Marker,
   // the NextMarker of the page before (here: where the next page starts).
   std::size_t page = 50, start = 0;
@@ -199,6 +202,11 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
     out[key] = std::move(items);
     return ok(out);
   };
+  // The published versions of a function, each qualified, appended to `list`.
+  auto add_versions = [&](ojson& list, const std::string& name) {
+    for (const auto& v : service.versions().list(name))
+      if (auto c = service.versions().get(name, v)) list.push_back(configuration(*c, service.stack(), service, true));
+  };
   auto parts = split(path, '/');  // "", API version, "functions", NAME, ...
   if (!parts.empty() && parts.back().empty()) parts.pop_back();
   if (parts.size() < 3 || !parts[0].empty() || parts[2] != "functions") return std::nullopt;
@@ -208,7 +216,7 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
   if (parts.size() == 3) {
     if (api != "2015-03-31") return std::nullopt;
     // FunctionVersion=ALL adds every published version after each function's $LATEST.
-    std::string which = params.count("FunctionVersion") ? params["FunctionVersion"] : std::string();
+    std::string which = param("FunctionVersion");
     if (!which.empty() && which != "ALL")
       return error(400, "InvalidParameterValueException",
                    "1 validation error detected: Value '" + which +
@@ -216,9 +224,7 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
     ojson list = ojson::array();
     for (const auto& [name, fn] : st.functions) {
       list.push_back(configuration(lambda::latest_config(fn), st, service, which == "ALL"));
-      if (which != "ALL") continue;
-      for (const auto& v : service.versions().list(name))
-        if (auto c = service.versions().get(name, v)) list.push_back(configuration(*c, st, service, true));
+      if (which == "ALL") add_versions(list, name);
     }
     return paged("Functions", list);
   }
@@ -248,7 +254,7 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
       return ok(alias_json(a->second, ref.name, st));
     }
     // FunctionVersion: only the aliases that invoke that version.
-    std::string version = params.count("FunctionVersion") ? params["FunctionVersion"] : std::string();
+    std::string version = param("FunctionVersion");
     ojson list = ojson::array();
     for (const auto& [name, a] : fn.aliases)
       if (version.empty() || a.version == version) list.push_back(alias_json(a, ref.name, st));
@@ -257,8 +263,7 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
   if (op == "versions") {
     ojson list = ojson::array();
     list.push_back(configuration(lambda::latest_config(fn), st, service, true));
-    for (const auto& v : service.versions().list(ref.name))
-      if (auto c = service.versions().get(ref.name, v)) list.push_back(configuration(*c, st, service, true));
+    add_versions(list, ref.name);
     return paged("Versions", list);
   }
   if (op == "concurrency") {

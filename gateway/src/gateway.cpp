@@ -133,8 +133,6 @@ std::string continued_trace(const std::optional<std::string>& client) {
   return out;
 }
 
-// Invokes with the integration timeout; the invocation keeps running on
-// timeout, as on AWS, but nobody waits for it.
 struct PendingInvoke {
   explicit PendingInvoke(asio::any_io_executor ex) : wake(ex) {}
   std::optional<lambda::InvokeResponse> result;
@@ -146,6 +144,21 @@ asio::awaitable<void> run_invoke(std::shared_ptr<PendingInvoke> p, lambda::Lambd
   auto res = co_await service->invoke(std::move(req));
   p->result = std::move(res);
   p->wake.cancel();
+}
+
+// Invokes within a time limit (an integration's timeout, an authorizer's 10 s): nullopt when the
+// limit came first. The invocation keeps running then, as on AWS, but nobody waits for it.
+asio::awaitable<std::optional<lambda::InvokeResponse>> invoke_within(lambda::LambdaService* service,
+                                                                     lambda::InvokeRequest req,
+                                                                     std::chrono::milliseconds limit) {
+  auto ex = co_await asio::this_coro::executor;
+  auto pending = std::make_shared<PendingInvoke>(ex);
+  pending->wake.expires_after(limit);
+  asio::co_spawn(ex, run_invoke(pending, service, std::move(req)), asio::detached);
+  // co_spawn runs the invocation inline up to its first suspension: one that fails at once
+  // (unknown function or alias) has already answered, and its cancel() found no wait to cancel.
+  if (!pending->result) co_await pending->wake.async_wait(nothrow);
+  co_return std::move(pending->result);
 }
 
 // Collects a streamed function response (API routes answer buffered).
@@ -225,16 +238,17 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
 
   // ------------------------------------------------------------ listeners
 
+  // One of sluice's listeners has the port, or will have it (the Invoke API's).
+  bool taken_by_sluice(unsigned short port) const {
+    return used_ports.count(port) ||
+           std::find(options.reserved_ports.begin(), options.reserved_ports.end(), port) != options.reserved_ports.end();
+  }
+
   unsigned short pick_port(std::optional<int> fixed) {
     if (fixed) return static_cast<unsigned short>(*fixed);
     if (options.base_port == 0) return 0;
     if (next_port == 0) next_port = options.base_port;
-    auto reserved = [&](unsigned short p) {
-      return used_ports.count(p) ||
-             std::find(options.reserved_ports.begin(), options.reserved_ports.end(), p) !=
-                 options.reserved_ports.end();
-    };
-    while (reserved(next_port)) ++next_port;
+    while (taken_by_sluice(next_port)) ++next_port;
     return next_port++;
   }
 
@@ -344,10 +358,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     auto check = [&](const std::string& what, std::optional<int> fixed, unsigned short current) {
       if (!fixed || *fixed == 0 || *fixed == current) return;
       auto port = static_cast<unsigned short>(*fixed);
-      bool ours = used_ports.count(port) ||
-                  std::find(options.reserved_ports.begin(), options.reserved_ports.end(), port) !=
-                      options.reserved_ports.end();
-      if (ours) {
+      if (taken_by_sluice(port)) {
         out.push_back(what + ": port " + std::to_string(port) + " is already one of sluice's listeners");
         return;
       }
@@ -979,18 +990,15 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
           ir.source = "authorizer " + auth.name;
           // HTTP API authorizers have 10 s to answer, then the request fails with 500 (reference
           // §4.8); the invocation runs on, as an integration's does.
-          auto pending = std::make_shared<PendingInvoke>(ex);
           auto limit = std::chrono::milliseconds(rest ? 24 * 3600 * 1000 : 10'000);
           if (!rest && options.timeout_ms) limit = std::min(limit, std::chrono::milliseconds(*options.timeout_ms));
-          pending->wake.expires_after(limit);
-          asio::co_spawn(ex, run_invoke(pending, &service, std::move(ir)), asio::detached);
-          if (!pending->result) co_await pending->wake.async_wait(nothrow);
+          auto answer = co_await invoke_within(&service, std::move(ir), limit);
           authorizer_ms = std::chrono::duration_cast<std::chrono::milliseconds>(mono::now() - invoked).count();
-          if (!pending->result) {
+          if (!answer) {
             trail.note = "authorizer " + auth.name + " did not answer within " + std::to_string(limit.count()) + " ms";
             co_return with_cors(error(*state, GatewayError::authorizer_failure));
           }
-          auto& ares = *pending->result;
+          auto& ares = *answer;
           if (ares.error) {
             trail.note = "authorizer " + auth.name + " could not be invoked: " + ares.error->code;
             co_return with_cors(error(*state, GatewayError::authorizer_failure));
@@ -1091,18 +1099,12 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     if (options.timeout_ms) timeout_ms = std::min(timeout_ms, *options.timeout_ms);
     if (!options.untimed_function.empty() && fn.value == options.untimed_function) timeout_ms = 24 * 3600 * 1000;
     trail.traced = true;
-    auto pending = std::make_shared<PendingInvoke>(ex);
-    pending->wake.expires_after(std::chrono::milliseconds(timeout_ms));
-    asio::co_spawn(ex, run_invoke(pending, &service, std::move(ir)), asio::detached);
-    // co_spawn runs the invocation inline up to its first suspension: one that
-    // fails at once (unknown function or alias) has already answered, and its
-    // cancel() found no wait to cancel.
-    if (!pending->result) co_await pending->wake.async_wait(nothrow);
-    if (!pending->result) {
+    auto answer = co_await invoke_within(&service, std::move(ir), std::chrono::milliseconds(timeout_ms));
+    if (!answer) {
       trail.note = "integration timed out after " + std::to_string(timeout_ms) + " ms";
       co_return with_cors(error(*state, GatewayError::integration_timeout));
     }
-    auto& result = *pending->result;
+    auto& result = *answer;
     trail.version = result.executed_version;
     trail.cold = result.cold_start;
     if (result.error) {

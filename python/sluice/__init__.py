@@ -280,8 +280,8 @@ class App:
                                   "or app.function_url() for those with url:)")
             if len(apis) != 1:
                 raise SluiceError(
-                    f"{self.stack} has {len(apis)} APIs ({', '.join(sorted(apis)) or 'none'}): "
-                    "name the one you want, e.g. app.url(\"%s\")" % (sorted(apis)[0] if apis else "api")
+                    f"{self.stack} has {len(apis)} APIs ({', '.join(sorted(apis))}): "
+                    "name the one you want, e.g. app.url(\"%s\")" % sorted(apis)[0]
                 )
             api = next(iter(apis))
         if api not in apis:
@@ -388,8 +388,10 @@ class App:
     def logs(self, function: str, request_id: Optional[str] = None) -> str:
         """The function's log so far (handler output and the START/END/REPORT lines), one line each."""
         lines = self._engine.logs(function)
-        if not lines and self.running and function not in self._engine.functions():
-            raise SluiceError(f"no function named {function!r}; functions: {', '.join(self._engine.functions())}")
+        if not lines and self.running:
+            known = self._engine.functions()
+            if function not in known:
+                raise SluiceError(f"no function named {function!r}; functions: {', '.join(known)}")
         if request_id is not None:
             lines = [l for l in lines if l["request_id"] == request_id]
         return "".join(l["text"].replace("\r", "\n") + "\n" for l in lines)

@@ -81,18 +81,6 @@ std::string api_error(const std::string& type, const std::string& message) {
   return json{{"errorMessage", message}, {"errorType", type}}.dump();
 }
 
-// The payload the caller gets when the platform ends an invocation (Sandbox.Timedout,
-// Runtime.ExitError, ...): errorType first, as AWS writes these (recorded invoke results in
-// test_lambda.snapshot.json; Function.ResponseSizeTooLarge alone has errorMessage first).
-std::string platform_error(const std::string& type, const std::string& message) {
-  std::string out = "{\"errorType\":";
-  out += json(type).dump();
-  out += ",\"errorMessage\":";
-  out += json(message).dump();
-  out += '}';
-  return out;
-}
-
 std::string seconds2(int s) { return std::to_string(s) + ".00"; }
 
 std::string ms2(double ms) { return fixed2(ms); }
@@ -337,20 +325,22 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   // ---------------------------------------------------------------- logs
 
-  void emit(std::string_view text, bool platform, std::string_view request_id) {
+  // in_tail = false: a line no LogResult shows (INIT_START).
+  void emit(std::string_view text, bool platform, std::string_view request_id, bool in_tail = true) {
     if (logs) logs->write(LogLine{spec.function_name, spec.version, request_id, text, platform});
     // The init phase's lines belong to the tail of the invocation that waits for it (AWS's
     // LogResult of a cold start holds them), but for INIT_START: AWS's tail of a cold start
     // begins with START (recorded test_invocation_with_logs, 2025).
     Current* c = cur ? &*cur : pending ? &*pending : nullptr;
-    if (c && !outside_tail) {
+    if (c && in_tail) {
       c->tail.append(text);
       c->tail.push_back('\n');
       if (c->tail.size() > 4 * tail_bytes) c->tail.erase(0, c->tail.size() - tail_bytes);
     }
   }
-  void emit_platform(const std::string& text) { emit(text, true, cur ? cur->inv.request_id : std::string_view{}); }
-  bool outside_tail = false;  // set while a line is written that no LogResult shows (INIT_START)
+  void emit_platform(const std::string& text, bool in_tail = true) {
+    emit(text, true, cur ? cur->inv.request_id : std::string_view{}, in_tail);
+  }
 
   // With JSON logs Lambda itself filters the function's output by the application log level:
   // a line that is a JSON object with a "level" key has that level, any other line INFO.
@@ -411,10 +401,9 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (!json_logs()) {
       // Not in the tail (recorded for the text format; the JSON platform.initStart record, of
       // which no recording says, stays in it).
-      outside_tail = true;
       emit_platform("INIT_START Runtime Version: " + spec.runtime_version +
-                    (with_arn ? "\tRuntime Version ARN: " + runtime_version_arn() : std::string()));
-      outside_tail = false;
+                        (with_arn ? "\tRuntime Version ARN: " + runtime_version_arn() : std::string()),
+                    false);
       if (!tele_wanted()) return;
     }
     nlohmann::ordered_json r;
@@ -1131,9 +1120,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     // started goes too, the group's members that outlived the SIGTERM, and descendants that
     // left the group (a setsid or daemonised child), known from the walk taken when the stop
     // began, while every parent link was intact.
-    proc::signal_group(pid, SIGKILL);
-    for (pid_t p : stop_tree)
-      if (p != pid) ::kill(p, SIGKILL);
+    proc::kill_tree(pid, stop_tree);
     stop_tree.clear();
     drain_output();
     close_output();
@@ -2415,6 +2402,15 @@ bool Environment::waiting_for_extensions() const {
 }
 
 std::size_t extensions_shutting_down() { return g_extension_shutdowns; }
+
+std::string platform_error(const std::string& type, const std::string& message) {
+  std::string out = "{\"errorType\":";
+  out += json(type).dump();
+  out += ",\"errorMessage\":";
+  out += json(message).dump();
+  out += '}';
+  return out;
+}
 
 std::string runtime_version_arn(const std::string& region, const std::string& runtime_id,
                                 const std::filesystem::path& interpreter) {

@@ -237,16 +237,23 @@ struct App::Impl {
       say(file.filename().string() + " changed but is not valid; still serving the previous version:\n" + report, true);
       return;
     }
-    // What only trying can tell: a port the new stack names that cannot be listened on.
-    if (auto problems = gw->reload_problems(*result.stack); !problems.empty()) {
-      say(file.filename().string() + " changed but cannot be applied; still serving the previous version:\n  " +
-              join(problems, "\n  "),
-          true);
+    if (auto problems = try_apply(*result.stack); !problems.empty()) {
+      say(file.filename().string() + " changed but " + not_applied(problems), true);
       return;
     }
-    apply(*result.stack);
     say("reloaded " + file.filename().string(), false);
     warn_requirements(*result.stack);
+  }
+
+  // Applies `st` unless what only trying can tell stops it (a port it names that cannot be
+  // listened on); those problems, or none when applied.
+  std::vector<std::string> try_apply(const stack::Stack& st) {
+    auto problems = gw->reload_problems(st);
+    if (problems.empty()) apply(st);
+    return problems;
+  }
+  static std::string not_applied(const std::vector<std::string>& problems) {
+    return "cannot be applied; still serving the previous version:\n  " + join(problems, "\n  ");
   }
 
   void apply(const stack::Stack& st) {
@@ -579,18 +586,15 @@ void App::reload() {
   auto& d = *impl_;
   auto st = load_or_throw(d.file, &d.warnings);
   auto problems = d.call<std::vector<std::string>>([&d, st = std::move(st)]() -> asio::awaitable<std::vector<std::string>> {
-    auto found = d.gw->reload_problems(st);
+    auto found = d.try_apply(st);
     if (found.empty()) {
-      d.apply(st);
       // With the watcher off, nothing else would notice code edits: an explicit reload takes them.
       if (!d.options.watch) d.service->refresh_code("reloaded without the code watcher");
     }
     co_return found;
   });
   if (!problems.empty())
-    throw StackError(d.file.filename().string() + " cannot be applied; still serving the previous version:\n  " +
-                         join(problems, "\n  "),
-                     problems);
+    throw StackError(d.file.filename().string() + " " + Impl::not_applied(problems), problems);
 }
 
 Triggered App::trigger(const std::string& schedule) {

@@ -127,13 +127,12 @@ struct Scheduler::Impl : std::enable_shared_from_this<Impl> {
         int fired = 0;
         while (e.next && *e.next <= t) {
           due.emplace_back(*e.next, name);
-          if (!catch_up) {
-            e.next = stack::next_fire_time(e.spec.expression, e.anchor, t);
-            break;
-          }
-          if (++fired == max_catch_up) {
+          bool capped = catch_up && ++fired == max_catch_up;
+          if (capped)
             logger()->warn("schedule {}: the clock moved past more than {} of its times; the rest are skipped", name,
                            max_catch_up);
+          // Once (a late timer) or past the cap: on to the first time after now.
+          if (!catch_up || capped) {
             e.next = stack::next_fire_time(e.spec.expression, e.anchor, t);
             break;
           }

@@ -417,18 +417,22 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
 
   void on_code_change(const std::vector<fs::path>& roots) {
     for (const auto& [name, fn] : stack.functions) {
-      bool hit = false;
+      bool code = false, layer = false;
       for (const auto& r : roots) {
-        if (under(r, fn.code_dir) || under(fn.code_dir, r)) hit = true;
+        if (under(r, fn.code_dir) || under(fn.code_dir, r)) code = true;
         for (const auto& l : fn.layers)
-          if (under(r, l) || under(l, r)) {
-            hit = true;
-            fns[name].opt_dirty = true;
-          }
+          if (under(r, l) || under(l, r)) layer = true;
       }
-      if (hit) fns[name].links_dirty = true;
-      if (hit) retire_latest(name, "code changed");
+      if (code || layer) code_changed(name, layer, "code changed");
     }
+  }
+
+  // A function's code (and with `layers`, its layers' too) changed: what was derived from it is
+  // worked out again, and $LATEST's environments are retired.
+  void code_changed(const std::string& name, bool layers, const std::string& why) {
+    if (layers) fns[name].opt_dirty = true;
+    fns[name].links_dirty = true;
+    retire_latest(name, why);
   }
 
   void retire_latest(const std::string& function, const std::string& why) {
@@ -869,10 +873,10 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       job->result.outcome = runtime::Outcome::spawn_failed;
       job->result.function_error = true;
       job->result.error_type = "Runtime.InvalidEntrypoint";
-      job->result.payload = nlohmann_error("Runtime.InvalidEntrypoint",
-                                           "RequestId: " + job->inv.request_id + " Error: no interpreter for runtime " +
-                                               c.runtime.id + " was found on PATH (use --interpreter " + c.runtime.id +
-                                               "=/path/to/interpreter)");
+      job->result.payload = runtime::platform_error(
+          "Runtime.InvalidEntrypoint", "RequestId: " + job->inv.request_id + " Error: no interpreter for runtime " +
+                                           c.runtime.id + " was found on PATH (use --interpreter " + c.runtime.id +
+                                           "=/path/to/interpreter)");
       job->have_result = job->have_report = true;
       maybe_complete(job);
       return;
@@ -882,8 +886,6 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     run_on(entry, job);
     entry->env->start();
   }
-
-  static std::string nlohmann_error(const std::string& type, const std::string& msg);
 
   void fail(const std::shared_ptr<Job>& job, ServiceError err) {
     job->error = std::move(err);
@@ -1268,15 +1270,6 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-std::string LambdaService::Impl::nlohmann_error(const std::string& type, const std::string& msg) {
-  std::string out = "{\"errorType\":";
-  out += json_quote(type);
-  out += ",\"errorMessage\":";
-  out += json_quote(msg);
-  out += "}";
-  return out;
-}
-
 LambdaService::LambdaService(asio::any_io_executor ex, stack::Stack stack, ServiceOptions options,
                              std::shared_ptr<runtime::LogSink> logs)
     : impl_(std::make_shared<Impl>(ex, std::move(stack), std::move(options), std::move(logs))) {
@@ -1299,11 +1292,7 @@ VersionStore::Published LambdaService::publish(const std::string& function, cons
 
 void LambdaService::reload(stack::Stack stack) { impl_->reload(std::move(stack)); }
 void LambdaService::refresh_code(const std::string& why) {
-  for (const auto& [name, fn] : impl_->stack.functions) {
-    impl_->fns[name].opt_dirty = true;
-    impl_->fns[name].links_dirty = true;
-    impl_->retire_latest(name, why);
-  }
+  for (const auto& [name, fn] : impl_->stack.functions) impl_->code_changed(name, true, why);
 }
 const stack::Stack& LambdaService::stack() const { return impl_->stack; }
 VersionStore& LambdaService::versions() { return impl_->versions; }

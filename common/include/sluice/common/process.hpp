@@ -99,6 +99,9 @@ class TreeMemory {
 void signal_group(pid_t pgid, int sig);
 // SIGKILL a group leader's process tree and its whole process group.
 void kill_tree(pid_t leader);
+// The same with a tree walked earlier (process_tree), while every parent link was intact: the
+// leader's group, then each other process of the walk (descendants that left the group).
+void kill_tree(pid_t leader, const std::vector<pid_t>& tree);
 
 // Go's exec.ExitError wording, which Lambda's error messages carry:
 // "exit status 3", "signal: killed", "signal: segmentation fault (core dumped)".

@@ -101,6 +101,12 @@ class ResponseStream {
   virtual std::uint64_t bytes() const = 0;
 };
 
+// The payload a caller gets when the platform ends an invocation (Sandbox.Timedout,
+// Runtime.ExitError, Runtime.InvalidEntrypoint, ...): {"errorType","errorMessage"}, errorType
+// first as AWS writes these (recorded invoke results in test_lambda.snapshot.json;
+// Function.ResponseSizeTooLarge alone has errorMessage first).
+std::string platform_error(const std::string& type, const std::string& message);
+
 struct InvocationResult {
   Outcome outcome = Outcome::success;
   std::string payload;
