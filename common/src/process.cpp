@@ -162,6 +162,7 @@ struct ChildArgs {
   int devnull;
   int output_fd;
   pid_t parent;
+  int pass_fd, pass_fd_as;
   int exec_errno;  // written by the child when it cannot exec
   const SandboxStep* steps = nullptr;
   std::size_t nsteps = 0;
@@ -258,6 +259,12 @@ int child_main(void* p) {
   // closed, so that report_fd still works should the exec fail.
   if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
     for (int fd = 3; fd < 4096; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  // The one descriptor handed over on purpose (dup2 clears close-on-exec on the copy; a
+  // descriptor that already has the number keeps its flag, which is cleared here).
+  if (a->pass_fd >= 0 && a->pass_fd_as > 2) {
+    if (a->pass_fd == a->pass_fd_as) ::fcntl(a->pass_fd_as, F_SETFD, 0);
+    else if (::dup2(a->pass_fd, a->pass_fd_as) < 0) child_fails(a, errno, -1);
+  }
   ::execve(a->argv[0], a->argv, a->envp);
   child_fails(a, errno ? errno : ENOEXEC, -1);
 }
@@ -504,7 +511,7 @@ SpawnResult spawn(const SpawnOptions& opts) {
   }
 
   ChildArgs args{argv.data(), envp.data(), opts.cwd.empty() ? nullptr : opts.cwd.c_str(),
-                 ::open("/dev/null", O_RDWR | O_CLOEXEC), opts.output_fd, ::getpid(), 0};
+                 ::open("/dev/null", O_RDWR | O_CLOEXEC), opts.output_fd, ::getpid(), opts.pass_fd, opts.pass_fd_as, 0};
   std::optional<SandboxPlan> plan;
   int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
   int report[2] = {-1, -1};

@@ -96,6 +96,10 @@ std::map<std::string, std::string> build_environment(const EnvironmentSpec& spec
   env["AWS_LAMBDA_FUNCTION_VERSION"] = spec.version;
   env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "on-demand";
   env["AWS_LAMBDA_RUNTIME_API"] = ctx.runtime_api;
+  // Managed runtimes log through this descriptor (AWS's: 62, recorded for java and dotnet, whose
+  // runtimes leave it in the environment; Node's and Python's remove it before user code runs).
+  if (ctx.telemetry_log_fd >= 0 && spec.kind != RuntimeKind::provided)
+    env["_LAMBDA_TELEMETRY_LOG_FD"] = std::to_string(ctx.telemetry_log_fd);
 
   // -- private to sluice's own bootstraps, removed by them before user code runs
   if (!opt.empty() && spec.kind != RuntimeKind::provided) env["_SLUICE_OPT_DIR"] = opt;

@@ -225,7 +225,8 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
         init_timer(ex_),
         memory_timer(ex_),
         kill_timer(ex_),
-        log_retry(ex_) {
+        log_retry(ex_),
+        records_retry(ex_) {
     log_stream = ymd_slashes() + "/[" + spec.version + "]" + random_hex(32);
   }
 
@@ -257,6 +258,12 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   int out_fd = -1;
   std::unique_ptr<asio::posix::stream_descriptor> out;
   std::string partial;
+  // A managed runtime's log records, framed (_LAMBDA_TELEMETRY_LOG_FD): one record each,
+  // however many lines it holds, as Lambda takes them.
+  int records_fd = -1;
+  std::unique_ptr<asio::posix::stream_descriptor> records_in;
+  std::string records_buf;        // an unfinished frame
+  bool records_unframed = false;  // the runtime broke the framing: the rest is read as lines
   std::uint64_t peak_kb = 0;
   mono::time_point memory_read_at{};
   proc::TreeMemory tree;  // the handler's processes at the last walk (read_memory)
@@ -318,7 +325,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   static constexpr auto ext_shutdown_limit = std::chrono::milliseconds(2000);
   static constexpr auto runtime_shutdown_share = std::chrono::milliseconds(300);
 
-  asio::steady_timer timeout_timer, freeze_timer, init_timer, memory_timer, kill_timer, log_retry;
+  asio::steady_timer timeout_timer, freeze_timer, init_timer, memory_timer, kill_timer, log_retry, records_retry;
   bool freeze_pending = false;
   mono::time_point idle_since = mono::now();
   std::vector<pid_t> stop_tree;  // the handler's processes when stop() began (killed at exit)
@@ -353,6 +360,9 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (u == "ERROR") return 4;
     if (u == "FATAL" || u == "CRITICAL") return 5;
     return 2;  // INFO, and anything Lambda does not know
+  }
+  bool app_rank_wanted(int rank) const {
+    return spec.log_format != "JSON" || spec.log_level.empty() || rank >= app_level_rank(spec.log_level);
   }
   bool app_line_wanted(std::string_view line) const {
     if (spec.log_format != "JSON" || spec.log_level.empty()) return true;
@@ -510,8 +520,9 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   // One line of the function's (app) or an extension's output: to the log and to the
   // Telemetry API's subscribers.
-  void out_line(std::string_view line, bool app, std::string_view rid) {
-    if (app && !app_line_wanted(line)) return;
+  // `rank`: the record's level when its frame tells it (app_level_rank's scale), else -1.
+  void out_line(std::string_view line, bool app, std::string_view rid, int rank = -1) {
+    if (app && !(rank >= 0 ? app_rank_wanted(rank) : app_line_wanted(line))) return;
     emit(line, false, rid);
     if (tele_wanted()) tele_push(app ? "function" : "extension", {}, line);
   }
@@ -537,14 +548,16 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  // Reads whatever the process has written so far; returns false at EOF.
-  bool read_output() {
-    if (out_fd < 0) return false;
+  // Reads whatever the process has written to `fd` so far, each chunk to `take`; returns false
+  // at EOF.
+  template <typename Take>
+  bool read_pipe(int fd, Take&& take) {
+    if (fd < 0) return false;
     char buf[65536];
     for (int rounds = 0; rounds < 64; ++rounds) {
-      ssize_t n = ::read(out_fd, buf, sizeof buf);
+      ssize_t n = ::read(fd, buf, sizeof buf);
       if (n > 0) {
-        emit_output_lines(std::string_view(buf, static_cast<std::size_t>(n)));
+        take(std::string_view(buf, static_cast<std::size_t>(n)));
         if (logs && !logs->accepting()) return true;
         continue;
       }
@@ -553,6 +566,74 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       return errno == EAGAIN || errno == EWOULDBLOCK;
     }
     return true;
+  }
+  bool read_output() {
+    return read_pipe(out_fd, [this](std::string_view d) { emit_output_lines(d); });
+  }
+  bool read_records() {
+    return read_pipe(records_fd, [this](std::string_view d) { take_records(d); });
+  }
+
+  // The framing of _LAMBDA_TELEMETRY_LOG_FD (AWS's runtimes: FramedTelemetryLogSink in
+  // awslambdaric, the log patch of the Node.js runtime): a 4-byte type, 0xa55a in its high half,
+  // then the format in its two low bits (2 JSON, 3 text) and the level in the three above them
+  // (1 TRACE .. 6 FATAL, 0 none); a 4-byte length; an 8-byte timestamp in microseconds; the
+  // message. Big-endian.
+  static constexpr int telemetry_log_fd_number = 62;  // AWS's (recorded environments)
+  static constexpr std::size_t frame_header = 16;
+  static constexpr std::uint32_t max_frame = 64u << 20;
+
+  static std::uint32_t big_endian32(const char* p) {
+    auto b = [p](int i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])); };
+    return b(0) << 24 | b(1) << 16 | b(2) << 8 | b(3);
+  }
+
+  void take_records(std::string_view data) {
+    if (records_unframed) return emit_lines(records_buf, data, true);
+    records_buf.append(data);
+    std::size_t at = 0;
+    while (records_buf.size() - at >= frame_header) {
+      const char* h = records_buf.data() + at;
+      std::uint32_t type = big_endian32(h), len = big_endian32(h + 4);
+      if ((type >> 16) != 0xa55a || len > max_frame) {
+        // Not a frame: from here on the descriptor is read as lines, as stdout is.
+        records_unframed = true;
+        std::string rest = records_buf.substr(at);
+        records_buf.clear();
+        emit_platform("sluice: the runtime wrote to _LAMBDA_TELEMETRY_LOG_FD without the log framing (type 0x" +
+                      hex32(type) + "); the rest is read as lines");
+        return emit_lines(records_buf, rest, true);
+      }
+      if (records_buf.size() - at - frame_header < len) break;
+      int level = static_cast<int>((type >> 2) & 7);
+      record_line(std::string_view(h + frame_header, len), level >= 1 && level <= 6 ? level - 1 : -1);
+      at += frame_header + len;
+    }
+    records_buf.erase(0, at);
+  }
+
+  // One framed record, a log line of its own whatever it holds; the newline that ends a text
+  // record is not part of it. Longer than a log line can be: in pieces, as stdout's lines are.
+  void record_line(std::string_view msg, int rank) {
+    std::string_view rid = cur ? std::string_view(cur->inv.request_id) : std::string_view{};
+    if (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+    do {
+      out_line(msg.substr(0, max_log_line), true, rid, rank);
+      msg.remove_prefix(std::min(msg.size(), max_log_line));
+    } while (!msg.empty());
+  }
+
+  static std::string hex32(std::uint32_t v) {
+    char buf[9];
+    std::snprintf(buf, sizeof buf, "%08x", v);
+    return buf;
+  }
+
+  // A frame cut short (the runtime ended while writing it): what there is of its message.
+  void flush_records() {
+    if (records_unframed) return flush_part(records_buf, true);
+    if (records_buf.size() > frame_header) record_line(std::string_view(records_buf).substr(frame_header), -1);
+    records_buf.clear();
   }
 
   void flush_partial() { flush_part(partial, true); }
@@ -568,48 +649,64 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
 
   // Reads all a process has written to its output pipe so far, as lines (`app`: the function's).
   void drain_pipe(int fd, std::string& part, bool app) {
+    read_all(fd, [&](std::string_view d) { emit_lines(part, d, app); });
+    flush_part(part, app);
+  }
+
+  // Everything in the pipe now, whether the log sink keeps up or not.
+  template <typename Take>
+  static void read_all(int fd, Take&& take) {
     while (fd >= 0) {
       char buf[65536];
       ssize_t n = ::read(fd, buf, sizeof buf);
       if (n > 0) {
-        emit_lines(part, std::string_view(buf, static_cast<std::size_t>(n)), app);
+        take(std::string_view(buf, static_cast<std::size_t>(n)));
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       break;
     }
-    flush_part(part, app);
   }
 
   // Everything the processes wrote before this point belongs to what came before.
   void drain_output() {
     drain_pipe(out_fd, partial, true);
+    read_all(records_fd, [this](std::string_view d) { take_records(d); });
     for (auto& e : exts) drain_pipe(e->out_fd, e->partial, false);
   }
 
-  void arm_output() {
-    if (!out) return;
+  // Reads the runtime's output (or with `records`, its framed log records) as it comes.
+  void arm_output(bool records = false) {
+    auto& sd = records ? records_in : out;
+    if (!sd) return;
     if (logs && !logs->accepting()) {
       // Back-pressure: the handler blocks on a full pipe instead of sluice buffering without bound.
-      log_retry.expires_after(std::chrono::milliseconds(5));
-      log_retry.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-        if (!ec) self->arm_output();
+      auto& retry = records ? records_retry : log_retry;
+      retry.expires_after(std::chrono::milliseconds(5));
+      retry.async_wait([self = shared_from_this(), records](boost::system::error_code ec) {
+        if (!ec) self->arm_output(records);
       });
       return;
     }
-    out->async_wait(asio::posix::stream_descriptor::wait_read,
-                    [self = shared_from_this()](boost::system::error_code ec) {
-                      if (ec) return;
-                      if (self->read_output()) {
-                        self->arm_output();
-                      } else {
-                        self->flush_partial();
-                        self->close_output();
-                      }
-                    });
+    sd->async_wait(asio::posix::stream_descriptor::wait_read,
+                   [self = shared_from_this(), records](boost::system::error_code ec) {
+                     if (ec) return;
+                     if (records ? self->read_records() : self->read_output()) {
+                       self->arm_output(records);
+                     } else if (records) {
+                       self->close_records();
+                     } else {
+                       self->flush_partial();
+                       self->close_output();
+                     }
+                   });
   }
 
   void close_output() { close_pipe(out, out_fd); }
+  void close_records() {
+    flush_records();
+    close_pipe(records_in, records_fd);
+  }
 
   static void close_pipe(std::unique_ptr<asio::posix::stream_descriptor>& sd, int& fd) {
     if (sd) {
@@ -744,12 +841,29 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       fail_start(std::string("cannot create the output pipe: ") + std::strerror(errno));
       return;
     }
+    // A managed runtime's log records come on a pipe of their own, AWS's descriptor 62.
+    int record_fds[2] = {-1, -1};
+    if (spec.kind != RuntimeKind::provided && !output_pipe(record_fds)) {
+      int err = errno;
+      ::close(fds[0]);
+      ::close(fds[1]);
+      fail_start(std::string("cannot create the log record pipe: ") + std::strerror(err));
+      return;
+    }
 
     EnvContext ctx;
     ctx.runtime_api = "127.0.0.1:" + std::to_string(port);
     ctx.log_stream_name = log_stream;
     ctx.runtime_dir = runtime_root();
+    if (record_fds[1] >= 0) ctx.telemetry_log_fd = telemetry_log_fd_number;
     proc::SpawnOptions opts;
+    opts.pass_fd = record_fds[1];
+    opts.pass_fd_as = telemetry_log_fd_number;
+    // Both pipes' ends, closed on the paths below where the runtime never starts.
+    auto close_pipes = [&] {
+      for (int fd : {fds[0], fds[1], record_fds[0], record_fds[1]})
+        if (fd >= 0) ::close(fd);
+    };
     std::string missing;
     opts.argv = command_line(missing);
     if (!missing.empty()) {
@@ -757,8 +871,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       std::string where = "[" + (task_root() / "bootstrap").string() +
                           (spec.opt_dir.empty() && !spec.sandbox ? "" : " " + (opt_root() / "bootstrap").string()) + "]";
       invalid_entrypoint = "Couldn't find valid bootstrap(s): " + where;
-      ::close(fds[0]);
-      ::close(fds[1]);
+      close_pipes();
       log_init_start(false);
       exit_later(127 << 8);
       return;
@@ -784,8 +897,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       bool is_file = std::filesystem::is_regular_file(on_host, fec);
       int bad = !is_file ? 127 : ::access(on_host.c_str(), X_OK) != 0 ? 126 : 0;
       if (bad) {
-        ::close(fds[1]);
-        ::close(fds[0]);
+        close_pipes();
         emit(wrapper + (bad == 127 ? ": does not exist" : ": is not an executable"), false, {});
         exit_later(bad << 8);
         return;
@@ -794,6 +906,10 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     }
     out_fd = fds[0];
     out = std::make_unique<asio::posix::stream_descriptor>(ex, out_fd);
+    if (record_fds[0] >= 0) {
+      records_fd = record_fds[0];
+      records_in = std::make_unique<asio::posix::stream_descriptor>(ex, records_fd);
+    }
     runtime_opts = std::move(opts);
     asio::co_spawn(ex, accept_loop(shared_from_this()), asio::detached);
     if (!spec.debugging) {
@@ -810,8 +926,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
   void launch_runtime() {
     runtime_launched = true;
     auto res = spawn_process(runtime_opts);
-    ::close(runtime_opts.output_fd);
-    runtime_opts.output_fd = -1;
+    close_runtime_ends();
     if (res.pid < 0) {
       std::string what = runtime_opts.argv.empty() ? "bootstrap" : runtime_opts.argv[0];
       emit_platform(!res.sandbox_error.empty()
@@ -827,6 +942,16 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       if (auto self = w.lock()) self->on_exit(status);
     });
     arm_output();
+    arm_output(true);
+  }
+
+  // The runtime's ends of its pipes, once it has them (or never will).
+  void close_runtime_ends() {
+    for (int* fd : {&runtime_opts.output_fd, &runtime_opts.pass_fd})
+      if (*fd >= 0) {
+        ::close(*fd);
+        *fd = -1;
+      }
   }
 
   void fail_start(const std::string& why) {
@@ -1124,6 +1249,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     stop_tree.clear();
     drain_output();
     close_output();
+    close_records();
     frozen = false;
     std::string how = proc::describe_wait_status(status);
     bool clean_exit = WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -1196,10 +1322,8 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     init_timer.cancel();
     memory_timer.cancel();
     log_retry.cancel();
-    if (runtime_opts.output_fd >= 0) {
-      ::close(runtime_opts.output_fd);  // the runtime never started
-      runtime_opts.output_fd = -1;
-    }
+    records_retry.cancel();
+    close_runtime_ends();  // when the runtime never started
     if (shutdown_started == mono::time_point{}) shutdown_started = mono::now();
     // Extensions that get a SHUTDOWN event keep the Runtime API until they exit or time out.
     if (exts.empty() || !shutdown_extensions()) {

@@ -19,6 +19,10 @@ functions:
     runtime: provided.al2023
     code: bashfn/
     handler: function.handler
+  descriptors:
+    runtime: provided.al2023
+    code: bashfn/
+    handler: descriptors.handler
 """)
     return ws.serve()
 
@@ -31,6 +35,12 @@ def test_bash_curl_runtime_from_the_aws_tutorial(bash_srv):
     assert '{"hello": "bash"}' in base64.b64decode(r["LogResult"]).decode()
     again = bash_srv.invoke("tutorial", {"n": 2})
     assert again["Json"]["echo"] == {"n": 2}
+
+
+def test_a_custom_runtime_gets_no_log_descriptor(bash_srv):
+    # Lambda hands its framed log descriptor to managed runtimes only: the recorded environments
+    # of provided.al2 / provided.al2023 have no _LAMBDA_TELEMETRY_LOG_FD (java's and dotnet's do).
+    assert bash_srv.invoke("descriptors", {})["Json"] == {"fd62": "closed", "variable": "unset"}
 
 
 @pytest.fixture

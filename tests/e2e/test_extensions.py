@@ -352,6 +352,28 @@ def test_telemetry_function_records_are_objects_with_json_logs(probe):
     assert {r["type"] for r in telemetry_records(log)} == {"function"}
 
 
+def test_a_logged_record_of_several_lines_stays_one_record(probe):
+    # Managed runtimes log through Lambda's descriptor 62 (_LAMBDA_TELEMETRY_LOG_FD, which they
+    # take out of the environment): a logging / console record is one event however many lines
+    # it holds, where stdout is cut at each newline.
+    log, node_log = probe.path / "ext.log", probe.path / "node.log"
+    srv = serve(probe, fn("py", handler="handlers.multi_line", PROBE_EXT_LOG=log, PROBE_EXT_SUBSCRIBE="function") +
+                fn("js", handler="node_handler.multiLine", runtime="nodejs20.x", PROBE_EXT_LOG=node_log,
+                   PROBE_EXT_SUBSCRIBE="function"))
+    for name, path, logged, other in (("py", log, "logged first\nlogged second", "printed"),
+                                      ("js", node_log, "logged first\nlogged second", "written")):
+        r = invoke_settled(srv, name, {})
+        assert r["Json"]["variable"] is None and r["Json"]["fd"].startswith("pipe:"), r["Json"]
+        srv.invoke(name, {})  # thaws the environment: the first invocation's records go out
+        records = wait_for(lambda: (lambda got: got if len(got) >= 3 else None)(
+            [x["record"] for x in telemetry_records(path) if x["type"] == "function"]))
+        mine = [x for x in records if "logged" in x]
+        assert len(mine) == 1 and mine[0].endswith(logged), records
+        assert f"{other} first" in records and f"{other} second" in records, records
+        tail_text = tail(srv.invoke(name, {}, LogType="Tail"))
+        assert logged in tail_text and logged.replace("\n", "\r") not in tail_text
+
+
 def test_exec_wrapper_runs_the_runtime(probe):
     srv = serve(probe, fn("wrapped", layers="[wrapper-layer/]", AWS_LAMBDA_EXEC_WRAPPER="/opt/wrapper.sh") +
                 fn("missing", layers="[wrapper-layer/]", AWS_LAMBDA_EXEC_WRAPPER="/opt/nowhere.sh") +

@@ -21,6 +21,7 @@ functions:
   stream: {runtime: nodejs20.x, code: node/, handler: streaming.handler}
   gc: {runtime: nodejs20.x, code: node/, handler: gc.handler}
   esm-in-js: {runtime: nodejs20.x, code: node/, handler: exported.handler}
+  burst: {runtime: nodejs20.x, code: node/, handler: burst.handler}
 """
 
 
@@ -35,6 +36,11 @@ def srv(ws):
         "  const before = typeof gc; let junk = []; for (let i = 0; i < 1e5; i++) junk.push({ i }); junk = null;\n"
         "  const r = gc();\n"
         "  return { before, after: typeof globalThis.gc, result: r === undefined ? 'undefined' : typeof r };\n"
+        "};\n")
+    (ws.path / "node" / "burst.js").write_text(
+        "exports.handler = async (event) => {\n"
+        "  for (let i = 0; i < event.n; i++) console.log(`line ${i} ` + 'x'.repeat(400));\n"
+        "  return 'done';\n"
         "};\n")
     (ws.path / "node" / "exported.js").write_text("export const handler = async () => 'loaded';\n")
     (ws.path / "node" / "streaming.js").write_text(
@@ -90,6 +96,19 @@ def test_console_format(srv):
     assert re.search(rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\t{rid}\tINFO\tlog line {{ a: 1 }}$", log, re.M)
     assert re.search(rf"\t{rid}\tERROR\terror line$", log, re.M)
     assert re.search(rf"\t{rid}\tWARN\twarn line$", log, re.M)
+
+
+def test_console_lines_all_come_before_the_end_of_their_invocation(srv):
+    # console.* write each record to Lambda's log descriptor synchronously (as AWS's runtime
+    # does), so 2 MB of them are all in the log when the invocation ends, before its END line.
+    n = 5000
+    r = srv.invoke("burst", {"n": n})
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    srv.wait_for_log(f"REPORT RequestId: {rid}")
+    before, after = srv.stdout().split(f"END RequestId: {rid}", 1)
+    seen = [l for l in before.splitlines() if f"\t{rid}\tINFO\tline " in l]
+    assert len(seen) == n and seen[-1].endswith(f"line {n - 1} " + "x" * 400)
+    assert f"\t{rid}\tINFO\tline " not in after
 
 
 def test_init_errors(srv):

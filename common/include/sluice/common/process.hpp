@@ -47,6 +47,10 @@ struct SpawnOptions {
   std::vector<std::string> env;   // complete environment, "KEY=VALUE"
   std::string cwd;
   int output_fd = -1;             // becomes both stdout and stderr; /dev/null when -1
+  // One more descriptor the program gets, as number `pass_fd_as` (Lambda's telemetry log
+  // descriptor, 62); -1: none. Every other descriptor above 2 is closed at exec.
+  int pass_fd = -1;
+  int pass_fd_as = -1;
   const Sandbox* sandbox = nullptr;
   // Start in these namespaces (an earlier process's sandbox) instead of setting up `sandbox`.
   // Costs a copy of sluice's page tables (a fork), which a new sandbox does not.

@@ -16,7 +16,7 @@ See ../README.md for the contract with sluice and the known differences.
 
 import sys
 import os
-from time import time as _time, gmtime as _gmtime, strftime as _strftime
+from time import time as _time, time_ns as _time_ns, gmtime as _gmtime, strftime as _strftime
 
 # --------------------------------------------------------------------------------------
 # Process set-up that must happen before any user code is imported.
@@ -102,6 +102,41 @@ class Unbuffered(object):
     def writelines(self, msgs):
         self.stream.writelines(msgs)
         self.stream.flush()
+
+
+# The platform's log descriptor (_LAMBDA_TELEMETRY_LOG_FD, taken out of the environment before
+# user code runs, as awslambdaric does): each record goes there as one frame, a 4-byte type,
+# a 4-byte length and an 8-byte timestamp in microseconds (big-endian), then the message, and
+# stays one record however many lines it has. Without it, records go to stdout.
+def _take_log_fd():
+    value = _ENV.pop("_LAMBDA_TELEMETRY_LOG_FD", None)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+_LOG_FD = _take_log_fd()
+
+# Frame types: 0xa55a in the high half, the level (DEBUG 2 .. CRITICAL 6, 0 none) shifted left
+# by two, the format in the two low bits (3 text, 2 JSON).
+_TEXT_FRAME = 0xA55A0003
+_JSON_FRAME = 0xA55A0002
+
+
+def _frame_type(levelno, json_format):
+    rank = {10: 2, 20: 3, 30: 4, 40: 5, 50: 6}.get(levelno, 0)
+    return (_JSON_FRAME if json_format else _TEXT_FRAME) | rank << 2
+
+
+def _write_frame(msg, frame_type):
+    data = msg.encode("utf-8")
+    view = memoryview(
+        frame_type.to_bytes(4, "big") + len(data).to_bytes(4, "big")
+        + (_time_ns() // 1000).to_bytes(8, "big") + data
+    )
+    while view:
+        view = view[os.write(_LOG_FD, view):]
 
 
 def _sink_write(msg):
@@ -297,7 +332,10 @@ def _log_error(error_result):
             "log_level": "ERROR",
         }
         record.update(error_result)
-        _sink_write(to_json(record) + "\n")
+        if _LOG_FD is not None:
+            _write_frame(to_json(record), _frame_type(40, True))
+        else:
+            _sink_write(to_json(record) + "\n")
         return
     description = "[ERROR]"
     etype = error_result.get("errorType")
@@ -317,7 +355,10 @@ def _log_error(error_result):
                 lines.append("")
             else:
                 lines.extend(_indent_nbsp(line) for line in element.splitlines())
-    _sink_write(_ERROR_LOG_LINE_TERMINATE.join(lines) + "\n")
+    if _LOG_FD is not None:
+        _write_frame("\n".join(lines), _frame_type(40, False))
+    else:
+        _sink_write(_ERROR_LOG_LINE_TERMINATE.join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------------------
@@ -337,7 +378,11 @@ def _setup_logging(logging):
             self.log_sink.log(self.format(record))
 
     class LambdaLoggerHandlerWithFrameType(LambdaLoggerHandler):
-        pass
+        # Each record's frame says its level (and, with JSON logs, its format).
+        def emit(self, record):
+            msg = self.format(record)
+            level = min(50, max(0, record.levelno)) // 10 * 10
+            self.log_sink.log(msg, _frame_type(level, _JSON_LOGS))
 
     class LambdaLoggerFilter(logging.Filter):
         def filter(self, record):
@@ -424,7 +469,10 @@ def _json_formatter(logging):
 
 class _LogSink(object):
     def log(self, msg, frame_type=None):
-        sys.stdout.write(msg)
+        if _LOG_FD is not None:
+            _write_frame(msg, frame_type or _TEXT_FRAME)
+        else:
+            sys.stdout.write(msg)
 
 
 _LOG_SINK = _LogSink()
