@@ -3,6 +3,7 @@ handlers, context, error and init-error shapes, console format, streaming."""
 import base64
 import json
 import re
+import time
 
 import pytest
 
@@ -22,6 +23,12 @@ functions:
   gc: {runtime: nodejs20.x, code: node/, handler: gc.handler}
   esm-in-js: {runtime: nodejs20.x, code: node/, handler: exported.handler}
   burst: {runtime: nodejs20.x, code: node/, handler: burst.handler}
+  late-throw: {runtime: nodejs20.x, code: node/, handler: late.throws}
+  callback-24: {runtime: nodejs24.x, code: node/, handler: styles.callback}
+  async-3-24: {runtime: nodejs24.x, code: node/, handler: styles.asyncThree}
+  async-24: {runtime: nodejs24.x, code: node/, handler: styles.asyncTwo}
+  callback-22: {runtime: nodejs22.x, code: node/, handler: styles.callback}
+  late-reject: {runtime: nodejs20.x, code: node/, handler: late.rejects}
 """
 
 
@@ -42,6 +49,13 @@ def srv(ws):
         "  for (let i = 0; i < event.n; i++) console.log(`line ${i} ` + 'x'.repeat(400));\n"
         "  return 'done';\n"
         "};\n")
+    (ws.path / "node" / "late.js").write_text(
+        "exports.throws = async () => { setTimeout(() => { throw new Error('late'); }, 100); return 'ok'; };\n"
+        "exports.rejects = async () => { setTimeout(() => Promise.reject(new Error('late')), 100); return 'ok'; };\n")
+    (ws.path / "node" / "styles.js").write_text(
+        "exports.callback = (event, context, callback) => callback(null, 'callback');\n"
+        "exports.asyncThree = async (event, context, callback) => 'async with three';\n"
+        "exports.asyncTwo = async (event, context) => 'async';\n")
     (ws.path / "node" / "exported.js").write_text("export const handler = async () => 'loaded';\n")
     (ws.path / "node" / "streaming.js").write_text(
         "exports.handler = awslambda.streamifyResponse(async (event, stream) => {\n"
@@ -109,6 +123,44 @@ def test_console_lines_all_come_before_the_end_of_their_invocation(srv):
     seen = [l for l in before.splitlines() if f"\t{rid}\tINFO\tline " in l]
     assert len(seen) == n and seen[-1].endswith(f"line {n - 1} " + "x" * 400)
     assert f"\t{rid}\tINFO\tline " not in after
+
+
+@pytest.mark.parametrize("name,status", [("late-throw", 129), ("late-reject", 128)])
+def test_an_error_left_by_the_last_invocation_fails_the_next(srv, name, status):
+    # The timer fires when the environment thaws for the second invocation: the official
+    # runtime reports it (a blocking post), exits, and the second invocation fails with the
+    # exit; its handler never runs.
+    first = srv.invoke(name, {})
+    assert first["Json"] == "ok"
+    time.sleep(0.3)
+    second = srv.invoke(name, {}, LogType="Tail")
+    assert second.get("FunctionError") == "Unhandled", second["Body"]
+    assert second["Json"]["errorType"] == "Runtime.ExitError"
+    assert second["Json"]["errorMessage"].endswith(f"Runtime exited with error: exit status {status}")
+    third = srv.invoke(name, {})
+    assert third["Json"] == "ok"  # a new environment
+
+
+def test_nodejs24_refuses_callback_handlers_at_init(srv):
+    # Lambda's nodejs24.x runtime fails the init of a handler declaring three parameters, async
+    # or not, with Runtime.CallbackHandlerDeprecated (message and logged record as recorded in
+    # open-telemetry/opentelemetry-js-contrib#3251 and arithmetric/aws-lambda-ses-forwarder#154).
+    for name in ("callback-24", "async-3-24"):
+        r = srv.invoke(name, {}, LogType="Tail")
+        assert r.get("FunctionError") == "Unhandled", r["Body"]
+        assert r["Json"]["errorType"] == "Runtime.CallbackHandlerDeprecated"
+        assert r["Json"]["errorMessage"].startswith(
+            "ERROR: AWS Lambda has removed support for callback-based function handlers starting with Node.js 24.")
+        assert r["Json"]["trace"][0].startswith("Runtime.CallbackHandlerDeprecated: ERROR: AWS Lambda has removed")
+        srv.wait_for_log("\tERROR\tInit Error \t")
+        logged = re.search(r"\tundefined\tERROR\tInit Error \t(\{.*\})$", srv.stdout(), re.M)
+        assert logged and list(json.loads(logged.group(1)))[:3] == ["errorType", "errorMessage", "name"]
+    assert srv.invoke("async-24", {})["Json"] == "async"
+    # Node.js 22 still runs them, with a warning.
+    r = srv.invoke("callback-22", {}, LogType="Tail")
+    assert r["Json"] == "callback"
+    assert "AWS Lambda plans to remove support for callback-based function handlers" in base64.b64decode(
+        r["LogResult"]).decode()
 
 
 def test_init_errors(srv):

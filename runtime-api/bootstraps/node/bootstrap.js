@@ -252,6 +252,13 @@ function framedWriter(fd, json) {
 // through console.error at call time, as the official runtime does, so level filtering applies.
 const structuredConsole = { logError: NO_OP };
 
+// Set once an uncaught exception or unhandled rejection has been reported: the process exits as
+// soon as that post is answered. The official client's post is a blocking call followed by the
+// exit, so nothing else of the process runs meanwhile: no handler of an event already fetched
+// starts, and no other answer is posted. Here the post is asynchronous, and this keeps it so.
+let dying = false;
+const NEVER = new Promise(NO_OP);
+
 function patchConsole() {
   const json = process.env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === 'JSON';
   let write;
@@ -683,6 +690,7 @@ class RuntimeApiClient {
   // `thenNext`: the callback calls nextInvocation() (by way of setImmediate), so the GET /next
   // is written with the post (pipelined); the callback still runs once the post is answered.
   postInvocationResponse(response, id, callback, thenNext = false) {
+    if (dying) return;
     const body = serializeResponse(response);
     this.post(`${API_PREFIX}/invocation/${encodeURIComponent(id)}/response`, body, '', thenNext).then(
       () => callback(),
@@ -691,6 +699,7 @@ class RuntimeApiClient {
   }
 
   postInvocationError(error, id, callback, thenNext = false) {
+    if (dying) return;
     const body = serializeResponse(toRapidResponse(error));
     const cause = xrayErrorCause(error);
     this.post(
@@ -887,6 +896,21 @@ function handlerMetadata(handler) {
     isAsync = false;
   }
   return { streaming, highWaterMark, isAsync, argsNum: handler.length };
+}
+
+// From Node.js 24 on, Lambda's runtime refuses callback-style handlers at init: three or more
+// declared parameters, streaming handlers aside, async or not (errorOnDeprecatedCallback of the
+// runtime client nodejs24.x uses). Its errors carry their name as an own property, so the logged
+// record has a "name" key (recorded `Init Error` lines, e.g. arithmetric/aws-lambda-ses-forwarder#154).
+function callbackHandlerRefused(metadata) {
+  const major = parseInt(/nodejs(\d+)/.exec(process.env.AWS_EXECUTION_ENV || '')?.[1] || '0', 10);
+  if (major < 24 || metadata.argsNum < 3 || metadata.streaming) return null;
+  const error = new Error(
+    'ERROR: AWS Lambda has removed support for callback-based function handlers starting with Node.js 24. You need to modify this function to use a supported handler signature to use Node.js 24 or later. For more information see https://docs.aws.amazon.com/lambda/latest/dg/nodejs-handler.html.',
+  );
+  error.name = 'Runtime.CallbackHandlerDeprecated';
+  error.stack = `${error.name}: ${error.message}\n${error.stack.split('\n').slice(1).join('\n')}`;
+  return error;
 }
 
 function warnAboutCallbackHandler(metadata) {
@@ -1141,7 +1165,9 @@ class Runtime {
   }
 
   async handleOnceNonStreaming() {
+    if (dying) return NEVER;
     const { bodyJson, headers } = await this.client.nextInvocation();
+    if (dying) return NEVER;
     const invokeContext = new InvokeContext(headers);
     invokeContext.updateLoggingContext();
     const id = invokeContext.invokeId;
@@ -1167,7 +1193,9 @@ class Runtime {
   }
 
   async handleOnceStreaming() {
+    if (dying) return NEVER;
     const { bodyJson, headers } = await this.client.nextInvocation();
+    if (dying) return NEVER;
     const invokeContext = new InvokeContext(headers);
     invokeContext.updateLoggingContext();
     const id = invokeContext.invokeId;
@@ -1256,13 +1284,17 @@ function main() {
     unhandledRejection: (error) => client.postInitError(error, () => process.exit(128)),
   };
   process.on('uncaughtException', (error) => {
+    if (dying) return;
     structuredConsole.logError('Uncaught Exception', error);
     errorCallbacks.uncaughtException(error);
+    dying = true; // after the report's post is queued, before anything else is
   });
   process.on('unhandledRejection', (reason, promise) => {
+    if (dying) return;
     const error = new UnhandledPromiseRejection(reason, promise);
     structuredConsole.logError('Unhandled Promise Rejection', error);
     errorCallbacks.unhandledRejection(error);
+    dying = true;
   });
   beforeExitListener.reset();
   process.on('beforeExit', beforeExitListener.invoke);
@@ -1271,6 +1303,12 @@ function main() {
   loadHandler(appRoot, process.env._HANDLER)
     .then((handler) => {
       const metadata = handlerMetadata(handler);
+      const refused = callbackHandlerRefused(metadata);
+      if (refused) {
+        structuredConsole.logError('Init Error', refused);
+        client.postInitError(refused, () => process.exit(129));
+        return;
+      }
       warnAboutCallbackHandler(metadata);
       if (metadata.streaming) loadStreamingSupport();
       new Runtime(client, handler, metadata, errorCallbacks).scheduleIteration();
