@@ -121,8 +121,8 @@ TEST_CASE("code that is not there is reported before anything starts", "[stack][
                 6);
   REQUIRE_ERROR(r, "functions.file-not-dir.code", "is not a directory", 10);
   REQUIRE_ERROR(r, "functions.py-missing-module.handler",
-                "handler \"movies.list.handler\" needs movies/list.py or movies/list/__init__.py in the code "
-                "directory " +
+                "handler \"movies.list.handler\" needs movies/list.py or movies/list/__init__.py (or a compiled "
+                "movies/list.*.so or movies/list.pyc) in the code directory " +
                     dir + "/code/python-app",
                 15);
   REQUIRE_ERROR(r, "functions.py-bad-format.handler", "must be MODULE.FUNCTION", 19);
@@ -168,6 +168,26 @@ functions:
   REQUIRE_ERROR(r, "functions.c.code",
                 "(in layer " + (tmp.path() / "layer-noexec").string() + "), but that file is not executable", 5);
   REQUIRE_ERROR(r, "functions.d.code", "is not a regular file", 6);
+}
+
+TEST_CASE("handler modules Python imports without a source file: extensions and .pyc", "[stack][errors][code]") {
+  TempDir tmp;
+  tmp.write("app/fast.cpython-312-x86_64-linux-gnu.so", "\x7f" "ELF");
+  tmp.write("app/stable.abi3.so", "\x7f" "ELF");
+  tmp.write("app/plain.so", "\x7f" "ELF");
+  tmp.write("app/pkg/compiled.pyc", "pyc");
+  tmp.write("app/fastish.txt", "not a module");
+  auto r = load_text(R"(name: t
+functions:
+  a: {runtime: python3.12, code: app, handler: fast.handler}
+  b: {runtime: python3.12, code: app, handler: stable.handler}
+  c: {runtime: python3.12, code: app, handler: plain.handler}
+  d: {runtime: python3.12, code: app, handler: pkg.compiled.handler}
+  e: {runtime: python3.12, code: app, handler: fastish.handler}
+)",
+                     "t.yaml", tmp.path());
+  REQUIRE_ERROR(r, "functions.e.handler", "handler \"fastish.handler\" needs fastish.py", 7);
+  CHECK(errors(r) == 1);
 }
 
 TEST_CASE("a handler from defaults is checked and reported at the function", "[stack][errors][code]") {

@@ -121,6 +121,25 @@ std::optional<std::string> handler_format_error(const std::string& handler, Runt
   return std::nullopt;
 }
 
+// What Python's import finds for module path `rel` under `root`: a source file, a package, a
+// sourceless .pyc, or a compiled extension (NAME.so, NAME.abi3.so, NAME.cpython-312-x86_64-linux-gnu.so,
+// as Cython and Nuitka build them).
+bool python_module_exists(const fs::path& root, const std::string& rel) {
+  if (is_file(root / (rel + ".py")) || is_file(root / rel / "__init__.py") || is_file(root / (rel + ".pyc")) ||
+      is_file(root / rel / "__init__.pyc"))
+    return true;
+  fs::path dir = (root / rel).parent_path();
+  std::string stem = (root / rel).filename().string() + ".";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.size() >= stem.size() + 2 && name.compare(0, stem.size(), stem) == 0 &&
+        name.compare(name.size() - 3, 3, ".so") == 0 && is_file(it->path()))
+      return true;
+  }
+  return false;
+}
+
 std::optional<std::string> python_handler_file_error(const std::string& handler, const fs::path& code_dir,
                                                      const std::vector<fs::path>& layers, const RuntimeId& runtime) {
   auto h = split_python(handler);
@@ -133,11 +152,11 @@ std::optional<std::string> python_handler_file_error(const std::string& handler,
     roots.push_back(*it / "python" / "lib" /
                     ("python" + std::to_string(runtime.major) + "." + std::to_string(runtime.minor)) / "site-packages");
   }
-  for (const auto& root : roots) {
-    if (is_file(root / (rel + ".py")) || is_file(root / rel / "__init__.py")) return std::nullopt;
-  }
+  for (const auto& root : roots)
+    if (python_module_exists(root, rel)) return std::nullopt;
   std::string msg = "handler " + sluice::quoted(handler) + " needs " + rel + ".py or " + rel +
-                    "/__init__.py in the code directory " + code_dir.string();
+                    "/__init__.py (or a compiled " + rel + ".*.so or " + rel + ".pyc) in the code directory " +
+                    code_dir.string();
   if (!layers.empty()) msg += " or in a layer's python/ directory";
   msg += "; not found";
   return msg;
