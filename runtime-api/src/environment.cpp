@@ -751,7 +751,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
         return argv;
       }
       case RuntimeKind::node: {
-        const char* entry = fs::exists(runtime_dir() / "bootstrap.mjs") ? "bootstrap.mjs" : "bootstrap.js";
+        const char* entry = "bootstrap.js";
         std::vector<std::string> argv{spec.interpreter.string()};
         argv.insert(argv.end(), spec.interpreter_args.begin(), spec.interpreter_args.end());
         argv.insert(argv.end(), spec.debug_args.begin(), spec.debug_args.end());

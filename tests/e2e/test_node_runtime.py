@@ -25,6 +25,7 @@ functions:
   burst: {runtime: nodejs20.x, code: node/, handler: burst.handler}
   late-throw: {runtime: nodejs20.x, code: node/, handler: late.throws}
   callback-24: {runtime: nodejs24.x, code: node/, handler: styles.callback}
+  entry: {runtime: nodejs20.x, code: node/, handler: styles.entry}
   async-3-24: {runtime: nodejs24.x, code: node/, handler: styles.asyncThree}
   async-24: {runtime: nodejs24.x, code: node/, handler: styles.asyncTwo}
   callback-22: {runtime: nodejs22.x, code: node/, handler: styles.callback}
@@ -55,7 +56,8 @@ def srv(ws):
     (ws.path / "node" / "styles.js").write_text(
         "exports.callback = (event, context, callback) => callback(null, 'callback');\n"
         "exports.asyncThree = async (event, context, callback) => 'async with three';\n"
-        "exports.asyncTwo = async (event, context) => 'async';\n")
+        "exports.asyncTwo = async (event, context) => 'async';\n"
+        "exports.entry = async () => ({ main: typeof require.main, argv1: process.argv[1] });\n")
     (ws.path / "node" / "exported.js").write_text("export const handler = async () => 'loaded';\n")
     (ws.path / "node" / "streaming.js").write_text(
         "exports.handler = awslambda.streamifyResponse(async (event, stream) => {\n"
@@ -139,6 +141,11 @@ def test_an_error_left_by_the_last_invocation_fails_the_next(srv, name, status):
     assert second["Json"]["errorMessage"].endswith(f"Runtime exited with error: exit status {status}")
     third = srv.invoke(name, {})
     assert third["Json"] == "ok"  # a new environment
+
+
+def test_the_runtime_starts_from_an_es_module_as_on_lambda(srv):
+    # AWS's entry is /var/runtime/index.mjs: CommonJS user code finds no require.main there.
+    assert srv.invoke("entry", {})["Json"] == {"main": "undefined", "argv1": "/var/runtime/index.mjs"}
 
 
 def test_nodejs24_refuses_callback_handlers_at_init(srv):

@@ -15,6 +15,12 @@ const fs = require('node:fs');
 const util = require('node:util');
 const net = require('node:net');
 
+// AWS's runtime starts from an ES module, /var/runtime/index.mjs, so user code finds no
+// require.main and that file in process.argv[1] (code relying on require.main.filename fails on
+// Lambda). This CommonJS entry gives the same to every module loaded after it.
+process.mainModule = undefined;
+process.argv[1] = path.join(__dirname, 'index.mjs');
+
 // Private to the bootstrap: a directory standing in for /opt (merged layers). User code must not
 // see it, as on AWS where nothing but /opt itself tells where layers are.
 const OPT_DIR = process.env._SLUICE_OPT_DIR;
