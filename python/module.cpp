@@ -284,7 +284,8 @@ PYBIND11_MODULE(_sluice, m) {
             d["request_id"] = t.request_id;
             d["executed_version"] = t.executed_version;
             d["payload"] = py::bytes(t.payload);
-            d["function_error"] = t.function_error;
+            d["function_error"] = t.function_error ? py::cast(t.error_type.empty() ? "Unhandled" : t.error_type)
+                                                   : py::none();
             d["cold_start"] = t.cold_start;
             d["duration_ms"] = t.duration_ms;
             return d;

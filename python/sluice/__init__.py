@@ -142,7 +142,7 @@ class Triggered:
     time: float  # the event's "time", seconds since the epoch
     event: Any  # what the function received (the Scheduled Event, or the schedule's input)
     payload: Any  # what it returned (decoded JSON when JSON)
-    function_error: bool
+    function_error: Optional[str]  # None on success, else the error type, as InvokeResult's
     request_id: str
     executed_version: str
     cold_start: bool
@@ -150,7 +150,7 @@ class Triggered:
 
     @property
     def ok(self) -> bool:
-        return not self.function_error
+        return self.function_error is None
 
 
 def _epoch(value: Any) -> float:

@@ -622,6 +622,7 @@ Triggered App::trigger(const std::string& schedule) {
   t.executed_version = f.executed_version;
   t.payload = f.payload;
   t.function_error = f.function_error;
+  t.error_type = f.error_type;
   t.cold_start = f.cold_start;
   t.duration_ms = f.duration_ms;
   return t;

@@ -211,6 +211,7 @@ struct Scheduler::Impl : std::enable_shared_from_this<Impl> {
             f.request_id = res.request_id;
             f.executed_version = res.executed_version;
             f.function_error = res.function_error;
+            f.error_type = res.error_type;
             f.payload = std::move(res.payload);
             f.cold_start = res.cold_start;
             f.duration_ms = res.duration_ms;

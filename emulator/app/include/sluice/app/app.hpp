@@ -136,6 +136,7 @@ struct Triggered {
   std::string event;                            // the payload sent
   std::string request_id, executed_version, payload;
   bool function_error = false;
+  std::string error_type;  // as InvokeResult's
   bool cold_start = false;
   double duration_ms = 0;
 };

@@ -38,6 +38,7 @@ struct Firing {
   std::string request_id;
   std::string executed_version;  // on demand
   bool function_error = false;   // on demand: the function failed
+  std::string error_type;        // on demand, when it failed: e.g. Runtime.ExitError (empty: Unhandled)
   std::string payload;           // on demand: what the function returned
   bool cold_start = false;
   double duration_ms = 0;
