@@ -63,12 +63,13 @@ asio::awaitable<void> linger_close(tcp::socket& sock) {
 }
 
 Responder::Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version,
-                     Endpoints& ends, const bool* draining)
+                     Endpoints& ends, const bool* draining, bool head)
     : stream_(stream),
       limits_(limits),
       keep_alive_(keep_alive),
       version_(version),
       draining_(draining),
+      head_(head),
       ends_(ends) {}
 
 const tcp::endpoint& Responder::remote() const {
@@ -89,7 +90,7 @@ const tcp::endpoint& Responder::local() const {
 
 // One contiguous buffer per response: Beast's serializer walks a buffer per
 // header field, which costs more than copying a few hundred bytes once.
-std::string serialize(const Response& res) {
+std::string serialize(const Response& res, bool with_body) {
   std::string out;
   out.reserve(256 + res.body().size());
   out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
@@ -104,7 +105,7 @@ std::string serialize(const Response& res) {
     out += "\r\n";
   }
   out += "\r\n";
-  out += res.body();
+  if (with_body) out += res.body();
   return out;
 }
 
@@ -142,11 +143,19 @@ asio::awaitable<void> Responder::send(Response res) {
   if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
   stream_.expires_after(limits_.write_timeout);
   if (res.chunked()) {
+    if (head_) {
+      bhttp::response<bhttp::empty_body> h{res.result(), version_};
+      for (const auto& f : res) h.set(f.name_string(), f.value());
+      bhttp::response_serializer<bhttp::empty_body> sr{h};
+      auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, nothrow);
+      error_ = ec;
+      co_return;
+    }
     auto [ec, n] = co_await bhttp::async_write(stream_, res, nothrow);
     error_ = ec;
     co_return;
   }
-  std::string bytes = serialize(res);
+  std::string bytes = serialize(res, !head_);
   auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(bytes), nothrow);
   error_ = ec;
 }
@@ -166,7 +175,7 @@ asio::awaitable<void> Responder::start_chunked(Response head) {
 }
 
 asio::awaitable<void> Responder::write_chunk(std::string_view data) {
-  if (!chunked_ || error_ || data.empty()) co_return;
+  if (!chunked_ || error_ || data.empty() || head_) co_return;
   stream_.expires_after(limits_.write_timeout);
   auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data.data(), data.size())),
                                             nothrow);
@@ -174,7 +183,7 @@ asio::awaitable<void> Responder::write_chunk(std::string_view data) {
 }
 
 asio::awaitable<void> Responder::finish_chunked() {
-  if (!chunked_ || error_) co_return;
+  if (!chunked_ || error_ || head_) co_return;
   stream_.expires_after(limits_.write_timeout);
   auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), nothrow);
   error_ = ec;
@@ -358,7 +367,8 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
       req.target(rest);
       if (!authority.empty()) req.set(bhttp::field::host, authority);
     }
-    Responder responder(stream, limits_, req.keep_alive() && !draining_, req.version(), conn->ends, &draining_);
+    Responder responder(stream, limits_, req.keep_alive() && !draining_, req.version(), conn->ends, &draining_,
+                        req.method() == bhttp::verb::head);
     try {
       co_await handler_(req, responder);
     } catch (const std::exception& e) {

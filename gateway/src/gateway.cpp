@@ -1111,6 +1111,9 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       trail.note = "Lambda answered " + std::to_string(result.error->status) + " " + result.error->code + ": " +
                    result.error->message;
       bool config = result.error->status == 404 || result.error->status == 400;
+      // An event over Lambda's 6 MB (a body between 6 and 10 MB): a REST API answers 413, as
+      // recorded from AWS (koki-develop/lgtm-generator#10); an HTTP API's answer is unrecorded.
+      if (rest && result.error->status == 413) co_return with_cors(error(*state, GatewayError::request_too_large));
       co_return with_cors(error(*state, config ? GatewayError::configuration_error : GatewayError::integration_failure));
     }
     std::string payload;

@@ -481,6 +481,22 @@ def test_function_errors_and_unreadable_output_answer_502(rest):
     assert re.search(r"POST /test/raw -> 502 .*\[malformed Lambda proxy response", log, re.I), log[-3000:]
 
 
+def test_a_body_over_lambdas_limit_answers_413_request_too_long(rest):
+    # Between Lambda's 6 MB and API Gateway's 10 MB the event is refused by Lambda, and a REST
+    # API answers as AWS was recorded answering (31 bytes, BadRequestException), not 502.
+    s = rest.serve()
+    url = api_url(s)
+    r = call(url, "POST", "/test/anything", body=b"x" * (7 * 1024 * 1024), headers={"Content-Type": "text/plain"})
+    assert (r.status, r.body) == (413, b'{"message": "Request Too Long"}'), r
+    assert_aws_headers(r, "BadRequestException", traced=None)
+    s.wait_for_log("POST /test/anything -> 413")
+    assert re.search(r"POST /test/anything -> 413 .*Lambda answered 413 RequestEntityTooLargeException", s.stdout()), \
+        s.stdout()[-2000:]
+    # Just under the limit the function gets it all.
+    r = call(url, "POST", "/test/anything", body=b"y" * (5 * 1024 * 1024), headers={"Content-Type": "text/plain"})
+    assert r.status == 200 and len(proxied(r)["event"]["body"]) == 5 * 1024 * 1024
+
+
 def test_binary_media_types(rest):
     s = rest.serve()
     url = api_url(s)

@@ -286,6 +286,48 @@ def test_pipelined_requests_are_answered_in_order(srv):
     assert [b["event"]["requestContext"]["requestId"] for b in bodies[1:]] == ids[1:]
 
 
+HEAD_API = """
+  gamma:
+    type: http
+    routes:
+      ANY /any/{id}: echo
+"""
+
+
+def test_a_head_request_gets_the_headers_without_a_body(srv):
+    # RFC 9110 9.3.2: the answer to HEAD has the headers a GET would get, its Content-Length
+    # included, and no body; a body sent anyway would be read as the next pipelined response.
+    srv.write_stack(STACK % {"extra": HEAD_API + MORE_APIS % {"fixed": free_ports(1)[0]}})
+    s = srv.serve()
+    # An answer from the function, the gateway's 404, a REST API's 403 (GET routes no HEAD
+    # there) and 502 (the echo handler's plain result is no proxy response).
+    for url, head, get_path, statuses in ((api_url(s, "gamma"), "/any/7", "/any/8", (200, 200)),
+                                          (api_url(s, "alpha"), "/nowhere", "/items/9", (404, 200)),
+                                          (api_url(s, "legacy"), "/dev/ping", "/dev/ping", (403, 502))):
+        data = raw(url, b"HEAD " + head.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+                   b"GET " + get_path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                   timeout=30)
+        first_end = data.index(b"\r\n\r\n") + 4
+        head_lines = data[:first_end].decode().split("\r\n")
+        assert head_lines[0].startswith(f"HTTP/1.1 {statuses[0]} "), head_lines
+        length = next(int(h.split(":", 1)[1]) for h in head_lines if h.lower().startswith("content-length:"))
+        assert length > 0, head_lines
+        # What follows the HEAD answer's headers is the next response, not a body.
+        assert data[first_end:].startswith(b"HTTP/1.1 %d " % statuses[1]), (url, data[first_end:first_end + 80])
+        rest = parse_responses(data[first_end:])
+        assert [r[0] for r in rest] == [statuses[1]]
+    # What a client library makes of it: the same status and length as for GET.
+    conn = http.client.HTTPConnection(*hostport(api_url(s, "gamma")), timeout=30)
+    conn.request("HEAD", "/any/7")
+    r = conn.getresponse()
+    assert (r.status, r.read()) == (200, b"")
+    assert int(r.headers["Content-Length"]) > 0
+    conn.request("GET", "/any/7")
+    r = conn.getresponse()
+    assert r.status == 200 and json.loads(r.read())["event"]["rawPath"] == "/any/7"
+    conn.close()
+
+
 def test_request_size_limits_and_malformed_requests(srv, tmp_path):
     s = srv.serve()
     url = api_url(s)

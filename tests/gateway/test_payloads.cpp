@@ -1040,7 +1040,7 @@ TEST_CASE("REST gateway errors: statuses, bodies and x-amzn-ErrorType", "[payloa
        "InternalServerErrorException"},
       {GatewayError::throttled, 429, R"({"message":"Too Many Requests"})", "TooManyRequestsException"},
       {GatewayError::quota_exceeded, 429, R"({"message":"Limit Exceeded"})", "LimitExceededException"},
-      {GatewayError::request_too_large, 413, R"({"message":"Request Too Long"})", "RequestTooLargeException"},
+      {GatewayError::request_too_large, 413, R"({"message": "Request Too Long"})", "BadRequestException"},
   };
   for (const auto& row : rows) {
     INFO(row.body);

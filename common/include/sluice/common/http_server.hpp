@@ -47,8 +47,10 @@ class Responder {
  public:
   // ends: the connection's cache of its endpoints. draining: the server's flag; a response
   // written once it is set closes the connection.
+  // head: the request was HEAD, so the response goes without its body (its Content-Length
+  // stays that of the body a GET would get, RFC 9110 §9.3.2).
   Responder(beast::tcp_stream& stream, const ServerLimits& limits, bool keep_alive, unsigned version,
-            Endpoints& ends, const bool* draining = nullptr);
+            Endpoints& ends, const bool* draining = nullptr, bool head = false);
 
   asio::awaitable<void> send(Response res);
   asio::awaitable<void> start_chunked(Response head);  // head's body is ignored
@@ -70,6 +72,7 @@ class Responder {
   bool keep_alive_;
   unsigned version_;
   const bool* draining_ = nullptr;
+  bool head_ = false;
   bool answered_ = false;
   bool chunked_ = false;
   boost::system::error_code error_;
@@ -114,8 +117,9 @@ class Server : public std::enable_shared_from_this<Server> {
   std::set<std::shared_ptr<Conn>> conns_;
 };
 
-// The response's bytes in one buffer (Content-Length must already be set).
-std::string serialize(const Response& res);
+// The response's bytes in one buffer (Content-Length must already be set); with_body false
+// gives the status line and headers alone (the answer to HEAD).
+std::string serialize(const Response& res, bool with_body = true);
 
 // Default formatter: {"message": "..."} as application/json.
 Response json_error(unsigned status, const std::string& message);
