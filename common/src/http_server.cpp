@@ -145,7 +145,7 @@ asio::awaitable<void> Responder::send(Response res) {
   if (res.chunked()) {
     if (head_) {
       bhttp::response<bhttp::empty_body> h{res.result(), version_};
-      for (const auto& f : res) h.set(f.name_string(), f.value());
+      for (const auto& f : res) h.insert(f.name_string(), f.value());
       bhttp::response_serializer<bhttp::empty_body> sr{h};
       auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, nothrow);
       error_ = ec;
@@ -165,7 +165,7 @@ asio::awaitable<void> Responder::start_chunked(Response head) {
   answered_ = true;
   chunked_ = true;
   bhttp::response<bhttp::empty_body> h{head.result(), version_};
-  for (const auto& f : head) h.set(f.name_string(), f.value());
+  for (const auto& f : head) h.insert(f.name_string(), f.value());
   h.keep_alive(keep_alive());
   h.chunked(true);
   bhttp::response_serializer<bhttp::empty_body> sr{h};

@@ -49,7 +49,7 @@ def handler(event, context):
 STREAM = r'''
 exports.handler = awslambda.streamifyResponse(async (event, stream) => {
   stream = awslambda.HttpResponseStream.from(stream, {
-    statusCode: 201, headers: { 'content-type': 'text/plain', 'x-custom': 'yes' }, cookies: ['s=1'] });
+    statusCode: 201, headers: { 'content-type': 'text/plain', 'x-custom': 'yes' }, cookies: ['s=1', 't=2; Path=/'] });
   for (const part of ['one;', 'two;', 'three']) {
     stream.write(part);
     await new Promise((r) => setTimeout(r, 300));
@@ -81,6 +81,12 @@ def project(ws):
     code: echo/
     url:
       cors: {{allow_origins: ["https://example.com"], allow_methods: [GET, POST], max_age: 300}}
+  echo-open:
+    runtime: {v}
+    handler: app.handler
+    code: echo/
+    url:
+      cors: {{allow_origins: ["*"], allow_credentials: true, allow_methods: ["*"]}}
   echo-live:
     runtime: {v}
     handler: app.handler
@@ -195,6 +201,18 @@ def test_cors_is_answered_by_the_url(srv):
     assert headers.get_all("Access-Control-Allow-Origin") == ["https://example.com"]
     status, headers, body = request(url, path="/?status=200", headers={"Origin": "https://other.example"})
     assert headers.get("Access-Control-Allow-Origin") is None
+    # "*" with credentials: Lambda accepts it for a URL and answers each caller with its own
+    # Origin and Allow-Credentials (as recorded from AWS in LeanerCloud/CUDly#390).
+    url = srv.endpoints["urls"]["echo-open"]
+    for origin in ("https://a.example", "http://localhost:3000"):
+        status, headers, body = request(url, path="/", headers={"Origin": origin})
+        assert status == 200
+        assert (headers.get_all("Access-Control-Allow-Origin"), headers["Access-Control-Allow-Credentials"]) == (
+            [origin], "true")
+    status, headers, body = request(url, "OPTIONS", "/x", headers={
+        "Origin": "https://b.example", "Access-Control-Request-Method": "DELETE"})
+    assert (status, headers["Access-Control-Allow-Origin"], headers["Access-Control-Allow-Credentials"]) == (
+        204, "https://b.example", "true")
 
 
 def test_qualifier_routes_to_the_alias(srv):
@@ -210,12 +228,20 @@ def test_response_stream_goes_out_as_it_comes(srv):
     conn.request("GET", "/")
     r = conn.getresponse()
     assert r.status == 201 and r.headers["content-type"] == "text/plain" and r.headers["x-custom"] == "yes"
-    assert r.headers["set-cookie"] == "s=1" and r.headers["Transfer-Encoding"] == "chunked"
+    # Each cookie is a Set-Cookie of its own, as in a buffered answer.
+    assert r.headers.get_all("set-cookie") == ["s=1", "t=2; Path=/"] and r.headers["Transfer-Encoding"] == "chunked"
     first = r.read1(100)
     t_first = time.time()
     rest = r.read()
     # The first part arrived long before the last: streamed, not buffered.
     assert first == b"one;" and rest == b"two;three" and time.time() - t_first > 0.4
+    # HEAD: the streamed answer's head without its body; the connection goes on.
+    conn.request("HEAD", "/")
+    r = conn.getresponse()
+    assert (r.status, r.read(), r.headers.get_all("set-cookie")) == (201, b"", ["s=1", "t=2; Path=/"])
+    conn.request("GET", "/")
+    r = conn.getresponse()
+    assert (r.status, r.read()) == (201, b"one;two;three")
     conn.close()
     # A function that does not stream, behind a RESPONSE_STREAM URL: its payload as it is
     # (AWS-validated: the client gets the whole {"statusCode", "body"} object).

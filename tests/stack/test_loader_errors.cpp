@@ -736,6 +736,14 @@ TEST_CASE("url: a function URL, true or {auth, invoke_mode, qualifier, cors, por
   CHECK((u.auth_type == "AWS_IAM" && u.invoke_mode == "RESPONSE_STREAM" && u.qualifier == "live" && u.port == 3999));
   REQUIRE(u.cors);
   CHECK(u.cors->allow_origins == std::vector<std::string>{"*"});
+  // Lambda accepts "*" with credentials for a URL (an HTTP API does not) and no OPTIONS method.
+  st = must_load(load(with_function("    url: {cors: {allow_origins: [\"*\"], allow_credentials: true}}\n")));
+  CHECK(st.functions.at("f").url->cors->allow_credentials);
+  auto r0 = must_fail(load(with_function("    url: {cors: {allow_methods: [GET, OPTIONS]}}\n")));
+  REQUIRE_ERROR(r0, "functions.f.url.cors.allow_methods[1]",
+                "a function URL's allow_methods takes GET, PUT, POST, DELETE, HEAD, PATCH or \"*\"", 7);
+  CHECK(must_load(load(http_api("    cors: {allow_methods: [GET, OPTIONS]}\n    routes: {GET /: fn}\n")))
+            .apis.at("api").cors->allow_methods.size() == 2);
 
   auto r = must_fail(load(with_function("    url: {auth: IAM}\n")));
   REQUIRE_ERROR(r, "functions.f.url.auth", "unknown auth type \"IAM\"", 7);

@@ -243,7 +243,7 @@ void Loader::read_binary_media_types(const View& v, ApiSpec& api) {
   }
 }
 
-std::optional<CorsSpec> Loader::cors(const View& v) {
+std::optional<CorsSpec> Loader::cors(const View& v, bool function_url) {
   auto cf = c_.fields(
       v, {"allow_origins", "allow_methods", "allow_headers", "expose_headers", "max_age", "allow_credentials"},
       "a mapping of CORS settings", true);
@@ -262,10 +262,15 @@ std::optional<CorsSpec> Loader::cors(const View& v) {
         c_.error(at, "expected an origin such as \"https://example.com\" or \"*\", found " + sluice::quoted(o));
     });
   if (auto y = cf->get("allow_methods")) {
-    const std::vector<std::string> allowed{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"};
+    // Lambda takes no OPTIONS for a function URL (the URL answers preflights itself).
+    std::vector<std::string> allowed{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "*"};
+    if (!function_url) allowed.insert(allowed.end() - 1, "OPTIONS");
     each(*y, "a list of HTTP methods", [&](const std::string& m, const View& at) {
       if (std::find(allowed.begin(), allowed.end(), m) != allowed.end())
         cors.allow_methods.push_back(m);
+      else if (function_url && m == "OPTIONS")
+        c_.error(at, "a function URL's allow_methods takes GET, PUT, POST, DELETE, HEAD, PATCH or \"*\", as "
+                     "Lambda does: the URL answers OPTIONS preflights itself");
       else
         c_.error(at, with_choices("unknown method " + sluice::quoted(m), m, allowed, "allowed"));
     });
@@ -278,7 +283,9 @@ std::optional<CorsSpec> Loader::cors(const View& v) {
     if (auto n = c_.integer(*y, 0, 86400)) cors.max_age = static_cast<int>(*n);
   if (auto y = cf->get("allow_credentials"))
     if (auto b = c_.boolean(*y)) cors.allow_credentials = *b;
-  if (cors.allow_credentials &&
+  // HTTP APIs refuse the pair; Lambda accepts it for a function URL and answers each request
+  // with its own Origin and Access-Control-Allow-Credentials (recorded: LeanerCloud/CUDly#390).
+  if (!function_url && cors.allow_credentials &&
       std::find(cors.allow_origins.begin(), cors.allow_origins.end(), "*") != cors.allow_origins.end())
     c_.error(v,
              "allow_credentials: true cannot be combined with allow_origins \"*\" (API Gateway and browsers "

@@ -584,7 +584,7 @@ std::optional<FunctionUrlSpec> Loader::read_function_url(const View& v, const Fu
                                   *q, names, "aliases", "declare it under the function's 'aliases:' first"));
       }
     }
-  if (auto x = f->get("cors")) url.cors = cors(*x);
+  if (auto x = f->get("cors")) url.cors = cors(*x, true);
   if (auto x = f->get("port"))
     if (auto p = c_.integer(*x, 0, 65535))
       if (*p != 0) url.port = static_cast<int>(*p);

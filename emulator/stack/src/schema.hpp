@@ -176,7 +176,8 @@ class Loader {
   void read_apis(const View& v);
   void read_api(const std::string& name, const View& v);
   void read_binary_media_types(const View& v, ApiSpec& api);
-  std::optional<CorsSpec> cors(const View& v);
+  // function_url: a function URL's CORS (Lambda's rules), else an HTTP API's.
+  std::optional<CorsSpec> cors(const View& v, bool function_url = false);
   void read_authorizers(const View& v, ApiSpec& api, ApiInfo& info);
   void read_authorizer(const std::string& name, const View& v, ApiSpec& api, ApiInfo& info);
   std::optional<AuthorizerType> authorizer_type(const Fields& f, const ApiInfo& info);
