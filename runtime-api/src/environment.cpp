@@ -208,6 +208,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     std::string tail;
     std::string status, error_type;
     std::shared_ptr<Stream> stream;
+    bool stream_done = false;  // the runtime closed its stream (else it was cut: timeout, crash)
   };
 
   enum class KillReason { none, timeout, oom, init_timeout, stop, extension };
@@ -1133,7 +1134,9 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     if (!cur) return;
     drain_output();
     // With extensions at work on the invocation, it lasts until the last of them is done.
-    auto end = cur->result_sent && !has_invoke_extensions() ? cur->responded_at : mono::now();
+    // A stream that was cut short (a timeout, a crash) lasted until now, not until it started.
+    bool answered = cur->result_sent && (!cur->stream || cur->stream_done);
+    auto end = answered && !has_invoke_extensions() ? cur->responded_at : mono::now();
     double duration = std::chrono::duration<double, std::milli>(end - cur->delivered_at).count();
     InvocationReport rep;
     rep.request_id = cur->inv.request_id;
@@ -2369,6 +2372,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
     // where a streaming invocation lasts until the function closes its stream).
     if (cur && cur->result_sent) {
       cur->responded_at = mono::now();
+      cur->stream_done = true;
       if (cur->stream) cur->produced_bytes = cur->stream->bytes();
     }
     if (state == EnvState::running) after_response();

@@ -30,6 +30,7 @@ functions:
   async-24: {runtime: nodejs24.x, code: node/, handler: styles.asyncTwo}
   callback-22: {runtime: nodejs22.x, code: node/, handler: styles.callback}
   late-reject: {runtime: nodejs20.x, code: node/, handler: late.rejects}
+  stream-stall: {runtime: nodejs20.x, code: node/, handler: streaming.stalls, timeout: 1}
 """
 
 
@@ -63,6 +64,11 @@ def srv(ws):
         "exports.handler = awslambda.streamifyResponse(async (event, stream) => {\n"
         "  stream.setContentType('text/plain');\n"
         "  for (const part of ['a;', 'b;', 'c']) { stream.write(part); await new Promise(r => setTimeout(r, 15)); }\n"
+        "  stream.end();\n"
+        "});\n"
+        "exports.stalls = awslambda.streamifyResponse(async (event, stream) => {\n"
+        "  stream.write('first');\n"
+        "  await new Promise(r => setTimeout(r, 5000));\n"
         "  stream.end();\n"
         "});\n")
     ws.write_stack(STACK)
@@ -203,3 +209,14 @@ def test_streaming_response(srv):
     assert b"".join(chunks) == b"a;b;c" and len(chunks) >= 2
     assert events[-1] == {"InvokeComplete": {}}
     assert srv.invoke("stream", {})["Body"] == b"a;b;c"
+
+
+def test_a_stream_cut_by_the_timeout_lasts_until_the_timeout(srv):
+    r = srv.client().invoke_with_response_stream(FunctionName="stream-stall", Payload=b"{}")
+    events = list(r["EventStream"])
+    assert events[0]["PayloadChunk"]["Payload"] == b"first"
+    assert events[-1]["InvokeComplete"]["ErrorCode"] == "Sandbox.Timedout"
+    # The REPORT counts the whole second the function ran, not the moment its stream began.
+    srv.wait_for_log("Status: timeout")
+    report = next(l for l in srv.stdout().splitlines() if l.startswith("[stream-stall ") and "REPORT" in l)
+    assert float(report.split("Duration: ")[1].split(" ms")[0]) >= 999, report
