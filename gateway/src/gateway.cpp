@@ -617,6 +617,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
         auto settings = aws::resolve_settings("", stack->region, aws::Environment::process());
         local_credentials->access_key_id = settings.credentials.access_key_id;
         local_credentials->secret_access_key = settings.credentials.secret_access_key;
+        local_credentials->session_token = settings.credentials.session_token;
       } catch (const std::exception& e) {
         local_credentials->unavailable = e.what();
       }

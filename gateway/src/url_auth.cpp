@@ -144,6 +144,21 @@ CallerIdentity verify_sigv4(const Request& req, const std::string& region, const
     return who;
   }
 
+  // Temporary credentials sign with their session token, long-term keys without one: any other
+  // token is refused, as STS would refuse a forged one.
+  std::string token = presigned ? query_value("X-Amz-Security-Token").value_or("")
+                                : req.header("X-Amz-Security-Token").value_or("");
+  if (token != local.session_token) {
+    who.problem = local.session_token.empty()
+                      ? "AWS_IAM: the request carries an X-Amz-Security-Token, but the local credentials have no "
+                        "session token"
+                  : token.empty() ? "AWS_IAM: the request carries no X-Amz-Security-Token, but the local credentials "
+                                    "are temporary (they have a session token)"
+                                  : "AWS_IAM: the request's X-Amz-Security-Token is not the local credentials' "
+                                    "session token";
+    return who;
+  }
+
   aws::sigv4::Input in;
   in.method = req.method;
   in.wire_path = req.raw_path.empty() ? "/" : req.raw_path;

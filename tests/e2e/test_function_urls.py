@@ -257,13 +257,13 @@ def test_response_stream_goes_out_as_it_comes(srv):
     assert float(report.split("Duration: ")[1].split(" ms")[0]) >= 850, report
 
 
-def signed(url, path, secret="local-secret", key="AKIDSLUICETEST", region="us-east-1", body=b'{"a": 1}'):
+def signed(url, path, secret="local-secret", key="AKIDSLUICETEST", region="us-east-1", body=b'{"a": 1}', token=None):
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     req = AWSRequest(method="POST", url=url + path, data=body, headers={"content-type": "application/json"})
-    SigV4Auth(Credentials(key, secret), "lambda", region).add_auth(req)
+    SigV4Auth(Credentials(key, secret, token), "lambda", region).add_auth(req)
     return request(url, "POST", path, body=body, headers=dict(req.headers.items()))
 
 
@@ -289,10 +289,24 @@ def test_aws_iam_urls_check_the_sigv4_signature(srv):
     assert ev["body"] == '{"a": 1}'
     for kw, why in ((dict(secret="wrong"), "the signature does not match"),
                     (dict(key="AKIDOTHER"), "signed with access key AKIDOTHER"),
-                    (dict(region="eu-west-1"), "signed for lambda in eu-west-1")):
+                    (dict(region="eu-west-1"), "signed for lambda in eu-west-1"),
+                    (dict(token="forged-token"), "the local credentials have no session token")):
         status, headers, body = signed(url, "/x?y=1", **kw)
         assert (status, json.loads(body)) == (403, FORBIDDEN)
         srv.wait_for_log(why)
+
+
+def test_aws_iam_urls_check_the_session_token(project):
+    # Temporary local credentials: a request must carry their session token, signed.
+    s = project.serve(env={"AWS_ACCESS_KEY_ID": "AKIDSLUICETEST", "AWS_SECRET_ACCESS_KEY": "local-secret",
+                           "AWS_SESSION_TOKEN": "local-token", "AWS_PROFILE": ""})
+    url = s.endpoints["urls"]["private"]
+    status, headers, body = signed(url, "/", token="local-token")
+    assert status == 200, body
+    for token, why in ((None, "carries no X-Amz-Security-Token"), ("other-token", "is not the local credentials'")):
+        status, headers, body = signed(url, "/", token=token)
+        assert (status, json.loads(body)) == (403, FORBIDDEN)
+        s.wait_for_log(why)
 
 
 def presigned(url, path, expires=300, secret="local-secret", when=None):
