@@ -6,9 +6,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <optional>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -46,11 +48,12 @@ class ChildWatchService : public boost::asio::execution_context::service {
     watchers_.clear();
   }
 
-  void watch(pid_t pid, std::function<void(int)> fn) {
+  void watch(pid_t pid, std::function<void(int, long)> fn) {
     int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
+    struct rusage ru {};
+    if (::wait4(pid, &status, WNOHANG, &ru) == pid) {
       // Already gone: deliver asynchronously so callers never see re-entrancy.
-      boost::asio::post(executor_, [fn = std::move(fn), status] { fn(status); });
+      boost::asio::post(executor_, [fn = std::move(fn), status, rss = ru.ru_maxrss] { fn(status, rss); });
       return;
     }
     watchers_[pid] = std::move(fn);
@@ -69,22 +72,23 @@ class ChildWatchService : public boost::asio::execution_context::service {
     // SIGCHLD also fires on every freeze and thaw; most of the time nothing exited.
     siginfo_t info{};
     if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
-    std::vector<std::pair<std::function<void(int)>, int>> done;
+    std::vector<std::tuple<std::function<void(int, long)>, int, long>> done;
     for (auto it = watchers_.begin(); it != watchers_.end();) {
       int status = 0;
-      if (::waitpid(it->first, &status, WNOHANG) == it->first) {
-        done.emplace_back(std::move(it->second), status);
+      struct rusage ru {};
+      if (::wait4(it->first, &status, WNOHANG, &ru) == it->first) {
+        done.emplace_back(std::move(it->second), status, ru.ru_maxrss);
         it = watchers_.erase(it);
       } else {
         ++it;
       }
     }
-    for (auto& [fn, status] : done) fn(status);
+    for (auto& [fn, status, rss] : done) fn(status, rss);
   }
 
   boost::asio::any_io_executor executor_;
   std::optional<boost::asio::signal_set> signals_;
-  std::unordered_map<pid_t, std::function<void(int)>> watchers_;
+  std::unordered_map<pid_t, std::function<void(int, long)>> watchers_;
 };
 
 boost::asio::execution_context::id ChildWatchService::id;
@@ -98,7 +102,7 @@ void install_child_watch(boost::asio::any_io_executor ex) {
 
 // Per io_context, so that several engines in one process (the Python package
 // runs a fresh one per test when asked) each see their own children exit.
-void watch_child(boost::asio::any_io_executor ex, pid_t pid, std::function<void(int)> on_exit) {
+void watch_child(boost::asio::any_io_executor ex, pid_t pid, std::function<void(int, long)> on_exit) {
   auto& ctx = boost::asio::query(ex, boost::asio::execution::context);
   if (boost::asio::has_service<ChildWatchService>(ctx))
     boost::asio::use_service<ChildWatchService>(ctx).watch(pid, std::move(on_exit));

@@ -938,9 +938,14 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     pid = res.pid;
-    watch_child(ex, pid, [w = weak_from_this(), child = pid](int status) {
+    watch_child(ex, pid, [w = weak_from_this(), child = pid](int status, long max_rss_kb) {
       proc::reaper_untrack(child);
-      if (auto self = w.lock()) self->on_exit(status);
+      if (auto self = w.lock()) {
+        // A runtime that died between readings (a crash in its first milliseconds) still
+        // used the memory the kernel counted for it.
+        if (max_rss_kb > 0) self->peak_kb = std::max<std::uint64_t>(self->peak_kb, static_cast<std::uint64_t>(max_rss_kb));
+        self->on_exit(status);
+      }
     });
     arm_output();
     arm_output(true);
@@ -1682,7 +1687,7 @@ struct Environment::Impl : std::enable_shared_from_this<Impl> {
       e->out_fd = fds[0];
       e->out = std::make_unique<asio::posix::stream_descriptor>(ex, fds[0]);
       arm_extension_output(e);
-      watch_child(ex, e->pid, [w = weak_from_this(), e, child = e->pid](int status) {
+      watch_child(ex, e->pid, [w = weak_from_this(), e, child = e->pid](int status, long) {
         proc::reaper_untrack(child);
         if (auto self = w.lock()) self->on_extension_exit(e, status);
       });

@@ -204,6 +204,8 @@ def test_runtime_exit_during_invocation(probe, code, message):
     log = tail(r)
     assert f"probe exiting with {code}" in log
     assert reports(log)[0]["e"] == "Runtime.ExitError"
+    # A runtime that died on its first invocation used memory all the same (read as it is reaped).
+    assert int(reports(log)[0]["u"]) >= 1, log
     assert s.invoke("probe", {"action": "echo"})["StatusCode"] == 200
 
 
