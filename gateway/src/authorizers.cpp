@@ -9,6 +9,7 @@
 // maps, HTTP 2.0 events leave absent parts out.
 #include "ids.hpp"
 #include "sluice/gateway/authorizers.hpp"
+#include "sluice/gateway/payloads.hpp"
 
 #include "sluice/common/util.hpp"
 
@@ -343,7 +344,9 @@ std::optional<std::string> identity(const stack::AuthorizerSpec& auth, const Aut
   if (auth.identity_sources.empty()) return std::string();
   auto values = source_values(auth, in, http);
   if (!values) return std::nullopt;
-  return join(*values, ",");
+  // One cache entry per set of values: as a JSON list, so that values holding the separator
+  // cannot make two sets look alike ("a,b" + "c" against "a" + "b,c").
+  return nlohmann::json(*values).dump();
 }
 
 // ---- the events authorizer functions receive ---------------------------------
@@ -424,7 +427,7 @@ ojson rest_request_context(const AuthInput& in, bool http_v1) {
     rc["resourceId"] = stable_id(api_id + "/resource/" + resource_path);
   rc["resourcePath"] = http_v1 && resource_path.empty() ? "$default" : resource_path;
   rc["httpMethod"] = req.method;
-  rc["extendedRequestId"] = http_v1 ? in.request_id : new_apigw_id();
+  rc["extendedRequestId"] = http_v1 || in.extended_request_id.empty() ? in.request_id : in.extended_request_id;
   rc["requestTime"] = clf_time(in.time);
   rc["path"] = stage_path(in);
   rc["accountId"] = in.account_id;
@@ -450,6 +453,23 @@ void fill_request_v1(ojson& ev, const AuthInput& in, bool http_v1) {
   ev["httpMethod"] = req.method;
   ojson headers, multi_headers, query, multi_query;
   rest_headers(req, headers, multi_headers);
+  // What the gateway adds in front of the authorizer too (AWS's REQUEST input example; captured
+  // events), replacing what the client sent under those names.
+  auto added = [&](const std::string& name, const std::string& value) {
+    for (auto it = headers.begin(); it != headers.end(); ++it)
+      if (iequals(it.key(), name)) {
+        std::string key = it.key();
+        headers.erase(key);
+        multi_headers.erase(key);
+        break;
+      }
+    headers[name] = value;
+    multi_headers[name] = ojson::array({value});
+  };
+  added("X-Forwarded-For", forwarded_for(req));
+  added("X-Forwarded-Port", forwarded_port(req));
+  added("X-Forwarded-Proto", "http");
+  if (!in.trace_id.empty()) added("X-Amzn-Trace-Id", in.trace_id);
   rest_query(req, query, multi_query);
   ev["headers"] = std::move(headers);
   ev["multiValueHeaders"] = std::move(multi_headers);
@@ -490,11 +510,18 @@ std::string http_v2_event(const stack::AuthorizerSpec& auth, const AuthInput& in
       }
       continue;
     }
+    if (name == "x-forwarded-for" || name == "x-forwarded-port" || name == "x-forwarded-proto" ||
+        (name == "x-amzn-trace-id" && !in.trace_id.empty()))
+      continue;  // the gateway's own, below
     if (headers.contains(name))
       headers[name] = headers[name].get<std::string>() + "," + h.value;
     else
       headers[name] = h.value;
   }
+  headers["x-forwarded-for"] = forwarded_for(req);
+  headers["x-forwarded-port"] = forwarded_port(req);
+  headers["x-forwarded-proto"] = "http";
+  if (!in.trace_id.empty()) headers["x-amzn-trace-id"] = in.trace_id;
   if (!cookies.empty()) ev["cookies"] = std::move(cookies);
   ev["headers"] = std::move(headers);
 

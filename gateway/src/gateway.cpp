@@ -908,6 +908,9 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       return r;
     };
 
+    // The request's time, in its authorizer's event and its integration's alike.
+    const auto request_time = wall_clock::now();
+
     // ---- authorizer
     json authorizer_ctx;
     bool has_authorizer = !route.authorizer.empty() && route.authorizer != "none";
@@ -940,7 +943,9 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
       in.account_id = state->account;
       in.region = state->region;
       in.domain_name = req.header("Host").value_or("");
-      in.time = wall_clock::now();
+      in.extended_request_id = rest ? apigw_id : request_id;
+      in.trace_id = trace;
+      in.time = request_time;
 
       auto id = identity(auth, in);
       if (!id) {
@@ -970,7 +975,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
                          "verify RSA signatures, so this token would be refused there",
                          api.name, auth.name);
         }
-        authorizer_ctx = jwt_authorizer_context(result);
+        authorizer_ctx = jwt_authorizer_context(result, !route.authorization_scopes.empty());
       } else {
         std::optional<AuthorizerCache::Entry> cached;
         bool cacheable = auth.ttl_s > 0 && !id->empty();
@@ -1075,7 +1080,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     ev.extended_request_id = rest ? apigw_id : request_id;
     ev.account_id = stack->account_id;
     ev.region = stack->region;
-    ev.time = wall_clock::now();
+    ev.time = request_time;
     ev.domain_name = req.header("Host").value_or(options.host);
     ev.domain_prefix = ev.domain_name.substr(0, ev.domain_name.find_first_of(".:"));
     ev.trace_id = trace;

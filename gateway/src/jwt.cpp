@@ -392,24 +392,27 @@ JwtVerifier::Result JwtVerifier::verify(const std::string& token_in, const std::
 
 namespace {
 
-// How API Gateway writes a claim into requestContext.authorizer.jwt.claims:
-// always a string; lists in Go's "[a b]" form; objects as JSON text. Lists
-// inside lists are written as JSON text too (and no deeper recursion here).
-std::string claim_text(const json& v, bool nested = false) {
+// How API Gateway writes a claim into requestContext.authorizer.jwt.claims: always a string,
+// printed as Go's fmt prints the decoded value: lists as "[a b]" (aws/aws-lambda-go#591),
+// objects as "map[k:v]" with their keys sorted (aws/aws-lambda-go#570), null as "<nil>",
+// at any depth.
+std::string claim_text(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_null()) return "<nil>";
   if (v.is_number_float()) {
     double d = v.get<double>();
     if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 1e15) return std::to_string(static_cast<long long>(d));
     return v.dump();
   }
-  if (v.is_array() && !nested) {
-    std::string out = "[";
+  if (v.is_array() || v.is_object()) {
+    std::string out = v.is_array() ? "[" : "map[";
     bool first = true;
-    for (const auto& x : v) {
+    for (const auto& [k, x] : v.items()) {  // nlohmann's objects iterate in key order
       if (!first) out += ' ';
       first = false;
-      out += x.is_null() ? std::string() : claim_text(x, true);
+      if (v.is_object()) out += k + ":";
+      out += claim_text(x);
     }
     return out + "]";
   }
@@ -418,14 +421,15 @@ std::string claim_text(const json& v, bool nested = false) {
 
 }  // namespace
 
-nlohmann::json jwt_authorizer_context(const JwtVerifier::Result& result) {
+nlohmann::json jwt_authorizer_context(const JwtVerifier::Result& result, bool route_has_scopes) {
   json claims = json::object();
   if (result.claims.is_object())
     for (const auto& [k, v] : result.claims.items())
       if (!v.is_null()) claims[k] = claim_text(v);
-  // scopes is null when the token carries no scope claim at all (ID tokens).
-  bool has_scope_claim = result.claims.is_object() && (result.claims.contains("scope") || result.claims.contains("scp"));
-  json scopes = has_scope_claim ? json(result.scopes) : json(nullptr);
+  // scopes is null unless the route names authorization scopes, whatever scope claim the token
+  // carries (real events: awsdocs/amazon-api-gateway-developer-guide#113, floci-io/floci#2010);
+  // with route scopes, the token's.
+  json scopes = route_has_scopes ? json(result.scopes) : json(nullptr);
   return json{{"jwt", {{"claims", std::move(claims)}, {"scopes", std::move(scopes)}}}};
 }
 

@@ -142,6 +142,8 @@ struct HeaderGroups {
   }
 };
 
+}  // namespace
+
 // The port the client connected to; without it, from Host ("127.0.0.1:3000", "[::1]:3000"), else 80.
 std::string forwarded_port(const Request& req) {
   if (req.local_port) return std::to_string(req.local_port);
@@ -173,6 +175,8 @@ std::string forwarded_for(const Request& req) {
   }
   return out;
 }
+
+namespace {
 
 enum class Flavor { rest, http_v1 };
 

@@ -134,7 +134,12 @@ def test_simple_responses(lam):
         "routeKey": "GET /private/{id}",
         "rawPath": "/private/7",
         "authorization": "allow-alice",
+        # What the gateway adds, as the integration gets it; the request's one time.
+        "added": {k: ev["headers"][k] for k in ("x-forwarded-for", "x-forwarded-port", "x-forwarded-proto",
+                                                "x-amzn-trace-id")},
+        "timeEpoch": ev["requestContext"]["timeEpoch"],
     }
+    assert facts["added"]["x-forwarded-for"] == "127.0.0.1" and facts["added"]["x-forwarded-proto"] == "http"
     # On a named stage the route ARN names it.
     status, _, body = get_json(url, "/live/private/8", [("Authorization", "allow-bob")])
     assert status == 200
@@ -354,20 +359,23 @@ def test_jwt_valid_tokens_reach_the_integration_with_their_claims(jwt):
     s = jwt.serve()
     url = s.endpoints["apis"]["secure"]["url"]
     c = claims()
+    c["org"] = {"name": "acme", "tier": 2, "tags": ["x", "y"]}
     status, _, body = get_json(url, "/me", bearer(sign(c, RSA_KEY)))
     assert status == 200, body
     auth = body["event"]["requestContext"]["authorizer"]
-    # Claims as API Gateway writes them: every value a string, lists as "[a b]".
+    # Claims as API Gateway writes them: every value a string, printed as Go prints it (lists as
+    # "[a b]", objects as "map[k:v]"); scopes null on a route that names no authorization scopes,
+    # whatever the token's scope claim.
     assert auth == {"jwt": {
         "claims": {"iss": ISSUER, "aud": "web-client", "sub": "user-1", "iat": str(c["iat"]), "nbf": str(c["nbf"]),
                    "exp": str(c["exp"]), "scope": "read write", "groups": "[a b]", "email_verified": "true",
-                   "n": "5"},
-        "scopes": ["read", "write"]}}
+                   "n": "5", "org": "map[name:acme tags:[x y] tier:2]"},
+        "scopes": None}}
     # Without the "Bearer " prefix too; another accepted audience, in a list.
     status, _, body = get_json(url, "/me", [("Authorization", sign(claims(aud=["other", "mobile-client"]), RSA_KEY))])
     assert status == 200, body
     assert body["event"]["requestContext"]["authorizer"]["jwt"]["claims"]["aud"] == "[other mobile-client]"
-    # No scope claim at all: scopes is null.
+    # No scope claim at all: null too.
     status, _, body = get_json(url, "/me", bearer(sign(claims(scope=None), RSA_KEY)))
     assert status == 200 and body["event"]["requestContext"]["authorizer"]["jwt"]["scopes"] is None
     # The token from a query string identity source.

@@ -250,6 +250,14 @@ def test_request_authorizer(api):
     assert rc["requestId"] == r.getheader("x-amzn-RequestId") == event["requestContext"]["requestId"]
     assert rc["accountId"] == "210987654321" and rc["apiId"] == api_id
     assert rc["identity"]["sourceIp"] == "127.0.0.1" and rc["identity"]["userAgent"] == "tenant-client"
+    # One request, one id and one time, in the authorizer's event and the integration's alike.
+    assert rc["extendedRequestId"] == event["requestContext"]["extendedRequestId"] == r.getheader("x-amz-apigw-id")
+    assert rc["requestTimeEpoch"] == event["requestContext"]["requestTimeEpoch"]
+    # The headers the gateway adds reach the authorizer too (AWS's REQUEST input example).
+    port = str(urlparse(api.url).port)
+    for name, value in (("X-Forwarded-For", "127.0.0.1"), ("X-Forwarded-Port", port), ("X-Forwarded-Proto", "http"),
+                        ("X-Amzn-Trace-Id", event["headers"]["X-Amzn-Trace-Id"])):
+        assert (ev["headers"][name], ev["multiValueHeaders"][name]) == (value, [value]), name
 
     # The same identity sources: cached. Other values: another entry.
     allowed(api.send("GET", "/test/tenants/7", {"X-Tenant": "acme"}, query="tenant=acme"))
@@ -257,7 +265,14 @@ def test_request_authorizer(api):
     refused(api.send("GET", "/test/tenants/7", {"X-Tenant": "acme"}, query="tenant=other"), 403, DENIED_EXPLICIT,
             "AccessDeniedException")
     assert api.starts("tenants") == 2
+    # Values that hold a comma are cached apart: ("q,r", "q,r") is allowed, ("q", "r,q,r") is not,
+    # though both read "q,r,q,r" once joined with commas.
+    allowed(api.send("GET", "/test/tenants/7", {"X-Tenant": "q,r"}, query="tenant=q,r"))
+    assert api.starts("tenants") == 3
+    refused(api.send("GET", "/test/tenants/7", {"X-Tenant": "q"}, query="tenant=r,q,r"), 403, DENIED_EXPLICIT,
+            "AccessDeniedException")
+    assert api.starts("tenants") == 4
     # The cached Allow names /tenants/7 only.
     refused(api.send("GET", "/test/tenants/8", {"X-Tenant": "acme"}, query="tenant=acme"), 403, DENIED,
             "AccessDeniedException")
-    assert api.starts("tenants") == 2
+    assert api.starts("tenants") == 4

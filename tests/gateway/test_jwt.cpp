@@ -562,24 +562,30 @@ TEST_CASE("JWT: jwt_authorizer_context renders claims as API Gateway does", "[jw
   c["address"] = {{"country", "FR"}};
   c["nickname"] = nullptr;
   c["ratio"] = 0.5;
+  c["nested"] = json::parse(R"({"y": [1, 2], "x": {"b": true, "a": null}})");
+  c["mixed"] = json::parse(R"([true, null, 1.5, [1, "s t"], {"k": "v"}])");
   auto r = check(rs256(c));
   REQUIRE(r.ok);
-  json ctx = jwt_authorizer_context(r);
+  json ctx = jwt_authorizer_context(r, true);
   const json& cl = ctx["jwt"]["claims"];
   CHECK(cl["sub"] == "user-1");
   CHECK(cl["exp"] == "1700003600");
   CHECK(cl["email_verified"] == "true");
   CHECK(cl["cognito:groups"] == "[admin poweruser]");
-  CHECK(cl["address"] == "{\"country\":\"FR\"}");
+  CHECK(cl["address"] == "map[country:FR]");
+  CHECK(cl["nested"] == "map[x:map[a:<nil> b:true] y:[1 2]]");
+  CHECK(cl["mixed"] == "[true <nil> 1.5 [1 s t] map[k:v]]");
   CHECK(cl["ratio"] == "0.5");
   CHECK_FALSE(cl.contains("nickname"));
   CHECK(ctx["jwt"]["scopes"] == json::array({"movies/read", "movies/write"}));
+  // A route without authorization scopes gets null, whatever the token's scope claim.
+  CHECK(jwt_authorizer_context(r, false)["jwt"]["scopes"].is_null());
 
   json id_token = claims();
   id_token.erase("scope");
   r = check(rs256(id_token));
   REQUIRE(r.ok);
-  CHECK(jwt_authorizer_context(r)["jwt"]["scopes"].is_null());
+  CHECK(jwt_authorizer_context(r, true)["jwt"]["scopes"] == json::array());
 }
 
 TEST_CASE("JWT: jwt_www_authenticate is the header AWS sends with a 401", "[jwt]") {

@@ -40,11 +40,13 @@ struct AuthInput {
   const std::map<std::string, std::string>* stage_variables = nullptr;
   std::string method_arn;  // REST methodArn / HTTP routeArn
   std::string request_id, account_id, region, domain_name;
-  std::chrono::system_clock::time_point time;
+  std::string extended_request_id;  // REST: the request's x-amz-apigw-id, as its integration event has it
+  std::string trace_id;             // X-Amzn-Trace-Id the gateway adds to the headers
+  std::chrono::system_clock::time_point time;  // the request's time, the integration event's too
 };
 
 // The identity the authorizer keys on: the token for TOKEN authorizers, the
-// values of every identity source joined for REQUEST/HTTP ones. nullopt when a
+// values of every identity source as a JSON list for REQUEST/HTTP ones. nullopt when a
 // source is missing or empty (the gateway answers 401 without invoking).
 // For TOKEN authorizers a value failing identity_validation_expression is nullopt too.
 std::optional<std::string> identity(const stack::AuthorizerSpec& auth, const AuthInput& in);
@@ -124,7 +126,7 @@ class JwtVerifier {
 
 // What the integration sees for a verified token, as AWS renders it:
 // {"jwt": {"claims": {<every claim as a string; lists as "[a b]">}, "scopes": [..] | null}}.
-nlohmann::json jwt_authorizer_context(const JwtVerifier::Result& result);
+nlohmann::json jwt_authorizer_context(const JwtVerifier::Result& result, bool route_has_scopes);
 
 // The www-authenticate header of a refused JWT request:
 // Bearer scope="<route scopes>" error="invalid_token|insufficient_scope" error_description="...".

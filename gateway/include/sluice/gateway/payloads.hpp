@@ -41,6 +41,11 @@ struct EventInput {
   bool function_url = false;
 };
 
+// Headers API Gateway adds to what integrations and authorizers receive: X-Forwarded-For (the
+// client's own chain, then its address) and X-Forwarded-Port (beside X-Forwarded-Proto "http").
+std::string forwarded_for(const Request& req);
+std::string forwarded_port(const Request& req);
+
 std::string rest_event(const EventInput& in);     // REST API, payload 1.0
 std::string http_v1_event(const EventInput& in);  // HTTP API, payload 1.0
 std::string http_v2_event(const EventInput& in);  // HTTP API, payload 2.0
