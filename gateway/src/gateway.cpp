@@ -1042,9 +1042,16 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     KeyCheck key;
     bool keyed = rest && route.api_key_required;
     if (keyed) {
-      key = usage->check_key(api.name, stage, req.header("x-api-key"));
+      // The key comes from the x-api-key header, or with api_key_source AUTHORIZER from the
+      // usageIdentifierKey the route's authorizer returned (the header is then ignored).
+      const bool from_authorizer = api.api_key_source == "AUTHORIZER";
+      std::optional<std::string> presented =
+          from_authorizer ? (usage_key.empty() ? std::nullopt : std::optional<std::string>(usage_key))
+                          : req.header("x-api-key");
+      key = usage->check_key(api.name, stage, presented);
       if (!key.ok) {
-        trail.note = req.header("x-api-key") ? "API key not valid for this stage" : "API key missing";
+        trail.note = std::string(presented ? "API key not valid for this stage" : "API key missing") +
+                     (from_authorizer ? " (the authorizer's usageIdentifierKey)" : "");
         co_return error(*state, GatewayError::forbidden);
       }
     }

@@ -20,6 +20,7 @@ name: keyed
 defaults: {runtime: python3.11, memory: 128, timeout: 5}
 functions:
   echo: {code: fn/, handler: handlers.echo}
+  authz: {code: fn/, handler: authorizers.token}
 apis:
   shop:
     type: rest
@@ -42,6 +43,15 @@ apis:
       GET /keyed: {function: echo, api_key_required: true}
     stages:
       dev: {}
+  sourced:
+    type: rest
+    api_key_source: AUTHORIZER
+    authorizers:
+      keys: {type: token, function: authz, ttl: 0}
+    routes:
+      GET /keyed: {function: echo, api_key_required: true, authorizer: keys}
+    stages:
+      dev: {}
 api_keys:
   gold: {value: gold-key-0123456789abcdef}
   silver: {value: silver-key-0123456789abcdef}
@@ -51,7 +61,7 @@ api_keys:
   retired: {value: retired-key-0123456789abcdef, enabled: false}
 usage_plans:
   unlimited:
-    stages: [shop/dev, shop/strict, back/dev]
+    stages: [shop/dev, shop/strict, back/dev, sourced/dev]
     keys: [gold, retired]
   routes:
     stages: [shop/dev]
@@ -226,3 +236,21 @@ def test_stage_and_route_throttles(keyed):
     check_error(c.get("/strict/keyed"), 403, FORBIDDEN, "ForbiddenException")
     assert c.get("/strict/keyed", "gold-key-0123456789abcdef").status == 200
     check_error(c.get("/strict/keyed", "gold-key-0123456789abcdef"), 429, TOO_MANY, "TooManyRequestsException")
+
+
+def test_keys_from_the_authorizer(keyed):
+    # api_key_source AUTHORIZER: the key is the usageIdentifierKey the authorizer returns; an
+    # x-api-key header counts for nothing there.
+    c = Client(keyed.endpoints["apis"]["sourced"]["url"])
+    try:
+        e = event_of(c.get("/dev/keyed", headers={"Authorization": "Bearer key-gold-key-0123456789abcdef"}))
+        assert e["requestContext"]["identity"]["apiKey"] == "gold-key-0123456789abcdef"
+        assert e["requestContext"]["authorizer"]["principalId"] == "user-keyed"
+        check_error(c.get("/dev/keyed", "gold-key-0123456789abcdef", headers={"Authorization": "Bearer allow-x"}),
+                    403, FORBIDDEN, "ForbiddenException")
+        assert "API key missing (the authorizer's usageIdentifierKey)" in log_line(keyed, "GET /dev/keyed -> 403")
+        for key in ("silver-key-0123456789abcdef", "retired-key-0123456789abcdef"):  # another plan's; disabled
+            check_error(c.get("/dev/keyed", headers={"Authorization": "Bearer key-" + key}), 403, FORBIDDEN,
+                        "ForbiddenException")
+    finally:
+        c.close()

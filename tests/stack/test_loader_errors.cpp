@@ -656,6 +656,20 @@ TEST_CASE("CORS, binary media types, ports", "[stack][errors][apis]") {
   REQUIRE_ERROR(c, "apis.api.cors.allow_credentials", "expected true or false, found 1", 8);
 }
 
+TEST_CASE("api_key_source: HEADER or AUTHORIZER, REST APIs only", "[stack][errors][plans]") {
+  auto st = must_load(load(rest_api("      GET /x: fn\n", "    api_key_source: AUTHORIZER\n")));
+  CHECK(st.apis.at("api").api_key_source == "AUTHORIZER");
+  CHECK(must_load(load(rest_api("      GET /x: fn\n"))).apis.at("api").api_key_source == "HEADER");
+  auto r = must_fail(load(rest_api("      GET /x: fn\n", "    api_key_source: QUERY\n")));
+  REQUIRE_ERROR(r, "apis.api.api_key_source", "unknown API key source \"QUERY\"", 10);
+  r = must_fail(load(http_api("    api_key_source: HEADER\n    routes: {GET /: fn}\n")));
+  REQUIRE_ERROR(r, "apis.api.api_key_source", "applies to REST APIs only", 8);
+  // A keyed route without an authorizer can never get a key from one.
+  auto w = load(rest_api("      GET /x: {function: fn, api_key_required: true}\n", "    api_key_source: AUTHORIZER\n"));
+  REQUIRE_WARNING(w, "apis.api.routes[\"GET /x\"]", "but the route has no authorizer; every request there will get 403",
+                  12);
+}
+
 TEST_CASE("API keys and usage plans", "[stack][errors][plans]") {
   auto r = must_fail(load_fixture("broken-usage-plans.yaml"));
   REQUIRE_WARNING(r, "apis.store.routes[\"GET /items\"]", "no usage plan with keys covers stage dev;", 10);

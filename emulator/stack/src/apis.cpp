@@ -76,7 +76,9 @@ void Loader::read_api(const std::string& name, const View& v) {
   api_lines_[name] = v.line;
   if (!valid_name(name, 128))
     c_.error(v, "API name " + sluice::quoted(name) + " must be 1 to 128 letters, digits, '-' or '_'");
-  auto f = c_.fields(v, {"type", "port", "binary_media_types", "cors", "timeout_ms", "routes", "stages", "authorizers"},
+  auto f = c_.fields(v,
+                     {"type", "port", "binary_media_types", "api_key_source", "cors", "timeout_ms", "routes", "stages",
+                      "authorizers"},
                      "a mapping with the API's settings (type, routes, stages, ...)");
   if (!f) return;
   ApiSpec api;
@@ -108,6 +110,12 @@ void Loader::read_api(const std::string& name, const View& v) {
       c_.error(*x, "binary_media_types applies to REST APIs only; HTTP APIs base64-encode binary bodies by themselves");
     else
       read_binary_media_types(*x, api);
+  }
+  if (auto x = f->get("api_key_source")) {
+    if (http)
+      c_.error(*x, "api_key_source applies to REST APIs only; HTTP APIs have no API keys");
+    else if (auto s = c_.choice(*x, {"HEADER", "AUTHORIZER"}, "API key source"))
+      api.api_key_source = *s;
   }
   if (auto x = f->get("cors")) {
     if (rest)

@@ -162,6 +162,14 @@ void Loader::cross_checks() {
     if (api.type != ApiType::rest) continue;
     for (const auto& route : api.routes) {
       if (!route.api_key_required) continue;
+      if (api.api_key_source == "AUTHORIZER" && (route.authorizer.empty() || route.authorizer == "none" ||
+                                                 !api.authorizers.count(route.authorizer))) {
+        if (auto at = route_views_.find(name + "/" + route.key); at != route_views_.end())
+          c_.warning(at->second, "the route requires an API key and the API takes keys from its authorizers "
+                                 "(api_key_source: AUTHORIZER), but the route has no authorizer; every request "
+                                 "there will get 403 Forbidden");
+        continue;
+      }
       std::vector<std::string> uncovered;
       for (const auto& [sname, stage] : api.stages)
         if (!planned.count({name, sname})) uncovered.push_back(sname);

@@ -177,6 +177,9 @@ struct ApiSpec {
   std::map<std::string, StageSpec> stages;  // http APIs always have "$default" unless disabled
   std::map<std::string, AuthorizerSpec> authorizers;
   std::vector<std::string> binary_media_types;  // rest
+  // rest: where a keyed route's API key comes from: "HEADER" (x-api-key) or "AUTHORIZER" (the
+  // usageIdentifierKey its Lambda authorizer returns)
+  std::string api_key_source = "HEADER";
   std::optional<CorsSpec> cors;                 // http
   int timeout_ms = 29000;                       // rest default 29000, http default 30000
   std::string api_id;                           // 10 lower-case alnum chars, stable per name
