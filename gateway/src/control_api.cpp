@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -120,6 +121,8 @@ ojson configuration(const lambda::VersionConfig& c, const stack::Stack& st, lamb
   ojson vars = ojson::object();
   for (const auto& [k, v] : c.environment) vars[k] = v;
   j["Environment"] = {{"Variables", vars}};
+  if (auto f = st.functions.find(c.function); f != st.functions.end() && f->second.async.dead_letter)
+    j["DeadLetterConfig"] = {{"TargetArn", f->second.async.dead_letter->arn}};
   j["TracingConfig"] = {{"Mode", "PassThrough"}};
   // The same for a version however it is named ("fn" and "fn:$LATEST" are one function).
   j["RevisionId"] = revision_id(lambda::function_arn(st.region, st.account_id, c.function, c.version) + sha +
@@ -182,7 +185,7 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
   if (auto m = params.find("MaxItems"); m != params.end()) {
     long long n = 0;
     if (!parse_int(m->second, n) || n < 1 || n > 10000)
-      return error(400, "InvalidParameterValueException",
+      return error(400, "ValidationException",
                    "1 validation error detected: Value '" + m->second +
                        "' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000");
     page = std::min<std::size_t>(50, static_cast<std::size_t>(n));
@@ -218,7 +221,7 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
     // FunctionVersion=ALL adds every published version after each function's $LATEST.
     std::string which = param("FunctionVersion");
     if (!which.empty() && which != "ALL")
-      return error(400, "InvalidParameterValueException",
+      return error(400, "ValidationException",
                    "1 validation error detected: Value '" + which +
                        "' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]");
     ojson list = ojson::array();
@@ -233,15 +236,27 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
   static const std::set<std::string> known = {"2015-03-31 ", "2015-03-31 configuration", "2015-03-31 versions",
                                               "2015-03-31 aliases", "2019-09-25 event-invoke-config",
                                               "2019-09-30 concurrency"};
-  if (!known.count(kind) || parts.size() > (op == "aliases" ? 6u : 5u)) return std::nullopt;
+  const bool invoke_config_list = op == "event-invoke-config" && parts.size() == 6 && parts[5] == "list";
+  if (!known.count(kind) || parts.size() > (op == "aliases" || invoke_config_list ? 6u : 5u)) return std::nullopt;
 
   auto parsed = lambda::parse_function_ref(url_decode(parts[3]), qualifier);
   if (parsed.error) return error(400, parsed.error->code, parsed.error->message);
   const auto& ref = *parsed.ref;
-  auto fit = st.functions.find(ref.name);
-  if (fit == st.functions.end())
+  // An ARN of another region is refused as Lambda refuses it (as Invoke does here).
+  if (!ref.region.empty() && ref.region != st.region)
     return error(404, "ResourceNotFoundException",
-                 "Function not found: " + lambda::function_arn(st.region, st.account_id, ref.name, ref.qualifier));
+                 "Functions from '" + ref.region + "' are not reachable in this region ('" + st.region + "')");
+  auto fit = st.functions.find(ref.name);
+  if (fit == st.functions.end() || (!ref.account.empty() && ref.account != st.account_id)) {
+    const std::string arn = lambda::function_arn(st.region, ref.account.empty() ? st.account_id : ref.account,
+                                                 ref.name, ref.qualifier);
+    if (op == "event-invoke-config")  // AWS-recorded: the unqualified name reads as $LATEST
+      return error(404, "ResourceNotFoundException",
+                   invoke_config_list ? "The function doesn't exist."
+                                      : "The function " + (ref.qualifier.empty() ? arn + ":$LATEST" : arn) +
+                                            " doesn't have an EventInvokeConfig");
+    return error(404, "ResourceNotFoundException", "Function not found: " + arn);
+  }
   const stack::FunctionSpec& fn = fit->second;
 
   if (op == "aliases") {
@@ -272,10 +287,16 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
     return ok(j);
   }
   if (op == "event-invoke-config") {
-    // The stack's async settings; AWS answers 404 when none were ever put (here: all defaults).
+    // The stack's async settings, which apply to every version and alias of the function here;
+    // AWS answers 404 when none were ever put (here: all defaults) and for a qualifier that
+    // names no version or alias.
     const auto& a = fn.async;
-    std::string arn = lambda::function_arn(st.region, st.account_id, ref.name, ref.qualifier.empty() ? "$LATEST" : ref.qualifier);
-    if (a.max_retry_attempts == 2 && a.max_event_age_s == 21600 && !a.on_success && !a.on_failure)
+    const bool configured = !(a.max_retry_attempts == 2 && a.max_event_age_s == 21600 && !a.on_success && !a.on_failure);
+    const std::string& q = ref.qualifier;
+    bool exists = q.empty() || q == "$LATEST" || fn.aliases.count(q) ||
+                  (lambda::is_version_number(q) && service.versions().get(ref.name, q));
+    std::string arn = lambda::function_arn(st.region, st.account_id, ref.name, q.empty() ? "$LATEST" : q);
+    if (!invoke_config_list && (!configured || !exists))
       return error(404, "ResourceNotFoundException", "The function " + arn + " doesn't have an EventInvokeConfig");
     ojson dc{{"OnSuccess", ojson::object()}, {"OnFailure", ojson::object()}};
     auto dest = [&](const stack::DestinationSpec& d) {
@@ -283,11 +304,25 @@ std::optional<ControlAnswer> control_plane_get(std::string_view target, lambda::
     };
     if (a.on_success) dc["OnSuccess"] = {{"Destination", dest(*a.on_success)}};
     if (a.on_failure) dc["OnFailure"] = {{"Destination", dest(*a.on_failure)}};
-    return ok(ojson{{"LastModified", iso8601_ms()},
-                    {"FunctionArn", arn},
-                    {"MaximumRetryAttempts", a.max_retry_attempts},
-                    {"MaximumEventAgeInSeconds", a.max_event_age_s},
-                    {"DestinationConfig", dc}});
+    // A timestamp in epoch seconds, as rest-json sends one (strict SDKs refuse a string): when
+    // the stack file that says it last changed.
+    double modified = 0;
+    std::error_code ec;
+    if (!st.source.empty())
+      if (auto t = fs::last_write_time(st.source, ec); !ec)
+        modified = std::chrono::duration<double>(std::chrono::file_clock::to_sys(t).time_since_epoch()).count();
+    if (modified == 0) modified = std::chrono::duration<double>(wall_clock::now().time_since_epoch()).count();
+    modified = std::floor(modified * 1000) / 1000;
+    ojson config{{"LastModified", modified},
+                 {"FunctionArn", arn},
+                 {"MaximumRetryAttempts", a.max_retry_attempts},
+                 {"MaximumEventAgeInSeconds", a.max_event_age_s},
+                 {"DestinationConfig", dc}};
+    if (!invoke_config_list) return ok(config);
+    // ListFunctionEventInvokeConfigs: the function's one configuration, if any.
+    ojson list = ojson::array();
+    if (configured) list.push_back(std::move(config));
+    return paged("FunctionEventInvokeConfigs", list);
   }
 
   // GetFunction / GetFunctionConfiguration: $LATEST, a published version or an alias's version.

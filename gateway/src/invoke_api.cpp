@@ -32,7 +32,9 @@ constexpr std::size_t max_buffered = 6 * 1024 * 1024 + 100;
 
 Response error_response(const lambda::ServiceError& e, const std::string& request_id) {
   Response res{static_cast<http::bhttp::status>(e.status), 11};
-  json body = {{"Type", e.type}};
+  json body = json::object();
+  // Lambda's ValidationException (a value outside its model) has no Type (AWS-recorded).
+  if (e.code != "ValidationException") body["Type"] = e.type;
   // AWS spells the message key "Message" for ResourceNotFoundException and "message" elsewhere.
   body[e.code == "ResourceNotFoundException" ? "Message" : "message"] = e.message;
   if (!e.reason.empty()) body["Reason"] = e.reason;
@@ -149,7 +151,7 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
     ir.payload = std::move(req.body());
     // AWS's message for a header outside its enum.
     auto not_in_enum = [](const std::string& value, const char* member, const char* allowed) {
-      return lambda::ServiceError{400, "InvalidParameterValueException",
+      return lambda::ServiceError{400, "ValidationException",
                                   "1 validation error detected: Value '" + value + "' at '" + member +
                                       "' failed to satisfy constraint: Member must satisfy enum value set: " + allowed,
                                   "", "User"};

@@ -3,12 +3,14 @@ invocation record a function of the stack gets, and the one moto_server's SQS, S
 EventBridge and S3 get, compared with the records recorded from AWS."""
 import json
 import re
+import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, wait_until
+from conftest import NODE_MODULES, ROOT, wait_until
 
 sluice = pytest.importorskip("sluice")
 
@@ -52,6 +54,14 @@ functions:
     handler: handlers.fail
     async: {max_retry_attempts: 0, on_failure: arn:aws:sqs:us-east-1:123456789012:no-such-queue}
 """
+
+
+def read_with_javascript_sdk(endpoint, command, params):
+    assert (NODE_MODULES / "@aws-sdk" / "client-lambda").is_dir(), "run scripts/setup.sh (npm ci in tests/node)"
+    p = subprocess.run(["node", str(NODE_MODULES.parent / "read_sdk.js"), endpoint, command, json.dumps(params)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
 
 
 @pytest.fixture
@@ -118,6 +128,36 @@ def test_a_function_of_the_stack_gets_the_record_on_success_and_after_the_retrie
         cfg = lam.get_function_event_invoke_config(FunctionName="fail")
         assert (cfg["MaximumRetryAttempts"], cfg["DestinationConfig"]) == (
             2, {"OnSuccess": {}, "OnFailure": {"Destination": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:audit"}})
+        # LastModified: when the stack file said so, not the time of asking, and a number on the
+        # wire as rest-json timestamps are (the JavaScript SDK refuses anything else).
+        stack_mtime = (project.path / "sluice.yaml").stat().st_mtime
+        assert abs(cfg["LastModified"].timestamp() - stack_mtime) < 0.01
+        assert lam.get_function_event_invoke_config(FunctionName="fail")["LastModified"] == cfg["LastModified"]
+        js = read_with_javascript_sdk(app.lambda_endpoint, "GetFunctionEventInvokeConfig", {"FunctionName": "fail"})
+        assert js["output"]["MaximumRetryAttempts"] == 2, js
+        assert abs(datetime.fromisoformat(js["output"]["LastModified"].replace("Z", "+00:00")).timestamp()
+                   - stack_mtime) < 0.01
+        # ListFunctionEventInvokeConfigs: the function's one configuration (none for a function
+        # without async settings).
+        listed = lam.list_function_event_invoke_configs(FunctionName="fail")["FunctionEventInvokeConfigs"]
+        assert [c["FunctionArn"] for c in listed] == [f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fail:$LATEST"]
+        assert lam.list_function_event_invoke_configs(FunctionName="audit")["FunctionEventInvokeConfigs"] == []
+        # A qualifier naming no version or alias, an unknown function, another region: 404s.
+        for kw, message in (
+                (dict(FunctionName="fail", Qualifier="7"),
+                 f"The function arn:aws:lambda:{REGION}:{ACCOUNT}:function:fail:7 doesn't have an EventInvokeConfig"),
+                (dict(FunctionName="nosuch"),
+                 f"The function arn:aws:lambda:{REGION}:{ACCOUNT}:function:nosuch:$LATEST doesn't have an "
+                 "EventInvokeConfig"),
+                (dict(FunctionName=f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:fail"),
+                 "Functions from 'eu-west-1' are not reachable in this region ('us-east-1')")):
+            with pytest.raises(lam.exceptions.ResourceNotFoundException) as e:
+                lam.get_function_event_invoke_config(**kw)
+            assert e.value.response["Message"] == message
+        # A dead-letter queue shows in the function's configuration.
+        assert lam.get_function_configuration(FunctionName="closed")["DeadLetterConfig"] == {
+            "TargetArn": "arn:aws:sqs:us-east-1:123456789012:dead-letters"}
+        assert "DeadLetterConfig" not in lam.get_function_configuration(FunctionName="fail")
         # A Python function's configuration names the runtime version its INIT_START line shows.
         conf = lam.get_function_configuration(FunctionName="audit")
         init = next(line for line in app.logs("audit").splitlines() if "INIT_START" in line)

@@ -97,11 +97,13 @@ def test_qualifier_mismatch_and_bad_names(api):
     with pytest.raises(ClientError) as e:
         s.invoke("arn:aws:lambda:us-east-1:999999999999:function:probe", {})
     assert e.value.response["Message"] == "Function not found: arn:aws:lambda:us-east-1:999999999999:function:probe:$LATEST"
-    # LogType is Tail or None.
+    # LogType is Tail or None: a value outside Lambda's model is a ValidationException, without
+    # the Type the other errors carry (AWS-recorded ListFunctions / invokeMode refusals).
     with pytest.raises(ClientError) as e:
         s.invoke("probe", {}, LogType="Bogus")
-    assert e.value.response["Error"]["Code"] == "InvalidParameterValueException"
-    assert "'Bogus' at 'logType'" in e.value.response["message"]
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert "'Bogus' at 'logType'" in e.value.response["Error"]["Message"]
+    assert "Type" not in e.value.response
 
 
 def test_invocation_types(api):
@@ -349,7 +351,7 @@ def test_control_plane_lists_filter_and_page(api):
     import urllib.request
     with pytest.raises(urllib.error.HTTPError) as e:  # botocore refuses it before sending
         urllib.request.urlopen(s.lambda_url + "/2015-03-31/functions/?MaxItems=0", timeout=10)
-    assert e.value.code == 400 and e.value.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
+    assert e.value.code == 400 and e.value.headers["x-amzn-ErrorType"] == "ValidationException"
     # $LATEST: one RevisionId however it is named, and a LastModified that is not the time of asking,
     # in Lambda's format.
     a = lam.get_function_configuration(FunctionName="probe")
