@@ -109,6 +109,10 @@ def test_a_function_of_the_stack_gets_the_record_on_success_and_after_the_retrie
         attempts = app.records("fail")
         assert [(r.request_id, r.status) for r in attempts] == [(rid, "function_error")] * 3
         rec = d.record
+        # The record is made once the last attempt has ended, not when the event was accepted.
+        stamped = datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00")).timestamp()
+        last = attempts[-1]
+        assert stamped >= last.started + last.duration_ms / 1000 - 0.002, (rec["timestamp"], last)
         assert (d.kind, rec["requestContext"]["condition"], rec["requestContext"]["approximateInvokeCount"]) == (
             "on_failure", "RetriesExhausted", 3)
         assert rec["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}

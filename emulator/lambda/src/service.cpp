@@ -1059,6 +1059,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
       if (!job->result.function_error) {
         async_pending--;
         out.condition = "Success";
+        out.time = std::chrono::system_clock::now();  // the record is made as the invocation ends
         if (spec.on_success) send_to_destination(ref, out, *spec.on_success, "on_success");
         co_return;
       }
@@ -1085,6 +1086,7 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     if (!shutting_down && spec.dead_letter) why += "; the event goes to " + spec.dead_letter->text();
     logger()->warn("{}: asynchronous event {} {}", ref.name, inv.request_id, why);
     if (shutting_down) co_return;
+    out.time = std::chrono::system_clock::now();  // after the last attempt, not when the event came
     if (spec.on_failure) send_to_destination(ref, out, *spec.on_failure, "on_failure");
     if (spec.dead_letter) send_to_dead_letter(ref, out, *spec.dead_letter);
   }

@@ -28,7 +28,7 @@ struct AsyncOutcome {
   std::string executed_version;
   bool function_error = false;
   std::string response_payload;  // the function's answer (JSON text, or raw bytes)
-  std::chrono::system_clock::time_point time = std::chrono::system_clock::now();
+  std::chrono::system_clock::time_point time = std::chrono::system_clock::now();  // the record's timestamp
 };
 
 // The record as Lambda sends it: {"version":"1.0","timestamp",...,"requestContext":{...},
