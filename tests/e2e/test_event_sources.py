@@ -47,11 +47,13 @@ def test_messages_arrive_in_the_sqs_event_and_leave_the_queue(project, aws_endpo
     sqs = aws_endpoint.client("sqs", REGION)
     url = sqs.create_queue(QueueName="orders")["QueueUrl"]
     with sluice.serve(project.path / "sluice.yaml") as app:
-        sent = [sqs.send_message(QueueUrl=url, MessageBody=f"order {i}",
-                                 MessageAttributes={"kind": {"DataType": "String", "StringValue": "new"}})
-                for i in range(3)]
-        records = wait_until(lambda: len(seen(app)) >= 3 and seen(app))
-        assert sorted(r["messageId"] for r in records) == sorted(s["MessageId"] for s in sent)
+        attrs = {"kind": {"DataType": "String", "StringValue": "new"},
+                 "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01raw"},
+                 "count": {"DataType": "Number.int", "StringValue": "42"}}
+        sent = [sqs.send_message(QueueUrl=url, MessageBody=f"order {i}", MessageAttributes=attrs) for i in range(3)]
+        plain = sqs.send_message(QueueUrl=url, MessageBody="no attributes")
+        records = wait_until(lambda: len(seen(app)) >= 4 and seen(app))
+        assert sorted(r["messageId"] for r in records) == sorted(s["MessageId"] for s in sent + [plain])
         r = next(r for r in records if r["messageId"] == sent[0]["MessageId"])
         # The event's shape: the keys and their order as generate-event's (AWS's documented event).
         example = json.loads(project.run("generate-event", "sqs", "receive-message").stdout)["Records"][0]
@@ -60,8 +62,12 @@ def test_messages_arrive_in_the_sqs_event_and_leave_the_queue(project, aws_endpo
                                              "ApproximateFirstReceiveTimestamp"]
         assert r["body"] == "order 0" and r["md5OfBody"] == sent[0]["MD5OfMessageBody"]
         assert r["attributes"]["ApproximateReceiveCount"] == "1"
-        assert r["messageAttributes"] == {"kind": {"stringValue": "new", "stringListValues": [],
-                                                   "binaryListValues": [], "dataType": "String"}}
+        assert r["messageAttributes"]["kind"] == {"stringValue": "new", "stringListValues": [],
+                                                  "binaryListValues": [], "dataType": "String"}
+        assert r["messageAttributes"]["blob"]["dataType"] == "Binary"
+        # The attributes' checksum as SQS computes it (here: moto's, at send), null without any.
+        assert r["md5OfMessageAttributes"] == sent[0]["MD5OfMessageAttributes"]
+        assert next(x for x in records if x["messageId"] == plain["MessageId"])["md5OfMessageAttributes"] is None
         assert (r["eventSource"], r["eventSourceARN"], r["awsRegion"]) == ("aws:sqs", QUEUE_ARN, REGION)
         # The batch succeeded: deleted from the queue.
         wait_until(lambda: queue_counts(sqs, url) == (0, 0))

@@ -161,6 +161,7 @@ TEST_CASE("SQS messages", "[events]") {
   CHECK(r["attributes"]["ApproximateReceiveCount"] == "1");
   CHECK(r["attributes"]["SentTimestamp"].is_string());
   CHECK(r["messageAttributes"] == json::object());
+  CHECK(r["md5OfMessageAttributes"].is_null());
   CHECK_FALSE(r["attributes"].contains("MessageGroupId"));
   auto fifo = gen("sqs", "receive-message", {{"queue", "jobs.fifo"}});
   CHECK(fifo["Records"][0]["attributes"]["MessageGroupId"] == "group-1");

@@ -841,6 +841,9 @@ TEST_CASE("event_sources: SQS queues polled for a function", "[stack][errors][ev
   REQUIRE_ERROR(r, "event_sources.q.batch_size", "a batch_size over 10 needs a batching_window of at least 1 second", 9);
   r = must_fail(load(with("    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:jobs.fifo\n    batch_size: 20\n    batching_window: 1\n")));
   REQUIRE_ERROR(r, "event_sources.q.batch_size", "a FIFO queue is read in batches of at most 10 messages (AWS), found 20", 9);
+  REQUIRE_ERROR(r, "event_sources.q.batching_window", "a FIFO queue takes no batching window", 10);
+  CHECK(must_load(load(with("    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:jobs.fifo\n    batching_window: 0\n")))
+            .event_sources.at("q").batching_window_s == 0);
   r = must_fail(load(with("    function: g\n")));
   REQUIRE_ERROR(r, "event_sources.q", "missing required key 'queue'; the ARN of the SQS queue to poll", 6);
   st = must_load(load(with("    function: g\n    queue: arn:aws:sqs:us-east-1:123456789012:orders\n    max_concurrency: 2\n")));

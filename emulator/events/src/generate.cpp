@@ -6,7 +6,6 @@
 #include "sluice/common/util.hpp"
 #include "sluice/stack/schedule.hpp"
 
-#include <openssl/evp.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -228,12 +227,7 @@ std::string iso_s(std::chrono::system_clock::time_point t) {
   return stack::iso_utc(std::chrono::floor<std::chrono::seconds>(t));
 }
 
-std::string md5_hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_md5(), nullptr);
-  return sluice::hex(std::string_view(reinterpret_cast<const char*>(digest), len));
-}
+std::string md5_hex(const std::string& data) { return sluice::hex(sluice::md5(data)); }
 
 std::string gzip(const std::string& data) {
   z_stream zs{};

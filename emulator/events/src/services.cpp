@@ -147,6 +147,7 @@ ojson sqs_receive_message(const Settings& s) {
     r["body"] = body;
     r["attributes"] = attributes;
     r["messageAttributes"] = ojson::object();
+    r["md5OfMessageAttributes"] = nullptr;  // none (AWS-recorded events say null then)
     r["md5OfBody"] = md5_hex(body);
     r["eventSource"] = "aws:sqs";
     r["eventSourceARN"] = arn(s, "sqs", queue);

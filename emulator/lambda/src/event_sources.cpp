@@ -2,6 +2,7 @@
 
 #include "aws_calls.hpp"
 #include "sluice/aws/client.hpp"
+#include "sluice/common/hash.hpp"
 #include "sluice/common/log.hpp"
 #include "sluice/common/util.hpp"
 #include "sluice/lambda/destinations.hpp"
@@ -13,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <list>
@@ -33,6 +35,36 @@ auto logger() {
 }
 
 }  // namespace
+
+// SQS's MD5OfMessageAttributes: the attributes in name order, each as its name, data type and
+// value with 4-byte big-endian lengths and a transport byte (1 string or number, 2 binary)
+// before the value; null without attributes.
+static ojson message_attributes_md5(const ojson& attributes) {
+  if (!attributes.is_object() || attributes.empty()) return nullptr;
+  std::vector<std::string> names;
+  for (const auto& [name, a] : attributes.items()) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  std::string buf;
+  auto put = [&buf](std::string_view s) {
+    auto n = static_cast<std::uint32_t>(s.size());
+    for (int shift = 24; shift >= 0; shift -= 8) buf.push_back(static_cast<char>((n >> shift) & 0xff));
+    buf.append(s);
+  };
+  for (const auto& name : names) {
+    const ojson& a = attributes[name];
+    put(name);
+    std::string type = a.value("DataType", std::string("String"));
+    put(type);
+    if (a.contains("BinaryValue") && a["BinaryValue"].is_string()) {
+      buf.push_back(2);
+      put(base64_decode(a["BinaryValue"].get<std::string>()).value_or(""));
+    } else {
+      buf.push_back(1);
+      put(a.value("StringValue", std::string()));
+    }
+  }
+  return hex(md5(buf));
+}
 
 std::string sqs_event(const std::string& messages_json, const std::string& queue_arn) {
   auto messages = ojson::parse(messages_json, nullptr, false);
@@ -64,6 +96,7 @@ std::string sqs_event(const std::string& messages_json, const std::string& queue
     r["body"] = m.value("Body", std::string());
     r["attributes"] = std::move(attributes);
     r["messageAttributes"] = std::move(message_attributes);
+    r["md5OfMessageAttributes"] = message_attributes_md5(m.contains("MessageAttributes") ? m["MessageAttributes"] : ojson());
     r["md5OfBody"] = m.value("MD5OfBody", std::string());
     r["eventSource"] = "aws:sqs";
     r["eventSourceARN"] = queue_arn;

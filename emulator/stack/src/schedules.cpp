@@ -231,8 +231,16 @@ void Loader::read_event_source(const std::string& name, const View& v) {
     }
   }
   if (auto x = f->get("batching_window")) {
-    if (auto n = c_.integer(*x, 0, 300)) e.batching_window_s = static_cast<int>(*n);
-    else ok = false;
+    if (auto n = c_.integer(*x, 0, 300)) {
+      e.batching_window_s = static_cast<int>(*n);
+      if (fifo && *n > 0) {
+        c_.error(*x, "a FIFO queue takes no batching window (AWS: batching window is not supported for FIFO "
+                     "queues); leave batching_window out or 0");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
   }
   if (ok && e.batch_size > 10 && e.batching_window_s < 1) {
     c_.error(*f->get("batch_size"), "a batch_size over 10 needs a batching_window of at least 1 second (AWS: "

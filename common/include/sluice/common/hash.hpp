@@ -8,6 +8,8 @@ namespace sluice {
 
 // Raw 32-byte digest.
 std::string sha256(std::string_view data);
+// Raw 16-byte digest (SQS's checksums; nothing secret).
+std::string md5(std::string_view data);
 std::string hex(std::string_view bytes);
 std::string hmac_sha256(std::string_view key, std::string_view data);
 
