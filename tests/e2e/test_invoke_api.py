@@ -138,6 +138,9 @@ def test_payload_rules(api):
     with pytest.raises(ClientError) as e:
         s.invoke("probe", b'"' + b"x" * (1024 * 1024 + 10) + b'"', InvocationType="Event")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    # In AWS's words for an event (ASFHyP3/hyp3#2241, with the limit of the day).
+    assert e.value.response["Error"]["Message"] == \
+        "1048588 byte payload is too large for the Event invocation type (limit 1048576 bytes)"
     # Just under the limit goes through.
     r = s.invoke("probe", json.dumps({"action": "echo", "pad": "y" * (5 * 1024 * 1024)}))
     assert len(r["Json"]["event"]["pad"]) == 5 * 1024 * 1024

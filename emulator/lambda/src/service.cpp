@@ -931,10 +931,14 @@ struct LambdaService::Impl : std::enable_shared_from_this<Impl> {
     res.function_name = ref.name;
     std::size_t limit = req.type == InvocationType::event ? max_async_payload : max_sync_payload;
     if (req.payload.size() > limit) {
+      // Each in AWS's words (observed: ASFHyP3/hyp3#2241 for Event, when the limit was 256 KB).
       res.error = ServiceError{413, "RequestEntityTooLargeException",
-                               "Request must be smaller than " + std::to_string(limit) + " bytes for the " +
-                                   (req.type == InvocationType::event ? "InvokeAsync" : "InvokeFunction") +
-                                   " operation",
+                               req.type == InvocationType::event
+                                   ? std::to_string(req.payload.size()) +
+                                         " byte payload is too large for the Event invocation type (limit " +
+                                         std::to_string(limit) + " bytes)"
+                                   : "Request must be smaller than " + std::to_string(limit) +
+                                         " bytes for the InvokeFunction operation",
                                "", "User"};
       co_return res;
     }
