@@ -64,7 +64,7 @@ std::string header(const Request& req, std::string_view name) {
 }
 
 struct Target {
-  enum Kind { invoke, invoke_stream, publish, unknown } kind = unknown;
+  enum Kind { invoke, invoke_stream, invoke_async, publish, unknown } kind = unknown;
   std::string function;
   std::string qualifier;
 };
@@ -82,6 +82,14 @@ Target parse_target(http::bhttp::verb method, std::string_view target) {
     if (key == "Qualifier" && eq != std::string::npos) t.qualifier = url_decode(kv.substr(eq + 1), true);
   }
   auto parts = split(path, '/');  // "", "2015-03-31", "functions", NAME, "invocations"
+  // The legacy InvokeAsync (boto3's invoke_async, deprecated but served): .../invoke-async[/]
+  if (parts.size() == 6 && parts[5].empty() && parts[4] == "invoke-async") parts.pop_back();
+  if (parts.size() == 5 && parts[0].empty() && parts[1] == "2014-11-13" && parts[2] == "functions" &&
+      parts[4] == "invoke-async" && method == http::bhttp::verb::post) {
+    t.function = url_decode(parts[3]);
+    t.kind = Target::invoke_async;
+    return t;
+  }
   if (parts.size() == 5 && parts[0].empty() && parts[2] == "functions" && method == http::bhttp::verb::post) {
     t.function = url_decode(parts[3]);
     if (parts[1] == "2015-03-31" && parts[4] == "invocations") t.kind = Target::invoke;
@@ -159,6 +167,7 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
     std::optional<lambda::ServiceError> refusal;
     std::string type = header(req, "X-Amz-Invocation-Type");
     std::string log_type = header(req, "X-Amz-Log-Type");
+    if (t.kind == Target::invoke_async) type = "Event", log_type.clear();
     if (type.empty() || type == "RequestResponse") ir.type = lambda::InvocationType::request_response;
     else if (type == "Event") ir.type = lambda::InvocationType::event;
     else if (type == "DryRun") ir.type = lambda::InvocationType::dry_run;
@@ -193,6 +202,10 @@ struct InvokeApi::Impl : std::enable_shared_from_this<Impl> {
     Response r{static_cast<http::bhttp::status>(res.status), 11};
     r.set("x-amzn-RequestId", res.request_id);
     if (!res.trace_id.empty()) r.set("X-Amzn-Trace-Id", res.trace_id);
+    if (t.kind == Target::invoke_async) {
+      r.set(http::bhttp::field::content_type, "application/json");
+      r.body() = R"({"Status":202})";
+    }
     if (res.status == 200) {
       std::string payload = std::move(res.payload);
       bool function_error = res.function_error;

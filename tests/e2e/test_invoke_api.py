@@ -116,6 +116,13 @@ def test_invocation_types(api):
     with pytest.raises(ClientError) as e:
         s.client().invoke(FunctionName="missing", InvocationType="DryRun")
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    # The legacy InvokeAsync (boto3's invoke_async): 202, and the event runs.
+    r = s.client().invoke_async(FunctionName="probe", InvokeArgs=json.dumps({"action": "echo", "via": "invoke-async"}))
+    assert r["Status"] == 202
+    s.wait_for_log("START RequestId: " + r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"])
+    with pytest.raises(ClientError) as e:
+        s.client().invoke_async(FunctionName="missing", InvokeArgs="{}")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_payload_rules(api):
