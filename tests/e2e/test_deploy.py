@@ -1187,3 +1187,16 @@ def test_sqs_event_sources_are_mappings_on_the_stage_alias(moto, project):
     p = ok(project.deploy("sandbox"))
     assert f"- remove event source {target} ({queue})" in p.stderr
     assert lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"] == []
+
+
+@pytest.mark.parametrize("stage", ["prod.eu", "42", "my stage", "a" * 129, "$default"])
+def test_a_stage_that_cannot_be_an_alias_name_is_refused_before_any_call(moto, project, stage):
+    moto.start_recording()
+    p = project.deploy(stage)
+    assert moto.stop_recording() == []
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("sluice deploy: --stage \""), p.stderr
+    assert ("cannot be deployed: each stage becomes an alias of every function, and a Lambda alias name is 1 to 128 "
+            "letters, digits, '-' or '_', and not only digits") in p.stderr
+    p = project.run("rollback", "--stage", stage)
+    assert p.returncode == 2 and "sluice rollback: --stage" in p.stderr, p.stderr

@@ -2505,7 +2505,19 @@ int Deployer::run() {
 
 }  // namespace
 
+std::string stage_name_error(const std::string& stage) {
+  if (valid_alias_name(stage)) return "";
+  std::string shown = stage.size() > 60 ? stage.substr(0, 60) + "..." : stage;
+  return "\"" + shown + "\" cannot be deployed: each stage becomes an alias of every function, and a Lambda alias " +
+         "name is 1 to 128 letters, digits, '-' or '_', and not only digits" +
+         (stage.size() > 128 ? " (this one has " + std::to_string(stage.size()) + " characters)" : std::string());
+}
+
 int run(const stack::Stack& stack, const Options& options) {
+  if (auto problem = stage_name_error(options.stage); !problem.empty()) throw std::invalid_argument("stage " + problem);
+  if (options.mode == Mode::promote)
+    if (auto problem = stage_name_error(options.promote_from); !problem.empty())
+      throw std::invalid_argument("--promote-from " + problem);
   aws::ClientOptions co;
   co.region = options.region.empty() ? stack.region : options.region;
   co.endpoint_url = options.endpoint_url;
