@@ -92,3 +92,10 @@ TEST_CASE("a stage must be a Lambda alias name") {
   CHECK_FALSE(valid_alias_name("$default"));
   CHECK_FALSE(valid_alias_name(std::string(129, 'a')));
 }
+
+TEST_CASE("a target's $LATEST is the unqualified function") {
+  CHECK(permission_qualifier("$LATEST") == "");
+  CHECK(permission_qualifier("") == "");
+  CHECK(permission_qualifier("live") == "live");
+  CHECK(permission_qualifier("3") == "3");
+}

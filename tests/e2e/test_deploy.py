@@ -1189,6 +1189,71 @@ def test_sqs_event_sources_are_mappings_on_the_stage_alias(moto, project):
     assert lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"] == []
 
 
+def shop(tmp_path, moto):
+    """A copy of the shop fixture (fixtures/deploy) and a function that deploys its stage dev."""
+    app = tmp_path / "shop"
+    shutil.copytree(FIXTURES / "deploy", app)
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def deploy(*extra, endpoint=None, stage="dev"):
+        return subprocess.run([str(BIN), "deploy", "--stage", stage, str(app / "sluice.yaml"), "--endpoint-url",
+                               endpoint or moto.url, *extra], capture_output=True, text=True, timeout=180,
+                              stdin=subprocess.DEVNULL, env=credentials_env(home))
+    return app, deploy
+
+
+def shop_clients(moto):
+    return tuple(moto.client(s, region="us-east-1") for s in ("lambda", "apigateway", "apigatewayv2"))
+
+
+def shop_api_ids(apigw, v2):
+    rest = [a for a in apigw.get_rest_apis()["items"] if a["name"] == "shop-shop"][0]["id"]
+    web = [a for a in v2.get_apis()["Items"] if a["Name"] == "shop-web"][0]["ApiId"]
+    return rest, web
+
+
+def apigateway_sources(lam, function, qualifier=None):
+    """The source ARNs of the apigateway.amazonaws.com statements of a function's (or alias's) policy."""
+    kw = {"Qualifier": qualifier} if qualifier else {}
+    doc = json.loads(lam.get_policy(FunctionName=function, **kw)["Policy"])
+    return {s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in doc["Statement"]
+            if s["Principal"] == {"Service": "apigateway.amazonaws.com"}}
+
+
+def test_a_route_to_latest_is_granted_on_the_function_itself(moto, tmp_path):
+    """AWS refuses AddPermission with Qualifier=$LATEST (moto accepts it): the proxy answers as AWS does."""
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    text = stack.read_text()
+    text = text.replace("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: custom\n      GET /latest: api:$LATEST\n")
+    text = text.replace("      $default: api\n", "      $default: api\n      GET /latest: custom:$LATEST\n")
+    stack.write_text(text)
+    proxy = FaultProxy(moto.port)
+    proxy.rules.append({
+        "match": lambda m, path, body: m == "POST" and "/policy" in path and ("Qualifier=%24LATEST" in path or
+                                                                            "Qualifier=$LATEST" in path),
+        "status": 400, "times": None,
+        "body": json.dumps({"Type": "User", "message": "We currently do not support adding policies for $LATEST."}),
+        "headers": {"content-type": "application/json", "x-amzn-ErrorType": "InvalidParameterValueException"}})
+    try:
+        p = ok(deploy(endpoint=proxy.url))
+        assert [c for c in proxy.calls if "LATEST" in c[1]] == [], proxy.calls
+        lam, apigw, v2 = shop_clients(moto)
+        rest, web = shop_api_ids(apigw, v2)
+        assert f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{rest}/*/*/*" in apigateway_sources(lam, "shop-api")
+        assert f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{web}/*" in apigateway_sources(lam, "shop-custom")
+        # The integrations invoke the function itself, which is $LATEST.
+        resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=rest)["items"]}
+        m = apigw.get_method(restApiId=rest, resourceId=resources["/latest"], httpMethod="GET")
+        assert m["methodIntegration"]["uri"].endswith(":function:shop-api/invocations")
+        moto.start_recording()
+        p = ok(deploy(endpoint=proxy.url))
+        assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    finally:
+        proxy.stop()
+
+
 @pytest.mark.parametrize("stage", ["prod.eu", "42", "my stage", "a" * 129, "$default"])
 def test_a_stage_that_cannot_be_an_alias_name_is_refused_before_any_call(moto, project, stage):
     moto.start_recording()

@@ -1102,6 +1102,8 @@ void Deployer::step_permission(const std::string& function_expr, const std::stri
             " uses a stage variable stage " + stage_ + " does not define; no permission added");
     return;
   }
+  // $LATEST has no policy of its own: the function's (unqualified) policy covers it.
+  qual = permission_qualifier(*qual);
   std::string rn = function_name(st_.name, *fn);
   std::string sid = statement_id("sluice-" + (api_id == kNew ? std::string("new") : api_id) + "-" + sid_suffix +
                                  (qual->empty() ? "" : "-" + *qual));
@@ -1149,7 +1151,7 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
     m.api_key = route.api_key_required;
     m.authorizer = route.authorizer;
     std::string fn_arn = function_arn(region_, account_, function_name(st_.name, route.target.function),
-                                      route.target.qualifier);
+                                      permission_qualifier(route.target.qualifier));
     m.uri = invocation_uri(region_, fn_arn);
     want.push_back(m);
   }
@@ -1269,7 +1271,8 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
       std::string fn = a.function.substr(0, colon), qual = colon == std::string::npos ? "" : a.function.substr(colon + 1);
       json body = {{"name", an},
                    {"type", a.type == stack::AuthorizerType::token ? "TOKEN" : "REQUEST"},
-                   {"authorizerUri", invocation_uri(region_, function_arn(region_, account_, function_name(st_.name, fn), qual))},
+                   {"authorizerUri", invocation_uri(region_, function_arn(region_, account_, function_name(st_.name, fn),
+                                                                         permission_qualifier(qual)))},
                    {"identitySource", a.identity_sources.empty() && a.type == stack::AuthorizerType::token
                                           ? std::string("method.request.header.Authorization")
                                           : join(a.identity_sources, ", ")},
@@ -1545,7 +1548,8 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
       auto colon = a.function.find(':');
       std::string fn = a.function.substr(0, colon), qual = colon == std::string::npos ? "" : a.function.substr(colon + 1);
       body["authorizerType"] = "REQUEST";
-      body["authorizerUri"] = invocation_uri(region_, function_arn(region_, account_, function_name(st_.name, fn), qual));
+      body["authorizerUri"] = invocation_uri(
+          region_, function_arn(region_, account_, function_name(st_.name, fn), permission_qualifier(qual)));
       body["authorizerPayloadFormatVersion"] = a.payload_format;
       body["authorizerResultTtlInSeconds"] = a.ttl_s;
       if (a.payload_format == "2.0") body["enableSimpleResponses"] = a.simple_responses;
@@ -1580,7 +1584,8 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
     for (const auto& i : r_.call("GET", "apigateway", base + "/integrations").value("items", json::array()))
       remote_integ[jstr(i, "integrationUri") + "|" + jstr(i, "payloadFormatVersion")] = jstr(i, "integrationId");
   auto integration_for = [&](const stack::RouteSpec& route) {
-    std::string uri = function_arn(region_, account_, function_name(st_.name, route.target.function), route.target.qualifier);
+    std::string uri = function_arn(region_, account_, function_name(st_.name, route.target.function),
+                                   permission_qualifier(route.target.qualifier));
     std::string format = route.payload_format.empty() ? "2.0" : route.payload_format;
     std::string key = uri + "|" + format;
     if (integ_id.count(key)) return key;

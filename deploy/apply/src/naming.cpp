@@ -83,6 +83,8 @@ bool valid_alias_name(const std::string& name) {
   return !all_digits;
 }
 
+std::string permission_qualifier(const std::string& qualifier) { return qualifier == "$LATEST" ? "" : qualifier; }
+
 std::string compact_timestamp() {
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);
