@@ -1221,6 +1221,60 @@ def apigateway_sources(lam, function, qualifier=None):
             if s["Principal"] == {"Service": "apigateway.amazonaws.com"}}
 
 
+def test_a_route_to_another_alias_of_the_stack_gets_that_alias_before_its_permission(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    text = stack.read_text()
+    text = text.replace("      dev: $LATEST\n", "      dev: $LATEST\n      live: $LATEST\n")
+    text = text.replace("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: custom\n      GET /live: api:live\n")
+    text = text.replace("      $default: api\n", "      $default: api\n      GET /live: api:live\n")
+    stack.write_text(text)
+    p = ok(deploy())
+    assert "+ create alias shop-api:live (version (new))" in p.stderr, p.stderr
+    lam, apigw, v2 = shop_clients(moto)
+    rest, web = shop_api_ids(apigw, v2)
+    # `live: $LATEST` is the version this deploy published, as for the stage's alias.
+    assert lam.get_alias(FunctionName="shop-api", Name="live")["FunctionVersion"] == "1"
+    assert apigateway_sources(lam, "shop-api", "live") == {
+        f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{rest}/*/*/*", f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{web}/*"}
+    resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=rest)["items"]}
+    m = apigw.get_method(restApiId=rest, resourceId=resources["/live"], httpMethod="GET")
+    assert m["methodIntegration"]["uri"].endswith(":function:shop-api:live/invocations")
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+    # Pinned, with a canary on the version this deploy publishes: dev moves, live stays on 1.
+    stack.write_text(stack.read_text().replace("      live: $LATEST\n", '      live: {version: "1", weights: {"2": 0.1}}\n'))
+    (app / "app" / "app.py").write_text((app / "app" / "app.py").read_text() + "\n# v2\n")
+    p = ok(deploy())
+    assert "~ update alias shop-api:live (version 1 -> 1 (+ 2 at 0.10))" in p.stderr, p.stderr
+    alias = lam.get_alias(FunctionName="shop-api", Name="live")
+    assert alias["FunctionVersion"] == "1" and alias["RoutingConfig"]["AdditionalVersionWeights"] == {"2": 0.1}
+    assert lam.get_alias(FunctionName="shop-api", Name="dev")["FunctionVersion"] == "2"
+
+    # A version that does not exist: refused in the plan, before any change.
+    stack.write_text(stack.read_text().replace('      live: {version: "1", weights: {"2": 0.1}}\n', '      live: "7"\n'))
+    moto.start_recording()
+    p = deploy()
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    assert p.returncode == 1, p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert last == ("sluice deploy: route GET /live of API shop reaches api:live in stage dev: functions.api.aliases.live "
+                    "names version 7, which shop-api does not have in AWS (deploy publishes versions as the code "
+                    "changes: name one that exists); nothing was changed"), p.stderr
+
+    # A stage variable that resolves to an alias the stack does not define, and AWS does not have.
+    stack.write_text(stack.read_text().replace('      live: "7"\n', '      live: "1"\n')
+                     .replace("variables: {alias: dev}", "variables: {alias: ghost}"))
+    moto.start_recording()
+    p = deploy()
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    assert p.returncode == 1, p.stderr
+    assert ("route GET /items of API shop reaches api:ghost in stage dev, but the stack defines no alias ghost for api "
+            "and shop-api has none in AWS; declare it under functions.api.aliases; nothing was changed") in p.stderr
+
+
 def test_a_route_to_latest_is_granted_on_the_function_itself(moto, tmp_path):
     """AWS refuses AddPermission with Qualifier=$LATEST (moto accepts it): the proxy answers as AWS does."""
     app, deploy = shop(tmp_path, moto)

@@ -263,6 +263,21 @@ class Deployer {
   void step_alias(const std::string& fn, const std::string& remote_name, const std::string& version,
                   const json& weights);
   void step_aliases_from_record(const json& record);
+  // Creates or updates alias NAME of a remote function (the stage's, or another the stack defines).
+  void put_alias(const std::string& rn, const std::string& name, const std::string& version, const json& weights,
+                 const std::string& description);
+  // What this stage's definitions invoke through a qualifier: routes and Lambda authorizers
+  // (stage variables resolved), event sources, async destinations; `by` names the definition.
+  struct Reach {
+    std::string function, qualifier, by;
+  };
+  std::vector<Reach> reached_qualifiers() const;
+  // The aliases (other than the stage's) and versions those reach: an alias the stack defines
+  // for the function is created or updated as the stack describes it; anything else must
+  // exist already. Refused in the plan, before any change, when it cannot be.
+  void step_reached_aliases();
+  bool version_available(const std::string& fn, const std::string& rn, const std::string& version);
+  [[noreturn]] void refuse(const std::string& why) const;
   void step_function_url(const stack::FunctionSpec& f, const std::string& remote_name);
   // Async destinations: the role's permission to reach them, and the stage alias's
   // event-invoke config naming them.
@@ -759,6 +774,8 @@ void Deployer::step_functions() {
   } else {
     step_aliases_from_record(source_record_);
   }
+  // Before anything invokes or grants them (destinations, event sources, permissions).
+  if (o_.mode != Mode::rollback) step_reached_aliases();
 }
 
 void Deployer::step_function(const stack::FunctionSpec& f) {
@@ -996,12 +1013,19 @@ std::string Deployer::step_version(const stack::FunctionSpec& f, FnState& fs, co
 void Deployer::step_alias(const std::string& fn, const std::string& rn, const std::string& version,
                           const json& weights) {
   aliases_[fn] = {{"function", rn}, {"version", version}, {"weights", weights}};
-  auto remote = r_.get("lambda", kLambdaApi + rn + "/aliases/" + stage_);
+  put_alias(rn, stage_, version, weights, "sluice stage " + stage_);
+}
+
+void Deployer::put_alias(const std::string& rn, const std::string& name, const std::string& version,
+                         const json& weights, const std::string& description) {
+  auto remote = r_.get("lambda", kLambdaApi + rn + "/aliases/" + name);
   json body = {{"FunctionVersion", version}, {"RoutingConfig", {{"AdditionalVersionWeights", weights}}}};
+  std::string detail = "version " + version;
+  for (const auto& [v, w] : weights.items()) detail += " (+ " + v + " at " + fixed2(w.get<double>()) + ")";
   if (!remote) {
-    change(Change::create, "alias", rn + ":" + stage_, "version " + version, [&] {
-      body["Name"] = stage_;
-      body["Description"] = "sluice stage " + stage_;
+    change(Change::create, "alias", rn + ":" + name, detail, [&] {
+      body["Name"] = name;
+      body["Description"] = description;
       if (weights.empty()) body.erase("RoutingConfig");  // an empty one only serves to clear
       r_.call("POST", "lambda", kLambdaApi + rn + "/aliases", body);
     });
@@ -1009,12 +1033,126 @@ void Deployer::step_alias(const std::string& fn, const std::string& rn, const st
   }
   std::string have = jstr(*remote, "FunctionVersion");
   if (have == version && weights_equal(routing_weights(*remote), weights)) {
-    same("alias", rn + ":" + stage_, "version " + version);
+    same("alias", rn + ":" + name, detail);
     return;
   }
-  change(Change::update, "alias", rn + ":" + stage_, "version " + have + " -> " + version, [&] {
-    r_.call("PUT", "lambda", kLambdaApi + rn + "/aliases/" + stage_, body);
+  change(Change::update, "alias", rn + ":" + name, "version " + have + " -> " + detail.substr(8), [&] {
+    r_.call("PUT", "lambda", kLambdaApi + rn + "/aliases/" + name, body);
   });
+}
+
+void Deployer::refuse(const std::string& why) const {
+  throw std::runtime_error(why + (apply_ ? std::string() : "; nothing was changed"));
+}
+
+std::vector<Deployer::Reach> Deployer::reached_qualifiers() const {
+  std::vector<Reach> out;
+  auto split = [](const std::string& t) {
+    auto c = t.find(':');
+    return std::make_pair(t.substr(0, c), c == std::string::npos ? std::string() : t.substr(c + 1));
+  };
+  for (const auto& [an, api] : st_.apis) {
+    const stack::StageSpec* ss = stage_spec(api);
+    const std::map<std::string, std::string> vars = ss ? ss->variables : std::map<std::string, std::string>{};
+    auto add = [&](const std::string& f, const std::string& q, const std::string& by) {
+      auto fs = substitute_stage_variables(f, vars), qs = substitute_stage_variables(q, vars);
+      if (fs && qs) out.push_back({*fs, *qs, by});  // else step_permission warns
+    };
+    for (const auto& route : api.routes)
+      add(route.target.function, route.target.qualifier, "route " + route.key + " of API " + an);
+    for (const auto& [name, a] : api.authorizers) {
+      if (a.type == stack::AuthorizerType::jwt || a.function.empty()) continue;
+      auto [f, q] = split(a.function);
+      add(f, q, "authorizer " + name + " of API " + an);
+    }
+  }
+  if (o_.mode == Mode::deploy) {
+    for (const auto& [name, e] : st_.event_sources)
+      if (!e.qualifier.empty()) out.push_back({e.function, e.qualifier, "event source " + name});
+    for (const auto& [fname, f] : st_.functions)
+      for (const auto* d : {&f.async.on_success, &f.async.on_failure})
+        if (*d && (*d)->arn.empty() && !(*d)->qualifier.empty())
+          out.push_back({(*d)->function, (*d)->qualifier, "the async destination of function " + fname});
+  }
+  return out;
+}
+
+bool Deployer::version_available(const std::string& fn, const std::string& rn, const std::string& version) {
+  if (version == kNew) return true;  // the one this deploy publishes
+  if (r_.get("lambda", kLambdaApi + rn, {{"Qualifier", version}})) return true;
+  // In the plan, the version this deploy is going to publish does not exist yet: Lambda numbers
+  // it after the newest one.
+  auto it = fns_.find(fn);
+  if (!apply_ && it != fns_.end() && it->second.version == kNew) {
+    long newest = 0;
+    for (const auto& v : lambda_list(kLambdaApi + rn + "/versions", "Versions"))
+      newest = std::max(newest, std::strtol(jstr(v, "Version").c_str(), nullptr, 10));
+    return version == std::to_string(newest + 1);
+  }
+  return false;
+}
+
+void Deployer::step_reached_aliases() {
+  // Aliases named after another stage of the stack's APIs are that stage's: its deploys move them.
+  std::set<std::string> other_stages;
+  for (const auto& [an, api] : st_.apis)
+    for (const auto& [sn, ss] : api.stages)
+      if (sn != stage_) other_stages.insert(sn);
+  auto is_version = [](const std::string& q) {
+    return !q.empty() && std::all_of(q.begin(), q.end(), [](unsigned char c) { return std::isdigit(c); });
+  };
+  std::set<std::pair<std::string, std::string>> done;
+  for (const auto& r : reached_qualifiers()) {
+    auto fit = st_.functions.find(r.function);
+    if (fit == st_.functions.end())
+      refuse(r.by + " reaches function " + r.function + " in stage " + stage_ + ", which the stack does not define");
+    const std::string q = permission_qualifier(r.qualifier);
+    if (q.empty() || q == stage_ || !done.insert({r.function, q}).second) continue;
+    const stack::FunctionSpec& f = fit->second;
+    const std::string rn = function_name(st_.name, r.function);
+    const std::string target = r.function + ":" + q;
+    if (is_version(q)) {
+      if (!version_available(r.function, rn, q))
+        refuse(r.by + " reaches " + target + " in stage " + stage_ + ", but version " + q + " of " + rn +
+               " does not exist in AWS (deploy publishes versions as the code changes: name one that exists, or an alias)");
+      continue;
+    }
+    auto spec = f.aliases.find(q);
+    if (spec == f.aliases.end() || other_stages.count(q)) {
+      // Not this deploy's to make: it must exist already.
+      if (r_.get("lambda", kLambdaApi + rn + "/aliases/" + q)) {
+        same("alias", rn + ":" + q, "used by " + r.by);
+        continue;
+      }
+      if (spec == f.aliases.end())
+        refuse(r.by + " reaches " + target + " in stage " + stage_ + ", but the stack defines no alias " + q + " for " +
+               r.function + " and " + rn + " has none in AWS; declare it under functions." + r.function + ".aliases");
+      refuse(r.by + " reaches " + target + " in stage " + stage_ + ", but alias " + q + " of " + rn +
+             " does not exist yet: it is stage " + q + "'s alias, which `sluice deploy --stage " + q +
+             "` creates; deploy that stage first");
+    }
+    // An alias the stack defines: its version ($LATEST: the version this stage runs, as for the
+    // stage's alias) and its weights, as the stack describes them.
+    const stack::AliasSpec& a = spec->second;
+    const std::string runs = fns_.count(r.function) ? fns_.at(r.function).version : std::string();
+    auto resolve = [&](const std::string& v) { return v == "$LATEST" ? runs : v; };
+    std::string version = resolve(a.version);
+    json weights = json::object();
+    if (a.additional) weights[resolve(a.additional->first)] = a.additional->second;
+    std::vector<std::string> needed{version};
+    for (const auto& [v, w] : weights.items()) needed.push_back(v);
+    for (const auto& v : needed) {
+      if (v.empty())
+        refuse(r.by + " reaches " + target + " in stage " + stage_ + ", whose version is the one stage " + stage_ +
+               " runs, but " + (o_.mode == Mode::promote ? "the promoted record names none for " + r.function
+                                                         : std::string("none is known")));
+      if (!version_available(r.function, rn, v))
+        refuse(r.by + " reaches " + target + " in stage " + stage_ + ": functions." + r.function + ".aliases." + q +
+               " names version " + v + ", which " + rn + " does not have in AWS (deploy publishes versions as the " +
+               "code changes: name one that exists)");
+    }
+    put_alias(rn, q, version, weights, "sluice alias " + q + " of stack " + st_.name);
+  }
 }
 
 void Deployer::step_aliases_from_record(const json& record) {
