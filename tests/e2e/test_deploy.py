@@ -1319,3 +1319,47 @@ def test_a_stage_that_cannot_be_an_alias_name_is_refused_before_any_call(moto, p
             "letters, digits, '-' or '_', and not only digits") in p.stderr
     p = project.run("rollback", "--stage", stage)
     assert p.returncode == 2 and "sluice rollback: --stage" in p.stderr, p.stderr
+
+
+def test_an_edited_rest_authorizer_or_integration_makes_a_new_deployment(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    rest, _ = shop_api_ids(apigw, v2)
+
+    def deployment():
+        dep_id = apigw.get_stage(restApiId=rest, stageName="dev")["deploymentId"]
+        return dep_id, apigw.get_deployment(restApiId=rest, deploymentId=dep_id)["description"]
+
+    def authorizers():
+        return {a["name"]: a for a in apigw.get_authorizers(restApiId=rest)["items"]}
+
+    seen = [deployment()]
+    edits = [
+        ('identity_validation_expression: "^Bearer .+$"', 'identity_validation_expression: "^Token .+$"'),
+        ("tenant: {type: request,", "tenant: {type: token,"),
+        ("identity_source: [method.request.header.X-Tenant]", "identity_source: [method.request.header.X-Org]"),
+        ("ttl: 60}", "ttl: 120}"),
+        ("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: {function: custom, timeout_ms: 5000}\n"),
+    ]
+    for old, new in edits:
+        stack.write_text(stack.read_text().replace(old, new))
+        p = ok(deploy())
+        assert "+ create deployment shop-shop" in p.stderr and "~ update stage shop-shop dev (new deployment)" in p.stderr, \
+            (old, p.stderr)
+        now = deployment()
+        assert now[0] not in [d for d, _ in seen] and now[1] not in [t for _, t in seen], (old, now, seen)
+        seen.append(now)
+    auths = authorizers()
+    assert auths["tokens"]["identityValidationExpression"] == "^Token .+$"
+    assert auths["tokens"]["authorizerResultTtlInSeconds"] == 120
+    assert auths["tenant"]["type"] == "TOKEN"
+    assert auths["tenant"]["identitySource"] == "method.request.header.X-Org"
+    resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=rest)["items"]}
+    m = apigw.get_method(restApiId=rest, resourceId=resources["/{proxy+}"], httpMethod="ANY")
+    assert int(m["methodIntegration"]["timeoutInMillis"]) == 5000
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+

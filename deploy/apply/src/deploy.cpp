@@ -121,6 +121,17 @@ long jint(const json& j, const char* key, long fallback = 0) {
   return fallback;
 }
 
+// A whole number that may come as a number or as its text (API Gateway's PATCH values are text).
+long jnumber(const json& j, const char* key, long fallback = 0) {
+  if (j.is_object() && j.contains(key) && j[key].is_string()) {
+    const std::string t = j[key].get<std::string>();
+    char* end = nullptr;
+    long n = std::strtol(t.c_str(), &end, 10);
+    return !t.empty() && end && *end == '\0' ? n : fallback;
+  }
+  return jint(j, key, fallback);
+}
+
 // The LoggingConfig a function wants: the stack's `logging`, or AWS's default (Text) without
 // one. JSON carries both levels (AWS's INFO for one not set); Text carries none (AWS refuses
 // levels with Text). LogGroup is AWS's business: never sent, never compared.
@@ -1303,14 +1314,9 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
     }
   }
   // The definition's fingerprint names the deployment, so a stage is redeployed exactly
-  // when the definition it serves differs (even if a previous run died before deploying).
+  // when the definition it serves differs (even if a previous run died before deploying). It
+  // is made of what is sent for each authorizer, method and integration (ids aside), below.
   std::string fingerprint;
-  for (const auto& m : want)
-    fingerprint += m.path + " " + m.method + " " + m.uri + " " + (m.api_key ? "key" : "") + " " + m.authorizer + "\n";
-  for (const auto& [an, a] : api.authorizers)
-    fingerprint += an + " " + a.function + " " + join(a.identity_sources, ",") + " " + std::to_string(a.ttl_s) + "\n";
-  fingerprint += join(api.binary_media_types, ",");
-  const std::string deployment_tag = "sluice " + hex(sha256(fingerprint)).substr(0, 16);
 
   // The API itself.
   std::string id;
@@ -1416,6 +1422,7 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
                                           : join(a.identity_sources, ", ")},
                    {"authorizerResultTtlInSeconds", a.ttl_s}};
       if (!a.identity_validation_expression.empty()) body["identityValidationExpression"] = a.identity_validation_expression;
+      fingerprint += "authorizer " + body.dump() + "\n";
       auto it = remote_auth.find(an);
       if (it == remote_auth.end()) {
         auth_id[an] = kNew;
@@ -1467,11 +1474,17 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
       if (!aid.empty()) body["authorizerId"] = auth_id.at(m.authorizer);
       r_.call("PUT", "apigateway", base + "/resources/" + res_id.at(m.path) + "/methods/" + m.method, body);
     };
+    json integration = {{"type", "AWS_PROXY"}, {"httpMethod", "POST"}, {"uri", m.uri}};
+    if (m.route->timeout_ms) integration["timeoutInMillis"] = *m.route->timeout_ms;
     auto put_integration = [&] {
-      json body = {{"type", "AWS_PROXY"}, {"httpMethod", "POST"}, {"uri", m.uri}};
-      if (m.route->timeout_ms) body["timeoutInMillis"] = *m.route->timeout_ms;
-      r_.call("PUT", "apigateway", base + "/resources/" + res_id.at(m.path) + "/methods/" + m.method + "/integration", body);
+      r_.call("PUT", "apigateway", base + "/resources/" + res_id.at(m.path) + "/methods/" + m.method + "/integration",
+              integration);
     };
+    fingerprint += "method " + json({{"path", m.path}, {"httpMethod", m.method}, {"authorizationType", m.auth_type},
+                                     {"authorizer", aid.empty() ? std::string() : m.authorizer},
+                                     {"apiKeyRequired", m.api_key}, {"integration", integration}})
+                                   .dump() +
+                   "\n";
     if (!remote) {
       change(Change::create, "method", label, m.uri.substr(m.uri.find("function:") + 9), [&] {
         put_method();
@@ -1483,7 +1496,8 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
                           remote->value("apiKeyRequired", false) != m.api_key ||
                           (m.auth_type == "CUSTOM" && jstr(*remote, "authorizerId") != aid);
     json integ = remote->value("methodIntegration", json::object());
-    bool integration_differs = jstr(integ, "type") != "AWS_PROXY" || jstr(integ, "uri") != m.uri;
+    bool integration_differs = jstr(integ, "type") != "AWS_PROXY" || jstr(integ, "uri") != m.uri ||
+                               jnumber(integ, "timeoutInMillis", 29000) != m.route->timeout_ms.value_or(29000);
     if (method_differs) {
       change(Change::update, "method", label, "authorization or API key", [&] {
         // A method is replaced whole: delete, then put it and its integration again.
@@ -1518,6 +1532,11 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
   }
 
   // The deployment and the stage.
+  {
+    std::set<std::string> types(api.binary_media_types.begin(), api.binary_media_types.end());
+    fingerprint += "binaryMediaTypes " + json(types).dump() + "\n";
+  }
+  const std::string deployment_tag = "sluice " + hex(sha256(fingerprint)).substr(0, 16);
   std::optional<json> stage;
   if (!fresh) stage = r_.get("apigateway", base + "/stages/" + stage_);
   bool need_deployment = !stage;
