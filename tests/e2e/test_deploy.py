@@ -1363,3 +1363,26 @@ def test_an_edited_rest_authorizer_or_integration_makes_a_new_deployment(moto, t
     p = ok(deploy())
     assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
 
+
+def test_an_edited_http_lambda_authorizer_is_updated(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    _, web = shop_api_ids(apigw, v2)
+    routes = {r["RouteKey"]: r for r in v2.get_routes(ApiId=web)["Items"]}
+    auth_id = routes["POST /orders"]["AuthorizerId"]
+    edits = [("        ttl: 30\n", "        ttl: 90\n", "ttl"),
+             ("        simple_responses: true\n", "        simple_responses: false\n", "simple responses"),
+             ('        payload_format: "2.0"\n', '        payload_format: "1.0"\n', "payload format")]
+    for old, new, what in edits:
+        stack.write_text(stack.read_text().replace(old, new))
+        p = ok(deploy())
+        assert f"~ update authorizer shop-web lambda-auth ({what})" in p.stderr, p.stderr
+    a = v2.get_authorizer(ApiId=web, AuthorizerId=auth_id)
+    assert a["AuthorizerResultTtlInSeconds"] == 90
+    assert a["AuthorizerPayloadFormatVersion"] == "1.0"
+    assert a.get("EnableSimpleResponses") in (False, None)
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr

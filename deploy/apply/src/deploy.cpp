@@ -1720,16 +1720,27 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
       continue;
     }
     auth_id[an] = jstr(it->second, "authorizerId");
-    bool differs = jstr(it->second, "authorizerType") != body["authorizerType"].get<std::string>() ||
-                   it->second.value("identitySource", json::array()) != body["identitySource"] ||
-                   jstr(it->second, "authorizerUri") != jstr(body, "authorizerUri") ||
-                   (body.contains("jwtConfiguration") &&
-                    it->second.value("jwtConfiguration", json::object()) != body["jwtConfiguration"]);
-    if (!differs) {
+    const json& have = it->second;
+    std::vector<std::string> diffs;
+    if (jstr(have, "authorizerType") != body["authorizerType"].get<std::string>()) diffs.push_back("type");
+    if (have.value("identitySource", json::array()) != body["identitySource"]) diffs.push_back("identity source");
+    if (jstr(have, "authorizerUri") != jstr(body, "authorizerUri")) diffs.push_back("function");
+    if (body.contains("jwtConfiguration") && have.value("jwtConfiguration", json::object()) != body["jwtConfiguration"])
+      diffs.push_back("JWT configuration");
+    if (a.type != stack::AuthorizerType::jwt) {
+      if (jstr(have, "authorizerPayloadFormatVersion") != a.payload_format) diffs.push_back("payload format");
+      if (jnumber(have, "authorizerResultTtlInSeconds", 0) != a.ttl_s) diffs.push_back("ttl");
+      // Simple responses exist for payload 2.0 only; AWS answers false (or nothing) otherwise.
+      bool simple = have.contains("enableSimpleResponses") && have["enableSimpleResponses"].is_boolean() &&
+                    have["enableSimpleResponses"].get<bool>();
+      if (simple != (a.payload_format == "2.0" && a.simple_responses)) diffs.push_back("simple responses");
+      if (!body.contains("enableSimpleResponses")) body["enableSimpleResponses"] = false;
+    }
+    if (diffs.empty()) {
       same("authorizer", name + " " + an);
       continue;
     }
-    change(Change::update, "authorizer", name + " " + an, "", [&] {
+    change(Change::update, "authorizer", name + " " + an, join(diffs, ", "), [&] {
       r_.call("PATCH", "apigateway", base + "/authorizers/" + auth_id[an], body);
     });
   }
