@@ -1386,3 +1386,47 @@ def test_an_edited_http_lambda_authorizer_is_updated(moto, tmp_path):
     moto.start_recording()
     p = ok(deploy())
     assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+
+def test_a_usage_plan_loses_the_keys_stages_and_limits_the_stack_removes(moto, project):
+    stack = project.app / "sluice.yaml"
+    text = stack.read_text()
+    admin = ("  admin:\n    type: rest\n    routes:\n      GET /stats: movies-list:${stageVariables.environment}\n"
+             "    stages:\n      sandbox: {variables: {environment: sandbox}}\n")
+    text = text.replace("  discover:\n", admin + "  discover:\n")
+    text = text.replace("watchlist/production]\n", "watchlist/production, admin/sandbox]\n")
+    text = text.replace("    keys: [watchlist-web]\n", "    keys: [watchlist-web, partner]\n")
+    text = text.replace('  watchlist-web: {value: "watchlist-web-key-0123456789"}\n',
+                        '  watchlist-web: {value: "watchlist-web-key-0123456789"}\n'
+                        '  partner: {value: "partner-key-0123456789abcdef"}\n')
+    stack.write_text(text)
+    ok(project.deploy("sandbox"))
+    apigw = moto.client("apigateway")
+
+    def plan():
+        return [p for p in apigw.get_usage_plans()["items"] if p["name"] == f"{STACK}-web"][0]
+
+    def key_names():
+        return sorted(k["name"] for k in apigw.get_usage_plan_keys(usagePlanId=plan()["id"])["items"])
+
+    api_id = rest_api(apigw)
+    admin_id = [a for a in apigw.get_rest_apis()["items"] if a["name"] == f"{STACK}-admin"][0]["id"]
+    assert sorted((s["apiId"], s["stage"]) for s in plan()["apiStages"]) == sorted(
+        [(api_id, "sandbox"), (admin_id, "sandbox")])
+    assert key_names() == [f"{STACK}-partner", f"{STACK}-watchlist-web"]
+    assert plan()["throttle"]["burstLimit"] == 40 and plan()["quota"]["limit"] == 10000
+
+    # The admin API's stage, the partner key, the throttle and the quota leave the plan.
+    text = stack.read_text()
+    text = text.replace(", admin/sandbox]", "]").replace("keys: [watchlist-web, partner]", "keys: [watchlist-web]")
+    text = text.replace("    throttle: {rate: 20, burst: 40}\n    quota: {limit: 10000, period: DAY}\n", "")
+    stack.write_text(text)
+    p = ok(project.deploy("sandbox"))
+    assert f"- remove usage plan key {STACK}-web {STACK}-partner (no longer in the plan)" in p.stderr, p.stderr
+    got = plan()
+    assert [(s["apiId"], s["stage"]) for s in got["apiStages"]] == [(api_id, "sandbox")]
+    assert not got.get("throttle") and not got.get("quota"), got
+    assert key_names() == [f"{STACK}-watchlist-web"]
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr

@@ -1960,7 +1960,19 @@ void Deployer::step_keys_and_plans() {
       for (const auto& a : apis_here)
         if (a != kNew && !have_stages.count(a + ":" + stage_))
           ops.push_back({{"op", "add"}, {"path", "/apiStages"}, {"value", a + ":" + stage_}});
+      // This stage's API stages the plan no longer lists (the other stages' are theirs to settle).
+      const std::set<std::string> wanted_here = [&] {
+        std::set<std::string> w;
+        for (const auto& a : apis_here) w.insert(a + ":" + stage_);
+        return w;
+      }();
+      for (const auto& st : have_stages)
+        if (ends_with(st, ":" + stage_) && !wanted_here.count(st))
+          ops.push_back({{"op", "remove"}, {"path", "/apiStages"}, {"value", st}});
       json ht = found->value("throttle", json::object());
+      if (ht.is_null()) ht = json::object();
+      // A throttle or quota the stack no longer sets goes (AWS: no limit).
+      if (throttle.is_null() && !ht.empty()) ops.push_back({{"op", "remove"}, {"path", "/throttle"}});
       if (!throttle.is_null()) {
         if (std::abs(ht.value("rateLimit", -1.0) - plan.throttle->rate) > 1e-9)
           ops.push_back({{"op", "replace"}, {"path", "/throttle/rateLimit"}, {"value", fixed2(plan.throttle->rate)}});
@@ -1968,8 +1980,12 @@ void Deployer::step_keys_and_plans() {
           ops.push_back({{"op", "replace"}, {"path", "/throttle/burstLimit"}, {"value", std::to_string(plan.throttle->burst)}});
       }
       json hq = found->value("quota", json::object());
+      if (hq.is_null()) hq = json::object();
+      if (quota.is_null() && !hq.empty()) ops.push_back({{"op", "remove"}, {"path", "/quota"}});
       if (!quota.is_null()) {
-        if (hq.value("limit", json()).dump() != quota["limit"].dump() && hq.value("limit", json()) != quota["limit"])
+        if (jnumber(hq, "offset", 0) != plan.quota->offset)
+          ops.push_back({{"op", "replace"}, {"path", "/quota/offset"}, {"value", std::to_string(plan.quota->offset)}});
+        if (jnumber(hq, "limit", -1) != plan.quota->limit)
           ops.push_back({{"op", "replace"}, {"path", "/quota/limit"}, {"value", std::to_string(plan.quota->limit)}});
         if (jstr(hq, "period") != quota["period"].get<std::string>())
           ops.push_back({{"op", "replace"}, {"path", "/quota/period"}, {"value", quota["period"]}});
@@ -1982,10 +1998,28 @@ void Deployer::step_keys_and_plans() {
         });
     }
     std::set<std::string> have_keys;
+    std::map<std::string, std::string> key_names;  // id -> name, of the keys the plan has
     if (plan_id != kNew)
       for (const auto& k : r_.call("GET", "apigateway", "/usageplans/" + plan_id + "/keys", nullptr, {{"limit", "500"}})
-                               .value("item", json::array()))
+                               .value("item", json::array())) {
         have_keys.insert(jstr(k, "id"));
+        key_names[jstr(k, "id")] = jstr(k, "name");
+      }
+    // Keys the plan hands out and the stack no longer lists for it (or replaced ones).
+    std::set<std::string> wanted_keys;
+    for (const auto& kn : plan.keys)
+      if (key_id.count(kn)) wanted_keys.insert(key_id[kn]);
+    for (const auto& [kid, kname] : key_names) {
+      if (wanted_keys.count(kid)) continue;
+      change(Change::remove, "usage plan key", name + " " + (kname.empty() ? kid : kname), "no longer in the plan",
+             [&, kid = kid] {
+               try {
+                 r_.call("DELETE", "apigateway", "/usageplans/" + plan_id + "/keys/" + kid);
+               } catch (const aws::ServiceError& e) {
+                 if (!is_not_found(e)) throw;  // a replaced key took its association with it
+               }
+             });
+    }
     for (const auto& kn : plan.keys) {
       if (key_id.count(kn) && key_id[kn] != kNew && have_keys.count(key_id[kn])) {
         same("usage plan key", name + " " + kn);
