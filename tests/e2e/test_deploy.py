@@ -1430,3 +1430,47 @@ def test_a_usage_plan_loses_the_keys_stages_and_limits_the_stack_removes(moto, p
     moto.start_recording()
     p = ok(project.deploy("sandbox"))
     assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+
+def test_authorizers_and_integrations_the_stack_no_longer_uses_are_deleted(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    rest, web = shop_api_ids(apigw, v2)
+    lambda_auth = {r["RouteKey"]: r for r in v2.get_routes(ApiId=web)["Items"]}["POST /orders"]["AuthorizerId"]
+    assert len(v2.get_integrations(ApiId=web)["Items"]) == 3
+
+    # The REST API's tenant authorizer goes (its route keeps its key); the HTTP API's Lambda
+    # authorizer goes with the only route using it, and that route's integration (custom, 1.0).
+    text = stack.read_text()
+    text = text.replace("      tenant: {type: request, function: authz, identity_source: [method.request.header.X-Tenant], "
+                        "ttl: 0}\n", "")
+    text = text.replace('{function: "api:${stageVariables.alias}", authorizer: tenant, api_key_required: true}',
+                        '{function: "api:${stageVariables.alias}", api_key_required: true}')
+    text = cut(text, "      lambda-auth:\n", "    routes:\n      GET /me")
+    text = text.replace('      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n', "")
+    stack.write_text(text)
+    p = ok(deploy())
+    assert "- remove authorizer shop-shop tenant (no longer in the stack)" in p.stderr, p.stderr
+    assert "- remove authorizer shop-web lambda-auth (no longer in the stack)" in p.stderr
+    assert "- remove integration shop-web shop-custom (payload 1.0, no route uses it)" in p.stderr
+    assert sorted(a["name"] for a in apigw.get_authorizers(restApiId=rest)["items"]) == ["tokens"]
+    resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=rest)["items"]}
+    m = apigw.get_method(restApiId=rest, resourceId=resources["/items/{id}/tags"], httpMethod="POST")
+    assert m["authorizationType"] == "NONE" and m["apiKeyRequired"] is True
+    with pytest.raises(v2.exceptions.NotFoundException):
+        v2.get_authorizer(ApiId=web, AuthorizerId=lambda_auth)
+    routes = v2.get_routes(ApiId=web)["Items"]
+    used = {r["Target"].split("/")[1] for r in routes}
+    assert {i["IntegrationId"] for i in v2.get_integrations(ApiId=web)["Items"]} == used
+    assert "lambda-auth" not in record_at(moto, "us-east-1", "shop", "dev")["apis"]["web"].get("authorizers", {})
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+
+def record_at(moto, region, stack, stage):
+    s3 = moto.client("s3", region=region)
+    name = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"sluice-{stack}-")][0]
+    return json.loads(s3.get_object(Bucket=name, Key=f"state/{stage}/current.json")["Body"].read())

@@ -1401,9 +1401,9 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
 
   // Authorizers (Lambda TOKEN / REQUEST).
   std::map<std::string, std::string> auth_id;
+  std::map<std::string, json> remote_auth;  // also those the stack no longer has: removed below
   {
-    std::map<std::string, json> remote_auth;
-    if (!fresh && !api.authorizers.empty())
+    if (!fresh)
       for (const auto& a : r_.call("GET", "apigateway", base + "/authorizers").value("item", json::array()))
         remote_auth[jstr(a, "name")] = a;
     for (const auto& [an, a] : api.authorizers) {
@@ -1530,6 +1530,12 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
       r_.call("DELETE", "apigateway", base + "/resources/" + rid);
     });
   }
+  // Authorizers the stack no longer has, once no method uses them (API Gateway refuses before).
+  for (const auto& [an, a] : remote_auth)
+    if (!api.authorizers.count(an))
+      change(Change::remove, "authorizer", name + " " + an, "no longer in the stack", [&, aid = jstr(a, "id")] {
+        r_.call("DELETE", "apigateway", base + "/authorizers/" + aid);
+      });
 
   // The deployment and the stage.
   {
@@ -1665,8 +1671,8 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
 
   // Authorizers: Lambda (REQUEST) and JWT.
   std::map<std::string, std::string> auth_id;
-  std::map<std::string, json> remote_auth;
-  if (!fresh && !api.authorizers.empty()) {
+  std::map<std::string, json> remote_auth;  // also those the stack no longer has: removed below
+  if (!fresh) {
     try {
       for (const auto& a : r_.call("GET", "apigateway", base + "/authorizers").value("items", json::array()))
         remote_auth[jstr(a, "name")] = a;
@@ -1748,9 +1754,12 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
   // Integrations: one per distinct target and payload format.
   std::map<std::string, std::string> integ_id;  // uri|format -> id
   std::map<std::string, std::string> remote_integ;
+  std::vector<json> all_integ;  // every integration the API has: those no route uses go below
   if (!fresh)
-    for (const auto& i : r_.call("GET", "apigateway", base + "/integrations").value("items", json::array()))
+    for (const auto& i : r_.call("GET", "apigateway", base + "/integrations").value("items", json::array())) {
       remote_integ[jstr(i, "integrationUri") + "|" + jstr(i, "payloadFormatVersion")] = jstr(i, "integrationId");
+      all_integ.push_back(i);
+    }
   auto integration_for = [&](const stack::RouteSpec& route) {
     std::string uri = function_arn(region_, account_, function_name(st_.name, route.target.function),
                                    permission_qualifier(route.target.qualifier));
@@ -1821,6 +1830,23 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
       change(Change::remove, "route", name + " " + rk, "", [&, rid = jstr(rt, "routeId")] {
         r_.call("DELETE", "apigateway", base + "/routes/" + rid);
       });
+  // Integrations no route targets any more, and authorizers the stack no longer has: once the
+  // routes above have let go of them (API Gateway refuses to delete them before).
+  std::set<std::string> used_integ;
+  for (const auto& [key, iid] : integ_id) used_integ.insert(iid);
+  for (const auto& i : all_integ) {
+    const std::string iid = jstr(i, "integrationId"), uri = jstr(i, "integrationUri");
+    if (used_integ.count(iid)) continue;
+    auto fn = uri.find("function:");
+    change(Change::remove, "integration", name + " " + (fn == std::string::npos ? uri : uri.substr(fn + 9)),
+           "payload " + jstr(i, "payloadFormatVersion") + ", no route uses it", [&, iid = iid] {
+             r_.call("DELETE", "apigateway", base + "/integrations/" + iid);
+           });
+  }
+  for (const auto& [an, a] : remote_auth)
+    if (!api.authorizers.count(an))
+      change(Change::remove, "authorizer", name + " " + an, "no longer in the stack",
+             [&, aid = jstr(a, "authorizerId")] { r_.call("DELETE", "apigateway", base + "/authorizers/" + aid); });
 
   // The stage: auto-deployed, with its variables and default throttle.
   std::optional<json> stage;
