@@ -1474,3 +1474,13 @@ def record_at(moto, region, stack, stage):
     s3 = moto.client("s3", region=region)
     name = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"sluice-{stack}-")][0]
     return json.loads(s3.get_object(Bucket=name, Key=f"state/{stage}/current.json")["Body"].read())
+
+
+def test_a_web_server_error_page_is_one_status_line_in_retry_messages(moto, tmp_path):
+    """moto answers GET /v2/apis/ID/authorizers with its HTML error page (HTTP 500)."""
+    app, deploy = shop(tmp_path, moto)
+    ok(deploy())
+    p = ok(deploy())
+    assert "<html" not in p.stderr.lower() and "<title>" not in p.stderr.lower(), p.stderr
+    assert re.search(r"\n  apigateway GET /v2/apis/\w+/authorizers: HTTP 500 Internal Server Error; retrying in \d+ ms "
+                     r"\(attempt 2 of 3\)\n", p.stderr), p.stderr

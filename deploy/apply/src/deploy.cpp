@@ -2773,6 +2773,9 @@ std::string describe_error(const std::exception& e) {
     if (se->is_auth_error() || (se->status == 403 && se->code.empty()))
       return "AWS rejected the credentials (" + (se->code.empty() ? "HTTP 403" : se->code) + ": " + se->message +
              "); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN or --profile.";
+    // An answer without an error code (a proxy's or a web server's page) by its status line.
+    if (se->code == std::to_string(se->status))
+      return se->service + " answered HTTP " + se->code + (se->message.empty() ? "" : " " + se->message);
     return se->service + " answered " + std::to_string(se->status) + " " + se->code + ": " + se->message;
   }
   return e.what();
