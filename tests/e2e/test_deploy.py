@@ -779,6 +779,9 @@ def test_a_throttled_call_is_retried_and_a_failing_one_stops_the_deploy(moto, pr
         assert p.returncode == 1
         last = p.stderr.strip().splitlines()[-1]
         assert "503" in last and "ServiceException" in last, p.stderr
+        # The message names the change that failed (the functions are taken in name order).
+        assert last == ("sluice deploy: create version watchlist-favorites-add failed: lambda answered 503 "
+                        "ServiceException: Service unavailable"), p.stderr
         attempts = [c for c in proxy.calls if c[1].endswith("/versions") and c[0] == "POST" and c[2] == 503]
         assert len(attempts) == 3  # the standard retry mode's three attempts
         s3 = moto.client("s3")

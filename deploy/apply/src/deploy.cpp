@@ -239,6 +239,8 @@ class Deployer {
       : st_(st), o_(o), r_(client), region_(client.region()), stage_(o.stage) {}
 
   int run();
+  // The change being applied when an exception left run() ("" when none was).
+  const std::string& failing_step() const { return failing_step_; }
 
  private:
   // Planning and applying share every step; `apply_` says which.
@@ -247,7 +249,9 @@ class Deployer {
     items_.push_back({ch, kind, name, detail});
     if (!apply_) return;
     p_.line(std::string("  ") + verb(ch) + " " + kind + " " + name + (detail.empty() ? "" : " (" + detail + ")"));
+    failing_step_ = std::string(verb(ch)) + " " + kind + " " + name;
     f();
+    failing_step_.clear();
   }
   void same(const std::string& kind, const std::string& name, const std::string& detail = "") {
     items_.push_back({Change::unchanged, kind, name, detail});
@@ -341,6 +345,7 @@ class Deployer {
   Progress p_;
   std::string region_, stage_, account_, bucket_, role_arn_, commit_;
   bool apply_ = false;
+  std::string failing_step_;
   bool bucket_exists_ = false;
   bool bucket_created_ = false;
   bool locked_ = false;
@@ -2764,6 +2769,15 @@ int run(const stack::Stack& stack, const Options& options) {
     return d.run();
   } catch (const aws::ServiceError& e) {
     if (e.is_auth_error()) throw aws::CredentialsError(aws::rejected_credentials_sentence(e, client.credentials()));
+    if (!d.failing_step().empty()) throw std::runtime_error(d.failing_step() + " failed: " + describe_error(e));
+    throw;
+  } catch (const aws::CredentialsError&) {
+    throw;
+  } catch (const LockError&) {
+    throw;
+  } catch (const std::exception& e) {
+    // Which change failed (the one announced last): the service's answer alone does not say.
+    if (!d.failing_step().empty()) throw std::runtime_error(d.failing_step() + " failed: " + describe_error(e));
     throw;
   }
 }
