@@ -1487,3 +1487,19 @@ def test_a_web_server_error_page_is_one_status_line_in_retry_messages(moto, tmp_
     assert "<html" not in p.stderr.lower() and "<title>" not in p.stderr.lower(), p.stderr
     assert re.search(r"\n  apigateway GET /v2/apis/\w+/authorizers: HTTP 500 Internal Server Error; retrying in \d+ ms "
                      r"\(attempt 2 of 3\)\n", p.stderr), p.stderr
+
+
+def plan_and_summary_counts(stderr, stage):
+    plan = re.search(rf"plan for stage {stage} \((\d+) to create, (\d+) to update, (\d+) to remove, (\d+) unchanged\)",
+                     stderr)
+    summary = re.search(rf"stage {stage}: (\d+) created, (\d+) updated, (\d+) removed, (\d+) unchanged", stderr)
+    assert plan and summary, stderr
+    return plan.groups(), summary.groups()
+
+
+def test_the_summary_counts_what_the_plan_announced(moto, project):
+    plan, summary = plan_and_summary_counts(ok(project.deploy("sandbox")).stderr, "sandbox")
+    assert plan == summary
+    project.edit_core("counted")
+    plan, summary = plan_and_summary_counts(ok(project.deploy("sandbox")).stderr, "sandbox")
+    assert plan == summary and plan[3] != "0", plan

@@ -2596,8 +2596,10 @@ void Deployer::pass(bool apply) {
   plans_ = json::object();
   keys_ = json::object();
   rest_stage_ready_.clear();
-  if (!apply) step_bucket();  // applying creates it before taking the lock
-  else if (bucket_created_) items_.push_back({Change::create, "bucket", bucket_, ""});
+  // Applying creates the bucket before taking the lock; its item is the plan's, so that the
+  // summary counts what the plan did.
+  if (!apply) step_bucket();
+  else items_.push_back({bucket_created_ ? Change::create : Change::unchanged, "bucket", bucket_, ""});
   if (bucket_exists_) {
     auto cur = r_.get_object(bucket_, state_current_key(stage_));
     previous_current_ = cur ? json::parse(*cur, nullptr, false) : json();
