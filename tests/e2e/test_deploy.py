@@ -1503,3 +1503,38 @@ def test_the_summary_counts_what_the_plan_announced(moto, project):
     project.edit_core("counted")
     plan, summary = plan_and_summary_counts(ok(project.deploy("sandbox")).stderr, "sandbox")
     assert plan == summary and plan[3] != "0", plan
+
+
+def test_a_stale_lock_another_deploy_took_over_first_is_left_to_it(moto, project):
+    """Two deploys find the lock of a killed one: the second must not delete the first's fresh lock."""
+    import socket
+    ok(project.deploy("sandbox"))
+    project.edit_core("contended")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    s3 = moto.client("s3")
+    key = "state/sandbox/lock"
+    s3.put_object(Bucket=bucket(), Key=key, Body=json.dumps(
+        {"holder": f"ci@{host} pid {dead.pid}", "since": "2026-11-22T08:00:00.000Z"}))
+    alive = {"holder": f"other@{host} pid {os.getpid()}", "since": "2026-11-22T09:00:00.000Z"}
+    proxy = FaultProxy(moto.port)
+    done = []
+
+    def another_deploy_takes_it_over(method, path, status, data):
+        # Right after this deploy read the stale lock, another one replaces it with its own.
+        if method == "GET" and path.split("?")[0].endswith("/" + key) and status == 200 and not done:
+            done.append(True)
+            s3.put_object(Bucket=bucket(), Key=key, Body=json.dumps(alive))
+        return data
+    proxy.rewrite = another_deploy_takes_it_over
+    try:
+        p = project.deploy("sandbox", "--lock-timeout", "2", endpoint=proxy.url)
+    finally:
+        proxy.stop()
+    assert done, p.stderr
+    assert p.returncode == 1, p.stderr
+    assert "taking it over" not in p.stderr
+    assert f"waiting for the lock of stage sandbox, held by other@{host} pid {os.getpid()}" in p.stderr, p.stderr
+    assert json.loads(s3.get_object(Bucket=bucket(), Key=key)["Body"].read()) == alive
+    assert versions(moto.client("lambda"), "movies-list") == ["1"]

@@ -2543,12 +2543,19 @@ void Deployer::acquire_lock() {
       locked_ = true;
       return;
     }
-    auto holder = r_.get_object(bucket_, key);
+    auto found = r_.get_object_and_etag(bucket_, key);
+    std::optional<std::string> holder;
+    if (found) holder = found->first;
     std::string who = holder ? lock_holder(*holder) : "another deploy";
     if (holder && holder_is_gone(*holder)) {
-      // Left by a deploy of this machine that was killed: nobody will ever release it.
-      p_.line("the lock of stage " + stage_ + " was left by a deploy that is gone (" + who + "); taking it over");
-      r_.delete_object(bucket_, key);
+      // Left by a deploy of this machine that was killed: nobody will ever release it. Deleted
+      // only while it is still that lock (If-Match): when two deploys find it, one takes it
+      // over and the other then waits for that one, instead of deleting its fresh lock.
+      bool taken = true;
+      if (found->second.empty()) r_.delete_object(bucket_, key);
+      else taken = r_.delete_object_if_match(bucket_, key, found->second);
+      if (taken)
+        p_.line("the lock of stage " + stage_ + " was left by a deploy that is gone (" + who + "); taking it over");
       continue;
     }
     if (std::chrono::steady_clock::now() >= deadline)
