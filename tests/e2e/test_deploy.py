@@ -1538,3 +1538,14 @@ def test_a_stale_lock_another_deploy_took_over_first_is_left_to_it(moto, project
     assert f"waiting for the lock of stage sandbox, held by other@{host} pid {os.getpid()}" in p.stderr, p.stderr
     assert json.loads(s3.get_object(Bucket=bucket(), Key=key)["Body"].read()) == alive
     assert versions(moto.client("lambda"), "movies-list") == ["1"]
+
+
+def test_an_http_api_that_never_had_authorizers_is_not_asked_for_them(moto, project):
+    """moto answers that listing with a 500 (retried three times): it is made only when the stack
+    or the stage's record has authorizers for the API."""
+    ok(project.deploy("sandbox"))
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    calls = moto.stop_recording()
+    assert [c["url"] for c in calls if "/v2/apis/" in c["url"] and "/authorizers" in c["url"]] == [], p.stderr
+    assert "retrying" not in p.stderr, p.stderr

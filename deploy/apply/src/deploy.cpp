@@ -1677,7 +1677,11 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
   // Authorizers: Lambda (REQUEST) and JWT.
   std::map<std::string, std::string> auth_id;
   std::map<std::string, json> remote_auth;  // also those the stack no longer has: removed below
-  if (!fresh) {
+  // Looked for when the stack has some, or the stage's record names some (removed ones).
+  const bool recorded_auth = !object_field(object_field(object_field(previous_current_, "apis"), api.name.c_str()),
+                                           "authorizers")
+                                  .empty();
+  if (!fresh && (!api.authorizers.empty() || recorded_auth)) {
     try {
       for (const auto& a : r_.call("GET", "apigateway", base + "/authorizers").value("items", json::array()))
         remote_auth[jstr(a, "name")] = a;
