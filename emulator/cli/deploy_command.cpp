@@ -32,6 +32,10 @@ int deploy_or_rollback(const Args& a, bool rollback) {
     std::fprintf(stderr, "sluice %s: --stage ENV is required (the stage, and the alias name, to %s)\n", cmd, cmd);
     return 2;
   }
+  if (auto problem = deploy::stage_name_error(*stage); !problem.empty()) {
+    std::fprintf(stderr, "sluice %s: --stage %s\n", cmd, problem.c_str());
+    return 2;
+  }
   deploy::Options o;
   o.stage = *stage;
   o.mode = rollback ? deploy::Mode::rollback : deploy::Mode::deploy;

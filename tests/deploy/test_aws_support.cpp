@@ -204,6 +204,21 @@ TEST_CASE("errors: XML shapes (S3, IAM/STS) and empty bodies") {
   CHECK(aws::xml_text("<CodeX>no</CodeX>", "Code").empty());
 }
 
+TEST_CASE("errors: a web server's HTML error page is its title, not the page") {
+  auto e = aws::parse_service_error(500, {{"content-type", "text/html; charset=utf-8"}},
+                                    "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
+                                    "<h1>Internal Server Error</h1>\n<p>The server encountered an internal error.</p>\n",
+                                    "apigateway");
+  CHECK(e.code == "500");
+  CHECK(e.message == "Internal Server Error");
+  CHECK(e.is_transient());
+  e = aws::parse_service_error(502, {}, "<HTML><BODY>Bad gateway &amp; more</BODY></HTML>", "lambda");
+  CHECK(e.code == "502");
+  CHECK(e.message.empty());
+  e = aws::parse_service_error(503, {}, "Service Unavailable", "lambda");
+  CHECK(e.message == "Service Unavailable");  // short plain text stays as it is
+}
+
 TEST_CASE("retry: attempts, quota and backoff bounds") {
   aws::RetryPolicy p(3, [] { return 0.999; });
   int last = 0;

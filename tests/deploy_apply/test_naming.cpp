@@ -79,3 +79,23 @@ TEST_CASE("schedule rules: names within EventBridge's limits, target ids, qualif
   CHECK_FALSE(valid_rule_chars("a b"));
   CHECK_FALSE(valid_rule_chars(""));
 }
+
+TEST_CASE("a stage must be a Lambda alias name") {
+  CHECK(valid_alias_name("sandbox"));
+  CHECK(valid_alias_name("prod_2-eu"));
+  CHECK(valid_alias_name("v1"));
+  CHECK(valid_alias_name(std::string(128, 'a')));
+  CHECK_FALSE(valid_alias_name(""));
+  CHECK_FALSE(valid_alias_name("42"));  // a version number
+  CHECK_FALSE(valid_alias_name("prod.eu"));
+  CHECK_FALSE(valid_alias_name("my stage"));
+  CHECK_FALSE(valid_alias_name("$default"));
+  CHECK_FALSE(valid_alias_name(std::string(129, 'a')));
+}
+
+TEST_CASE("a target's $LATEST is the unqualified function") {
+  CHECK(permission_qualifier("$LATEST") == "");
+  CHECK(permission_qualifier("") == "");
+  CHECK(permission_qualifier("live") == "live");
+  CHECK(permission_qualifier("3") == "3");
+}

@@ -779,6 +779,9 @@ def test_a_throttled_call_is_retried_and_a_failing_one_stops_the_deploy(moto, pr
         assert p.returncode == 1
         last = p.stderr.strip().splitlines()[-1]
         assert "503" in last and "ServiceException" in last, p.stderr
+        # The message names the change that failed (the functions are taken in name order).
+        assert last == ("sluice deploy: create version watchlist-favorites-add failed: lambda answered 503 "
+                        "ServiceException: Service unavailable"), p.stderr
         attempts = [c for c in proxy.calls if c[1].endswith("/versions") and c[0] == "POST" and c[2] == 503]
         assert len(attempts) == 3  # the standard retry mode's three attempts
         s3 = moto.client("s3")
@@ -1187,3 +1190,362 @@ def test_sqs_event_sources_are_mappings_on_the_stage_alias(moto, project):
     p = ok(project.deploy("sandbox"))
     assert f"- remove event source {target} ({queue})" in p.stderr
     assert lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"] == []
+
+
+def shop(tmp_path, moto):
+    """A copy of the shop fixture (fixtures/deploy) and a function that deploys its stage dev."""
+    app = tmp_path / "shop"
+    shutil.copytree(FIXTURES / "deploy", app)
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def deploy(*extra, endpoint=None, stage="dev"):
+        return subprocess.run([str(BIN), "deploy", "--stage", stage, str(app / "sluice.yaml"), "--endpoint-url",
+                               endpoint or moto.url, *extra], capture_output=True, text=True, timeout=180,
+                              stdin=subprocess.DEVNULL, env=credentials_env(home))
+    return app, deploy
+
+
+def shop_clients(moto):
+    return tuple(moto.client(s, region="us-east-1") for s in ("lambda", "apigateway", "apigatewayv2"))
+
+
+def shop_api_ids(apigw, v2):
+    rest = [a for a in apigw.get_rest_apis()["items"] if a["name"] == "shop-shop"][0]["id"]
+    web = [a for a in v2.get_apis()["Items"] if a["Name"] == "shop-web"][0]["ApiId"]
+    return rest, web
+
+
+def apigateway_sources(lam, function, qualifier=None):
+    """The source ARNs of the apigateway.amazonaws.com statements of a function's (or alias's) policy."""
+    kw = {"Qualifier": qualifier} if qualifier else {}
+    doc = json.loads(lam.get_policy(FunctionName=function, **kw)["Policy"])
+    return {s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in doc["Statement"]
+            if s["Principal"] == {"Service": "apigateway.amazonaws.com"}}
+
+
+def test_a_route_to_another_alias_of_the_stack_gets_that_alias_before_its_permission(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    text = stack.read_text()
+    text = text.replace("      dev: $LATEST\n", "      dev: $LATEST\n      live: $LATEST\n")
+    text = text.replace("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: custom\n      GET /live: api:live\n")
+    text = text.replace("      $default: api\n", "      $default: api\n      GET /live: api:live\n")
+    stack.write_text(text)
+    p = ok(deploy())
+    assert "+ create alias shop-api:live (version (new))" in p.stderr, p.stderr
+    lam, apigw, v2 = shop_clients(moto)
+    rest, web = shop_api_ids(apigw, v2)
+    # `live: $LATEST` is the version this deploy published, as for the stage's alias.
+    assert lam.get_alias(FunctionName="shop-api", Name="live")["FunctionVersion"] == "1"
+    assert apigateway_sources(lam, "shop-api", "live") == {
+        f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{rest}/*/*/*", f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{web}/*"}
+    resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=rest)["items"]}
+    m = apigw.get_method(restApiId=rest, resourceId=resources["/live"], httpMethod="GET")
+    assert m["methodIntegration"]["uri"].endswith(":function:shop-api:live/invocations")
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+    # Pinned, with a canary on the version this deploy publishes: dev moves, live stays on 1.
+    stack.write_text(stack.read_text().replace("      live: $LATEST\n", '      live: {version: "1", weights: {"2": 0.1}}\n'))
+    (app / "app" / "app.py").write_text((app / "app" / "app.py").read_text() + "\n# v2\n")
+    p = ok(deploy())
+    assert "~ update alias shop-api:live (version 1 -> 1 (+ 2 at 0.10))" in p.stderr, p.stderr
+    alias = lam.get_alias(FunctionName="shop-api", Name="live")
+    assert alias["FunctionVersion"] == "1" and alias["RoutingConfig"]["AdditionalVersionWeights"] == {"2": 0.1}
+    assert lam.get_alias(FunctionName="shop-api", Name="dev")["FunctionVersion"] == "2"
+
+    # A version that does not exist: refused in the plan, before any change.
+    stack.write_text(stack.read_text().replace('      live: {version: "1", weights: {"2": 0.1}}\n', '      live: "7"\n'))
+    moto.start_recording()
+    p = deploy()
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    assert p.returncode == 1, p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert last == ("sluice deploy: route GET /live of API shop reaches api:live in stage dev: functions.api.aliases.live "
+                    "names version 7, which shop-api does not have in AWS (deploy publishes versions as the code "
+                    "changes: name one that exists); nothing was changed"), p.stderr
+
+    # A stage variable that resolves to an alias the stack does not define, and AWS does not have.
+    stack.write_text(stack.read_text().replace('      live: "7"\n', '      live: "1"\n')
+                     .replace("variables: {alias: dev}", "variables: {alias: ghost}"))
+    moto.start_recording()
+    p = deploy()
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    assert p.returncode == 1, p.stderr
+    assert ("route GET /items of API shop reaches api:ghost in stage dev, but the stack defines no alias ghost for api "
+            "and shop-api has none in AWS; declare it under functions.api.aliases; nothing was changed") in p.stderr
+
+
+def test_a_route_to_latest_is_granted_on_the_function_itself(moto, tmp_path):
+    """AWS refuses AddPermission with Qualifier=$LATEST (moto accepts it): the proxy answers as AWS does."""
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    text = stack.read_text()
+    text = text.replace("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: custom\n      GET /latest: api:$LATEST\n")
+    text = text.replace("      $default: api\n", "      $default: api\n      GET /latest: custom:$LATEST\n")
+    stack.write_text(text)
+    proxy = FaultProxy(moto.port)
+    proxy.rules.append({
+        "match": lambda m, path, body: m == "POST" and "/policy" in path and ("Qualifier=%24LATEST" in path or
+                                                                            "Qualifier=$LATEST" in path),
+        "status": 400, "times": None,
+        "body": json.dumps({"Type": "User", "message": "We currently do not support adding policies for $LATEST."}),
+        "headers": {"content-type": "application/json", "x-amzn-ErrorType": "InvalidParameterValueException"}})
+    try:
+        p = ok(deploy(endpoint=proxy.url))
+        assert [c for c in proxy.calls if "LATEST" in c[1]] == [], proxy.calls
+        lam, apigw, v2 = shop_clients(moto)
+        rest, web = shop_api_ids(apigw, v2)
+        assert f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{rest}/*/*/*" in apigateway_sources(lam, "shop-api")
+        assert f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{web}/*" in apigateway_sources(lam, "shop-custom")
+        # The integrations invoke the function itself, which is $LATEST.
+        resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=rest)["items"]}
+        m = apigw.get_method(restApiId=rest, resourceId=resources["/latest"], httpMethod="GET")
+        assert m["methodIntegration"]["uri"].endswith(":function:shop-api/invocations")
+        moto.start_recording()
+        p = ok(deploy(endpoint=proxy.url))
+        assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("stage", ["prod.eu", "42", "my stage", "a" * 129, "$default"])
+def test_a_stage_that_cannot_be_an_alias_name_is_refused_before_any_call(moto, project, stage):
+    moto.start_recording()
+    p = project.deploy(stage)
+    assert moto.stop_recording() == []
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("sluice deploy: --stage \""), p.stderr
+    assert ("cannot be deployed: each stage becomes an alias of every function, and a Lambda alias name is 1 to 128 "
+            "letters, digits, '-' or '_', and not only digits") in p.stderr
+    p = project.run("rollback", "--stage", stage)
+    assert p.returncode == 2 and "sluice rollback: --stage" in p.stderr, p.stderr
+
+
+def test_an_edited_rest_authorizer_or_integration_makes_a_new_deployment(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    rest, _ = shop_api_ids(apigw, v2)
+
+    def deployment():
+        dep_id = apigw.get_stage(restApiId=rest, stageName="dev")["deploymentId"]
+        return dep_id, apigw.get_deployment(restApiId=rest, deploymentId=dep_id)["description"]
+
+    def authorizers():
+        return {a["name"]: a for a in apigw.get_authorizers(restApiId=rest)["items"]}
+
+    seen = [deployment()]
+    edits = [
+        ('identity_validation_expression: "^Bearer .+$"', 'identity_validation_expression: "^Token .+$"'),
+        ("tenant: {type: request,", "tenant: {type: token,"),
+        ("identity_source: [method.request.header.X-Tenant]", "identity_source: [method.request.header.X-Org]"),
+        ("ttl: 60}", "ttl: 120}"),
+        ("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: {function: custom, timeout_ms: 5000}\n"),
+    ]
+    for old, new in edits:
+        stack.write_text(stack.read_text().replace(old, new))
+        p = ok(deploy())
+        assert "+ create deployment shop-shop" in p.stderr and "~ update stage shop-shop dev (new deployment)" in p.stderr, \
+            (old, p.stderr)
+        now = deployment()
+        assert now[0] not in [d for d, _ in seen] and now[1] not in [t for _, t in seen], (old, now, seen)
+        seen.append(now)
+    auths = authorizers()
+    assert auths["tokens"]["identityValidationExpression"] == "^Token .+$"
+    assert auths["tokens"]["authorizerResultTtlInSeconds"] == 120
+    assert auths["tenant"]["type"] == "TOKEN"
+    assert auths["tenant"]["identitySource"] == "method.request.header.X-Org"
+    resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=rest)["items"]}
+    m = apigw.get_method(restApiId=rest, resourceId=resources["/{proxy+}"], httpMethod="ANY")
+    assert int(m["methodIntegration"]["timeoutInMillis"]) == 5000
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+
+def test_an_edited_http_lambda_authorizer_is_updated(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    _, web = shop_api_ids(apigw, v2)
+    routes = {r["RouteKey"]: r for r in v2.get_routes(ApiId=web)["Items"]}
+    auth_id = routes["POST /orders"]["AuthorizerId"]
+    edits = [("        ttl: 30\n", "        ttl: 90\n", "ttl"),
+             ("        simple_responses: true\n", "        simple_responses: false\n", "simple responses"),
+             ('        payload_format: "2.0"\n', '        payload_format: "1.0"\n', "payload format")]
+    for old, new, what in edits:
+        stack.write_text(stack.read_text().replace(old, new))
+        p = ok(deploy())
+        assert f"~ update authorizer shop-web lambda-auth ({what})" in p.stderr, p.stderr
+    a = v2.get_authorizer(ApiId=web, AuthorizerId=auth_id)
+    assert a["AuthorizerResultTtlInSeconds"] == 90
+    assert a["AuthorizerPayloadFormatVersion"] == "1.0"
+    assert a.get("EnableSimpleResponses") in (False, None)
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+
+def test_a_usage_plan_loses_the_keys_stages_and_limits_the_stack_removes(moto, project):
+    stack = project.app / "sluice.yaml"
+    text = stack.read_text()
+    admin = ("  admin:\n    type: rest\n    routes:\n      GET /stats: movies-list:${stageVariables.environment}\n"
+             "    stages:\n      sandbox: {variables: {environment: sandbox}}\n")
+    text = text.replace("  discover:\n", admin + "  discover:\n")
+    text = text.replace("watchlist/production]\n", "watchlist/production, admin/sandbox]\n")
+    text = text.replace("    keys: [watchlist-web]\n", "    keys: [watchlist-web, partner]\n")
+    text = text.replace('  watchlist-web: {value: "watchlist-web-key-0123456789"}\n',
+                        '  watchlist-web: {value: "watchlist-web-key-0123456789"}\n'
+                        '  partner: {value: "partner-key-0123456789abcdef"}\n')
+    stack.write_text(text)
+    ok(project.deploy("sandbox"))
+    apigw = moto.client("apigateway")
+
+    def plan():
+        return [p for p in apigw.get_usage_plans()["items"] if p["name"] == f"{STACK}-web"][0]
+
+    def key_names():
+        return sorted(k["name"] for k in apigw.get_usage_plan_keys(usagePlanId=plan()["id"])["items"])
+
+    api_id = rest_api(apigw)
+    admin_id = [a for a in apigw.get_rest_apis()["items"] if a["name"] == f"{STACK}-admin"][0]["id"]
+    assert sorted((s["apiId"], s["stage"]) for s in plan()["apiStages"]) == sorted(
+        [(api_id, "sandbox"), (admin_id, "sandbox")])
+    assert key_names() == [f"{STACK}-partner", f"{STACK}-watchlist-web"]
+    assert plan()["throttle"]["burstLimit"] == 40 and plan()["quota"]["limit"] == 10000
+
+    # The admin API's stage, the partner key, the throttle and the quota leave the plan.
+    text = stack.read_text()
+    text = text.replace(", admin/sandbox]", "]").replace("keys: [watchlist-web, partner]", "keys: [watchlist-web]")
+    text = text.replace("    throttle: {rate: 20, burst: 40}\n    quota: {limit: 10000, period: DAY}\n", "")
+    stack.write_text(text)
+    p = ok(project.deploy("sandbox"))
+    assert f"- remove usage plan key {STACK}-web {STACK}-partner (no longer in the plan)" in p.stderr, p.stderr
+    got = plan()
+    assert [(s["apiId"], s["stage"]) for s in got["apiStages"]] == [(api_id, "sandbox")]
+    assert not got.get("throttle") and not got.get("quota"), got
+    assert key_names() == [f"{STACK}-watchlist-web"]
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+
+def test_authorizers_and_integrations_the_stack_no_longer_uses_are_deleted(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    rest, web = shop_api_ids(apigw, v2)
+    lambda_auth = {r["RouteKey"]: r for r in v2.get_routes(ApiId=web)["Items"]}["POST /orders"]["AuthorizerId"]
+    assert len(v2.get_integrations(ApiId=web)["Items"]) == 3
+
+    # The REST API's tenant authorizer goes (its route keeps its key); the HTTP API's Lambda
+    # authorizer goes with the only route using it, and that route's integration (custom, 1.0).
+    text = stack.read_text()
+    text = text.replace("      tenant: {type: request, function: authz, identity_source: [method.request.header.X-Tenant], "
+                        "ttl: 0}\n", "")
+    text = text.replace('{function: "api:${stageVariables.alias}", authorizer: tenant, api_key_required: true}',
+                        '{function: "api:${stageVariables.alias}", api_key_required: true}')
+    text = cut(text, "      lambda-auth:\n", "    routes:\n      GET /me")
+    text = text.replace('      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n', "")
+    stack.write_text(text)
+    p = ok(deploy())
+    assert "- remove authorizer shop-shop tenant (no longer in the stack)" in p.stderr, p.stderr
+    assert "- remove authorizer shop-web lambda-auth (no longer in the stack)" in p.stderr
+    assert "- remove integration shop-web shop-custom (payload 1.0, no route uses it)" in p.stderr
+    assert sorted(a["name"] for a in apigw.get_authorizers(restApiId=rest)["items"]) == ["tokens"]
+    resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=rest)["items"]}
+    m = apigw.get_method(restApiId=rest, resourceId=resources["/items/{id}/tags"], httpMethod="POST")
+    assert m["authorizationType"] == "NONE" and m["apiKeyRequired"] is True
+    with pytest.raises(v2.exceptions.NotFoundException):
+        v2.get_authorizer(ApiId=web, AuthorizerId=lambda_auth)
+    routes = v2.get_routes(ApiId=web)["Items"]
+    used = {r["Target"].split("/")[1] for r in routes}
+    assert {i["IntegrationId"] for i in v2.get_integrations(ApiId=web)["Items"]} == used
+    assert "lambda-auth" not in record_at(moto, "us-east-1", "shop", "dev")["apis"]["web"].get("authorizers", {})
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+
+
+def record_at(moto, region, stack, stage):
+    s3 = moto.client("s3", region=region)
+    name = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"sluice-{stack}-")][0]
+    return json.loads(s3.get_object(Bucket=name, Key=f"state/{stage}/current.json")["Body"].read())
+
+
+def test_a_web_server_error_page_is_one_status_line_in_retry_messages(moto, tmp_path):
+    """moto answers GET /v2/apis/ID/authorizers with its HTML error page (HTTP 500)."""
+    app, deploy = shop(tmp_path, moto)
+    ok(deploy())
+    p = ok(deploy())
+    assert "<html" not in p.stderr.lower() and "<title>" not in p.stderr.lower(), p.stderr
+    assert re.search(r"\n  apigateway GET /v2/apis/\w+/authorizers: HTTP 500 Internal Server Error; retrying in \d+ ms "
+                     r"\(attempt 2 of 3\)\n", p.stderr), p.stderr
+
+
+def plan_and_summary_counts(stderr, stage):
+    plan = re.search(rf"plan for stage {stage} \((\d+) to create, (\d+) to update, (\d+) to remove, (\d+) unchanged\)",
+                     stderr)
+    summary = re.search(rf"stage {stage}: (\d+) created, (\d+) updated, (\d+) removed, (\d+) unchanged", stderr)
+    assert plan and summary, stderr
+    return plan.groups(), summary.groups()
+
+
+def test_the_summary_counts_what_the_plan_announced(moto, project):
+    plan, summary = plan_and_summary_counts(ok(project.deploy("sandbox")).stderr, "sandbox")
+    assert plan == summary
+    project.edit_core("counted")
+    plan, summary = plan_and_summary_counts(ok(project.deploy("sandbox")).stderr, "sandbox")
+    assert plan == summary and plan[3] != "0", plan
+
+
+def test_a_stale_lock_another_deploy_took_over_first_is_left_to_it(moto, project):
+    """Two deploys find the lock of a killed one: the second must not delete the first's fresh lock."""
+    import socket
+    ok(project.deploy("sandbox"))
+    project.edit_core("contended")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    s3 = moto.client("s3")
+    key = "state/sandbox/lock"
+    s3.put_object(Bucket=bucket(), Key=key, Body=json.dumps(
+        {"holder": f"ci@{host} pid {dead.pid}", "since": "2026-11-22T08:00:00.000Z"}))
+    alive = {"holder": f"other@{host} pid {os.getpid()}", "since": "2026-11-22T09:00:00.000Z"}
+    proxy = FaultProxy(moto.port)
+    done = []
+
+    def another_deploy_takes_it_over(method, path, status, data):
+        # Right after this deploy read the stale lock, another one replaces it with its own.
+        if method == "GET" and path.split("?")[0].endswith("/" + key) and status == 200 and not done:
+            done.append(True)
+            s3.put_object(Bucket=bucket(), Key=key, Body=json.dumps(alive))
+        return data
+    proxy.rewrite = another_deploy_takes_it_over
+    try:
+        p = project.deploy("sandbox", "--lock-timeout", "2", endpoint=proxy.url)
+    finally:
+        proxy.stop()
+    assert done, p.stderr
+    assert p.returncode == 1, p.stderr
+    assert "taking it over" not in p.stderr
+    assert f"waiting for the lock of stage sandbox, held by other@{host} pid {os.getpid()}" in p.stderr, p.stderr
+    assert json.loads(s3.get_object(Bucket=bucket(), Key=key)["Body"].read()) == alive
+    assert versions(moto.client("lambda"), "movies-list") == ["1"]
+
+
+def test_an_http_api_that_never_had_authorizers_is_not_asked_for_them(moto, project):
+    """moto answers that listing with a 500 (retried three times): it is made only when the stack
+    or the stage's record has authorizers for the API."""
+    ok(project.deploy("sandbox"))
+    moto.start_recording()
+    p = ok(project.deploy("sandbox"))
+    calls = moto.stop_recording()
+    assert [c["url"] for c in calls if "/v2/apis/" in c["url"] and "/authorizers" in c["url"]] == [], p.stderr
+    assert "retrying" not in p.stderr, p.stderr

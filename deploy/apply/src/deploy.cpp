@@ -121,6 +121,17 @@ long jint(const json& j, const char* key, long fallback = 0) {
   return fallback;
 }
 
+// A whole number that may come as a number or as its text (API Gateway's PATCH values are text).
+long jnumber(const json& j, const char* key, long fallback = 0) {
+  if (j.is_object() && j.contains(key) && j[key].is_string()) {
+    const std::string t = j[key].get<std::string>();
+    char* end = nullptr;
+    long n = std::strtol(t.c_str(), &end, 10);
+    return !t.empty() && end && *end == '\0' ? n : fallback;
+  }
+  return jint(j, key, fallback);
+}
+
 // The LoggingConfig a function wants: the stack's `logging`, or AWS's default (Text) without
 // one. JSON carries both levels (AWS's INFO for one not set); Text carries none (AWS refuses
 // levels with Text). LogGroup is AWS's business: never sent, never compared.
@@ -228,6 +239,8 @@ class Deployer {
       : st_(st), o_(o), r_(client), region_(client.region()), stage_(o.stage) {}
 
   int run();
+  // The change being applied when an exception left run() ("" when none was).
+  const std::string& failing_step() const { return failing_step_; }
 
  private:
   // Planning and applying share every step; `apply_` says which.
@@ -236,7 +249,9 @@ class Deployer {
     items_.push_back({ch, kind, name, detail});
     if (!apply_) return;
     p_.line(std::string("  ") + verb(ch) + " " + kind + " " + name + (detail.empty() ? "" : " (" + detail + ")"));
+    failing_step_ = std::string(verb(ch)) + " " + kind + " " + name;
     f();
+    failing_step_.clear();
   }
   void same(const std::string& kind, const std::string& name, const std::string& detail = "") {
     items_.push_back({Change::unchanged, kind, name, detail});
@@ -263,6 +278,21 @@ class Deployer {
   void step_alias(const std::string& fn, const std::string& remote_name, const std::string& version,
                   const json& weights);
   void step_aliases_from_record(const json& record);
+  // Creates or updates alias NAME of a remote function (the stage's, or another the stack defines).
+  void put_alias(const std::string& rn, const std::string& name, const std::string& version, const json& weights,
+                 const std::string& description);
+  // What this stage's definitions invoke through a qualifier: routes and Lambda authorizers
+  // (stage variables resolved), event sources, async destinations; `by` names the definition.
+  struct Reach {
+    std::string function, qualifier, by;
+  };
+  std::vector<Reach> reached_qualifiers() const;
+  // The aliases (other than the stage's) and versions those reach: an alias the stack defines
+  // for the function is created or updated as the stack describes it; anything else must
+  // exist already. Refused in the plan, before any change, when it cannot be.
+  void step_reached_aliases();
+  bool version_available(const std::string& fn, const std::string& rn, const std::string& version);
+  [[noreturn]] void refuse(const std::string& why) const;
   void step_function_url(const stack::FunctionSpec& f, const std::string& remote_name);
   // Async destinations: the role's permission to reach them, and the stage alias's
   // event-invoke config naming them.
@@ -315,6 +345,7 @@ class Deployer {
   Progress p_;
   std::string region_, stage_, account_, bucket_, role_arn_, commit_;
   bool apply_ = false;
+  std::string failing_step_;
   bool bucket_exists_ = false;
   bool bucket_created_ = false;
   bool locked_ = false;
@@ -759,6 +790,8 @@ void Deployer::step_functions() {
   } else {
     step_aliases_from_record(source_record_);
   }
+  // Before anything invokes or grants them (destinations, event sources, permissions).
+  if (o_.mode != Mode::rollback) step_reached_aliases();
 }
 
 void Deployer::step_function(const stack::FunctionSpec& f) {
@@ -996,12 +1029,19 @@ std::string Deployer::step_version(const stack::FunctionSpec& f, FnState& fs, co
 void Deployer::step_alias(const std::string& fn, const std::string& rn, const std::string& version,
                           const json& weights) {
   aliases_[fn] = {{"function", rn}, {"version", version}, {"weights", weights}};
-  auto remote = r_.get("lambda", kLambdaApi + rn + "/aliases/" + stage_);
+  put_alias(rn, stage_, version, weights, "sluice stage " + stage_);
+}
+
+void Deployer::put_alias(const std::string& rn, const std::string& name, const std::string& version,
+                         const json& weights, const std::string& description) {
+  auto remote = r_.get("lambda", kLambdaApi + rn + "/aliases/" + name);
   json body = {{"FunctionVersion", version}, {"RoutingConfig", {{"AdditionalVersionWeights", weights}}}};
+  std::string detail = "version " + version;
+  for (const auto& [v, w] : weights.items()) detail += " (+ " + v + " at " + fixed2(w.get<double>()) + ")";
   if (!remote) {
-    change(Change::create, "alias", rn + ":" + stage_, "version " + version, [&] {
-      body["Name"] = stage_;
-      body["Description"] = "sluice stage " + stage_;
+    change(Change::create, "alias", rn + ":" + name, detail, [&] {
+      body["Name"] = name;
+      body["Description"] = description;
       if (weights.empty()) body.erase("RoutingConfig");  // an empty one only serves to clear
       r_.call("POST", "lambda", kLambdaApi + rn + "/aliases", body);
     });
@@ -1009,12 +1049,126 @@ void Deployer::step_alias(const std::string& fn, const std::string& rn, const st
   }
   std::string have = jstr(*remote, "FunctionVersion");
   if (have == version && weights_equal(routing_weights(*remote), weights)) {
-    same("alias", rn + ":" + stage_, "version " + version);
+    same("alias", rn + ":" + name, detail);
     return;
   }
-  change(Change::update, "alias", rn + ":" + stage_, "version " + have + " -> " + version, [&] {
-    r_.call("PUT", "lambda", kLambdaApi + rn + "/aliases/" + stage_, body);
+  change(Change::update, "alias", rn + ":" + name, "version " + have + " -> " + detail.substr(8), [&] {
+    r_.call("PUT", "lambda", kLambdaApi + rn + "/aliases/" + name, body);
   });
+}
+
+void Deployer::refuse(const std::string& why) const {
+  throw std::runtime_error(why + (apply_ ? std::string() : "; nothing was changed"));
+}
+
+std::vector<Deployer::Reach> Deployer::reached_qualifiers() const {
+  std::vector<Reach> out;
+  auto split = [](const std::string& t) {
+    auto c = t.find(':');
+    return std::make_pair(t.substr(0, c), c == std::string::npos ? std::string() : t.substr(c + 1));
+  };
+  for (const auto& [an, api] : st_.apis) {
+    const stack::StageSpec* ss = stage_spec(api);
+    const std::map<std::string, std::string> vars = ss ? ss->variables : std::map<std::string, std::string>{};
+    auto add = [&](const std::string& f, const std::string& q, const std::string& by) {
+      auto fs = substitute_stage_variables(f, vars), qs = substitute_stage_variables(q, vars);
+      if (fs && qs) out.push_back({*fs, *qs, by});  // else step_permission warns
+    };
+    for (const auto& route : api.routes)
+      add(route.target.function, route.target.qualifier, "route " + route.key + " of API " + an);
+    for (const auto& [name, a] : api.authorizers) {
+      if (a.type == stack::AuthorizerType::jwt || a.function.empty()) continue;
+      auto [f, q] = split(a.function);
+      add(f, q, "authorizer " + name + " of API " + an);
+    }
+  }
+  if (o_.mode == Mode::deploy) {
+    for (const auto& [name, e] : st_.event_sources)
+      if (!e.qualifier.empty()) out.push_back({e.function, e.qualifier, "event source " + name});
+    for (const auto& [fname, f] : st_.functions)
+      for (const auto* d : {&f.async.on_success, &f.async.on_failure})
+        if (*d && (*d)->arn.empty() && !(*d)->qualifier.empty())
+          out.push_back({(*d)->function, (*d)->qualifier, "the async destination of function " + fname});
+  }
+  return out;
+}
+
+bool Deployer::version_available(const std::string& fn, const std::string& rn, const std::string& version) {
+  if (version == kNew) return true;  // the one this deploy publishes
+  if (r_.get("lambda", kLambdaApi + rn, {{"Qualifier", version}})) return true;
+  // In the plan, the version this deploy is going to publish does not exist yet: Lambda numbers
+  // it after the newest one.
+  auto it = fns_.find(fn);
+  if (!apply_ && it != fns_.end() && it->second.version == kNew) {
+    long newest = 0;
+    for (const auto& v : lambda_list(kLambdaApi + rn + "/versions", "Versions"))
+      newest = std::max(newest, std::strtol(jstr(v, "Version").c_str(), nullptr, 10));
+    return version == std::to_string(newest + 1);
+  }
+  return false;
+}
+
+void Deployer::step_reached_aliases() {
+  // Aliases named after another stage of the stack's APIs are that stage's: its deploys move them.
+  std::set<std::string> other_stages;
+  for (const auto& [an, api] : st_.apis)
+    for (const auto& [sn, ss] : api.stages)
+      if (sn != stage_) other_stages.insert(sn);
+  auto is_version = [](const std::string& q) {
+    return !q.empty() && std::all_of(q.begin(), q.end(), [](unsigned char c) { return std::isdigit(c); });
+  };
+  std::set<std::pair<std::string, std::string>> done;
+  for (const auto& r : reached_qualifiers()) {
+    auto fit = st_.functions.find(r.function);
+    if (fit == st_.functions.end())
+      refuse(r.by + " reaches function " + r.function + " in stage " + stage_ + ", which the stack does not define");
+    const std::string q = permission_qualifier(r.qualifier);
+    if (q.empty() || q == stage_ || !done.insert({r.function, q}).second) continue;
+    const stack::FunctionSpec& f = fit->second;
+    const std::string rn = function_name(st_.name, r.function);
+    const std::string target = r.function + ":" + q;
+    if (is_version(q)) {
+      if (!version_available(r.function, rn, q))
+        refuse(r.by + " reaches " + target + " in stage " + stage_ + ", but version " + q + " of " + rn +
+               " does not exist in AWS (deploy publishes versions as the code changes: name one that exists, or an alias)");
+      continue;
+    }
+    auto spec = f.aliases.find(q);
+    if (spec == f.aliases.end() || other_stages.count(q)) {
+      // Not this deploy's to make: it must exist already.
+      if (r_.get("lambda", kLambdaApi + rn + "/aliases/" + q)) {
+        same("alias", rn + ":" + q, "used by " + r.by);
+        continue;
+      }
+      if (spec == f.aliases.end())
+        refuse(r.by + " reaches " + target + " in stage " + stage_ + ", but the stack defines no alias " + q + " for " +
+               r.function + " and " + rn + " has none in AWS; declare it under functions." + r.function + ".aliases");
+      refuse(r.by + " reaches " + target + " in stage " + stage_ + ", but alias " + q + " of " + rn +
+             " does not exist yet: it is stage " + q + "'s alias, which `sluice deploy --stage " + q +
+             "` creates; deploy that stage first");
+    }
+    // An alias the stack defines: its version ($LATEST: the version this stage runs, as for the
+    // stage's alias) and its weights, as the stack describes them.
+    const stack::AliasSpec& a = spec->second;
+    const std::string runs = fns_.count(r.function) ? fns_.at(r.function).version : std::string();
+    auto resolve = [&](const std::string& v) { return v == "$LATEST" ? runs : v; };
+    std::string version = resolve(a.version);
+    json weights = json::object();
+    if (a.additional) weights[resolve(a.additional->first)] = a.additional->second;
+    std::vector<std::string> needed{version};
+    for (const auto& [v, w] : weights.items()) needed.push_back(v);
+    for (const auto& v : needed) {
+      if (v.empty())
+        refuse(r.by + " reaches " + target + " in stage " + stage_ + ", whose version is the one stage " + stage_ +
+               " runs, but " + (o_.mode == Mode::promote ? "the promoted record names none for " + r.function
+                                                         : std::string("none is known")));
+      if (!version_available(r.function, rn, v))
+        refuse(r.by + " reaches " + target + " in stage " + stage_ + ": functions." + r.function + ".aliases." + q +
+               " names version " + v + ", which " + rn + " does not have in AWS (deploy publishes versions as the " +
+               "code changes: name one that exists)");
+    }
+    put_alias(rn, q, version, weights, "sluice alias " + q + " of stack " + st_.name);
+  }
 }
 
 void Deployer::step_aliases_from_record(const json& record) {
@@ -1102,6 +1256,8 @@ void Deployer::step_permission(const std::string& function_expr, const std::stri
             " uses a stage variable stage " + stage_ + " does not define; no permission added");
     return;
   }
+  // $LATEST has no policy of its own: the function's (unqualified) policy covers it.
+  qual = permission_qualifier(*qual);
   std::string rn = function_name(st_.name, *fn);
   std::string sid = statement_id("sluice-" + (api_id == kNew ? std::string("new") : api_id) + "-" + sid_suffix +
                                  (qual->empty() ? "" : "-" + *qual));
@@ -1149,7 +1305,7 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
     m.api_key = route.api_key_required;
     m.authorizer = route.authorizer;
     std::string fn_arn = function_arn(region_, account_, function_name(st_.name, route.target.function),
-                                      route.target.qualifier);
+                                      permission_qualifier(route.target.qualifier));
     m.uri = invocation_uri(region_, fn_arn);
     want.push_back(m);
   }
@@ -1163,14 +1319,9 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
     }
   }
   // The definition's fingerprint names the deployment, so a stage is redeployed exactly
-  // when the definition it serves differs (even if a previous run died before deploying).
+  // when the definition it serves differs (even if a previous run died before deploying). It
+  // is made of what is sent for each authorizer, method and integration (ids aside), below.
   std::string fingerprint;
-  for (const auto& m : want)
-    fingerprint += m.path + " " + m.method + " " + m.uri + " " + (m.api_key ? "key" : "") + " " + m.authorizer + "\n";
-  for (const auto& [an, a] : api.authorizers)
-    fingerprint += an + " " + a.function + " " + join(a.identity_sources, ",") + " " + std::to_string(a.ttl_s) + "\n";
-  fingerprint += join(api.binary_media_types, ",");
-  const std::string deployment_tag = "sluice " + hex(sha256(fingerprint)).substr(0, 16);
 
   // The API itself.
   std::string id;
@@ -1255,9 +1406,9 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
 
   // Authorizers (Lambda TOKEN / REQUEST).
   std::map<std::string, std::string> auth_id;
+  std::map<std::string, json> remote_auth;  // also those the stack no longer has: removed below
   {
-    std::map<std::string, json> remote_auth;
-    if (!fresh && !api.authorizers.empty())
+    if (!fresh)
       for (const auto& a : r_.call("GET", "apigateway", base + "/authorizers").value("item", json::array()))
         remote_auth[jstr(a, "name")] = a;
     for (const auto& [an, a] : api.authorizers) {
@@ -1269,12 +1420,14 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
       std::string fn = a.function.substr(0, colon), qual = colon == std::string::npos ? "" : a.function.substr(colon + 1);
       json body = {{"name", an},
                    {"type", a.type == stack::AuthorizerType::token ? "TOKEN" : "REQUEST"},
-                   {"authorizerUri", invocation_uri(region_, function_arn(region_, account_, function_name(st_.name, fn), qual))},
+                   {"authorizerUri", invocation_uri(region_, function_arn(region_, account_, function_name(st_.name, fn),
+                                                                         permission_qualifier(qual)))},
                    {"identitySource", a.identity_sources.empty() && a.type == stack::AuthorizerType::token
                                           ? std::string("method.request.header.Authorization")
                                           : join(a.identity_sources, ", ")},
                    {"authorizerResultTtlInSeconds", a.ttl_s}};
       if (!a.identity_validation_expression.empty()) body["identityValidationExpression"] = a.identity_validation_expression;
+      fingerprint += "authorizer " + body.dump() + "\n";
       auto it = remote_auth.find(an);
       if (it == remote_auth.end()) {
         auth_id[an] = kNew;
@@ -1326,11 +1479,17 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
       if (!aid.empty()) body["authorizerId"] = auth_id.at(m.authorizer);
       r_.call("PUT", "apigateway", base + "/resources/" + res_id.at(m.path) + "/methods/" + m.method, body);
     };
+    json integration = {{"type", "AWS_PROXY"}, {"httpMethod", "POST"}, {"uri", m.uri}};
+    if (m.route->timeout_ms) integration["timeoutInMillis"] = *m.route->timeout_ms;
     auto put_integration = [&] {
-      json body = {{"type", "AWS_PROXY"}, {"httpMethod", "POST"}, {"uri", m.uri}};
-      if (m.route->timeout_ms) body["timeoutInMillis"] = *m.route->timeout_ms;
-      r_.call("PUT", "apigateway", base + "/resources/" + res_id.at(m.path) + "/methods/" + m.method + "/integration", body);
+      r_.call("PUT", "apigateway", base + "/resources/" + res_id.at(m.path) + "/methods/" + m.method + "/integration",
+              integration);
     };
+    fingerprint += "method " + json({{"path", m.path}, {"httpMethod", m.method}, {"authorizationType", m.auth_type},
+                                     {"authorizer", aid.empty() ? std::string() : m.authorizer},
+                                     {"apiKeyRequired", m.api_key}, {"integration", integration}})
+                                   .dump() +
+                   "\n";
     if (!remote) {
       change(Change::create, "method", label, m.uri.substr(m.uri.find("function:") + 9), [&] {
         put_method();
@@ -1342,7 +1501,8 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
                           remote->value("apiKeyRequired", false) != m.api_key ||
                           (m.auth_type == "CUSTOM" && jstr(*remote, "authorizerId") != aid);
     json integ = remote->value("methodIntegration", json::object());
-    bool integration_differs = jstr(integ, "type") != "AWS_PROXY" || jstr(integ, "uri") != m.uri;
+    bool integration_differs = jstr(integ, "type") != "AWS_PROXY" || jstr(integ, "uri") != m.uri ||
+                               jnumber(integ, "timeoutInMillis", 29000) != m.route->timeout_ms.value_or(29000);
     if (method_differs) {
       change(Change::update, "method", label, "authorization or API key", [&] {
         // A method is replaced whole: delete, then put it and its integration again.
@@ -1375,8 +1535,19 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
       r_.call("DELETE", "apigateway", base + "/resources/" + rid);
     });
   }
+  // Authorizers the stack no longer has, once no method uses them (API Gateway refuses before).
+  for (const auto& [an, a] : remote_auth)
+    if (!api.authorizers.count(an))
+      change(Change::remove, "authorizer", name + " " + an, "no longer in the stack", [&, aid = jstr(a, "id")] {
+        r_.call("DELETE", "apigateway", base + "/authorizers/" + aid);
+      });
 
   // The deployment and the stage.
+  {
+    std::set<std::string> types(api.binary_media_types.begin(), api.binary_media_types.end());
+    fingerprint += "binaryMediaTypes " + json(types).dump() + "\n";
+  }
+  const std::string deployment_tag = "sluice " + hex(sha256(fingerprint)).substr(0, 16);
   std::optional<json> stage;
   if (!fresh) stage = r_.get("apigateway", base + "/stages/" + stage_);
   bool need_deployment = !stage;
@@ -1505,8 +1676,12 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
 
   // Authorizers: Lambda (REQUEST) and JWT.
   std::map<std::string, std::string> auth_id;
-  std::map<std::string, json> remote_auth;
-  if (!fresh && !api.authorizers.empty()) {
+  std::map<std::string, json> remote_auth;  // also those the stack no longer has: removed below
+  // Looked for when the stack has some, or the stage's record names some (removed ones).
+  const bool recorded_auth = !object_field(object_field(object_field(previous_current_, "apis"), api.name.c_str()),
+                                           "authorizers")
+                                  .empty();
+  if (!fresh && (!api.authorizers.empty() || recorded_auth)) {
     try {
       for (const auto& a : r_.call("GET", "apigateway", base + "/authorizers").value("items", json::array()))
         remote_auth[jstr(a, "name")] = a;
@@ -1545,7 +1720,8 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
       auto colon = a.function.find(':');
       std::string fn = a.function.substr(0, colon), qual = colon == std::string::npos ? "" : a.function.substr(colon + 1);
       body["authorizerType"] = "REQUEST";
-      body["authorizerUri"] = invocation_uri(region_, function_arn(region_, account_, function_name(st_.name, fn), qual));
+      body["authorizerUri"] = invocation_uri(
+          region_, function_arn(region_, account_, function_name(st_.name, fn), permission_qualifier(qual)));
       body["authorizerPayloadFormatVersion"] = a.payload_format;
       body["authorizerResultTtlInSeconds"] = a.ttl_s;
       if (a.payload_format == "2.0") body["enableSimpleResponses"] = a.simple_responses;
@@ -1559,16 +1735,27 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
       continue;
     }
     auth_id[an] = jstr(it->second, "authorizerId");
-    bool differs = jstr(it->second, "authorizerType") != body["authorizerType"].get<std::string>() ||
-                   it->second.value("identitySource", json::array()) != body["identitySource"] ||
-                   jstr(it->second, "authorizerUri") != jstr(body, "authorizerUri") ||
-                   (body.contains("jwtConfiguration") &&
-                    it->second.value("jwtConfiguration", json::object()) != body["jwtConfiguration"]);
-    if (!differs) {
+    const json& have = it->second;
+    std::vector<std::string> diffs;
+    if (jstr(have, "authorizerType") != body["authorizerType"].get<std::string>()) diffs.push_back("type");
+    if (have.value("identitySource", json::array()) != body["identitySource"]) diffs.push_back("identity source");
+    if (jstr(have, "authorizerUri") != jstr(body, "authorizerUri")) diffs.push_back("function");
+    if (body.contains("jwtConfiguration") && have.value("jwtConfiguration", json::object()) != body["jwtConfiguration"])
+      diffs.push_back("JWT configuration");
+    if (a.type != stack::AuthorizerType::jwt) {
+      if (jstr(have, "authorizerPayloadFormatVersion") != a.payload_format) diffs.push_back("payload format");
+      if (jnumber(have, "authorizerResultTtlInSeconds", 0) != a.ttl_s) diffs.push_back("ttl");
+      // Simple responses exist for payload 2.0 only; AWS answers false (or nothing) otherwise.
+      bool simple = have.contains("enableSimpleResponses") && have["enableSimpleResponses"].is_boolean() &&
+                    have["enableSimpleResponses"].get<bool>();
+      if (simple != (a.payload_format == "2.0" && a.simple_responses)) diffs.push_back("simple responses");
+      if (!body.contains("enableSimpleResponses")) body["enableSimpleResponses"] = false;
+    }
+    if (diffs.empty()) {
       same("authorizer", name + " " + an);
       continue;
     }
-    change(Change::update, "authorizer", name + " " + an, "", [&] {
+    change(Change::update, "authorizer", name + " " + an, join(diffs, ", "), [&] {
       r_.call("PATCH", "apigateway", base + "/authorizers/" + auth_id[an], body);
     });
   }
@@ -1576,11 +1763,15 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
   // Integrations: one per distinct target and payload format.
   std::map<std::string, std::string> integ_id;  // uri|format -> id
   std::map<std::string, std::string> remote_integ;
+  std::vector<json> all_integ;  // every integration the API has: those no route uses go below
   if (!fresh)
-    for (const auto& i : r_.call("GET", "apigateway", base + "/integrations").value("items", json::array()))
+    for (const auto& i : r_.call("GET", "apigateway", base + "/integrations").value("items", json::array())) {
       remote_integ[jstr(i, "integrationUri") + "|" + jstr(i, "payloadFormatVersion")] = jstr(i, "integrationId");
+      all_integ.push_back(i);
+    }
   auto integration_for = [&](const stack::RouteSpec& route) {
-    std::string uri = function_arn(region_, account_, function_name(st_.name, route.target.function), route.target.qualifier);
+    std::string uri = function_arn(region_, account_, function_name(st_.name, route.target.function),
+                                   permission_qualifier(route.target.qualifier));
     std::string format = route.payload_format.empty() ? "2.0" : route.payload_format;
     std::string key = uri + "|" + format;
     if (integ_id.count(key)) return key;
@@ -1648,6 +1839,23 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
       change(Change::remove, "route", name + " " + rk, "", [&, rid = jstr(rt, "routeId")] {
         r_.call("DELETE", "apigateway", base + "/routes/" + rid);
       });
+  // Integrations no route targets any more, and authorizers the stack no longer has: once the
+  // routes above have let go of them (API Gateway refuses to delete them before).
+  std::set<std::string> used_integ;
+  for (const auto& [key, iid] : integ_id) used_integ.insert(iid);
+  for (const auto& i : all_integ) {
+    const std::string iid = jstr(i, "integrationId"), uri = jstr(i, "integrationUri");
+    if (used_integ.count(iid)) continue;
+    auto fn = uri.find("function:");
+    change(Change::remove, "integration", name + " " + (fn == std::string::npos ? uri : uri.substr(fn + 9)),
+           "payload " + jstr(i, "payloadFormatVersion") + ", no route uses it", [&, iid = iid] {
+             r_.call("DELETE", "apigateway", base + "/integrations/" + iid);
+           });
+  }
+  for (const auto& [an, a] : remote_auth)
+    if (!api.authorizers.count(an))
+      change(Change::remove, "authorizer", name + " " + an, "no longer in the stack",
+             [&, aid = jstr(a, "authorizerId")] { r_.call("DELETE", "apigateway", base + "/authorizers/" + aid); });
 
   // The stage: auto-deployed, with its variables and default throttle.
   std::optional<json> stage;
@@ -1787,7 +1995,19 @@ void Deployer::step_keys_and_plans() {
       for (const auto& a : apis_here)
         if (a != kNew && !have_stages.count(a + ":" + stage_))
           ops.push_back({{"op", "add"}, {"path", "/apiStages"}, {"value", a + ":" + stage_}});
+      // This stage's API stages the plan no longer lists (the other stages' are theirs to settle).
+      const std::set<std::string> wanted_here = [&] {
+        std::set<std::string> w;
+        for (const auto& a : apis_here) w.insert(a + ":" + stage_);
+        return w;
+      }();
+      for (const auto& st : have_stages)
+        if (ends_with(st, ":" + stage_) && !wanted_here.count(st))
+          ops.push_back({{"op", "remove"}, {"path", "/apiStages"}, {"value", st}});
       json ht = found->value("throttle", json::object());
+      if (ht.is_null()) ht = json::object();
+      // A throttle or quota the stack no longer sets goes (AWS: no limit).
+      if (throttle.is_null() && !ht.empty()) ops.push_back({{"op", "remove"}, {"path", "/throttle"}});
       if (!throttle.is_null()) {
         if (std::abs(ht.value("rateLimit", -1.0) - plan.throttle->rate) > 1e-9)
           ops.push_back({{"op", "replace"}, {"path", "/throttle/rateLimit"}, {"value", fixed2(plan.throttle->rate)}});
@@ -1795,8 +2015,12 @@ void Deployer::step_keys_and_plans() {
           ops.push_back({{"op", "replace"}, {"path", "/throttle/burstLimit"}, {"value", std::to_string(plan.throttle->burst)}});
       }
       json hq = found->value("quota", json::object());
+      if (hq.is_null()) hq = json::object();
+      if (quota.is_null() && !hq.empty()) ops.push_back({{"op", "remove"}, {"path", "/quota"}});
       if (!quota.is_null()) {
-        if (hq.value("limit", json()).dump() != quota["limit"].dump() && hq.value("limit", json()) != quota["limit"])
+        if (jnumber(hq, "offset", 0) != plan.quota->offset)
+          ops.push_back({{"op", "replace"}, {"path", "/quota/offset"}, {"value", std::to_string(plan.quota->offset)}});
+        if (jnumber(hq, "limit", -1) != plan.quota->limit)
           ops.push_back({{"op", "replace"}, {"path", "/quota/limit"}, {"value", std::to_string(plan.quota->limit)}});
         if (jstr(hq, "period") != quota["period"].get<std::string>())
           ops.push_back({{"op", "replace"}, {"path", "/quota/period"}, {"value", quota["period"]}});
@@ -1809,10 +2033,28 @@ void Deployer::step_keys_and_plans() {
         });
     }
     std::set<std::string> have_keys;
+    std::map<std::string, std::string> key_names;  // id -> name, of the keys the plan has
     if (plan_id != kNew)
       for (const auto& k : r_.call("GET", "apigateway", "/usageplans/" + plan_id + "/keys", nullptr, {{"limit", "500"}})
-                               .value("item", json::array()))
+                               .value("item", json::array())) {
         have_keys.insert(jstr(k, "id"));
+        key_names[jstr(k, "id")] = jstr(k, "name");
+      }
+    // Keys the plan hands out and the stack no longer lists for it (or replaced ones).
+    std::set<std::string> wanted_keys;
+    for (const auto& kn : plan.keys)
+      if (key_id.count(kn)) wanted_keys.insert(key_id[kn]);
+    for (const auto& [kid, kname] : key_names) {
+      if (wanted_keys.count(kid)) continue;
+      change(Change::remove, "usage plan key", name + " " + (kname.empty() ? kid : kname), "no longer in the plan",
+             [&, kid = kid] {
+               try {
+                 r_.call("DELETE", "apigateway", "/usageplans/" + plan_id + "/keys/" + kid);
+               } catch (const aws::ServiceError& e) {
+                 if (!is_not_found(e)) throw;  // a replaced key took its association with it
+               }
+             });
+    }
     for (const auto& kn : plan.keys) {
       if (key_id.count(kn) && key_id[kn] != kNew && have_keys.count(key_id[kn])) {
         same("usage plan key", name + " " + kn);
@@ -2305,12 +2547,19 @@ void Deployer::acquire_lock() {
       locked_ = true;
       return;
     }
-    auto holder = r_.get_object(bucket_, key);
+    auto found = r_.get_object_and_etag(bucket_, key);
+    std::optional<std::string> holder;
+    if (found) holder = found->first;
     std::string who = holder ? lock_holder(*holder) : "another deploy";
     if (holder && holder_is_gone(*holder)) {
-      // Left by a deploy of this machine that was killed: nobody will ever release it.
-      p_.line("the lock of stage " + stage_ + " was left by a deploy that is gone (" + who + "); taking it over");
-      r_.delete_object(bucket_, key);
+      // Left by a deploy of this machine that was killed: nobody will ever release it. Deleted
+      // only while it is still that lock (If-Match): when two deploys find it, one takes it
+      // over and the other then waits for that one, instead of deleting its fresh lock.
+      bool taken = true;
+      if (found->second.empty()) r_.delete_object(bucket_, key);
+      else taken = r_.delete_object_if_match(bucket_, key, found->second);
+      if (taken)
+        p_.line("the lock of stage " + stage_ + " was left by a deploy that is gone (" + who + "); taking it over");
       continue;
     }
     if (std::chrono::steady_clock::now() >= deadline)
@@ -2358,8 +2607,10 @@ void Deployer::pass(bool apply) {
   plans_ = json::object();
   keys_ = json::object();
   rest_stage_ready_.clear();
-  if (!apply) step_bucket();  // applying creates it before taking the lock
-  else if (bucket_created_) items_.push_back({Change::create, "bucket", bucket_, ""});
+  // Applying creates the bucket before taking the lock; its item is the plan's, so that the
+  // summary counts what the plan did.
+  if (!apply) step_bucket();
+  else items_.push_back({bucket_created_ ? Change::create : Change::unchanged, "bucket", bucket_, ""});
   if (bucket_exists_) {
     auto cur = r_.get_object(bucket_, state_current_key(stage_));
     previous_current_ = cur ? json::parse(*cur, nullptr, false) : json();
@@ -2505,7 +2756,19 @@ int Deployer::run() {
 
 }  // namespace
 
+std::string stage_name_error(const std::string& stage) {
+  if (valid_alias_name(stage)) return "";
+  std::string shown = stage.size() > 60 ? stage.substr(0, 60) + "..." : stage;
+  return "\"" + shown + "\" cannot be deployed: each stage becomes an alias of every function, and a Lambda alias " +
+         "name is 1 to 128 letters, digits, '-' or '_', and not only digits" +
+         (stage.size() > 128 ? " (this one has " + std::to_string(stage.size()) + " characters)" : std::string());
+}
+
 int run(const stack::Stack& stack, const Options& options) {
+  if (auto problem = stage_name_error(options.stage); !problem.empty()) throw std::invalid_argument("stage " + problem);
+  if (options.mode == Mode::promote)
+    if (auto problem = stage_name_error(options.promote_from); !problem.empty())
+      throw std::invalid_argument("--promote-from " + problem);
   aws::ClientOptions co;
   co.region = options.region.empty() ? stack.region : options.region;
   co.endpoint_url = options.endpoint_url;
@@ -2519,6 +2782,15 @@ int run(const stack::Stack& stack, const Options& options) {
     return d.run();
   } catch (const aws::ServiceError& e) {
     if (e.is_auth_error()) throw aws::CredentialsError(aws::rejected_credentials_sentence(e, client.credentials()));
+    if (!d.failing_step().empty()) throw std::runtime_error(d.failing_step() + " failed: " + describe_error(e));
+    throw;
+  } catch (const aws::CredentialsError&) {
+    throw;
+  } catch (const LockError&) {
+    throw;
+  } catch (const std::exception& e) {
+    // Which change failed (the one announced last): the service's answer alone does not say.
+    if (!d.failing_step().empty()) throw std::runtime_error(d.failing_step() + " failed: " + describe_error(e));
     throw;
   }
 }
@@ -2528,6 +2800,9 @@ std::string describe_error(const std::exception& e) {
     if (se->is_auth_error() || (se->status == 403 && se->code.empty()))
       return "AWS rejected the credentials (" + (se->code.empty() ? "HTTP 403" : se->code) + ": " + se->message +
              "); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN or --profile.";
+    // An answer without an error code (a proxy's or a web server's page) by its status line.
+    if (se->code == std::to_string(se->status))
+      return se->service + " answered HTTP " + se->code + (se->message.empty() ? "" : " " + se->message);
     return se->service + " answered " + std::to_string(se->status) + " " + se->code + ": " + se->message;
   }
   return e.what();

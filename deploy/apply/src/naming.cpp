@@ -73,6 +73,18 @@ std::string stage_url(const std::string& api_id, const std::string& region, cons
   return url;
 }
 
+bool valid_alias_name(const std::string& name) {
+  if (name.empty() || name.size() > 128) return false;
+  bool all_digits = true;
+  for (unsigned char c : name) {
+    if (!(std::isalnum(c) || c == '-' || c == '_')) return false;
+    if (!std::isdigit(c)) all_digits = false;
+  }
+  return !all_digits;
+}
+
+std::string permission_qualifier(const std::string& qualifier) { return qualifier == "$LATEST" ? "" : qualifier; }
+
 std::string compact_timestamp() {
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);

@@ -21,6 +21,13 @@ std::string statement_id(const std::string& text);
 // The URL a stage answers at: AWS's execute-api host, or moto's form under its endpoint.
 std::string stage_url(const std::string& api_id, const std::string& region, const std::string& stage,
                       const std::optional<std::string>& endpoint_url, bool http_api);
+// Whether a name fits Lambda's alias names: (?!^[0-9]+$)([a-zA-Z0-9-_]+), 1 to 128 characters
+// (all digits would read as a version number). Each stage is an alias of every function.
+bool valid_alias_name(const std::string& name);
+// The qualifier a permission or an integration names for a target's qualifier: "$LATEST" is
+// the unqualified function (AWS refuses AddPermission on $LATEST: the function's own policy
+// covers it); anything else as it is.
+std::string permission_qualifier(const std::string& qualifier);
 // 20261121T080102123Z: sortable, used for history keys.
 std::string compact_timestamp();
 

@@ -148,6 +148,21 @@ std::optional<std::string> Remote::get_object(const std::string& bucket, const s
   }
 }
 
+std::optional<std::pair<std::string, std::string>> Remote::get_object_and_etag(const std::string& bucket,
+                                                                               const std::string& key) {
+  aws::Request r;
+  r.method = "GET";
+  r.service = "s3";
+  r.path = "/" + bucket + "/" + key;
+  try {
+    auto res = send(c_, r);
+    return std::make_pair(res.body, res.header("etag"));
+  } catch (const aws::ServiceError& e) {
+    if (is_not_found(e)) return std::nullopt;
+    throw;
+  }
+}
+
 bool Remote::put_object(const std::string& bucket, const std::string& key, const std::string& body,
                         const std::string& content_type, bool if_none_match,
                         std::function<void(std::size_t, std::size_t)> progress) {
@@ -166,6 +181,22 @@ bool Remote::put_object(const std::string& bucket, const std::string& key, const
     return true;
   } catch (const aws::ServiceError& e) {
     if (if_none_match && (e.status == 412 || e.code == "PreconditionFailed" || e.status == 409)) return false;
+    throw;
+  }
+}
+
+bool Remote::delete_object_if_match(const std::string& bucket, const std::string& key, const std::string& etag) {
+  aws::Request r;
+  r.method = "DELETE";
+  r.service = "s3";
+  r.path = "/" + bucket + "/" + key;
+  r.headers.emplace_back("if-match", etag);
+  ++mutations_;
+  try {
+    send(c_, r);
+    return true;
+  } catch (const aws::ServiceError& e) {
+    if (e.status == 412 || e.code == "PreconditionFailed" || e.status == 409 || is_not_found(e)) return false;
     throw;
   }
 }

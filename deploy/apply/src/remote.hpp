@@ -38,11 +38,16 @@ class Remote {
   void create_bucket(const std::string& bucket, const std::string& region);
   bool object_exists(const std::string& bucket, const std::string& key);
   std::optional<std::string> get_object(const std::string& bucket, const std::string& key);
+  // The object and its ETag ("" when S3 gives none).
+  std::optional<std::pair<std::string, std::string>> get_object_and_etag(const std::string& bucket,
+                                                                         const std::string& key);
   // if_none_match: create only (If-None-Match: *); returns false when it already existed.
   bool put_object(const std::string& bucket, const std::string& key, const std::string& body,
                   const std::string& content_type, bool if_none_match = false,
                   std::function<void(std::size_t, std::size_t)> progress = {});
   void delete_object(const std::string& bucket, const std::string& key);
+  // Deletes the object only while its ETag is `etag` (If-Match); false when it changed or went.
+  bool delete_object_if_match(const std::string& bucket, const std::string& key, const std::string& etag);
   std::vector<std::string> list_keys(const std::string& bucket, const std::string& prefix);
 
   aws::Client& client() { return c_; }

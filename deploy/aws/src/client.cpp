@@ -106,8 +106,13 @@ struct Client::Impl {
         else if (err.is_transient()) failure = RetryPolicy::Failure::transient;
         else throw err;
         if (!retry.acquire(attempt, failure, last_cost)) throw err;
-        reason = err.code + (err.message.empty() ? "" : " (" + err.message + ")") + ", HTTP " +
-                 std::to_string(err.status);
+        // A service error by its code; an answer without one (a proxy's or a web server's
+        // page) by its status line.
+        if (err.code == std::to_string(err.status))
+          reason = "HTTP " + err.code + (err.message.empty() ? "" : " " + err.message);
+        else
+          reason = err.code + (err.message.empty() ? "" : " (" + err.message + ")") + ", HTTP " +
+                   std::to_string(err.status);
       } catch (const detail::TransportFailure& e) {
         if (!e.retryable) throw;
         failure = e.timeout ? RetryPolicy::Failure::timeout : RetryPolicy::Failure::transient;

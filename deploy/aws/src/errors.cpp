@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
+
 #include "sluice/aws/retry.hpp"
 
 namespace sluice::aws {
@@ -39,6 +41,30 @@ std::string what_of(int status, const std::string& code, const std::string& mess
   if (!request_id.empty()) out += ", request id " + request_id;
   out += ")";
   return out;
+}
+
+// An HTML page (a proxy's or a web framework's error page), not an AWS error document.
+bool looks_like_html(const std::string& body) {
+  std::string head;
+  for (char c : body.substr(0, 200)) head += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return head.find("<!doctype html") != std::string::npos || head.find("<html") != std::string::npos;
+}
+
+// The page's <title>, without the status number it usually starts with ("500 Internal Server
+// Error" -> "Internal Server Error"); "" when it has none.
+std::string html_title(const std::string& body, int status) {
+  std::string lower;
+  for (char c : body) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto open = lower.find("<title>");
+  if (open == std::string::npos) return {};
+  auto close = lower.find("</title>", open);
+  if (close == std::string::npos) return {};
+  std::string title = xml_unescape(std::string_view(body).substr(open + 7, close - open - 7));
+  const std::string number = std::to_string(status);
+  if (title.rfind(number, 0) == 0) title.erase(0, number.size());
+  auto b = title.find_first_not_of(" \t\r\n"), e = title.find_last_not_of(" \t\r\n");
+  title = b == std::string::npos ? std::string() : title.substr(b, e - b + 1);
+  return title.size() > 100 ? title.substr(0, 100) : title;
 }
 
 }  // namespace
@@ -175,7 +201,10 @@ ServiceError parse_service_error(int status, const Pairs& headers, const std::st
   if (code.empty()) {
     // No body to tell (HEAD requests, proxies): the status, as botocore reports it.
     code = std::to_string(status);
-    if (message.empty() && first != std::string::npos && body.size() < 300) message = body.substr(first);
+    if (message.empty() && first != std::string::npos) {
+      if (looks_like_html(body)) message = html_title(body, status);  // a web server's error page
+      else if (body.size() < 300) message = body.substr(first);
+    }
   }
   return ServiceError(status, std::move(code), std::move(message), std::move(request_id), service);
 }

@@ -38,6 +38,11 @@ struct Options {
 // already printed. Throws for credential, service and transport errors.
 int run(const stack::Stack& stack, const Options& options);
 
+// Why STAGE cannot be deployed to ("" when it can): it becomes the alias STAGE of every
+// function, so it must be a Lambda alias name (letters, digits, '-', '_'; 1 to 128; not only
+// digits). run() checks it too, before any call.
+std::string stage_name_error(const std::string& stage);
+
 // The message a user reads for an exception thrown by run().
 std::string describe_error(const std::exception& e);
 
