@@ -183,11 +183,38 @@ class ApiUrl(str):
     it as it is), also callable for another API or stage of the same app."""
 
     def __new__(cls, app: "App", api: Optional[str] = None, stage: Optional[str] = None) -> "ApiUrl":
-        self = super().__new__(cls, app.url(api, stage))
+        # With several APIs and none named there is no one base URL: the object can still be
+        # called for each API; used as a string it raises what app.url() says.
+        error = None
+        try:
+            value = app.url(api, stage)
+        except SluiceError as e:
+            if api is not None:
+                raise
+            value, error = "", e
+        self = super().__new__(cls, value)
         self._app = app
         self._api = api
         self._stage = stage
+        self._error = error
         return self
+
+    def _value(self) -> str:
+        if self._error is not None:
+            raise self._error
+        return str.__str__(self)
+
+    def __str__(self) -> str:
+        return self._value()
+
+    def __format__(self, spec: str) -> str:
+        return format(self._value(), spec)
+
+    def __add__(self, other: str) -> str:
+        return self._value() + other
+
+    def __radd__(self, other: str) -> str:
+        return other + self._value()
 
     def __call__(self, api: Optional[str] = None, stage: Optional[str] = None) -> str:
         return self._app.url(api if api is not None else self._api, stage if stage is not None else self._stage)

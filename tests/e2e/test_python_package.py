@@ -113,6 +113,30 @@ def test_plugin_by_command_line_with_another_stack(tmp_path):
     assert "2 passed" in p.stdout
 
 
+def test_api_url_with_several_apis_is_called_for_one(tmp_path):
+    """With several APIs the fixture still sets up; called, it names one; as a string it says to."""
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "app.py").write_text("def handler(event, context):\n    return {'statusCode': 200, 'body': 'ok'}\n")
+    (tmp_path / "sluice.yaml").write_text(
+        "name: two\nfunctions:\n  f: {runtime: python3.11, code: fn/, handler: app.handler}\n"
+        "apis:\n  a:\n    type: rest\n    routes: {GET /x: f}\n    stages: {dev: {}, prod: {}}\n"
+        "  b:\n    type: http\n    routes: {GET /x: f}\n")
+    (tmp_path / "test_it.py").write_text(
+        "import pytest, urllib.request, sluice\n"
+        "def test_two(api_url):\n"
+        "    assert api_url('a', stage='prod').endswith('/prod')\n"
+        "    assert urllib.request.urlopen(api_url('a', stage='dev') + '/x').read() == b'ok'\n"
+        "    assert urllib.request.urlopen(api_url('b') + '/x').read() == b'ok'\n"
+        "    with pytest.raises(sluice.SluiceError, match='has 2 APIs'):\n"
+        "        f'{api_url}/x'\n"
+        "    with pytest.raises(sluice.SluiceError, match='has 2 APIs'):\n"
+        "        api_url + '/x'\n")
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "sluice.pytest_plugin"],
+                       cwd=tmp_path, env=env_with_package(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "1 passed" in p.stdout
+
+
 def test_plugin_reports_a_missing_stack_clearly(tmp_path):
     (tmp_path / "test_x.py").write_text("def test_x(sluice_app):\n    pass\n")
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "sluice.pytest_plugin"],
