@@ -16,10 +16,12 @@ See README.md, "Python package and pytest plugin".
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import json
 import os
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -246,6 +248,21 @@ class Recording:
                 if r.started >= self._since and (self._until is None or r.started <= self._until)]
 
 
+# Apps still running when the interpreter exits are stopped first (atexit runs before Python
+# finalizes): a daemon thread blocked in one of their calls then returns normally instead of being
+# ended by the finalizing interpreter inside C++ code, which aborts the process (SIGABRT).
+_live_apps: "weakref.WeakSet[App]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_live_apps() -> None:
+    for app in list(_live_apps):
+        try:
+            app.stop()
+        except Exception:
+            pass
+
+
 class App:
     """A running sluice: every API of the stack and the Lambda Invoke API on loopback."""
 
@@ -253,6 +270,7 @@ class App:
         self._engine = engine
         self.stack = stack
         self.stage = stage
+        _live_apps.add(self)
 
     # ---------------------------------------------------------------- lifecycle
 

@@ -137,6 +137,29 @@ def test_api_url_with_several_apis_is_called_for_one(tmp_path):
     assert "1 passed" in p.stdout
 
 
+def test_a_script_exits_cleanly_with_a_call_in_flight_on_another_thread(tmp_path):
+    """A daemon thread inside app.invoke() when the script ends: the exit status is the script's
+    (it was SIGABRT, 134, the thread ended by the finalizing interpreter inside C++ code)."""
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "app.py").write_text("import time\ndef slow(event, context):\n    time.sleep(5)\n"
+                                            "def ok(event, context):\n    return 1\n")
+    (tmp_path / "sluice.yaml").write_text(
+        "name: exits\nfunctions:\n  slow: {runtime: python3.11, code: fn/, handler: app.slow, timeout: 30}\n"
+        "  ok: {runtime: python3.11, code: fn/, handler: app.ok}\n")
+    (tmp_path / "script.py").write_text(
+        "import sys, threading, time, sluice\n"
+        "app = sluice.serve('sluice.yaml', drain_timeout=1)\n"
+        "threading.Thread(target=lambda: app.invoke('slow'), daemon=True).start()\n"
+        "threading.Thread(target=lambda: [app.invoke('ok') for _ in range(1000)], daemon=True).start()\n"
+        "time.sleep(0.5)\n"
+        "sys.exit(3)\n")
+    for _ in range(3):
+        p = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, env=env_with_package(), capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 3 and "terminate called" not in p.stderr, (p.returncode, p.stderr[-2000:])
+    assert processes_mentioning(str(tmp_path)) == []
+
+
 def test_plugin_reports_a_missing_stack_clearly(tmp_path):
     (tmp_path / "test_x.py").write_text("def test_x(sluice_app):\n    pass\n")
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "sluice.pytest_plugin"],
