@@ -1549,3 +1549,23 @@ def test_an_http_api_that_never_had_authorizers_is_not_asked_for_them(moto, proj
     calls = moto.stop_recording()
     assert [c["url"] for c in calls if "/v2/apis/" in c["url"] and "/authorizers" in c["url"]] == [], p.stderr
     assert "retrying" not in p.stderr, p.stderr
+
+
+def test_the_api_key_source_is_deployed_and_updated(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    rest, _ = shop_api_ids(apigw, v2)
+    assert apigw.get_rest_api(restApiId=rest).get("apiKeySource", "HEADER") == "HEADER"
+    # Keys from the authorizers' usageIdentifierKey: the API says so, and a new deployment serves it.
+    deployments = len(apigw.get_deployments(restApiId=rest)["items"])
+    stack.write_text(stack.read_text().replace("    binary_media_types: [image/png]\n",
+                                               "    binary_media_types: [image/png]\n    api_key_source: AUTHORIZER\n"))
+    p = ok(deploy())
+    assert "~ update REST API shop-shop (API key source HEADER -> AUTHORIZER)" in p.stderr, p.stderr
+    assert apigw.get_rest_api(restApiId=rest)["apiKeySource"] == "AUTHORIZER"
+    assert len(apigw.get_deployments(restApiId=rest)["items"]) == deployments + 1
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr

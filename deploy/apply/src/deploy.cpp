@@ -1339,6 +1339,7 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
                    {"description", "sluice stack " + st_.name + ", API " + api.name},
                    {"endpointConfiguration", {{"types", {"REGIONAL"}}}}};
       if (!api.binary_media_types.empty()) body["binaryMediaTypes"] = api.binary_media_types;
+      body["apiKeySource"] = api.api_key_source;
       auto created = r_.call("POST", "apigateway", "/restapis", body);
       id = jstr(created, "id");
       // moto 5 ignores binaryMediaTypes on create: add them when they did not stick.
@@ -1368,10 +1369,19 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
       if (!have.count(t)) ops.push_back({{"op", "add"}, {"path", "/binaryMediaTypes/" + escaped(t)}, {"value", t}});
     for (const auto& t : have)
       if (!want_types.count(t)) ops.push_back({{"op", "remove"}, {"path", "/binaryMediaTypes/" + escaped(t)}, {"value", t}});
+    std::vector<std::string> what;
+    if (!ops.empty()) what.push_back("binary media types");
+    // Where keyed methods take their API key from (HEADER when never set).
+    std::string remote_source = remote_api.value("apiKeySource", std::string("HEADER"));
+    if (remote_source.empty()) remote_source = "HEADER";
+    if (remote_source != api.api_key_source) {
+      ops.push_back({{"op", "replace"}, {"path", "/apiKeySource"}, {"value", api.api_key_source}});
+      what.push_back("API key source " + remote_source + " -> " + api.api_key_source);
+    }
     if (ops.empty())
       same("REST API", name, id);
     else
-      change(Change::update, "REST API", name, "binary media types", [&] {
+      change(Change::update, "REST API", name, join(what, ", "), [&] {
         r_.call("PATCH", "apigateway", "/restapis/" + id, {{"patchOperations", ops}});
       });
   }
@@ -1546,6 +1556,7 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
   {
     std::set<std::string> types(api.binary_media_types.begin(), api.binary_media_types.end());
     fingerprint += "binaryMediaTypes " + json(types).dump() + "\n";
+    if (api.api_key_source != "HEADER") fingerprint += "apiKeySource " + api.api_key_source + "\n";
   }
   const std::string deployment_tag = "sluice " + hex(sha256(fingerprint)).substr(0, 16);
   std::optional<json> stage;
