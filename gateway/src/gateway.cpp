@@ -436,10 +436,24 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
+  // Every listener at once: each stops accepting now, not after the ones before it drained.
   asio::awaitable<void> drain(std::chrono::milliseconds deadline) {
     auto self = shared_from_this();
-    for (auto& [name, l] : listeners) co_await l->server->drain(deadline);
-    for (auto& [name, l] : url_listeners) co_await l->server->drain(deadline);
+    auto pending = std::make_shared<int>(0);
+    auto done = [pending](std::exception_ptr) { --*pending; };
+    for (auto& [name, l] : listeners) {
+      ++*pending;
+      asio::co_spawn(ex, l->server->drain(deadline), done);
+    }
+    for (auto& [name, l] : url_listeners) {
+      ++*pending;
+      asio::co_spawn(ex, l->server->drain(deadline), done);
+    }
+    asio::steady_timer t(ex);
+    while (*pending > 0) {
+      t.expires_after(std::chrono::milliseconds(10));
+      co_await t.async_wait(nothrow);
+    }
   }
 
   // ------------------------------------------------------------ per request

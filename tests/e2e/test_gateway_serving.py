@@ -656,3 +656,34 @@ def test_sigterm_lets_an_api_request_in_flight_finish(srv):
     # No new connections once draining started and sluice is gone.
     with pytest.raises(OSError):
         socket.create_connection(hostport(url), timeout=2).close()
+
+
+def test_requests_still_running_at_the_drain_timeout_get_an_answer(srv):
+    # Past --drain-timeout the handlers are stopped: the callers in flight get the error
+    # answer (the API's 500, the Invoke API's Runtime.ExitError), not a dropped connection.
+    s = srv.serve(args=("--drain-timeout", "1"))
+    box = {}
+
+    def api_call():
+        try:
+            box["api"] = get(api_url(s), "/slow?seconds=20", timeout=60)
+        except Exception as e:  # noqa: BLE001 - reported below
+            box["api_e"] = e
+
+    def invoke_call():
+        try:
+            box["invoke"] = s.invoke("slow", {"queryStringParameters": {"seconds": "20"}})
+        except Exception as e:  # noqa: BLE001 - reported below
+            box["invoke_e"] = e
+
+    threads = [threading.Thread(target=api_call), threading.Thread(target=invoke_call)]
+    for t in threads:
+        t.start()
+    wait_for_count(s, "] START RequestId", 2)
+    s.proc.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(timeout=60)
+    assert "api_e" not in box and "invoke_e" not in box, box
+    assert box["api"] == (500, b'{"message":"Internal Server Error"}')
+    assert box["invoke"]["FunctionError"] == "Unhandled" and box["invoke"]["Json"]["errorType"] == "Runtime.ExitError"
+    assert s.proc.wait(timeout=30) == 0

@@ -175,9 +175,22 @@ struct App::Impl {
     stack_watch.reset();
     if (scheduler) scheduler->stop();
     if (event_sources) event_sources->stop();
-    co_await gw->drain(options.drain_timeout);
-    co_await invoke_api->drain(options.drain_timeout);
+    // Every server stops accepting and the service drains at the same time: once the drain
+    // timeout has passed the service stops its handlers, the invocations still running end with
+    // an error, and the servers get a moment more to write those answers before they close.
+    auto pending = std::make_shared<int>(0);
+    auto done = [pending](std::exception_ptr) { --*pending; };
+    const auto server_deadline = options.drain_timeout + std::chrono::milliseconds(1500);
+    ++*pending;
+    asio::co_spawn(ioc, gw->drain(server_deadline), done);
+    ++*pending;
+    asio::co_spawn(ioc, invoke_api->drain(server_deadline), done);
     co_await service->shutdown(options.drain_timeout);
+    asio::steady_timer t(ioc);
+    while (*pending > 0) {
+      t.expires_after(std::chrono::milliseconds(10));
+      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
     work.reset();
     ioc.stop();
   }
