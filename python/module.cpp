@@ -95,7 +95,11 @@ PYBIND11_MODULE(_sluice, m) {
              }
              if (integration_timeout) o.integration_timeout = ms_of(*integration_timeout);
              o.account_concurrency = account_concurrency;
-             for (const auto& [k, v] : interpreters) o.interpreters[k] = v;
+             for (const auto& [k, v] : interpreters) {
+               if (auto problem = app::interpreter_problem(k, v); !problem.empty())
+                 throw py::value_error("interpreters: " + problem);
+               o.interpreters[k] = v;
+             }
              if (!log_format.empty() && log_format != "Text" && log_format != "JSON")
                throw py::value_error("log_format is \"Text\" or \"JSON\", got " + log_format);
              o.log_format = log_format;

@@ -111,7 +111,10 @@ lambda::ServiceOptions service_options(const Args& a, const stack::Stack& st) {
     if (eq == std::string::npos || !stack::parse_runtime(spec.substr(0, eq)))
       throw std::runtime_error("--interpreter expects RUNTIME=PATH with a supported runtime, e.g. "
                                "python3.12=/usr/bin/python3.12; got " + sluice::quoted(spec));
-    o.interpreters[spec.substr(0, eq)] = fs::absolute(spec.substr(eq + 1));
+    fs::path path = fs::absolute(spec.substr(eq + 1));
+    if (auto problem = app::interpreter_problem(spec.substr(0, eq), path); !problem.empty())
+      throw std::runtime_error("--interpreter " + spec + ": " + problem);
+    o.interpreters[spec.substr(0, eq)] = path;
   }
   if (auto f = a.get("log-format")) {
     if (*f != "Text" && *f != "JSON") throw std::runtime_error("--log-format is Text or JSON, got " + sluice::quoted(*f));

@@ -395,7 +395,17 @@ class App:
         out = sorted((Record(**r) for r in self._engine.records()), key=lambda r: r.started)
         if function is not None:
             out = [r for r in out if r.function == function]
+            if not out:
+                self._known_function(function)
         return out
+
+    def _known_function(self, function: str) -> None:
+        """Raises for a name the stack does not have, so that a misspelt name cannot pass an
+        assertion on an empty list or log."""
+        if self.running:
+            known = self._engine.functions()
+            if function not in known:
+                raise SluiceError(f"no function named {function!r}; functions: {', '.join(known)}")
 
     def clear_records(self) -> None:
         self._engine.clear_records()
@@ -419,6 +429,8 @@ class App:
             out.append(Delivery(**d))
         if function is not None:
             out = [d for d in out if d.function == function]
+            if not out:
+                self._known_function(function)
         return out
 
     def recording(self) -> "Recording":
@@ -433,10 +445,8 @@ class App:
     def logs(self, function: str, request_id: Optional[str] = None) -> str:
         """The function's log so far (handler output and the START/END/REPORT lines), one line each."""
         lines = self._engine.logs(function)
-        if not lines and self.running:
-            known = self._engine.functions()
-            if function not in known:
-                raise SluiceError(f"no function named {function!r}; functions: {', '.join(known)}")
+        if not lines:
+            self._known_function(function)
         if request_id is not None:
             lines = [l for l in lines if l["request_id"] == request_id]
         return "".join(l["text"].replace("\r", "\n") + "\n" for l in lines)

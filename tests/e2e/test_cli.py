@@ -75,6 +75,13 @@ def test_invoke_errors_before_running(ws):
     assert p.returncode == 2 and b"cannot read the event file" in p.stderr
     p = ws.run("invoke", "echo", "--event", str(ws.path))
     assert p.returncode == 2 and b"is a directory" in p.stderr
+    # An interpreter path that is wrong is refused up front, naming it (it fell back silently to
+    # a misleading "no interpreter on PATH" answer).
+    p = ws.run("invoke", "echo", "--interpreter", "python3.11=/nonexistent/python")
+    assert p.returncode == 2, p.stderr
+    assert b"the interpreter given for python3.11, /nonexistent/python, does not exist" in p.stderr
+    p = ws.run("invoke", "echo", "--interpreter", f"python3.11={ws.path}")
+    assert p.returncode == 2 and b"is not a file" in p.stderr
 
 
 def test_publish_and_invoke_a_version(ws):

@@ -482,3 +482,20 @@ def test_generate_event_and_kinds():
     assert sluice.generate_event("sqs", "receive-message", sets={"body": "b"})["Records"][0]["body"] == "b"
     with pytest.raises(ValueError, match="unknown key 'nope'"):
         sluice.generate_event("sqs", "receive-message", nope=1)
+
+
+def test_a_wrong_interpreter_path_is_refused(project):
+    with pytest.raises(ValueError, match="the interpreter given for python3.11, /nonexistent/python, does not exist"):
+        sluice.serve(project.path / "sluice.yaml", interpreters={"python3.11": "/nonexistent/python"})
+
+
+def test_a_misspelt_function_name_raises_instead_of_matching_nothing(project):
+    with sluice.serve(project.path / "sluice.yaml") as app:
+        with app.recording() as rec:
+            pass
+        for call in (lambda: app.records("nope"), lambda: app.destinations("nope", wait=0),
+                     lambda: rec.records("nope"), lambda: app.logs("nope")):
+            with pytest.raises(sluice.SluiceError, match="no function named 'nope'; functions: "):
+                call()
+        known = sorted(app._engine.functions())[0]
+        assert app.records(known) == [] and app.destinations(known, wait=0) == []

@@ -32,6 +32,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unistd.h>
 
 namespace sluice::app {
 
@@ -114,6 +115,16 @@ void write_endpoints(const fs::path& target, const std::string& text) {
 }
 
 }  // namespace
+
+std::string interpreter_problem(const std::string& runtime, const std::filesystem::path& path) {
+  std::error_code ec;
+  auto st = std::filesystem::status(path, ec);
+  const std::string what = "the interpreter given for " + runtime + ", " + path.string() + ", ";
+  if (ec || !std::filesystem::exists(st)) return what + "does not exist";
+  if (!std::filesystem::is_regular_file(st)) return what + "is not a file";
+  if (::access(path.c_str(), X_OK) != 0) return what + "is not executable";
+  return "";
+}
 
 std::string endpoints_json(const Endpoints& e) {
   json apis = json::object();

@@ -71,6 +71,10 @@ struct Endpoints {
 // `sluice serve` prints it ("urls" only when a function has a URL).
 std::string endpoints_json(const Endpoints& e);
 
+// What is wrong with an interpreter given for a runtime (RUNTIME=PATH): "" when PATH is an
+// executable file, else why not, naming both (a wrong path must not fall back silently).
+std::string interpreter_problem(const std::string& runtime, const std::filesystem::path& path);
+
 struct AppOptions {
   std::filesystem::path stack_path;
   std::string host = "127.0.0.1";
