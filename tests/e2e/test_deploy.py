@@ -554,9 +554,7 @@ def test_a_stack_without_logging_sends_no_logging_config_and_stays_unchanged(mot
     assert sorted(created) == sorted(f"{STACK}-{fn}" for fn in ALL_FUNCTIONS)
     assert [name for name, body in created.items() if "LoggingConfig" in body] == []
     # moto answers without any LoggingConfig: that counts as Text, which is what is wanted.
-    moto.start_recording()
-    p = ok(project.deploy("sandbox"))
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    p = nothing_changes(moto, lambda: project.deploy("sandbox"))
     assert "nothing to change" in p.stderr and "LoggingConfig" not in p.stderr
 
 
@@ -829,9 +827,7 @@ def test_a_deploy_killed_midway_is_repaired_by_the_next(moto, project, kill_at):
         api_id = rest_api(moto.client("apigateway"))
         assert moto.client("apigateway").get_stage(restApiId=api_id, stageName="sandbox")["variables"] == {
             "environment": "sandbox"}
-        moto.start_recording()
-        p = ok(project.deploy("sandbox"))
-        assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+        nothing_changes(moto, lambda: project.deploy("sandbox"))
         assert record(moto, "sandbox")["functions"]["movies-find"]["alias"]["version"] == "1"
     finally:
         proxy.stop()
@@ -859,9 +855,7 @@ def test_a_removal_killed_midway_is_finished_by_the_next_deploy(moto, project, k
     assert [k for k in apigw.get_api_keys()["items"] if k["name"] == f"{STACK}-watchlist-web"] == []
     rec = record(moto, "sandbox")
     assert "recommend" not in rec["functions"] and "usage_plans" not in rec and "api_keys" not in rec
-    moto.start_recording()
-    p = ok(project.deploy("sandbox"))
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    nothing_changes(moto, lambda: project.deploy("sandbox"))
 
 
 def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):
@@ -926,9 +920,7 @@ def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):
     assert len(apigw.get_usage_plan_keys(usagePlanId=plans[0]["id"])["items"]) == 2
     assert plans[0]["quota"]["period"] == "WEEK"
 
-    moto.start_recording()
-    p = ok(deploy())
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    nothing_changes(moto, deploy)
 
     # Edit: two routes go, the layer changes, the alias gets a canary weight on version 1.
     text = (app / "sluice.yaml").read_text()
@@ -953,9 +945,7 @@ def test_layers_authorizers_throttles_and_pruning(moto, tmp_path):
     assert "GET" not in (resources["/items"].get("resourceMethods") or {})
     assert "/items/{id}" in resources
     assert set(r["RouteKey"] for r in v2.get_routes(ApiId=web)["Items"]) == {"GET /me", "$default"}
-    moto.start_recording()
-    p = ok(deploy())
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    nothing_changes(moto, deploy)
 
 
 def run_on_terminal(cmd, env, answer, timeout=120):
@@ -1051,9 +1041,7 @@ def test_function_url_of_the_stage_alias_created_updated_and_removed(moto, proje
     assert record(moto, "sandbox")["functions"]["movies-find"]["url"] == url
 
     # Unchanged: nothing to do.
-    moto.start_recording()
-    p = ok(project.deploy("sandbox"))
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    nothing_changes(moto, lambda: project.deploy("sandbox"))
 
     # AWS_IAM with CORS: the config is updated and the public permissions go.
     stack.write_text(stack.read_text().replace(
@@ -1160,9 +1148,7 @@ def test_sqs_event_sources_are_mappings_on_the_stage_alias(moto, project):
         "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
 
     # Unchanged: nothing to do; a new batch size: updated in place.
-    moto.start_recording()
-    p = ok(project.deploy("sandbox"))
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    nothing_changes(moto, lambda: project.deploy("sandbox"))
     stack.write_text(stack.read_text().replace("batch_size: 5", "batch_size: 8"))
     p = ok(project.deploy("sandbox"))
     assert f"~ update event source {target} ({queue} (BatchSize))" in p.stderr
@@ -1190,6 +1176,15 @@ def test_sqs_event_sources_are_mappings_on_the_stage_alias(moto, project):
     p = ok(project.deploy("sandbox"))
     assert f"- remove event source {target} ({queue})" in p.stderr
     assert lam.list_event_source_mappings(FunctionName=target)["EventSourceMappings"] == []
+
+
+
+def nothing_changes(moto, deploy):
+    """Deploys again and asserts that no mutating call was made; returns the finished deploy."""
+    moto.start_recording()
+    p = ok(deploy())
+    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    return p
 
 
 def shop(tmp_path, moto):
@@ -1243,9 +1238,7 @@ def test_a_route_to_another_alias_of_the_stack_gets_that_alias_before_its_permis
     resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=rest)["items"]}
     m = apigw.get_method(restApiId=rest, resourceId=resources["/live"], httpMethod="GET")
     assert m["methodIntegration"]["uri"].endswith(":function:shop-api:live/invocations")
-    moto.start_recording()
-    p = ok(deploy())
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    nothing_changes(moto, deploy)
 
     # Pinned, with a canary on the version this deploy publishes: dev moves, live stays on 1.
     stack.write_text(stack.read_text().replace("      live: $LATEST\n", '      live: {version: "1", weights: {"2": 0.1}}\n'))
@@ -1362,9 +1355,7 @@ def test_an_edited_rest_authorizer_or_integration_makes_a_new_deployment(moto, t
     resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=rest)["items"]}
     m = apigw.get_method(restApiId=rest, resourceId=resources["/{proxy+}"], httpMethod="ANY")
     assert int(m["methodIntegration"]["timeoutInMillis"]) == 5000
-    moto.start_recording()
-    p = ok(deploy())
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    nothing_changes(moto, deploy)
 
 
 def test_an_edited_http_lambda_authorizer_is_updated(moto, tmp_path):
@@ -1386,9 +1377,7 @@ def test_an_edited_http_lambda_authorizer_is_updated(moto, tmp_path):
     assert a["AuthorizerResultTtlInSeconds"] == 90
     assert a["AuthorizerPayloadFormatVersion"] == "1.0"
     assert a.get("EnableSimpleResponses") in (False, None)
-    moto.start_recording()
-    p = ok(deploy())
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    nothing_changes(moto, deploy)
 
 
 def test_a_usage_plan_loses_the_keys_stages_and_limits_the_stack_removes(moto, project):
@@ -1430,9 +1419,7 @@ def test_a_usage_plan_loses_the_keys_stages_and_limits_the_stack_removes(moto, p
     assert [(s["apiId"], s["stage"]) for s in got["apiStages"]] == [(api_id, "sandbox")]
     assert not got.get("throttle") and not got.get("quota"), got
     assert key_names() == [f"{STACK}-watchlist-web"]
-    moto.start_recording()
-    p = ok(project.deploy("sandbox"))
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    nothing_changes(moto, lambda: project.deploy("sandbox"))
 
 
 def test_authorizers_and_integrations_the_stack_no_longer_uses_are_deleted(moto, tmp_path):
@@ -1468,9 +1455,7 @@ def test_authorizers_and_integrations_the_stack_no_longer_uses_are_deleted(moto,
     used = {r["Target"].split("/")[1] for r in routes}
     assert {i["IntegrationId"] for i in v2.get_integrations(ApiId=web)["Items"]} == used
     assert "lambda-auth" not in record_at(moto, "us-east-1", "shop", "dev")["apis"]["web"].get("authorizers", {})
-    moto.start_recording()
-    p = ok(deploy())
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    nothing_changes(moto, deploy)
 
 
 def record_at(moto, region, stack, stage):
@@ -1566,6 +1551,4 @@ def test_the_api_key_source_is_deployed_and_updated(moto, tmp_path):
     assert "~ update REST API shop-shop (API key source HEADER -> AUTHORIZER)" in p.stderr, p.stderr
     assert apigw.get_rest_api(restApiId=rest)["apiKeySource"] == "AUTHORIZER"
     assert len(apigw.get_deployments(restApiId=rest)["items"]) == deployments + 1
-    moto.start_recording()
-    p = ok(deploy())
-    assert [c for c in moto.stop_recording() if mutating(c)] == [], p.stderr
+    nothing_changes(moto, deploy)
