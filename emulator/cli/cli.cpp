@@ -26,7 +26,7 @@ usage:
                [--client-timeout SECONDS] [--no-schedules] [--schedule-clock TIME]
                [--schedule-speed N] [--no-event-sources] [--env-vars FILE]
                [--debug-port PORT [--debug-function FUNCTION] [--debug-args ARGS]]
-  sluice invoke FUNCTION[:QUALIFIER] [--event FILE|-] [--stack STACK] [--no-freeze] [--no-sandbox]
+  sluice invoke [FUNCTION[:QUALIFIER]] [--event FILE|-] [--stack STACK] [--no-freeze] [--no-sandbox]
                [--interpreter RUNTIME=PATH] [--state-dir DIR] [--log-format Text|JSON] [--env-vars FILE]
                [--debug-port PORT] [--debug-args ARGS]
   sluice publish FUNCTION [--description TEXT] [--stack STACK] [--state-dir DIR]

@@ -151,13 +151,26 @@ std::string read_event(const Args& a) {
 }  // namespace
 
 int cmd_invoke(const Args& a) {
-  if (a.positionals.empty()) throw std::runtime_error("invoke needs a function name: sluice invoke FUNCTION[:QUALIFIER]");
   fs::path file = a.get("stack") ? fs::path(*a.get("stack")) : default_stack_path();
   auto st = load_stack(file);
   if (!st) return 2;
+  // As `sam local invoke`: the function may be left out when the stack has only one.
+  std::string target = a.positionals.empty() ? std::string() : a.positionals[0];
+  if (target.empty()) {
+    if (st->functions.size() != 1) {
+      std::string names;
+      for (const auto& [name, fn] : st->functions) names += (names.empty() ? "" : ", ") + name;
+      throw std::runtime_error("invoke needs a function name when the stack has " +
+                               (st->functions.empty() ? std::string("no functions")
+                                                      : std::to_string(st->functions.size()) + " functions (" + names + ")") +
+                               ": sluice invoke FUNCTION[:QUALIFIER]");
+    }
+    target = st->functions.begin()->first;
+  }
   std::string payload = read_event(a);
   auto opts = service_options(a, *st);
   opts.watch_code = false;
+  if ((opts.debug.port != 0 || !opts.debug.args.empty()) && opts.debug.function.empty()) opts.debug.function = target;
 
   asio::io_context ioc;
   auto sink = std::make_shared<lambda::ConsoleLogSink>(stderr, lambda::ConsoleLogSink::Style::raw);
@@ -167,7 +180,7 @@ int cmd_invoke(const Args& a) {
       ioc,
       [&]() -> asio::awaitable<void> {
         lambda::InvokeRequest req;
-        req.function = a.positionals[0];
+        req.function = target;
         req.payload = std::move(payload);
         req.tail = true;  // wait for END/REPORT so the log is complete
         req.source = "cli";

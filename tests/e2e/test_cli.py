@@ -84,6 +84,19 @@ def test_invoke_errors_before_running(ws):
     assert p.returncode == 2 and b"is not a file" in p.stderr
 
 
+def test_invoke_without_a_name_runs_a_one_function_stack(ws):
+    # As `sam local invoke` with no logical id: a stack of one function needs no name; with
+    # several, the refusal lists them.
+    prepare(ws)
+    p = ws.run("invoke", "--event", "-", input=b'{"n": 1}')
+    assert p.returncode == 2 and b"2 functions (echo, fail)" in p.stderr, p.stderr
+    ws.write_stack("name: cli\nfunctions:\n  echo: {runtime: python3.11, code: py/, handler: handlers.echo}\n")
+    p = ws.run("invoke", "--event", "-", input=b'{"n": 1}')
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["event"] == {"n": 1}
+    assert re.search(r"^START RequestId: [0-9a-f-]{36} Version: \$LATEST$", p.stderr.decode(), re.M)
+
+
 def test_publish_and_invoke_a_version(ws):
     prepare(ws)
     p = ws.run("publish", "echo", "--description", "first")
