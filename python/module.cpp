@@ -11,6 +11,7 @@
 #include <pybind11/stl/filesystem.h>
 
 #include <chrono>
+#include <cmath>
 
 namespace py = pybind11;
 using namespace sluice;
@@ -18,7 +19,7 @@ using namespace sluice;
 namespace {
 
 std::chrono::milliseconds ms_of(double seconds) {
-  if (seconds < 0) throw py::value_error("a duration in seconds must not be negative");
+  if (seconds < 0 || !std::isfinite(seconds)) throw py::value_error("a duration in seconds must be a finite number, not negative");
   return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
 }
 
@@ -94,6 +95,9 @@ PYBIND11_MODULE(_sluice, m) {
                o.async_retry_delays = d;
              }
              if (integration_timeout) o.integration_timeout = ms_of(*integration_timeout);
+             if (account_concurrency && (*account_concurrency < 1 || *account_concurrency > 100000))
+               throw py::value_error("account_concurrency must be from 1 to 100000 (as --account-concurrency), got " +
+                                     std::to_string(*account_concurrency));
              o.account_concurrency = account_concurrency;
              for (const auto& [k, v] : interpreters) {
                if (auto problem = app::interpreter_problem(k, v); !problem.empty())

@@ -489,6 +489,19 @@ def test_a_wrong_interpreter_path_is_refused(project):
         sluice.serve(project.path / "sluice.yaml", interpreters={"python3.11": "/nonexistent/python"})
 
 
+def test_out_of_range_options_are_refused_as_the_cli_refuses_them(project):
+    # account_concurrency=0 used to be taken, and every invocation was then throttled
+    # (TooManyRequestsException); a NaN duration became an undefined conversion.
+    stack = project.path / "sluice.yaml"
+    for bad in (0, -1, 100001):
+        with pytest.raises(ValueError, match="account_concurrency must be from 1 to 100000"):
+            sluice.serve(stack, account_concurrency=bad)
+    with pytest.raises(ValueError, match="must be a finite number"):
+        sluice.serve(stack, idle_timeout=float("nan"))
+    with pytest.raises(ValueError, match="must be a finite number"):
+        sluice.serve(stack, init_timeout=-1)
+
+
 def test_a_misspelt_function_name_raises_instead_of_matching_nothing(project):
     with sluice.serve(project.path / "sluice.yaml") as app:
         with app.recording() as rec:
