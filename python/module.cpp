@@ -73,7 +73,8 @@ PYBIND11_MODULE(_sluice, m) {
       .def(py::init([](const std::string& stack, const std::string& host, int lambda_port, int api_port,
                        bool freeze, bool watch, std::optional<double> idle_timeout, std::optional<double> init_timeout,
                        std::optional<std::vector<double>> async_retry_delays, std::optional<double> integration_timeout,
-                       std::optional<int> account_concurrency, std::map<std::string, std::string> interpreters,
+                       std::optional<int> account_concurrency, std::optional<std::pair<double, int>> account_throttle,
+                       std::map<std::string, std::string> interpreters,
                        std::string log_format, std::string state_dir, bool echo_logs, double drain_timeout,
                        bool schedules, bool event_sources, std::optional<double> schedule_clock,
                        double schedule_speed, bool sandbox,
@@ -99,6 +100,11 @@ PYBIND11_MODULE(_sluice, m) {
                throw py::value_error("account_concurrency must be from 1 to 100000 (as --account-concurrency), got " +
                                      std::to_string(*account_concurrency));
              o.account_concurrency = account_concurrency;
+             if (account_throttle) {
+               if (!std::isfinite(account_throttle->first) || account_throttle->first <= 0 || account_throttle->second < 1)
+                 throw py::value_error("account_throttle is (rate, burst): a positive rate and a burst of at least 1");
+               o.account_throttle = account_throttle;
+             }
              for (const auto& [k, v] : interpreters) {
                if (auto problem = app::interpreter_problem(k, v); !problem.empty())
                  throw py::value_error("interpreters: " + problem);
@@ -143,7 +149,7 @@ PYBIND11_MODULE(_sluice, m) {
            py::arg("stack"), py::arg("host") = "127.0.0.1", py::arg("lambda_port") = 0, py::arg("api_port") = 0,
            py::arg("freeze") = true, py::arg("watch") = true, py::arg("idle_timeout") = py::none(),
            py::arg("init_timeout") = py::none(), py::arg("async_retry_delays") = py::none(),
-           py::arg("integration_timeout") = py::none(), py::arg("account_concurrency") = py::none(),
+           py::arg("integration_timeout") = py::none(), py::arg("account_concurrency") = py::none(), py::arg("account_throttle") = py::none(),
            py::arg("interpreters") = std::map<std::string, std::string>{}, py::arg("log_format") = "",
            py::arg("state_dir") = "", py::arg("echo_logs") = false, py::arg("drain_timeout") = 5.0,
            py::arg("schedules") = true, py::arg("event_sources") = true, py::arg("schedule_clock") = py::none(),

@@ -23,7 +23,7 @@ usage:
                [--no-freeze] [--no-sandbox] [--no-watch] [--idle-timeout SECONDS] [--account-concurrency N]
                [--async-retry-delays S1,S2] [--interpreter RUNTIME=PATH] [--state-dir DIR]
                [--drain-timeout SECONDS] [--log-format Text|JSON] [--integration-timeout SECONDS]
-               [--client-timeout SECONDS] [--no-schedules] [--schedule-clock TIME]
+               [--client-timeout SECONDS] [--account-throttle RATE,BURST] [--no-schedules] [--schedule-clock TIME]
                [--schedule-speed N] [--no-event-sources] [--env-vars FILE]
                [--debug-port PORT [--debug-function FUNCTION] [--debug-args ARGS]]
   sluice invoke [FUNCTION[:QUALIFIER]] [--event FILE|-] [--stack STACK] [--no-freeze] [--no-sandbox]
@@ -135,7 +135,7 @@ std::optional<std::string> unknown_arguments(const Args& a) {
   };
   const std::map<std::string, Takes> commands = {
       {"serve", {with(service, {"host", "port", "lambda-port", "endpoints-file", "drain-timeout", "integration-timeout",
-                                "client-timeout", "no-schedules", "schedule-clock", "schedule-speed",
+                                "client-timeout", "account-throttle", "no-schedules", "schedule-clock", "schedule-speed",
                                 "no-event-sources", "stack"}),
                  1}},
       {"invoke", {with(service, {"event", "stack"}), 1}},
@@ -169,7 +169,7 @@ int run(int argc, char** argv) {
                                            "idle-timeout",  "account-concurrency", "async-retry-delays",
                                            "interpreter",   "state-dir",      "event",              "stack",
                                            "description",   "drain-timeout",  "log-format",         "init-timeout",
-                                           "integration-timeout", "client-timeout", "freeze-delay",
+                                           "integration-timeout", "client-timeout", "account-throttle", "freeze-delay",
                                            "set", "endpoint", "schedule-clock", "schedule-speed",
                                            "stage", "promote-from", "endpoint-url", "region", "profile", "role-arn",
                                            "assume-role", "lock-timeout", "max-attempts", "pip-arg",

@@ -248,6 +248,22 @@ int cmd_serve(const Args& a) {
   o.drain_timeout = seconds_option(a, "drain-timeout", std::chrono::seconds(30));
   if (a.get("integration-timeout")) o.integration_timeout = seconds_option(a, "integration-timeout", {});
   if (a.get("client-timeout")) o.client_timeout = seconds_option(a, "client-timeout", {});
+  if (auto t = a.get("account-throttle")) {
+    // RATE,BURST as an account's raised "Throttle rate" / "Throttle burst" quotas.
+    auto parts = split(*t, ',');
+    try {
+      std::size_t u1 = 0, u2 = 0;
+      double rate = parts.size() == 2 ? std::stod(parts[0], &u1) : -1;
+      int burst = parts.size() == 2 ? std::stoi(parts[1], &u2) : -1;
+      if (parts.size() != 2 || u1 != parts[0].size() || u2 != parts[1].size() || !std::isfinite(rate) || rate <= 0 ||
+          burst < 1)
+        throw std::invalid_argument("range");
+      o.account_throttle = std::make_pair(rate, burst);
+    } catch (...) {
+      throw std::runtime_error("--account-throttle expects RATE,BURST (requests per second, bucket size), e.g. "
+                               "50000,25000; got " + sluice::quoted(*t));
+    }
+  }
   if (auto f = a.get("endpoints-file")) {
     o.endpoints_file = fs::absolute(*f);
     // Found out now rather than after start-up, when the first write of the file would fail.

@@ -345,7 +345,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
 
   void start(const stack::Stack& st) {
     stack = std::make_shared<const stack::Stack>(st);
-    usage = std::make_unique<UsageControl>(*stack);
+    usage = std::make_unique<UsageControl>(*stack, stack::Throttle{options.account_rate, options.account_burst});
     for (const auto& [name, api] : stack->apis) listeners[name] = open(api);
     for (const auto& [name, fn] : stack->functions)
       if (fn.url) url_listeners[name] = open_url(fn);
@@ -387,7 +387,7 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
     auto next = std::make_shared<const stack::Stack>(st);
     auto old = stack;
     stack = next;
-    usage = std::make_unique<UsageControl>(*stack);
+    usage = std::make_unique<UsageControl>(*stack, stack::Throttle{options.account_rate, options.account_burst});
     auth_cache.clear();
     for (auto it = listeners.begin(); it != listeners.end();) {
       auto api = stack->apis.find(it->first);

@@ -46,8 +46,6 @@ namespace sluice::gateway {
 
 namespace {
 
-constexpr double kAccountRate = 10000;
-constexpr int kAccountBurst = 5000;
 // Refill is computed in floating point; tolerate the rounding of a refill that
 // should land exactly on a whole token (10 rps after 100 ms).
 constexpr double kEpsilon = 1e-9;
@@ -120,7 +118,8 @@ struct UsageControl::Index {
   std::map<std::string, const stack::UsagePlanSpec*, std::less<>> quota_plan_by_key;
 };
 
-UsageControl::UsageControl(const stack::Stack& model) : stack_(&model) {
+UsageControl::UsageControl(const stack::Stack& model, stack::Throttle account)
+    : stack_(&model), account_limit_(account) {
   const stack::Stack& stack = *stack_;
   auto index = std::make_shared<Index>();
 
@@ -240,7 +239,7 @@ Verdict UsageControl::admit(const std::string& api, const std::string& stage, co
 
   // (4) the account.
   if (!account_init_) {
-    account_ = TokenBucket(kAccountRate, kAccountBurst, now);
+    account_ = TokenBucket(account_limit_.rate, account_limit_.burst, now);
     account_init_ = true;
   }
   levels[count++] = &account_;

@@ -23,7 +23,7 @@ import os
 import time
 import weakref
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._sluice import Engine as _Engine
 from ._sluice import SluiceError, StackError
@@ -518,6 +518,7 @@ def serve(
     async_retry_delays: Optional[Sequence[float]] = None,
     integration_timeout: Optional[float] = None,
     account_concurrency: Optional[int] = None,
+    account_throttle: Optional[Tuple[float, int]] = None,
     watch: bool = True,
     lambda_port: int = 0,
     api_port: int = 0,
@@ -574,6 +575,7 @@ def serve(
         async_retry_delays=list(async_retry_delays) if async_retry_delays is not None else None,
         integration_timeout=integration_timeout,
         account_concurrency=account_concurrency,
+        account_throttle=tuple(account_throttle) if account_throttle is not None else None,
         interpreters=dict(interpreters or {}),
         log_format=log_format,
         state_dir=os.fspath(state_dir) if state_dir is not None else "",

@@ -254,3 +254,25 @@ def test_keys_from_the_authorizer(keyed):
                         "ForbiddenException")
     finally:
         c.close()
+
+
+def test_the_account_throttle_can_be_raised_or_lowered(ws):
+    # AWS's default account-level limit (10,000 rps, burst 5,000) is a quota an account can have
+    # changed; --account-throttle sets it. Here burst 2 at 0.2 rps: every API of the account
+    # shares the one bucket, so the third request is throttled whichever API it reaches.
+    ws.copy_function("gateway-rest-echo", "fn")
+    ws.write_stack(STACK)
+    s = ws.serve(["--account-throttle", "0.2,2"])
+    shop = Client(s.endpoints["apis"]["shop"]["url"])
+    back = Client(s.endpoints["apis"]["back"]["url"])
+    try:
+        assert shop.get("/dev/open").status == 200
+        assert shop.get("/other/open").status == 200
+        check_error(back.get("/dev/keyed", "gold-key-0123456789abcdef"), 429, TOO_MANY, "TooManyRequestsException")
+        check_error(shop.get("/dev/open"), 429, TOO_MANY, "TooManyRequestsException")
+    finally:
+        shop.close()
+        back.close()
+    for bad in ("100", "0,5", "10,0", "x,1", "10,5,1"):
+        p = ws.run("serve", "--port", "0", "--lambda-port", "0", "--account-throttle", bad, timeout=30)
+        assert p.returncode == 2 and b"--account-throttle expects RATE,BURST" in p.stderr, (bad, p.stderr)

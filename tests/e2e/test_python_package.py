@@ -500,6 +500,9 @@ def test_out_of_range_options_are_refused_as_the_cli_refuses_them(project):
         sluice.serve(stack, idle_timeout=float("nan"))
     with pytest.raises(ValueError, match="must be a finite number"):
         sluice.serve(stack, init_timeout=-1)
+    for bad in ((0, 5), (10, 0), (float("inf"), 5)):
+        with pytest.raises(ValueError, match=r"account_throttle is \(rate, burst\)"):
+            sluice.serve(stack, account_throttle=bad)
 
 
 def test_a_misspelt_function_name_raises_instead_of_matching_nothing(project):

@@ -392,6 +392,10 @@ void App::start() {
     gopts.reserved_ports = {d.lambda_port};
     if (d.options.integration_timeout) gopts.timeout_ms = static_cast<int>(d.options.integration_timeout->count());
     gopts.untimed_function = d.options.debug.function;
+    if (d.options.account_throttle) {
+      gopts.account_rate = d.options.account_throttle->first;
+      gopts.account_burst = d.options.account_throttle->second;
+    }
     if (d.options.client_timeout) {
       // A request must arrive whole within this; an idle keep-alive connection is closed after it too.
       gopts.read_timeout = *d.options.client_timeout;

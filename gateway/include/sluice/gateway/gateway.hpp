@@ -32,6 +32,8 @@ struct GatewayOptions {
   std::size_t header_limit = 10240;            // request line + headers
   std::chrono::milliseconds read_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
+  double account_rate = 10000;  // the account-level throttle, AWS's default quota
+  int account_burst = 5000;
 };
 
 struct ApiEndpoint {

@@ -36,7 +36,9 @@ enum class Verdict { allow, throttled, quota_exceeded };
 
 class UsageControl {
  public:
-  explicit UsageControl(const stack::Stack& stack);
+  // The account's limit defaults to AWS's default quota (10,000 rps, burst 5,000); an account
+  // can have it raised, as `--account-throttle` does.
+  explicit UsageControl(const stack::Stack& stack, stack::Throttle account = {10000, 5000});
 
   // The key value a client sent (x-api-key), or the authorizer's usageIdentifierKey.
   KeyCheck check_key(const std::string& api, const std::string& stage, const std::optional<std::string>& value) const;
@@ -60,6 +62,7 @@ class UsageControl {
     long used = 0;
   };
   std::map<std::string, QuotaState> quotas_;  // by key name + plan
+  stack::Throttle account_limit_;
   TokenBucket account_;
   bool account_init_ = false;
   // Added: lookups built once from the stack (key by value, key+stage -> plan,

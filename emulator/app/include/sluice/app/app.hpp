@@ -87,6 +87,7 @@ struct AppOptions {
   bool watch = true;  // code directories and the stack file
   std::optional<std::chrono::milliseconds> idle_timeout, init_timeout;
   std::optional<int> account_concurrency;
+  std::optional<std::pair<double, int>> account_throttle;  // API Gateway's account-level limit (rate, burst)
   std::optional<std::vector<std::chrono::milliseconds>> async_retry_delays;
   std::map<std::string, std::filesystem::path> interpreters;  // "python3.12" -> path
   std::string log_format;  // "" | "Text" | "JSON"
