@@ -1919,6 +1919,49 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
 
 // ---- API keys and usage plans ------------------------------------------------------------
 
+namespace {
+
+// A usage plan's per-route throttles for its stage ENV of an API, keyed as AWS keys an API
+// stage's throttle map: "/{resourcePath}/{httpMethod}" ("/movies/{id}/GET"; "//GET" for the root).
+json plan_route_throttles(const stack::UsagePlanSpec& plan, const std::string& api, const std::string& stage) {
+  json out = json::object();
+  const std::string prefix = api + "/" + stage + "/";
+  for (const auto& [ref, t] : plan.route_throttles) {
+    if (!starts_with(ref, prefix)) continue;
+    const std::string route = ref.substr(prefix.size());  // "GET /movies/{id}"
+    auto sp = route.find(' ');
+    if (sp == std::string::npos) continue;
+    out[route.substr(sp + 1) + "/" + route.substr(0, sp)] = {{"burstLimit", t.burst}, {"rateLimit", t.rate}};
+  }
+  return out;
+}
+
+// The UpdateUsagePlan operations that turn an API stage's throttle map `have` into `want`:
+// "/apiStages/API:STAGE/throttle/{resourcePath}/{httpMethod}/rateLimit" (and burstLimit) for a
+// new or changed method, a remove of ".../throttle/{resourcePath}/{httpMethod}" for one gone.
+// `methods` counts the methods changed.
+json route_throttle_ops(const std::string& api_stage, const json& have, const json& want, std::size_t& methods) {
+  json ops = json::array();
+  const std::string at = "/apiStages/" + api_stage + "/throttle/";
+  for (const auto& [key, w] : want.items()) {
+    json h = have.contains(key) && have[key].is_object() ? have[key] : json::object();
+    const std::size_t before = ops.size();
+    if (std::abs(h.value("rateLimit", -1.0) - w["rateLimit"].get<double>()) > 1e-9)
+      ops.push_back({{"op", "replace"}, {"path", at + key + "/rateLimit"}, {"value", fixed2(w["rateLimit"].get<double>())}});
+    if (h.value("burstLimit", -1) != w["burstLimit"].get<int>())
+      ops.push_back({{"op", "replace"}, {"path", at + key + "/burstLimit"}, {"value", std::to_string(w["burstLimit"].get<int>())}});
+    if (ops.size() != before) ++methods;
+  }
+  for (const auto& [key, h] : have.items())
+    if (!want.contains(key)) {
+      ops.push_back({{"op", "remove"}, {"path", at + key}});
+      ++methods;
+    }
+  return ops;
+}
+
+}  // namespace
+
 void Deployer::step_keys_and_plans() {
   // Only plans bound to this stage of an API deployed here matter to this deploy.
   std::map<std::string, std::string> key_id;
@@ -1966,8 +2009,12 @@ void Deployer::step_keys_and_plans() {
   bool listed = false;
   for (const auto& [pn, plan] : st_.usage_plans) {
     std::vector<std::string> apis_here;
+    std::map<std::string, json> route_throttles;  // API id -> its throttle map, as the plan's apiStages has it
     for (const auto& [api, stage] : plan.stages)
-      if (stage == stage_ && rest_stage_ready_.count(api)) apis_here.push_back(rest_stage_ready_[api]);
+      if (stage == stage_ && rest_stage_ready_.count(api)) {
+        apis_here.push_back(rest_stage_ready_[api]);
+        route_throttles[rest_stage_ready_[api]] = plan_route_throttles(plan, api, stage_);
+      }
     if (apis_here.empty()) continue;
     if (!listed) {
       plans_list = r_.call("GET", "apigateway", "/usageplans", nullptr, {{"limit", "500"}});
@@ -1990,8 +2037,12 @@ void Deployer::step_keys_and_plans() {
       plan_id = kNew;
       change(Change::create, "usage plan", name, "", [&] {
         json stages = json::array();
-        for (const auto& a : apis_here)
-          if (a != kNew) stages.push_back({{"apiId", a}, {"stage", stage_}});
+        for (const auto& a : apis_here) {
+          if (a == kNew) continue;
+          json entry = {{"apiId", a}, {"stage", stage_}};
+          if (!route_throttles[a].empty()) entry["throttle"] = route_throttles[a];
+          stages.push_back(entry);
+        }
         json body = {{"name", name}, {"apiStages", stages}};
         if (!throttle.is_null()) body["throttle"] = throttle;
         if (!quota.is_null()) body["quota"] = quota;
@@ -2001,11 +2052,22 @@ void Deployer::step_keys_and_plans() {
       plan_id = jstr(*found, "id");
       json ops = json::array();
       std::set<std::string> have_stages;
-      for (const auto& s : found->value("apiStages", json::array()))
-        have_stages.insert(jstr(s, "apiId") + ":" + jstr(s, "stage"));
-      for (const auto& a : apis_here)
-        if (a != kNew && !have_stages.count(a + ":" + stage_))
+      std::map<std::string, json> have_route_throttles;  // "apiId:stage" -> its throttle map
+      for (const auto& s : found->value("apiStages", json::array())) {
+        const std::string st = jstr(s, "apiId") + ":" + jstr(s, "stage");
+        have_stages.insert(st);
+        if (s.contains("throttle") && s["throttle"].is_object()) have_route_throttles[st] = s["throttle"];
+      }
+      std::size_t route_ops = 0, routes_changed = 0;
+      for (const auto& a : apis_here) {
+        if (a == kNew) continue;
+        if (!have_stages.count(a + ":" + stage_))
           ops.push_back({{"op", "add"}, {"path", "/apiStages"}, {"value", a + ":" + stage_}});
+        json have = have_route_throttles.count(a + ":" + stage_) ? have_route_throttles[a + ":" + stage_] : json::object();
+        json route_ops_here = route_throttle_ops(a + ":" + stage_, have, route_throttles[a], routes_changed);
+        for (auto& op : route_ops_here) ops.push_back(op);
+        route_ops += route_ops_here.size();
+      }
       // This stage's API stages the plan no longer lists (the other stages' are theirs to settle).
       const std::set<std::string> wanted_here = [&] {
         std::set<std::string> w;
@@ -2039,9 +2101,10 @@ void Deployer::step_keys_and_plans() {
       if (ops.empty())
         same("usage plan", name);
       else
-        change(Change::update, "usage plan", name, std::to_string(ops.size()) + " change(s)", [&] {
-          r_.call("PATCH", "apigateway", "/usageplans/" + plan_id, {{"patchOperations", ops}});
-        });
+        change(Change::update, "usage plan", name,
+               route_ops == ops.size() ? std::to_string(routes_changed) + " route throttle(s)"
+                                       : std::to_string(ops.size()) + " change(s)",
+               [&] { r_.call("PATCH", "apigateway", "/usageplans/" + plan_id, {{"patchOperations", ops}}); });
     }
     std::set<std::string> have_keys;
     std::map<std::string, std::string> key_names;  // id -> name, of the keys the plan has
