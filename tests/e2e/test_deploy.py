@@ -1500,6 +1500,43 @@ def test_authorizers_and_integrations_the_stack_no_longer_uses_are_deleted(moto,
     nothing_changes(moto, deploy)
 
 
+def authorizer_statements(lam, function, qualifier=None):
+    """The sids of a function's (or alias's) policy statements sluice added for authorizers."""
+    kw = {"Qualifier": qualifier} if qualifier else {}
+    try:
+        doc = json.loads(lam.get_policy(FunctionName=function, **kw)["Policy"])
+    except lam.exceptions.ResourceNotFoundException:
+        return set()
+    return {s["Sid"] for s in doc["Statement"] if "-auth-" in s["Sid"]}
+
+
+def test_a_removed_authorizer_takes_its_invoke_permission_with_it(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    rest, web = shop_api_ids(apigw, v2)
+    assert authorizer_statements(lam, "shop-authz") == {
+        f"sluice-{rest}-auth-tokens", f"sluice-{rest}-auth-tenant", f"sluice-{web}-auth-lambda-auth"}
+
+    # A Lambda authorizer of the REST API and the HTTP API's one go; the others stay.
+    text = stack.read_text()
+    text = text.replace("      tenant: {type: request, function: authz, identity_source: [method.request.header.X-Tenant], "
+                        "ttl: 0}\n", "")
+    text = text.replace('{function: "api:${stageVariables.alias}", authorizer: tenant, api_key_required: true}',
+                        '{function: "api:${stageVariables.alias}", api_key_required: true}')
+    text = cut(text, "      lambda-auth:\n", "    routes:\n      GET /me")
+    text = text.replace('      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n', "")
+    stack.write_text(text)
+    p = ok(deploy())
+    assert "- remove authorizer shop-shop tenant (no longer in the stack)" in p.stderr, p.stderr
+    assert (f"- remove permission shop-authz (sluice-{rest}-auth-tenant: authorizer tenant of shop-shop is gone)"
+            in p.stderr), p.stderr
+    assert (f"- remove permission shop-authz (sluice-{web}-auth-lambda-auth: authorizer lambda-auth of shop-web is "
+            "gone)") in p.stderr, p.stderr
+    assert authorizer_statements(lam, "shop-authz") == {f"sluice-{rest}-auth-tokens"}
+    nothing_changes(moto, deploy)
+
 def record_at(moto, region, stack, stage):
     s3 = moto.client("s3", region=region)
     name = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"sluice-{stack}-")][0]

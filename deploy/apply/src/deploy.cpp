@@ -322,6 +322,8 @@ class Deployer {
   // Every item of a paged Lambda listing (Marker / NextMarker): path's `field` array, page by page.
   std::vector<json> lambda_list(const std::string& path, const char* field);
   void remove_api_permissions(const std::string& api_id, const std::string& label);
+  void remove_authorizer_permission(const stack::ApiSpec& api, const std::string& api_id, const std::string& label,
+                                    const std::string& authorizer, const std::string& authorizer_uri);
   void step_schedule_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& rule,
                                 const std::string& rule_arn);
   void remove_schedule_rule(const std::string& rule, const json& targets, const std::string& target_id,
@@ -1275,6 +1277,34 @@ void Deployer::step_permission(const std::string& function_expr, const std::stri
   });
 }
 
+// The statement step_permission added for a Lambda authorizer the stack no longer has
+// ("sluice-API-auth-NAME", "-QUALIFIER" appended for a qualified function), found through the
+// authorizer's URI: its function, and its qualifier under each stage's variables when it names one.
+void Deployer::remove_authorizer_permission(const stack::ApiSpec& api, const std::string& api_id,
+                                            const std::string& label, const std::string& authorizer,
+                                            const std::string& authorizer_uri) {
+  const auto b = authorizer_uri.find(":function:");
+  const auto e = authorizer_uri.rfind("/invocations");
+  if (b == std::string::npos || e == std::string::npos || e < b) return;  // a JWT authorizer: no function
+  const std::string target = authorizer_uri.substr(b + 10, e - b - 10);  // NAME or NAME:QUALIFIER
+  std::vector<std::map<std::string, std::string>> stage_variables;
+  for (const auto& [sn, ss] : api.stages) stage_variables.push_back(ss.variables);
+  if (!stage_spec(api)) stage_variables.emplace_back();
+  std::set<std::string> done;
+  for (const auto& variables : stage_variables) {
+    auto resolved = substitute_stage_variables(target, variables);
+    if (!resolved || !done.insert(*resolved).second) continue;
+    const auto colon = resolved->find(':');
+    const std::string rn = resolved->substr(0, colon);
+    const std::string qual = colon == std::string::npos ? "" : permission_qualifier(resolved->substr(colon + 1));
+    const std::string sid = statement_id("sluice-" + api_id + "-auth-" + authorizer + (qual.empty() ? "" : "-" + qual));
+    if (!has_permission(rn, qual, sid)) continue;
+    change(Change::remove, "permission", rn + (qual.empty() ? "" : ":" + qual),
+           sid + ": authorizer " + authorizer + " of " + label + " is gone",
+           [this, rn, qual, sid] { remove_statement(rn, qual, sid); });
+  }
+}
+
 const stack::StageSpec* Deployer::stage_spec(const stack::ApiSpec& api) const {
   auto it = api.stages.find(stage_);
   return it == api.stages.end() ? nullptr : &it->second;
@@ -1547,10 +1577,12 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
   }
   // Authorizers the stack no longer has, once no method uses them (API Gateway refuses before).
   for (const auto& [an, a] : remote_auth)
-    if (!api.authorizers.count(an))
+    if (!api.authorizers.count(an)) {
       change(Change::remove, "authorizer", name + " " + an, "no longer in the stack", [&, aid = jstr(a, "id")] {
         r_.call("DELETE", "apigateway", base + "/authorizers/" + aid);
       });
+      remove_authorizer_permission(api, id, name, an, jstr(a, "authorizerUri"));
+    }
 
   // The deployment and the stage.
   {
@@ -1864,9 +1896,11 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
            });
   }
   for (const auto& [an, a] : remote_auth)
-    if (!api.authorizers.count(an))
+    if (!api.authorizers.count(an)) {
       change(Change::remove, "authorizer", name + " " + an, "no longer in the stack",
              [&, aid = jstr(a, "authorizerId")] { r_.call("DELETE", "apigateway", base + "/authorizers/" + aid); });
+      remove_authorizer_permission(api, id, name, an, jstr(a, "authorizerUri"));
+    }
 
   // The stage: auto-deployed, with its variables and default throttle.
   std::optional<json> stage;
