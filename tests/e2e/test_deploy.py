@@ -17,7 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -124,6 +124,8 @@ class FaultProxy:
         self.mutations = 0
         self.hold_at = None
         self.rewrite = None  # (method, path, status, body bytes) -> body bytes: edits moto's answers
+        # (method, path, body text) -> None (forward) or (status, headers, body bytes): stands in for moto
+        self.intercept = None
         self.held = threading.Event()
         self.release = threading.Event()
         proxy = self
@@ -151,6 +153,18 @@ class FaultProxy:
                         proxy.release.wait(60)
                         self.close_connection = True
                         return
+                answer = proxy.intercept(self.command, self.path, text) if proxy.intercept else None
+                if answer is not None:
+                    status, headers, out = answer
+                    proxy.calls.append((self.command, self.path, status))
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("content-length", str(len(out)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(out)
+                    return
                 for rule in proxy.rules:
                     if rule["times"] != 0 and rule["match"](self.command, self.path, text):
                         if rule["times"] is not None:
@@ -1631,3 +1645,98 @@ def test_the_api_key_source_is_deployed_and_updated(moto, tmp_path):
     assert apigw.get_rest_api(restApiId=rest)["apiKeySource"] == "AUTHORIZER"
     assert len(apigw.get_deployments(restApiId=rest)["items"]) == deployments + 1
     nothing_changes(moto, deploy)
+
+
+class InvokeConfigsPerQualifier:
+    """Lambda's event-invoke-config API as AWS has it, for a FaultProxy's intercept: one config
+    per function, version or alias, a 404 for a qualifier that has none (moto keeps one per
+    function whatever the qualifier, and answers every qualifier with it)."""
+
+    def __init__(self, region):
+        self.region = region
+        self.configs = {}  # (function, qualifier or "") -> config
+        self.calls = []    # (method, qualifier, body or None)
+
+    def __call__(self, method, path, body):
+        u = urlsplit(path)
+        m = re.fullmatch(r"/2019-09-25/functions/([^/]+)/event-invoke-config", u.path)
+        if not m:
+            return None
+        fn = unquote(m.group(1))
+        qual = parse_qs(u.query).get("Qualifier", [""])[0]
+        arn = f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{fn}" + (f":{qual}" if qual else "")
+        self.calls.append((method, qual, json.loads(body) if body else None))
+        key = (fn, qual)
+        answer = lambda status, doc: (status, {"content-type": "application/json"}, json.dumps(doc).encode())
+        if method == "PUT":
+            self.configs[key] = dict(json.loads(body), FunctionArn=arn, LastModified=time.time())
+            return answer(200, self.configs[key])
+        if key not in self.configs:
+            status, headers, out = answer(404, {"Type": "User",
+                                                "message": f"The function {arn} doesn't have an EventInvokeConfig"})
+            headers["x-amzn-errortype"] = "ResourceNotFoundException"
+            return status, headers, out
+        if method == "DELETE":
+            del self.configs[key]
+            return 204, {}, b""
+        return answer(200, self.configs[key])
+
+    def mutations(self):
+        return [(m, q, b) for m, q, b in self.calls if m != "GET"]
+
+
+def test_async_settings_go_on_every_alias_the_stack_deploys_as_events_come_through_them(moto, tmp_path):
+    proxy = FaultProxy(moto.port)
+    configs = InvokeConfigsPerQualifier("us-east-1")
+    proxy.intercept = configs
+    try:
+        app, deploy = shop(tmp_path, moto)
+        stack = app / "sluice.yaml"
+        # custom (retries 0, max age 120) also gets an alias of its own that a route reaches.
+        text = stack.read_text()
+        text = text.replace("    async: {max_retry_attempts: 0, max_event_age: 120}\n",
+                            "    async: {max_retry_attempts: 0, max_event_age: 120}\n    aliases:\n      live: $LATEST\n")
+        text = text.replace("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: custom\n      GET /live: custom:live\n")
+        stack.write_text(text)
+
+        def via_proxy():
+            return deploy(endpoint=proxy.url)
+
+        p = ok(via_proxy())
+        want = {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 120}
+        for qual in ("", "dev", "live"):
+            got = configs.configs.get(("shop-custom", qual))
+            assert got and {k: got[k] for k in want} == want and "DestinationConfig" not in got, (qual, got, configs.calls, p.stderr)
+        assert "+ create async invoke config shop-custom:dev (retries 0, max age 120 s)" in p.stderr, p.stderr
+        assert "+ create async invoke config shop-custom:live (retries 0, max age 120 s)" in p.stderr
+        # Functions with AWS's defaults get no config, on the function or its aliases.
+        assert {fn for fn, _ in configs.configs} == {"shop-custom"}
+
+        # Nothing changed: nothing written (moto's record misses what the proxy answered itself).
+        configs.calls.clear()
+        p = nothing_changes(moto, via_proxy)
+        assert configs.mutations() == [], configs.mutations()
+
+        # An edit reaches the function and both aliases.
+        stack.write_text(stack.read_text().replace("max_retry_attempts: 0, max_event_age: 120",
+                                                   "max_retry_attempts: 1, max_event_age: 120"))
+        configs.calls.clear()
+        p = ok(via_proxy())
+        assert sorted(q for m, q, _ in configs.mutations()) == ["", "dev", "live"], configs.mutations()
+        assert all(b["MaximumRetryAttempts"] == 1 for _, _, b in configs.mutations())
+        assert "~ update async invoke config shop-custom:live (retries 1, max age 120 s)" in p.stderr, p.stderr
+        configs.calls.clear()
+        nothing_changes(moto, via_proxy)
+        assert configs.mutations() == []
+
+        # Back to AWS's defaults: the aliases' configs go (the function's gets the defaults).
+        stack.write_text(stack.read_text().replace("    async: {max_retry_attempts: 1, max_event_age: 120}\n", ""))
+        configs.calls.clear()
+        p = ok(via_proxy())
+        assert sorted((m, q) for m, q, _ in configs.mutations()) == [("DELETE", "dev"), ("DELETE", "live"), ("PUT", "")]
+        assert "- remove async invoke config shop-custom:dev" in p.stderr, p.stderr
+        configs.calls.clear()
+        nothing_changes(moto, via_proxy)
+        assert configs.mutations() == []
+    finally:
+        proxy.stop()

@@ -359,6 +359,8 @@ class Deployer {
   std::map<std::string, ApiOut> apis_;
   json schedules_ = json::object();                // schedule -> {rule, arn, expression, state, target}
   json plans_ = json::object();                    // usage plan name -> id, of plans bound to this stage
+  // Function -> the aliases other than the stage's that this pass puts (step_reached_aliases).
+  std::map<std::string, std::set<std::string>> reached_aliases_;
   json keys_ = json::object();                     // API key name -> id, of those plans' keys
   std::map<std::string, std::string> rest_stage_ready_;  // api -> api id once its stage exists
   json source_record_;                             // promote / rollback: the record applied
@@ -661,50 +663,70 @@ void Deployer::step_event_sources() {
   }
 }
 
-// The stage alias's asynchronous invocation config when the function has destinations (its
-// retries and event age with them); removed when it has none any more. Runs once every
+// The asynchronous invocation config (retries, event age, destinations) of each alias this
+// deploy gives a function: the stage's, and those the stack defines that something reaches in
+// this stage. Lambda keeps one config per function, version and alias, and an event invoked
+// through an alias (as API Gateway, event sources and destinations invoke the stage's) goes by
+// the alias's, not the function's: each alias gets the stack's settings. One left at AWS's
+// defaults with no destinations needs none, and an existing one is removed. Runs once every
 // function and alias of the stage exists, since AWS checks that a destination exists.
 void Deployer::step_destinations() {
+  auto dest_of = [](const json& cfg, const char* side) {
+    if (!cfg.is_object() || !cfg.contains("DestinationConfig") || !cfg["DestinationConfig"].is_object())
+      return std::string();
+    const auto& d = cfg["DestinationConfig"];
+    return d.contains(side) && d[side].is_object() ? jstr(d[side], "Destination") : std::string();
+  };
   for (const auto& [name, f] : st_.functions) {
     const std::string rn = function_name(st_.name, name);
     const std::string path = "/2019-09-25/functions/" + rn + "/event-invoke-config";
-    const aws::Pairs q = {{"Qualifier", stage_}};
-    const std::string label = rn + ":" + stage_;
-    std::optional<json> have = r_.get("lambda", path, q);  // none for a new function or alias (404)
-    // AWS answers a qualified config with a qualified FunctionArn; the function's own
-    // (unqualified) one is not the alias's (moto answers that whatever the qualifier).
-    if (have && !ends_with(jstr(*have, "FunctionArn"), ":" + stage_)) have.reset();
-    auto dest_of = [](const json& cfg, const char* side) {
-      if (!cfg.is_object() || !cfg.contains("DestinationConfig")) return std::string();
-      const auto& d = cfg["DestinationConfig"];
-      return d.contains(side) && d[side].is_object() ? jstr(d[side], "Destination") : std::string();
-    };
-    std::string want_success = f.async.on_success ? destination_arn(*f.async.on_success) : "";
-    std::string want_failure = f.async.on_failure ? destination_arn(*f.async.on_failure) : "";
-    if (want_success.empty() && want_failure.empty()) {
-      if (have && (!dest_of(*have, "OnSuccess").empty() || !dest_of(*have, "OnFailure").empty()))
-        change(Change::remove, "async destinations", label, "", [&] { r_.call("DELETE", "lambda", path, nullptr, q); });
-      continue;
-    }
+    const std::string want_success = f.async.on_success ? destination_arn(*f.async.on_success) : "";
+    const std::string want_failure = f.async.on_failure ? destination_arn(*f.async.on_failure) : "";
+    const bool destinations = !want_success.empty() || !want_failure.empty();
+    const bool defaults = !destinations && f.async.max_retry_attempts == 2 && f.async.max_event_age_s == 21600;
     std::vector<std::string> detail;
     if (!want_success.empty()) detail.push_back("on success " + want_success);
     if (!want_failure.empty()) detail.push_back("on failure " + want_failure);
-    bool same_config = have && dest_of(*have, "OnSuccess") == want_success && dest_of(*have, "OnFailure") == want_failure &&
-                       jint(*have, "MaximumRetryAttempts", 2) == f.async.max_retry_attempts &&
-                       jint(*have, "MaximumEventAgeInSeconds", 21600) == f.async.max_event_age_s;
-    if (same_config) {
-      same("async destinations", label, join(detail, ", "));
-      continue;
-    }
-    change(have ? Change::update : Change::create, "async destinations", label, join(detail, ", "), [&] {
+    if (!destinations)
+      detail.push_back("retries " + std::to_string(f.async.max_retry_attempts) + ", max age " +
+                       std::to_string(f.async.max_event_age_s) + " s");
+    json body = {{"MaximumRetryAttempts", f.async.max_retry_attempts},
+                 {"MaximumEventAgeInSeconds", f.async.max_event_age_s}};
+    if (destinations) {
       json dc = {{"OnSuccess", json::object()}, {"OnFailure", json::object()}};
       if (!want_success.empty()) dc["OnSuccess"] = {{"Destination", want_success}};
       if (!want_failure.empty()) dc["OnFailure"] = {{"Destination", want_failure}};
-      json body = {{"MaximumRetryAttempts", f.async.max_retry_attempts},
-                   {"MaximumEventAgeInSeconds", f.async.max_event_age_s},
-                   {"DestinationConfig", dc}};
-      retry_while_role_settles([&] { r_.call("PUT", "lambda", path, body, q); });
-    });
+      body["DestinationConfig"] = dc;
+    }
+    std::set<std::string> aliases = {stage_};
+    if (auto it = reached_aliases_.find(name); it != reached_aliases_.end())
+      aliases.insert(it->second.begin(), it->second.end());
+    for (const auto& alias : aliases) {
+      const aws::Pairs q = {{"Qualifier", alias}};
+      const std::string label = rn + ":" + alias;
+      std::optional<json> have = r_.get("lambda", path, q);  // none for a new function or alias (404)
+      // AWS answers an alias's own config with the alias's ARN. moto answers the function's own
+      // (unqualified) one whatever the qualifier: compared with, but never removed as the alias's.
+      const bool own = have && ends_with(jstr(*have, "FunctionArn"), ":" + alias);
+      const bool had_destinations = have && (!dest_of(*have, "OnSuccess").empty() || !dest_of(*have, "OnFailure").empty());
+      if (defaults) {
+        if (own)
+          change(Change::remove, had_destinations ? "async destinations" : "async invoke config", label, "",
+                 [&] { r_.call("DELETE", "lambda", path, nullptr, q); });
+        continue;
+      }
+      const char* kind = destinations ? "async destinations" : "async invoke config";
+      const bool same_config = have && dest_of(*have, "OnSuccess") == want_success &&
+                               dest_of(*have, "OnFailure") == want_failure &&
+                               jint(*have, "MaximumRetryAttempts", 2) == f.async.max_retry_attempts &&
+                               jint(*have, "MaximumEventAgeInSeconds", 21600) == f.async.max_event_age_s;
+      if (same_config) {
+        same(kind, label, join(detail, ", "));
+        continue;
+      }
+      change(own ? Change::update : Change::create, kind, label, join(detail, ", "),
+             [&] { retry_while_role_settles([&] { r_.call("PUT", "lambda", path, body, q); }); });
+    }
   }
 }
 
@@ -876,7 +898,8 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
       });
   }
 
-  // Asynchronous invocation settings, on the function (AWS's defaults need no call).
+  // Asynchronous invocation settings, on the function (AWS's defaults need no call); the
+  // aliases events come through get theirs in step_destinations.
   {
     json have_async;
     if (remote) {
@@ -1170,6 +1193,7 @@ void Deployer::step_reached_aliases() {
                "code changes: name one that exists)");
     }
     put_alias(rn, q, version, weights, "sluice alias " + q + " of stack " + st_.name);
+    reached_aliases_[r.function].insert(q);
   }
 }
 
@@ -2715,6 +2739,7 @@ void Deployer::pass(bool apply) {
   plans_ = json::object();
   keys_ = json::object();
   rest_stage_ready_.clear();
+  reached_aliases_.clear();
   // Applying creates the bucket before taking the lock; its item is the plan's, so that the
   // summary counts what the plan did.
   if (!apply) step_bucket();
