@@ -17,7 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -124,6 +124,8 @@ class FaultProxy:
         self.mutations = 0
         self.hold_at = None
         self.rewrite = None  # (method, path, status, body bytes) -> body bytes: edits moto's answers
+        # (method, path, body text) -> None (forward) or (status, headers, body bytes): stands in for moto
+        self.intercept = None
         self.held = threading.Event()
         self.release = threading.Event()
         proxy = self
@@ -151,6 +153,18 @@ class FaultProxy:
                         proxy.release.wait(60)
                         self.close_connection = True
                         return
+                answer = proxy.intercept(self.command, self.path, text) if proxy.intercept else None
+                if answer is not None:
+                    status, headers, out = answer
+                    proxy.calls.append((self.command, self.path, status))
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("content-length", str(len(out)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(out)
+                    return
                 for rule in proxy.rules:
                     if rule["times"] != 0 and rule["match"](self.command, self.path, text):
                         if rule["times"] is not None:
@@ -1422,6 +1436,48 @@ def test_a_usage_plan_loses_the_keys_stages_and_limits_the_stack_removes(moto, p
     nothing_changes(moto, lambda: project.deploy("sandbox"))
 
 
+def test_a_usage_plans_route_throttles_go_on_its_api_stage_and_follow_the_stack(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    gold = "    keys: [partner, internal]\n"
+    stack.write_text(stack.read_text().replace(gold, gold + "    route_throttles:\n"
+                                               '      "shop/dev/GET /items/{id}": {rate: 5, burst: 10}\n'
+                                               '      "shop/dev/POST /items/{id}/tags": {rate: 1, burst: 2}\n'))
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    rest, _ = shop_api_ids(apigw, v2)
+
+    def plan():
+        return [p for p in apigw.get_usage_plans()["items"] if p["name"] == "shop-gold"][0]
+
+    # Keyed as AWS keys them, "/{resourcePath}/{httpMethod}", on the plan's entry for the API stage.
+    assert plan()["apiStages"] == [{"apiId": rest, "stage": "dev", "throttle": {
+        "/items/{id}/GET": {"burstLimit": 10, "rateLimit": 5.0},
+        "/items/{id}/tags/POST": {"burstLimit": 2, "rateLimit": 1.0}}}], plan()
+    nothing_changes(moto, deploy)
+
+    # One changed, one dropped, one added: patch operations on that API stage's throttle map.
+    text = stack.read_text()
+    text = text.replace('"shop/dev/GET /items/{id}": {rate: 5, burst: 10}', '"shop/dev/GET /items/{id}": {rate: 7.5, burst: 10}')
+    text = text.replace('      "shop/dev/POST /items/{id}/tags": {rate: 1, burst: 2}\n',
+                        '      "shop/dev/GET /items": {rate: 3, burst: 6}\n')
+    stack.write_text(text)
+    moto.start_recording()
+    p = ok(deploy())
+    calls = moto.stop_recording()
+    assert "~ update usage plan shop-gold (3 route throttle(s))" in p.stderr, p.stderr
+    plan_id = plan()["id"]
+    ops = [op for _, b in recorded_bodies(calls, "PATCH", f"/usageplans/{plan_id}") for op in b["patchOperations"]]
+    at = f"/apiStages/{rest}:dev/throttle/"
+    assert sorted(ops, key=json.dumps) == sorted([
+        {"op": "replace", "path": at + "/items/{id}/GET/rateLimit", "value": "7.50"},
+        {"op": "replace", "path": at + "/items/GET/rateLimit", "value": "3.00"},
+        {"op": "replace", "path": at + "/items/GET/burstLimit", "value": "6"},
+        {"op": "remove", "path": at + "/items/{id}/tags/POST"}], key=json.dumps), ops
+    # moto 5 ignores these paths (its plan keeps the throttles it was created with), so what
+    # AWS then shows, and a redeploy changing nothing after an edit, can only be checked there.
+
+
 def test_authorizers_and_integrations_the_stack_no_longer_uses_are_deleted(moto, tmp_path):
     app, deploy = shop(tmp_path, moto)
     stack = app / "sluice.yaml"
@@ -1457,6 +1513,43 @@ def test_authorizers_and_integrations_the_stack_no_longer_uses_are_deleted(moto,
     assert "lambda-auth" not in record_at(moto, "us-east-1", "shop", "dev")["apis"]["web"].get("authorizers", {})
     nothing_changes(moto, deploy)
 
+
+def authorizer_statements(lam, function, qualifier=None):
+    """The sids of a function's (or alias's) policy statements sluice added for authorizers."""
+    kw = {"Qualifier": qualifier} if qualifier else {}
+    try:
+        doc = json.loads(lam.get_policy(FunctionName=function, **kw)["Policy"])
+    except lam.exceptions.ResourceNotFoundException:
+        return set()
+    return {s["Sid"] for s in doc["Statement"] if "-auth-" in s["Sid"]}
+
+
+def test_a_removed_authorizer_takes_its_invoke_permission_with_it(moto, tmp_path):
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    rest, web = shop_api_ids(apigw, v2)
+    assert authorizer_statements(lam, "shop-authz") == {
+        f"sluice-{rest}-auth-tokens", f"sluice-{rest}-auth-tenant", f"sluice-{web}-auth-lambda-auth"}
+
+    # A Lambda authorizer of the REST API and the HTTP API's one go; the others stay.
+    text = stack.read_text()
+    text = text.replace("      tenant: {type: request, function: authz, identity_source: [method.request.header.X-Tenant], "
+                        "ttl: 0}\n", "")
+    text = text.replace('{function: "api:${stageVariables.alias}", authorizer: tenant, api_key_required: true}',
+                        '{function: "api:${stageVariables.alias}", api_key_required: true}')
+    text = cut(text, "      lambda-auth:\n", "    routes:\n      GET /me")
+    text = text.replace('      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n', "")
+    stack.write_text(text)
+    p = ok(deploy())
+    assert "- remove authorizer shop-shop tenant (no longer in the stack)" in p.stderr, p.stderr
+    assert (f"- remove permission shop-authz (sluice-{rest}-auth-tenant: authorizer tenant of shop-shop is gone)"
+            in p.stderr), p.stderr
+    assert (f"- remove permission shop-authz (sluice-{web}-auth-lambda-auth: authorizer lambda-auth of shop-web is "
+            "gone)") in p.stderr, p.stderr
+    assert authorizer_statements(lam, "shop-authz") == {f"sluice-{rest}-auth-tokens"}
+    nothing_changes(moto, deploy)
 
 def record_at(moto, region, stack, stage):
     s3 = moto.client("s3", region=region)
@@ -1552,3 +1645,98 @@ def test_the_api_key_source_is_deployed_and_updated(moto, tmp_path):
     assert apigw.get_rest_api(restApiId=rest)["apiKeySource"] == "AUTHORIZER"
     assert len(apigw.get_deployments(restApiId=rest)["items"]) == deployments + 1
     nothing_changes(moto, deploy)
+
+
+class InvokeConfigsPerQualifier:
+    """Lambda's event-invoke-config API as AWS has it, for a FaultProxy's intercept: one config
+    per function, version or alias, a 404 for a qualifier that has none (moto keeps one per
+    function whatever the qualifier, and answers every qualifier with it)."""
+
+    def __init__(self, region):
+        self.region = region
+        self.configs = {}  # (function, qualifier or "") -> config
+        self.calls = []    # (method, qualifier, body or None)
+
+    def __call__(self, method, path, body):
+        u = urlsplit(path)
+        m = re.fullmatch(r"/2019-09-25/functions/([^/]+)/event-invoke-config", u.path)
+        if not m:
+            return None
+        fn = unquote(m.group(1))
+        qual = parse_qs(u.query).get("Qualifier", [""])[0]
+        arn = f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{fn}" + (f":{qual}" if qual else "")
+        self.calls.append((method, qual, json.loads(body) if body else None))
+        key = (fn, qual)
+        answer = lambda status, doc: (status, {"content-type": "application/json"}, json.dumps(doc).encode())
+        if method == "PUT":
+            self.configs[key] = dict(json.loads(body), FunctionArn=arn, LastModified=time.time())
+            return answer(200, self.configs[key])
+        if key not in self.configs:
+            status, headers, out = answer(404, {"Type": "User",
+                                                "message": f"The function {arn} doesn't have an EventInvokeConfig"})
+            headers["x-amzn-errortype"] = "ResourceNotFoundException"
+            return status, headers, out
+        if method == "DELETE":
+            del self.configs[key]
+            return 204, {}, b""
+        return answer(200, self.configs[key])
+
+    def mutations(self):
+        return [(m, q, b) for m, q, b in self.calls if m != "GET"]
+
+
+def test_async_settings_go_on_every_alias_the_stack_deploys_as_events_come_through_them(moto, tmp_path):
+    proxy = FaultProxy(moto.port)
+    configs = InvokeConfigsPerQualifier("us-east-1")
+    proxy.intercept = configs
+    try:
+        app, deploy = shop(tmp_path, moto)
+        stack = app / "sluice.yaml"
+        # custom (retries 0, max age 120) also gets an alias of its own that a route reaches.
+        text = stack.read_text()
+        text = text.replace("    async: {max_retry_attempts: 0, max_event_age: 120}\n",
+                            "    async: {max_retry_attempts: 0, max_event_age: 120}\n    aliases:\n      live: $LATEST\n")
+        text = text.replace("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: custom\n      GET /live: custom:live\n")
+        stack.write_text(text)
+
+        def via_proxy():
+            return deploy(endpoint=proxy.url)
+
+        p = ok(via_proxy())
+        want = {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 120}
+        for qual in ("", "dev", "live"):
+            got = configs.configs.get(("shop-custom", qual))
+            assert got and {k: got[k] for k in want} == want and "DestinationConfig" not in got, (qual, got, configs.calls, p.stderr)
+        assert "+ create async invoke config shop-custom:dev (retries 0, max age 120 s)" in p.stderr, p.stderr
+        assert "+ create async invoke config shop-custom:live (retries 0, max age 120 s)" in p.stderr
+        # Functions with AWS's defaults get no config, on the function or its aliases.
+        assert {fn for fn, _ in configs.configs} == {"shop-custom"}
+
+        # Nothing changed: nothing written (moto's record misses what the proxy answered itself).
+        configs.calls.clear()
+        p = nothing_changes(moto, via_proxy)
+        assert configs.mutations() == [], configs.mutations()
+
+        # An edit reaches the function and both aliases.
+        stack.write_text(stack.read_text().replace("max_retry_attempts: 0, max_event_age: 120",
+                                                   "max_retry_attempts: 1, max_event_age: 120"))
+        configs.calls.clear()
+        p = ok(via_proxy())
+        assert sorted(q for m, q, _ in configs.mutations()) == ["", "dev", "live"], configs.mutations()
+        assert all(b["MaximumRetryAttempts"] == 1 for _, _, b in configs.mutations())
+        assert "~ update async invoke config shop-custom:live (retries 1, max age 120 s)" in p.stderr, p.stderr
+        configs.calls.clear()
+        nothing_changes(moto, via_proxy)
+        assert configs.mutations() == []
+
+        # Back to AWS's defaults: the aliases' configs go (the function's gets the defaults).
+        stack.write_text(stack.read_text().replace("    async: {max_retry_attempts: 1, max_event_age: 120}\n", ""))
+        configs.calls.clear()
+        p = ok(via_proxy())
+        assert sorted((m, q) for m, q, _ in configs.mutations()) == [("DELETE", "dev"), ("DELETE", "live"), ("PUT", "")]
+        assert "- remove async invoke config shop-custom:dev" in p.stderr, p.stderr
+        configs.calls.clear()
+        nothing_changes(moto, via_proxy)
+        assert configs.mutations() == []
+    finally:
+        proxy.stop()

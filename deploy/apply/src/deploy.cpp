@@ -322,6 +322,8 @@ class Deployer {
   // Every item of a paged Lambda listing (Marker / NextMarker): path's `field` array, page by page.
   std::vector<json> lambda_list(const std::string& path, const char* field);
   void remove_api_permissions(const std::string& api_id, const std::string& label);
+  void remove_authorizer_permission(const stack::ApiSpec& api, const std::string& api_id, const std::string& label,
+                                    const std::string& authorizer, const std::string& authorizer_uri);
   void step_schedule_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& rule,
                                 const std::string& rule_arn);
   void remove_schedule_rule(const std::string& rule, const json& targets, const std::string& target_id,
@@ -357,6 +359,8 @@ class Deployer {
   std::map<std::string, ApiOut> apis_;
   json schedules_ = json::object();                // schedule -> {rule, arn, expression, state, target}
   json plans_ = json::object();                    // usage plan name -> id, of plans bound to this stage
+  // Function -> the aliases other than the stage's that this pass puts (step_reached_aliases).
+  std::map<std::string, std::set<std::string>> reached_aliases_;
   json keys_ = json::object();                     // API key name -> id, of those plans' keys
   std::map<std::string, std::string> rest_stage_ready_;  // api -> api id once its stage exists
   json source_record_;                             // promote / rollback: the record applied
@@ -659,50 +663,70 @@ void Deployer::step_event_sources() {
   }
 }
 
-// The stage alias's asynchronous invocation config when the function has destinations (its
-// retries and event age with them); removed when it has none any more. Runs once every
+// The asynchronous invocation config (retries, event age, destinations) of each alias this
+// deploy gives a function: the stage's, and those the stack defines that something reaches in
+// this stage. Lambda keeps one config per function, version and alias, and an event invoked
+// through an alias (as API Gateway, event sources and destinations invoke the stage's) goes by
+// the alias's, not the function's: each alias gets the stack's settings. One left at AWS's
+// defaults with no destinations needs none, and an existing one is removed. Runs once every
 // function and alias of the stage exists, since AWS checks that a destination exists.
 void Deployer::step_destinations() {
+  auto dest_of = [](const json& cfg, const char* side) {
+    if (!cfg.is_object() || !cfg.contains("DestinationConfig") || !cfg["DestinationConfig"].is_object())
+      return std::string();
+    const auto& d = cfg["DestinationConfig"];
+    return d.contains(side) && d[side].is_object() ? jstr(d[side], "Destination") : std::string();
+  };
   for (const auto& [name, f] : st_.functions) {
     const std::string rn = function_name(st_.name, name);
     const std::string path = "/2019-09-25/functions/" + rn + "/event-invoke-config";
-    const aws::Pairs q = {{"Qualifier", stage_}};
-    const std::string label = rn + ":" + stage_;
-    std::optional<json> have = r_.get("lambda", path, q);  // none for a new function or alias (404)
-    // AWS answers a qualified config with a qualified FunctionArn; the function's own
-    // (unqualified) one is not the alias's (moto answers that whatever the qualifier).
-    if (have && !ends_with(jstr(*have, "FunctionArn"), ":" + stage_)) have.reset();
-    auto dest_of = [](const json& cfg, const char* side) {
-      if (!cfg.is_object() || !cfg.contains("DestinationConfig")) return std::string();
-      const auto& d = cfg["DestinationConfig"];
-      return d.contains(side) && d[side].is_object() ? jstr(d[side], "Destination") : std::string();
-    };
-    std::string want_success = f.async.on_success ? destination_arn(*f.async.on_success) : "";
-    std::string want_failure = f.async.on_failure ? destination_arn(*f.async.on_failure) : "";
-    if (want_success.empty() && want_failure.empty()) {
-      if (have && (!dest_of(*have, "OnSuccess").empty() || !dest_of(*have, "OnFailure").empty()))
-        change(Change::remove, "async destinations", label, "", [&] { r_.call("DELETE", "lambda", path, nullptr, q); });
-      continue;
-    }
+    const std::string want_success = f.async.on_success ? destination_arn(*f.async.on_success) : "";
+    const std::string want_failure = f.async.on_failure ? destination_arn(*f.async.on_failure) : "";
+    const bool destinations = !want_success.empty() || !want_failure.empty();
+    const bool defaults = !destinations && f.async.max_retry_attempts == 2 && f.async.max_event_age_s == 21600;
     std::vector<std::string> detail;
     if (!want_success.empty()) detail.push_back("on success " + want_success);
     if (!want_failure.empty()) detail.push_back("on failure " + want_failure);
-    bool same_config = have && dest_of(*have, "OnSuccess") == want_success && dest_of(*have, "OnFailure") == want_failure &&
-                       jint(*have, "MaximumRetryAttempts", 2) == f.async.max_retry_attempts &&
-                       jint(*have, "MaximumEventAgeInSeconds", 21600) == f.async.max_event_age_s;
-    if (same_config) {
-      same("async destinations", label, join(detail, ", "));
-      continue;
-    }
-    change(have ? Change::update : Change::create, "async destinations", label, join(detail, ", "), [&] {
+    if (!destinations)
+      detail.push_back("retries " + std::to_string(f.async.max_retry_attempts) + ", max age " +
+                       std::to_string(f.async.max_event_age_s) + " s");
+    json body = {{"MaximumRetryAttempts", f.async.max_retry_attempts},
+                 {"MaximumEventAgeInSeconds", f.async.max_event_age_s}};
+    if (destinations) {
       json dc = {{"OnSuccess", json::object()}, {"OnFailure", json::object()}};
       if (!want_success.empty()) dc["OnSuccess"] = {{"Destination", want_success}};
       if (!want_failure.empty()) dc["OnFailure"] = {{"Destination", want_failure}};
-      json body = {{"MaximumRetryAttempts", f.async.max_retry_attempts},
-                   {"MaximumEventAgeInSeconds", f.async.max_event_age_s},
-                   {"DestinationConfig", dc}};
-      retry_while_role_settles([&] { r_.call("PUT", "lambda", path, body, q); });
-    });
+      body["DestinationConfig"] = dc;
+    }
+    std::set<std::string> aliases = {stage_};
+    if (auto it = reached_aliases_.find(name); it != reached_aliases_.end())
+      aliases.insert(it->second.begin(), it->second.end());
+    for (const auto& alias : aliases) {
+      const aws::Pairs q = {{"Qualifier", alias}};
+      const std::string label = rn + ":" + alias;
+      std::optional<json> have = r_.get("lambda", path, q);  // none for a new function or alias (404)
+      // AWS answers an alias's own config with the alias's ARN. moto answers the function's own
+      // (unqualified) one whatever the qualifier: compared with, but never removed as the alias's.
+      const bool own = have && ends_with(jstr(*have, "FunctionArn"), ":" + alias);
+      const bool had_destinations = have && (!dest_of(*have, "OnSuccess").empty() || !dest_of(*have, "OnFailure").empty());
+      if (defaults) {
+        if (own)
+          change(Change::remove, had_destinations ? "async destinations" : "async invoke config", label, "",
+                 [&] { r_.call("DELETE", "lambda", path, nullptr, q); });
+        continue;
+      }
+      const char* kind = destinations ? "async destinations" : "async invoke config";
+      const bool same_config = have && dest_of(*have, "OnSuccess") == want_success &&
+                               dest_of(*have, "OnFailure") == want_failure &&
+                               jint(*have, "MaximumRetryAttempts", 2) == f.async.max_retry_attempts &&
+                               jint(*have, "MaximumEventAgeInSeconds", 21600) == f.async.max_event_age_s;
+      if (same_config) {
+        same(kind, label, join(detail, ", "));
+        continue;
+      }
+      change(own ? Change::update : Change::create, kind, label, join(detail, ", "),
+             [&] { retry_while_role_settles([&] { r_.call("PUT", "lambda", path, body, q); }); });
+    }
   }
 }
 
@@ -874,7 +898,8 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
       });
   }
 
-  // Asynchronous invocation settings, on the function (AWS's defaults need no call).
+  // Asynchronous invocation settings, on the function (AWS's defaults need no call); the
+  // aliases events come through get theirs in step_destinations.
   {
     json have_async;
     if (remote) {
@@ -1168,6 +1193,7 @@ void Deployer::step_reached_aliases() {
                "code changes: name one that exists)");
     }
     put_alias(rn, q, version, weights, "sluice alias " + q + " of stack " + st_.name);
+    reached_aliases_[r.function].insert(q);
   }
 }
 
@@ -1273,6 +1299,34 @@ void Deployer::step_permission(const std::string& function_expr, const std::stri
                               {"Principal", "apigateway.amazonaws.com"},
                               {"SourceArn", source_arn}});
   });
+}
+
+// The statement step_permission added for a Lambda authorizer the stack no longer has
+// ("sluice-API-auth-NAME", "-QUALIFIER" appended for a qualified function), found through the
+// authorizer's URI: its function, and its qualifier under each stage's variables when it names one.
+void Deployer::remove_authorizer_permission(const stack::ApiSpec& api, const std::string& api_id,
+                                            const std::string& label, const std::string& authorizer,
+                                            const std::string& authorizer_uri) {
+  const auto b = authorizer_uri.find(":function:");
+  const auto e = authorizer_uri.rfind("/invocations");
+  if (b == std::string::npos || e == std::string::npos || e < b) return;  // a JWT authorizer: no function
+  const std::string target = authorizer_uri.substr(b + 10, e - b - 10);  // NAME or NAME:QUALIFIER
+  std::vector<std::map<std::string, std::string>> stage_variables;
+  for (const auto& [sn, ss] : api.stages) stage_variables.push_back(ss.variables);
+  if (!stage_spec(api)) stage_variables.emplace_back();
+  std::set<std::string> done;
+  for (const auto& variables : stage_variables) {
+    auto resolved = substitute_stage_variables(target, variables);
+    if (!resolved || !done.insert(*resolved).second) continue;
+    const auto colon = resolved->find(':');
+    const std::string rn = resolved->substr(0, colon);
+    const std::string qual = colon == std::string::npos ? "" : permission_qualifier(resolved->substr(colon + 1));
+    const std::string sid = statement_id("sluice-" + api_id + "-auth-" + authorizer + (qual.empty() ? "" : "-" + qual));
+    if (!has_permission(rn, qual, sid)) continue;
+    change(Change::remove, "permission", rn + (qual.empty() ? "" : ":" + qual),
+           sid + ": authorizer " + authorizer + " of " + label + " is gone",
+           [this, rn, qual, sid] { remove_statement(rn, qual, sid); });
+  }
 }
 
 const stack::StageSpec* Deployer::stage_spec(const stack::ApiSpec& api) const {
@@ -1547,10 +1601,12 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
   }
   // Authorizers the stack no longer has, once no method uses them (API Gateway refuses before).
   for (const auto& [an, a] : remote_auth)
-    if (!api.authorizers.count(an))
+    if (!api.authorizers.count(an)) {
       change(Change::remove, "authorizer", name + " " + an, "no longer in the stack", [&, aid = jstr(a, "id")] {
         r_.call("DELETE", "apigateway", base + "/authorizers/" + aid);
       });
+      remove_authorizer_permission(api, id, name, an, jstr(a, "authorizerUri"));
+    }
 
   // The deployment and the stage.
   {
@@ -1864,9 +1920,11 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
            });
   }
   for (const auto& [an, a] : remote_auth)
-    if (!api.authorizers.count(an))
+    if (!api.authorizers.count(an)) {
       change(Change::remove, "authorizer", name + " " + an, "no longer in the stack",
              [&, aid = jstr(a, "authorizerId")] { r_.call("DELETE", "apigateway", base + "/authorizers/" + aid); });
+      remove_authorizer_permission(api, id, name, an, jstr(a, "authorizerUri"));
+    }
 
   // The stage: auto-deployed, with its variables and default throttle.
   std::optional<json> stage;
@@ -1919,6 +1977,49 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
 
 // ---- API keys and usage plans ------------------------------------------------------------
 
+namespace {
+
+// A usage plan's per-route throttles for its stage ENV of an API, keyed as AWS keys an API
+// stage's throttle map: "/{resourcePath}/{httpMethod}" ("/movies/{id}/GET"; "//GET" for the root).
+json plan_route_throttles(const stack::UsagePlanSpec& plan, const std::string& api, const std::string& stage) {
+  json out = json::object();
+  const std::string prefix = api + "/" + stage + "/";
+  for (const auto& [ref, t] : plan.route_throttles) {
+    if (!starts_with(ref, prefix)) continue;
+    const std::string route = ref.substr(prefix.size());  // "GET /movies/{id}"
+    auto sp = route.find(' ');
+    if (sp == std::string::npos) continue;
+    out[route.substr(sp + 1) + "/" + route.substr(0, sp)] = {{"burstLimit", t.burst}, {"rateLimit", t.rate}};
+  }
+  return out;
+}
+
+// The UpdateUsagePlan operations that turn an API stage's throttle map `have` into `want`:
+// "/apiStages/API:STAGE/throttle/{resourcePath}/{httpMethod}/rateLimit" (and burstLimit) for a
+// new or changed method, a remove of ".../throttle/{resourcePath}/{httpMethod}" for one gone.
+// `methods` counts the methods changed.
+json route_throttle_ops(const std::string& api_stage, const json& have, const json& want, std::size_t& methods) {
+  json ops = json::array();
+  const std::string at = "/apiStages/" + api_stage + "/throttle/";
+  for (const auto& [key, w] : want.items()) {
+    json h = have.contains(key) && have[key].is_object() ? have[key] : json::object();
+    const std::size_t before = ops.size();
+    if (std::abs(h.value("rateLimit", -1.0) - w["rateLimit"].get<double>()) > 1e-9)
+      ops.push_back({{"op", "replace"}, {"path", at + key + "/rateLimit"}, {"value", fixed2(w["rateLimit"].get<double>())}});
+    if (h.value("burstLimit", -1) != w["burstLimit"].get<int>())
+      ops.push_back({{"op", "replace"}, {"path", at + key + "/burstLimit"}, {"value", std::to_string(w["burstLimit"].get<int>())}});
+    if (ops.size() != before) ++methods;
+  }
+  for (const auto& [key, h] : have.items())
+    if (!want.contains(key)) {
+      ops.push_back({{"op", "remove"}, {"path", at + key}});
+      ++methods;
+    }
+  return ops;
+}
+
+}  // namespace
+
 void Deployer::step_keys_and_plans() {
   // Only plans bound to this stage of an API deployed here matter to this deploy.
   std::map<std::string, std::string> key_id;
@@ -1966,8 +2067,12 @@ void Deployer::step_keys_and_plans() {
   bool listed = false;
   for (const auto& [pn, plan] : st_.usage_plans) {
     std::vector<std::string> apis_here;
+    std::map<std::string, json> route_throttles;  // API id -> its throttle map, as the plan's apiStages has it
     for (const auto& [api, stage] : plan.stages)
-      if (stage == stage_ && rest_stage_ready_.count(api)) apis_here.push_back(rest_stage_ready_[api]);
+      if (stage == stage_ && rest_stage_ready_.count(api)) {
+        apis_here.push_back(rest_stage_ready_[api]);
+        route_throttles[rest_stage_ready_[api]] = plan_route_throttles(plan, api, stage_);
+      }
     if (apis_here.empty()) continue;
     if (!listed) {
       plans_list = r_.call("GET", "apigateway", "/usageplans", nullptr, {{"limit", "500"}});
@@ -1990,8 +2095,12 @@ void Deployer::step_keys_and_plans() {
       plan_id = kNew;
       change(Change::create, "usage plan", name, "", [&] {
         json stages = json::array();
-        for (const auto& a : apis_here)
-          if (a != kNew) stages.push_back({{"apiId", a}, {"stage", stage_}});
+        for (const auto& a : apis_here) {
+          if (a == kNew) continue;
+          json entry = {{"apiId", a}, {"stage", stage_}};
+          if (!route_throttles[a].empty()) entry["throttle"] = route_throttles[a];
+          stages.push_back(entry);
+        }
         json body = {{"name", name}, {"apiStages", stages}};
         if (!throttle.is_null()) body["throttle"] = throttle;
         if (!quota.is_null()) body["quota"] = quota;
@@ -2001,11 +2110,22 @@ void Deployer::step_keys_and_plans() {
       plan_id = jstr(*found, "id");
       json ops = json::array();
       std::set<std::string> have_stages;
-      for (const auto& s : found->value("apiStages", json::array()))
-        have_stages.insert(jstr(s, "apiId") + ":" + jstr(s, "stage"));
-      for (const auto& a : apis_here)
-        if (a != kNew && !have_stages.count(a + ":" + stage_))
+      std::map<std::string, json> have_route_throttles;  // "apiId:stage" -> its throttle map
+      for (const auto& s : found->value("apiStages", json::array())) {
+        const std::string st = jstr(s, "apiId") + ":" + jstr(s, "stage");
+        have_stages.insert(st);
+        if (s.contains("throttle") && s["throttle"].is_object()) have_route_throttles[st] = s["throttle"];
+      }
+      std::size_t route_ops = 0, routes_changed = 0;
+      for (const auto& a : apis_here) {
+        if (a == kNew) continue;
+        if (!have_stages.count(a + ":" + stage_))
           ops.push_back({{"op", "add"}, {"path", "/apiStages"}, {"value", a + ":" + stage_}});
+        json have = have_route_throttles.count(a + ":" + stage_) ? have_route_throttles[a + ":" + stage_] : json::object();
+        json route_ops_here = route_throttle_ops(a + ":" + stage_, have, route_throttles[a], routes_changed);
+        for (auto& op : route_ops_here) ops.push_back(op);
+        route_ops += route_ops_here.size();
+      }
       // This stage's API stages the plan no longer lists (the other stages' are theirs to settle).
       const std::set<std::string> wanted_here = [&] {
         std::set<std::string> w;
@@ -2039,9 +2159,10 @@ void Deployer::step_keys_and_plans() {
       if (ops.empty())
         same("usage plan", name);
       else
-        change(Change::update, "usage plan", name, std::to_string(ops.size()) + " change(s)", [&] {
-          r_.call("PATCH", "apigateway", "/usageplans/" + plan_id, {{"patchOperations", ops}});
-        });
+        change(Change::update, "usage plan", name,
+               route_ops == ops.size() ? std::to_string(routes_changed) + " route throttle(s)"
+                                       : std::to_string(ops.size()) + " change(s)",
+               [&] { r_.call("PATCH", "apigateway", "/usageplans/" + plan_id, {{"patchOperations", ops}}); });
     }
     std::set<std::string> have_keys;
     std::map<std::string, std::string> key_names;  // id -> name, of the keys the plan has
@@ -2618,6 +2739,7 @@ void Deployer::pass(bool apply) {
   plans_ = json::object();
   keys_ = json::object();
   rest_stage_ready_.clear();
+  reached_aliases_.clear();
   // Applying creates the bucket before taking the lock; its item is the plan's, so that the
   // summary counts what the plan did.
   if (!apply) step_bucket();
