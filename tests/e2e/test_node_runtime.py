@@ -220,3 +220,45 @@ def test_a_stream_cut_by_the_timeout_lasts_until_the_timeout(srv):
     srv.wait_for_log("Status: timeout")
     report = next(l for l in srv.stdout().splitlines() if l.startswith("[stream-stall ") and "REPORT" in l)
     assert float(report.split("Duration: ")[1].split(" ms")[0]) >= 999, report
+
+
+def test_handler_modules_that_require_finds_as_aws_does(ws):
+    # AWS's runtime client loads FILE of "FILE.export" as the path itself when it exists (a folder
+    # with index.js is required as such), then FILE.js / .mjs / .cjs, and last as
+    # require.resolve(FILE, {paths: [task root, handler folder]}): a package in node_modules or in
+    # a layer's nodejs/node_modules. None of these may be refused when the stack is loaded.
+    code = ws.path / "code"
+    (code / "lib").mkdir(parents=True)
+    (code / "lib" / "index.js").write_text("exports.handler = async () => 'folder index';\n")
+    (code / "node_modules" / "inpkg").mkdir(parents=True)
+    (code / "node_modules" / "inpkg" / "package.json").write_text('{"name": "inpkg", "main": "main.js"}\n')
+    (code / "node_modules" / "inpkg" / "main.js").write_text("exports.handler = async () => 'package main';\n")
+    (code / "src" / "node_modules").mkdir(parents=True)
+    (code / "src" / "node_modules" / "near.js").write_text("exports.handler = async () => 'nearest node_modules';\n")
+    (ws.path / "layer" / "nodejs" / "node_modules" / "layerpkg").mkdir(parents=True)
+    (ws.path / "layer" / "nodejs" / "node_modules" / "layerpkg" / "index.js").write_text(
+        "exports.handler = async () => 'layer package';\n")
+    (code / "empty").mkdir()
+    ws.write_stack(
+        "name: resolve\nfunctions:\n"
+        "  folder: {runtime: nodejs20.x, code: code/, handler: lib.handler}\n"
+        "  package: {runtime: nodejs20.x, code: code/, handler: inpkg.handler}\n"
+        "  nearest: {runtime: nodejs20.x, code: code/, handler: src/near.handler}\n"
+        "  layer: {runtime: nodejs20.x, code: code/, handler: layerpkg.handler, layers: [layer/]}\n"
+        "  empty-folder: {runtime: nodejs20.x, code: code/, handler: empty.handler}\n")
+    srv = ws.serve()
+    for name, expected in (("folder", "folder index"), ("package", "package main"),
+                           ("nearest", "nearest node_modules"), ("layer", "layer package")):
+        assert srv.invoke(name, {})["Json"] == expected, name
+    # A folder require() cannot load is AWS's init error, not a refused stack.
+    r = srv.invoke("empty-folder", {})
+    assert r["FunctionError"] == "Unhandled"
+    assert r["Json"]["errorType"] == "Runtime.ImportModuleError"
+    assert r["Json"]["errorMessage"].startswith("Error: Cannot find module '/var/task/empty'")
+
+    # Nothing at all that require() could find is still refused, naming what was looked for.
+    ws.write_stack("name: resolve\nfunctions:\n  nothing: {runtime: nodejs20.x, code: code/, handler: nope.handler}\n",
+                   name="bad.yaml")
+    out = ws.run("validate", "bad.yaml")
+    assert out.returncode != 0
+    assert b'handler "nope.handler" needs nope.js, nope.mjs or nope.cjs in the code directory' in out.stderr

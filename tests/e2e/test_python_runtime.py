@@ -103,3 +103,38 @@ def test_init_errors(srv):
 
 def test_layers_are_importable_like_opt_python(srv):
     assert srv.invoke("with-layer", {})["Json"] == {"from_layer": "layer says hi"}
+
+
+def test_context_log_is_one_record_even_without_the_logging_module(ws):
+    # awslambdaric installs its handler on the root logger before user code runs, and
+    # context.log() writes through that handler's log sink: one framed record on Lambda's
+    # descriptor 62, newlines and all, whether or not the handler ever imports `logging`.
+    from conftest import Sluice, wait_until
+
+    probe = ws.copy_function("extension-probe", "probe")
+    (probe / "code" / "ctxlog.py").write_text(
+        "import sys\n\n"
+        "def handler(event, context):\n"
+        "    context.log('ctx first\\nctx second')\n"
+        "    return {'logging_imported': 'logging' in sys.modules}\n")
+    log = ws.path / "ext.log"
+    (probe / "sluice.yaml").write_text(
+        "name: ctxlog\nfunctions:\n  f:\n    runtime: python3.11\n    code: code/\n    handler: ctxlog.handler\n"
+        f"    layers: [layer/]\n    environment: {{PROBE_EXT_LOG: {json.dumps(str(log))}, PROBE_EXT_SUBSCRIBE: function}}\n")
+    srv = Sluice(probe)
+    ws.servers.append(srv)
+    srv.start()
+
+    def records():
+        if not log.exists():
+            return []
+        entries = [json.loads(line) for line in log.read_text().splitlines() if line]
+        return [r["record"] for e in entries if e["kind"] == "telemetry" for r in e["batch"] if r["type"] == "function"]
+
+    r = srv.invoke("f", {})
+    assert r["Json"] == {"logging_imported": False}
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    wait_until(lambda: rid in srv.stdout() and "REPORT RequestId: " + rid in srv.stdout())
+    srv.invoke("f", {})  # thaws the environment: the first invocation's records go out
+    got = wait_until(lambda: [x for x in records() if "ctx" in str(x)] or None)
+    assert got[0] == "ctx first\nctx second", got  # not "ctx first", then "ctx second"

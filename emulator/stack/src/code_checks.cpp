@@ -162,16 +162,57 @@ std::optional<std::string> python_handler_file_error(const std::string& handler,
   return msg;
 }
 
-std::optional<std::string> node_handler_file_error(const std::string& handler, const fs::path& code_dir) {
+namespace {
+
+// What require() finds for a bare name at `base` (the lookups of node's module resolution): a
+// file, as is or with .js, .json or .node, or a folder with a package.json or an index file.
+bool node_resolvable(const fs::path& base) {
+  if (is_file(base)) return true;
+  for (const char* ext : {".js", ".json", ".node"})
+    if (is_file(fs::path(base.string() + ext))) return true;
+  std::error_code ec;
+  if (!fs::is_directory(base, ec)) return false;
+  for (const char* f : {"package.json", "index.js", "index.json", "index.node"})
+    if (is_file(base / f)) return true;
+  return false;
+}
+
+}  // namespace
+
+std::optional<std::string> node_handler_file_error(const std::string& handler, const fs::path& code_dir,
+                                                   const std::vector<fs::path>& layers, const RuntimeId& runtime) {
   auto h = split_node(handler);
   if (!h) return std::nullopt;
   std::vector<std::string> segs = h->dirs;
   segs.push_back(h->file);
   std::string rel = join_segments(segs);
+  // AWS's runtime client (UserFunction.js) tries, under the task root: the path itself if it
+  // exists (a file, or a folder that require() loads: its index.js, its package.json's main),
+  // then FILE.js, FILE.mjs, FILE.cjs ...
+  std::error_code ec;
+  if (fs::exists(code_dir / rel, ec)) return std::nullopt;
   for (const char* ext : {".js", ".mjs", ".cjs"})
     if (is_file(code_dir / (rel + ext))) return std::nullopt;
-  return "handler " + sluice::quoted(handler) + " needs " + rel + ".js, " + rel + ".mjs or " + rel +
-         ".cjs in the code directory " + code_dir.string() + "; none exists";
+  // ... and last require.resolve(FILE, {paths: [task root, handler folder]}): node_modules from
+  // the handler's folder up to the task root, then NODE_PATH (the layers' nodejs/nodeNN/node_modules
+  // and nodejs/node_modules, then the task root itself).
+  for (std::size_t n = h->dirs.size() + 1; n-- > 0;) {
+    fs::path dir = code_dir;
+    for (std::size_t i = 0; i < n; ++i) dir /= h->dirs[i];
+    if (node_resolvable(dir / "node_modules" / h->file)) return std::nullopt;
+  }
+  for (const auto& layer : layers)
+    if (node_resolvable(layer / "nodejs" / ("node" + std::to_string(runtime.major)) / "node_modules" / h->file) ||
+        node_resolvable(layer / "nodejs" / "node_modules" / h->file))
+      return std::nullopt;
+  if (node_resolvable(code_dir / h->file)) return std::nullopt;
+  std::string msg = "handler " + sluice::quoted(handler) + " needs " + rel + ".js, " + rel + ".mjs or " + rel +
+                    ".cjs in the code directory " + code_dir.string() + " (or what require() finds for " +
+                    sluice::quoted(h->file) + ": a folder " + rel + "/ with an index.js or package.json, a package in " +
+                    "node_modules";
+  if (!layers.empty()) msg += " or in a layer's nodejs/node_modules";
+  msg += "); none exists";
+  return msg;
 }
 
 std::optional<std::string> bootstrap_error(const fs::path& code_dir, const std::vector<fs::path>& layers,

@@ -484,7 +484,7 @@ void Loader::check_code(const FunctionSpec& fn, const CodeCheck& code) {
   }
   if (!code.handler) return;
   err = rt.family == RuntimeFamily::python ? python_handler_file_error(*code.handler, fn.code_dir, fn.layers, rt)
-                                           : node_handler_file_error(*code.handler, fn.code_dir);
+                                           : node_handler_file_error(*code.handler, fn.code_dir, fn.layers, rt);
   if (err) c_.error(code.handler_at, *err);
 }
 

@@ -583,11 +583,16 @@ class LambdaContext(object):
 
     def log(self, msg):
         logging = sys.modules.get("logging")
-        if logging is not None:
-            for handler in logging.getLogger().handlers:
-                if hasattr(handler, "log_sink"):
-                    handler.log_sink.log(str(msg))
-                    return
+        if logging is None:
+            # On AWS the runtime's handler is on the root logger from the start, so this
+            # writes through its log sink (one framed record) even if user code never imports
+            # `logging`; here that handler exists only once something has imported it.
+            _LOG_SINK.log(str(msg))
+            return
+        for handler in logging.getLogger().handlers:
+            if hasattr(handler, "log_sink"):
+                handler.log_sink.log(str(msg))
+                return
         sys.stdout.write(str(msg))
 
     def __repr__(self):
