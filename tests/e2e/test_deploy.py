@@ -155,29 +155,13 @@ class FaultProxy:
                         return
                 answer = proxy.intercept(self.command, self.path, text) if proxy.intercept else None
                 if answer is not None:
-                    status, headers, out = answer
-                    proxy.calls.append((self.command, self.path, status))
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("content-length", str(len(out)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(out)
+                    self._answer(*answer)
                     return
                 for rule in proxy.rules:
                     if rule["times"] != 0 and rule["match"](self.command, self.path, text):
                         if rule["times"] is not None:
                             rule["times"] -= 1
-                        proxy.calls.append((self.command, self.path, rule["status"]))
-                        out = rule["body"].encode()
-                        self.send_response(rule["status"])
-                        for k, v in rule.get("headers", {}).items():
-                            self.send_header(k, v)
-                        self.send_header("content-length", str(len(out)))
-                        self.end_headers()
-                        if self.command != "HEAD":
-                            self.wfile.write(out)
+                        self._answer(rule["status"], rule.get("headers", {}), rule["body"].encode())
                         return
                 c = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
@@ -195,6 +179,17 @@ class FaultProxy:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
+
+            def _answer(self, status, headers, out):
+                """The proxy's own answer instead of moto's."""
+                proxy.calls.append((self.command, self.path, status))
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(out)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
@@ -1478,6 +1473,19 @@ def test_a_usage_plans_route_throttles_go_on_its_api_stage_and_follow_the_stack(
     # AWS then shows, and a redeploy changing nothing after an edit, can only be checked there.
 
 
+def drop_tenant_and_lambda_auth(stack):
+    """Edit the shop stack: the REST API's tenant authorizer goes (its route keeps its key); the
+    HTTP API's Lambda authorizer goes with the only route using it (custom, payload 1.0)."""
+    text = stack.read_text()
+    text = text.replace("      tenant: {type: request, function: authz, identity_source: [method.request.header.X-Tenant], "
+                        "ttl: 0}\n", "")
+    text = text.replace('{function: "api:${stageVariables.alias}", authorizer: tenant, api_key_required: true}',
+                        '{function: "api:${stageVariables.alias}", api_key_required: true}')
+    text = cut(text, "      lambda-auth:\n", "    routes:\n      GET /me")
+    text = text.replace('      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n', "")
+    stack.write_text(text)
+
+
 def test_authorizers_and_integrations_the_stack_no_longer_uses_are_deleted(moto, tmp_path):
     app, deploy = shop(tmp_path, moto)
     stack = app / "sluice.yaml"
@@ -1487,16 +1495,8 @@ def test_authorizers_and_integrations_the_stack_no_longer_uses_are_deleted(moto,
     lambda_auth = {r["RouteKey"]: r for r in v2.get_routes(ApiId=web)["Items"]}["POST /orders"]["AuthorizerId"]
     assert len(v2.get_integrations(ApiId=web)["Items"]) == 3
 
-    # The REST API's tenant authorizer goes (its route keeps its key); the HTTP API's Lambda
-    # authorizer goes with the only route using it, and that route's integration (custom, 1.0).
-    text = stack.read_text()
-    text = text.replace("      tenant: {type: request, function: authz, identity_source: [method.request.header.X-Tenant], "
-                        "ttl: 0}\n", "")
-    text = text.replace('{function: "api:${stageVariables.alias}", authorizer: tenant, api_key_required: true}',
-                        '{function: "api:${stageVariables.alias}", api_key_required: true}')
-    text = cut(text, "      lambda-auth:\n", "    routes:\n      GET /me")
-    text = text.replace('      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n', "")
-    stack.write_text(text)
+    # Two authorizers go, and the integration of the route that goes with one of them.
+    drop_tenant_and_lambda_auth(stack)
     p = ok(deploy())
     assert "- remove authorizer shop-shop tenant (no longer in the stack)" in p.stderr, p.stderr
     assert "- remove authorizer shop-web lambda-auth (no longer in the stack)" in p.stderr
@@ -1534,14 +1534,7 @@ def test_a_removed_authorizer_takes_its_invoke_permission_with_it(moto, tmp_path
         f"sluice-{rest}-auth-tokens", f"sluice-{rest}-auth-tenant", f"sluice-{web}-auth-lambda-auth"}
 
     # A Lambda authorizer of the REST API and the HTTP API's one go; the others stay.
-    text = stack.read_text()
-    text = text.replace("      tenant: {type: request, function: authz, identity_source: [method.request.header.X-Tenant], "
-                        "ttl: 0}\n", "")
-    text = text.replace('{function: "api:${stageVariables.alias}", authorizer: tenant, api_key_required: true}',
-                        '{function: "api:${stageVariables.alias}", api_key_required: true}')
-    text = cut(text, "      lambda-auth:\n", "    routes:\n      GET /me")
-    text = text.replace('      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n', "")
-    stack.write_text(text)
+    drop_tenant_and_lambda_auth(stack)
     p = ok(deploy())
     assert "- remove authorizer shop-shop tenant (no longer in the stack)" in p.stderr, p.stderr
     assert (f"- remove permission shop-authz (sluice-{rest}-auth-tenant: authorizer tenant of shop-shop is gone)"
@@ -1550,6 +1543,7 @@ def test_a_removed_authorizer_takes_its_invoke_permission_with_it(moto, tmp_path
             "gone)") in p.stderr, p.stderr
     assert authorizer_statements(lam, "shop-authz") == {f"sluice-{rest}-auth-tokens"}
     nothing_changes(moto, deploy)
+
 
 def record_at(moto, region, stack, stage):
     s3 = moto.client("s3", region=region)
