@@ -262,3 +262,31 @@ def test_handler_modules_that_require_finds_as_aws_does(ws):
     out = ws.run("validate", "bad.yaml")
     assert out.returncode != 0
     assert b'handler "nope.handler" needs nope.js, nope.mjs or nope.cjs in the code directory' in out.stderr
+
+
+def test_export_names_are_looked_up_as_property_names(ws):
+    # AWS's client walks "FILE.a.b" as module["a"]["b"]: a hyphenated or non-ASCII export is
+    # served, and one that is not there is the init error Runtime.HandlerNotFound, not a
+    # refused stack. A Python handler may be a non-ASCII identifier (PEP 3131).
+    code = ws.path / "code"
+    code.mkdir()
+    (code / "index.js").write_text(
+        "exports['my-handler'] = async () => 'hyphen';\n"
+        "exports['größe'] = async () => 'non-ascii';\n"
+        "exports.group = {'inner-one': async () => 'nested'};\n")
+    (code / "app.py").write_text("def größe(event, context):\n    return 'python non-ascii'\n")
+    ws.write_stack(
+        "name: exports\nfunctions:\n"
+        "  hyphen: {runtime: nodejs20.x, code: code/, handler: index.my-handler}\n"
+        "  unicode: {runtime: nodejs20.x, code: code/, handler: index.größe}\n"
+        "  nested: {runtime: nodejs20.x, code: code/, handler: index.group.inner-one}\n"
+        "  absent: {runtime: nodejs20.x, code: code/, handler: index.not-there}\n"
+        "  py: {runtime: python3.11, code: code/, handler: app.größe}\n")
+    srv = ws.serve()
+    for name, expected in (("hyphen", "hyphen"), ("unicode", "non-ascii"), ("nested", "nested"),
+                           ("py", "python non-ascii")):
+        assert srv.invoke(name, {})["Json"] == expected, name
+    r = srv.invoke("absent", {})
+    assert r["FunctionError"] == "Unhandled"
+    assert r["Json"]["errorType"] == "Runtime.HandlerNotFound"
+    assert r["Json"]["errorMessage"] == "index.not-there is undefined or not exported"

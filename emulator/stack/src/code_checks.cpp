@@ -16,17 +16,22 @@ bool module_segment_ok(const std::string& s) {
   return true;
 }
 
+// Python 3 identifiers may be non-ASCII (PEP 3131): any byte of a UTF-8 sequence is taken,
+// and the interpreter has the last word at init (Runtime.HandlerNotFound, as on AWS).
 bool python_identifier(const std::string& s) {
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
   for (unsigned char c : s)
-    if (!(std::isalnum(c) || c == '_')) return false;
+    if (!(std::isalnum(c) || c == '_' || c >= 0x80)) return false;
   return true;
 }
 
-bool js_identifier(const std::string& s) {
-  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+// AWS's Node.js client looks each part of the export path up as a property name
+// (module["my-handler"]), so any non-empty name without a space is one; an export that is
+// not there is its init error (Runtime.HandlerNotFound), not a refused stack.
+bool js_export_name(const std::string& s) {
+  if (s.empty()) return false;
   for (unsigned char c : s)
-    if (!(std::isalnum(c) || c == '_' || c == '$')) return false;
+    if (std::isspace(c) || std::iscntrl(c)) return false;
   return true;
 }
 
@@ -116,8 +121,9 @@ std::optional<std::string> handler_format_error(const std::string& handler, Runt
              "separated by '/'; no '..')";
   if (!module_segment_ok(h->file)) return "handler " + sluice::quoted(handler) + " has an invalid file name";
   for (const auto& e : h->exports)
-    if (!js_identifier(e))
-      return "handler " + sluice::quoted(handler) + ": " + sluice::quoted(e) + " is not a JavaScript identifier";
+    if (!js_export_name(e))
+      return "handler " + sluice::quoted(handler) + ": " + sluice::quoted(e) +
+             " is not an export name (a property name without spaces)";
   return std::nullopt;
 }
 
