@@ -578,3 +578,32 @@ TEST_CASE("warnings do not fail the load", "[stack][valid][warnings]") {
   CHECK(text.find("w.yaml:12: warning: apis.shop.routes[\"GET /orders\"]: ") != std::string::npos);
   CHECK(text.find("0 errors, 5 warnings") != std::string::npos);
 }
+
+TEST_CASE("a plan's route throttles without a plan throttle are warned about", "[stack][valid][warnings]") {
+  // CreateUsagePlan refuses per-method throttles on a plan without a throttle of its own
+  // ("Can not define fine grain throttling if usage plan throttle is not defined.").
+  const std::string head = R"(name: t
+functions:
+  fn: {runtime: python3.11, code: code/python-app, handler: app.handler}
+apis:
+  shop:
+    type: rest
+    routes: {GET /x: {function: fn, api_key_required: true}}
+    stages: {dev: {}}
+api_keys:
+  k: {value: k-0123456789abcdefghij}
+usage_plans:
+  p:
+    stages: [shop/dev]
+    keys: [k]
+)";
+  auto bare = load(head + "    route_throttles:\n      shop/dev/GET /x: {rate: 1, burst: 2}\n");
+  REQUIRE(bare.ok());
+  CHECK(warnings(bare) == 1);
+  REQUIRE_WARNING(bare, "usage_plans.p.route_throttles",
+                  "route_throttles without a throttle of the plan's own: API Gateway refuses that at deploy", 15);
+  auto with_throttle = load(head + "    throttle: {rate: 5, burst: 10}\n"
+                                   "    route_throttles:\n      shop/dev/GET /x: {rate: 1, burst: 2}\n");
+  REQUIRE(with_throttle.ok());
+  CHECK(warnings(with_throttle) == 0);
+}

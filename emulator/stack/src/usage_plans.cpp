@@ -69,7 +69,15 @@ void Loader::read_usage_plans(const View& v) {
     if (auto x = f->get("throttle")) plan.throttle = throttle(*x);
     if (auto x = f->get("quota")) plan.quota = quota(*x);
     if (auto x = f->get("keys")) read_plan_keys(*x, plan);
-    if (auto x = f->get("route_throttles")) read_plan_route_throttles(*x, plan);
+    if (auto x = f->get("route_throttles")) {
+      read_plan_route_throttles(*x, plan);
+      // Served as written locally, but CreateUsagePlan refuses it (aws/aws-cdk#6411 quotes the
+      // answer), so the deploy would stop there.
+      if (!plan.throttle && !plan.route_throttles.empty())
+        c_.warning(*x, "route_throttles without a throttle of the plan's own: API Gateway refuses that at deploy "
+                       "(\"Can not define fine grain throttling if usage plan throttle is not defined.\"); "
+                       "add throttle: {rate: ..., burst: ...} to the plan");
+    }
     stack_.usage_plans[name] = std::move(plan);
   }
 }
