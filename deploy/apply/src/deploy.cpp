@@ -324,6 +324,11 @@ class Deployer {
   void remove_api_permissions(const std::string& api_id, const std::string& label);
   void remove_authorizer_permission(const stack::ApiSpec& api, const std::string& api_id, const std::string& label,
                                     const std::string& authorizer, const std::string& authorizer_uri);
+  // The API's authorizers (`remote`, by name; `id_field` names their id: REST "id", HTTP
+  // "authorizerId") that the stack no longer has, and the permissions sluice gave them.
+  void remove_gone_authorizers(const stack::ApiSpec& api, const std::string& api_id, const std::string& label,
+                               const std::string& base, const std::map<std::string, json>& remote,
+                               const char* id_field);
   void step_schedule_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& rule,
                                 const std::string& rule_arn);
   void remove_schedule_rule(const std::string& rule, const json& targets, const std::string& target_id,
@@ -1088,10 +1093,6 @@ void Deployer::refuse(const std::string& why) const {
 
 std::vector<Deployer::Reach> Deployer::reached_qualifiers() const {
   std::vector<Reach> out;
-  auto split = [](const std::string& t) {
-    auto c = t.find(':');
-    return std::make_pair(t.substr(0, c), c == std::string::npos ? std::string() : t.substr(c + 1));
-  };
   for (const auto& [an, api] : st_.apis) {
     const stack::StageSpec* ss = stage_spec(api);
     const std::map<std::string, std::string> vars = ss ? ss->variables : std::map<std::string, std::string>{};
@@ -1103,7 +1104,7 @@ std::vector<Deployer::Reach> Deployer::reached_qualifiers() const {
       add(route.target.function, route.target.qualifier, "route " + route.key + " of API " + an);
     for (const auto& [name, a] : api.authorizers) {
       if (a.type == stack::AuthorizerType::jwt || a.function.empty()) continue;
-      auto [f, q] = split(a.function);
+      auto [f, q] = split_target(a.function);
       add(f, q, "authorizer " + name + " of API " + an);
     }
   }
@@ -1318,15 +1319,25 @@ void Deployer::remove_authorizer_permission(const stack::ApiSpec& api, const std
   for (const auto& variables : stage_variables) {
     auto resolved = substitute_stage_variables(target, variables);
     if (!resolved || !done.insert(*resolved).second) continue;
-    const auto colon = resolved->find(':');
-    const std::string rn = resolved->substr(0, colon);
-    const std::string qual = colon == std::string::npos ? "" : permission_qualifier(resolved->substr(colon + 1));
+    const auto [rn, resolved_qual] = split_target(*resolved);
+    const std::string qual = permission_qualifier(resolved_qual);
     const std::string sid = statement_id("sluice-" + api_id + "-auth-" + authorizer + (qual.empty() ? "" : "-" + qual));
     if (!has_permission(rn, qual, sid)) continue;
     change(Change::remove, "permission", rn + (qual.empty() ? "" : ":" + qual),
            sid + ": authorizer " + authorizer + " of " + label + " is gone",
            [this, rn, qual, sid] { remove_statement(rn, qual, sid); });
   }
+}
+
+void Deployer::remove_gone_authorizers(const stack::ApiSpec& api, const std::string& api_id, const std::string& label,
+                                       const std::string& base, const std::map<std::string, json>& remote,
+                                       const char* id_field) {
+  for (const auto& [an, a] : remote)
+    if (!api.authorizers.count(an)) {
+      change(Change::remove, "authorizer", label + " " + an, "no longer in the stack",
+             [&, aid = jstr(a, id_field)] { r_.call("DELETE", "apigateway", base + "/authorizers/" + aid); });
+      remove_authorizer_permission(api, api_id, label, an, jstr(a, "authorizerUri"));
+    }
 }
 
 const stack::StageSpec* Deployer::stage_spec(const stack::ApiSpec& api) const {
@@ -1480,8 +1491,7 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
         p_.line("  warning: REST API " + api.name + ": JWT authorizer " + an + " is an HTTP API feature; skipped");
         continue;
       }
-      auto colon = a.function.find(':');
-      std::string fn = a.function.substr(0, colon), qual = colon == std::string::npos ? "" : a.function.substr(colon + 1);
+      const auto [fn, qual] = split_target(a.function);
       json body = {{"name", an},
                    {"type", a.type == stack::AuthorizerType::token ? "TOKEN" : "REQUEST"},
                    {"authorizerUri", invocation_uri(region_, function_arn(region_, account_, function_name(st_.name, fn),
@@ -1600,13 +1610,7 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
     });
   }
   // Authorizers the stack no longer has, once no method uses them (API Gateway refuses before).
-  for (const auto& [an, a] : remote_auth)
-    if (!api.authorizers.count(an)) {
-      change(Change::remove, "authorizer", name + " " + an, "no longer in the stack", [&, aid = jstr(a, "id")] {
-        r_.call("DELETE", "apigateway", base + "/authorizers/" + aid);
-      });
-      remove_authorizer_permission(api, id, name, an, jstr(a, "authorizerUri"));
-    }
+  remove_gone_authorizers(api, id, name, base, remote_auth, "id");
 
   // The deployment and the stage.
   {
@@ -1694,10 +1698,9 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
   }
   for (const auto& [an, a] : api.authorizers) {
     if (a.type == stack::AuthorizerType::jwt) continue;
-    auto colon = a.function.find(':');
+    const auto [fn, qual] = split_target(a.function);
     std::string aid = auth_id.count(an) ? auth_id[an] : kNew;
-    step_permission(a.function.substr(0, colon), colon == std::string::npos ? "" : a.function.substr(colon + 1), id,
-                    variables, "arn:aws:execute-api:" + region_ + ":" + account_ + ":" + id + "/authorizers/" + aid,
+    step_permission(fn, qual, id, variables, "arn:aws:execute-api:" + region_ + ":" + account_ + ":" + id + "/authorizers/" + aid,
                     "auth-" + an);
   }
   apis_[api.name] = {"rest", id, stage_, stage_url(id, region_, stage_, o_.endpoint_url, false)};
@@ -1784,8 +1787,7 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
       body["authorizerType"] = "JWT";
       body["jwtConfiguration"] = {{"issuer", a.jwt.issuer}, {"audience", a.jwt.audience}};
     } else {
-      auto colon = a.function.find(':');
-      std::string fn = a.function.substr(0, colon), qual = colon == std::string::npos ? "" : a.function.substr(colon + 1);
+      const auto [fn, qual] = split_target(a.function);
       body["authorizerType"] = "REQUEST";
       body["authorizerUri"] = invocation_uri(
           region_, function_arn(region_, account_, function_name(st_.name, fn), permission_qualifier(qual)));
@@ -1919,12 +1921,7 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
              r_.call("DELETE", "apigateway", base + "/integrations/" + iid);
            });
   }
-  for (const auto& [an, a] : remote_auth)
-    if (!api.authorizers.count(an)) {
-      change(Change::remove, "authorizer", name + " " + an, "no longer in the stack",
-             [&, aid = jstr(a, "authorizerId")] { r_.call("DELETE", "apigateway", base + "/authorizers/" + aid); });
-      remove_authorizer_permission(api, id, name, an, jstr(a, "authorizerUri"));
-    }
+  remove_gone_authorizers(api, id, name, base, remote_auth, "authorizerId");
 
   // The stage: auto-deployed, with its variables and default throttle.
   std::optional<json> stage;
@@ -1967,9 +1964,8 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
   }
   for (const auto& [an, a] : api.authorizers) {
     if (a.type == stack::AuthorizerType::jwt) continue;
-    auto colon = a.function.find(':');
-    step_permission(a.function.substr(0, colon), colon == std::string::npos ? "" : a.function.substr(colon + 1), id,
-                    variables, source_arn, "auth-" + an);
+    const auto [fn, qual] = split_target(a.function);
+    step_permission(fn, qual, id, variables, source_arn, "auth-" + an);
   }
   apis_[api.name] = {"http", id, stage_, stage_url(id, region_, stage_, o_.endpoint_url, true)};
   for (const auto& [an, aid] : auth_id) apis_[api.name].authorizers[an] = aid;

@@ -85,6 +85,11 @@ bool valid_alias_name(const std::string& name) {
 
 std::string permission_qualifier(const std::string& qualifier) { return qualifier == "$LATEST" ? "" : qualifier; }
 
+std::pair<std::string, std::string> split_target(const std::string& target) {
+  const auto colon = target.find(':');
+  return {target.substr(0, colon), colon == std::string::npos ? std::string() : target.substr(colon + 1)};
+}
+
 std::string compact_timestamp() {
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);

@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace sluice::deploy {
 
@@ -28,6 +29,8 @@ bool valid_alias_name(const std::string& name);
 // the unqualified function (AWS refuses AddPermission on $LATEST: the function's own policy
 // covers it); anything else as it is.
 std::string permission_qualifier(const std::string& qualifier);
+// "FUNCTION[:QUALIFIER]" (a target, an authorizer's function) as its function and qualifier ("" when none).
+std::pair<std::string, std::string> split_target(const std::string& target);
 // 20261121T080102123Z: sortable, used for history keys.
 std::string compact_timestamp();
 

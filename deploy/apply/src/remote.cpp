@@ -136,16 +136,9 @@ bool Remote::object_exists(const std::string& bucket, const std::string& key) {
 }
 
 std::optional<std::string> Remote::get_object(const std::string& bucket, const std::string& key) {
-  aws::Request r;
-  r.method = "GET";
-  r.service = "s3";
-  r.path = "/" + bucket + "/" + key;
-  try {
-    return send(c_, r).body;
-  } catch (const aws::ServiceError& e) {
-    if (is_not_found(e)) return std::nullopt;
-    throw;
-  }
+  auto found = get_object_and_etag(bucket, key);
+  if (!found) return std::nullopt;
+  return std::move(found->first);
 }
 
 std::optional<std::pair<std::string, std::string>> Remote::get_object_and_etag(const std::string& bucket,
