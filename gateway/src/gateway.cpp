@@ -16,6 +16,7 @@
 #include "sluice/aws/credentials.hpp"
 #include "sluice/gateway/routing.hpp"
 #include "sluice/gateway/usage.hpp"
+#include "sluice/common/await_all.hpp"
 #include "sluice/lambda/service.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -439,21 +440,11 @@ struct Gateway::Impl : std::enable_shared_from_this<Impl> {
   // Every listener at once: each stops accepting now, not after the ones before it drained.
   asio::awaitable<void> drain(std::chrono::milliseconds deadline) {
     auto self = shared_from_this();
-    auto pending = std::make_shared<int>(0);
-    auto done = [pending](std::exception_ptr) { --*pending; };
-    for (auto& [name, l] : listeners) {
-      ++*pending;
-      asio::co_spawn(ex, l->server->drain(deadline), done);
-    }
-    for (auto& [name, l] : url_listeners) {
-      ++*pending;
-      asio::co_spawn(ex, l->server->drain(deadline), done);
-    }
-    asio::steady_timer t(ex);
-    while (*pending > 0) {
-      t.expires_after(std::chrono::milliseconds(10));
-      co_await t.async_wait(nothrow);
-    }
+    std::vector<asio::awaitable<void>> drains;
+    for (auto& [name, l] : listeners) drains.push_back(l->server->drain(deadline));
+    for (auto& [name, l] : url_listeners) drains.push_back(l->server->drain(deadline));
+    auto all = await_all(ex, std::move(drains));  // named: no temporaries in co_await (GCC 12)
+    co_await std::move(all);
   }
 
   // ------------------------------------------------------------ per request

@@ -2,6 +2,7 @@
 
 #include "sluice/app/schedules.hpp"
 
+#include "sluice/common/await_all.hpp"
 #include "sluice/common/log.hpp"
 #include "sluice/common/util.hpp"
 #include "sluice/gateway/gateway.hpp"
@@ -189,19 +190,13 @@ struct App::Impl {
     // Every server stops accepting and the service drains at the same time: once the drain
     // timeout has passed the service stops its handlers, the invocations still running end with
     // an error, and the servers get a moment more to write those answers before they close.
-    auto pending = std::make_shared<int>(0);
-    auto done = [pending](std::exception_ptr) { --*pending; };
     const auto server_deadline = options.drain_timeout + std::chrono::milliseconds(1500);
-    ++*pending;
-    asio::co_spawn(ioc, gw->drain(server_deadline), done);
-    ++*pending;
-    asio::co_spawn(ioc, invoke_api->drain(server_deadline), done);
-    co_await service->shutdown(options.drain_timeout);
-    asio::steady_timer t(ioc);
-    while (*pending > 0) {
-      t.expires_after(std::chrono::milliseconds(10));
-      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-    }
+    std::vector<asio::awaitable<void>> stops;
+    stops.push_back(gw->drain(server_deadline));
+    stops.push_back(invoke_api->drain(server_deadline));
+    stops.push_back(service->shutdown(options.drain_timeout));
+    auto all = await_all(ioc.get_executor(), std::move(stops));  // named: no temporaries in co_await (GCC 12)
+    co_await std::move(all);
     work.reset();
     ioc.stop();
   }
