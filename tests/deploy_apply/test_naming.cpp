@@ -18,6 +18,16 @@ TEST_CASE("resource names follow the documented scheme") {
         "arn:aws:apigateway:eu-west-3:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-3:1:function:f:live/invocations");
 }
 
+TEST_CASE("an invocation URI gives back the function and qualifier it invokes") {
+  CHECK(invoked_target(invocation_uri("eu-west-3", function_arn("eu-west-3", "1", "w-f"))) == "w-f");
+  CHECK(invoked_target(invocation_uri("eu-west-3", function_arn("eu-west-3", "1", "w-f", "live"))) == "w-f:live");
+  CHECK(invoked_target(invocation_uri("eu-west-3", function_arn("eu-west-3", "1", "w-f", "${stageVariables.alias}"))) ==
+        "w-f:${stageVariables.alias}");
+  CHECK(invoked_target("") == "");  // a JWT authorizer
+  CHECK(invoked_target("arn:aws:apigateway:eu-west-3:lambda:path/2015-03-31/functions/x/invocations") == "");
+  CHECK(invoked_target("arn:aws:lambda:eu-west-3:1:function:w-f/invocations/more") == "");
+}
+
 TEST_CASE("stage variables are substituted, and a missing one is reported") {
   std::map<std::string, std::string> vars = {{"env", "sandbox"}, {"fn", "list"}};
   CHECK(substitute_stage_variables("${stageVariables.env}", vars) == "sandbox");

@@ -1545,6 +1545,122 @@ def test_a_removed_authorizer_takes_its_invoke_permission_with_it(moto, tmp_path
     nothing_changes(moto, deploy)
 
 
+def policy_removals(calls):
+    """(function, statement id, qualifier or None) of the RemovePermission requests recorded."""
+    out = []
+    for c in calls:
+        u = urlsplit(c["url"])
+        m = re.fullmatch(r"/2015-03-31/functions/([^/]+)/policy/([^/]+)", u.path)
+        if c["method"] == "DELETE" and m:
+            out.append((unquote(m.group(1)), unquote(m.group(2)), parse_qs(u.query).get("Qualifier", [None])[0]))
+    return sorted(out, key=lambda r: (r[0], r[1], r[2] or ""))
+
+
+def test_an_authorizer_moved_to_another_function_or_alias_leaves_no_permission_behind(moto, tmp_path):
+    """REST and HTTP Lambda authorizers the stack keeps but points elsewhere: the statement on what
+    they invoked before goes once what they invoke now is granted. A run that stops in between
+    leaves it to the next, which finds the old target in the stage's record (the API already has
+    the new one)."""
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    rest, web = shop_api_ids(apigw, v2)
+    assert authorizer_statements(lam, "shop-authz") == {
+        f"sluice-{rest}-auth-tokens", f"sluice-{rest}-auth-tenant", f"sluice-{web}-auth-lambda-auth"}
+
+    def uri(name):
+        if name == "lambda-auth":
+            routes = {r["RouteKey"]: r for r in v2.get_routes(ApiId=web)["Items"]}
+            return v2.get_authorizer(ApiId=web, AuthorizerId=routes["POST /orders"]["AuthorizerId"])["AuthorizerUri"]
+        return {a["name"]: a for a in apigw.get_authorizers(restApiId=rest)["items"]}[name]["authorizerUri"]
+
+    def point(name, function):
+        text = stack.read_text()
+        if name == "lambda-auth":
+            text = re.sub(r"(\n      lambda-auth:\n        type: request\n        function: )\S+\n", rf"\g<1>{function}\n", text)
+        else:
+            text = re.sub(rf"({name}: {{type: \w+, function: )\w+,", rf"\g<1>{function},", text)
+        stack.write_text(text)
+
+    # The REST API's tenant and the HTTP API's lambda-auth now invoke other functions.
+    point("tenant", "api")
+    point("lambda-auth", "custom")
+    moto.start_recording()
+    p = ok(deploy())
+    calls = moto.stop_recording()
+    assert uri("tenant").endswith(":function:shop-api/invocations"), uri("tenant")
+    assert uri("lambda-auth").endswith(":function:shop-custom/invocations"), uri("lambda-auth")
+    assert (f"- remove permission shop-authz (sluice-{rest}-auth-tenant: authorizer tenant of shop-shop now invokes "
+            "shop-api)") in p.stderr, p.stderr
+    assert (f"- remove permission shop-authz (sluice-{web}-auth-lambda-auth: authorizer lambda-auth of shop-web now "
+            "invokes shop-custom)") in p.stderr, p.stderr
+    assert policy_removals(calls) == [("shop-authz", f"sluice-{rest}-auth-tenant", None),
+                                      ("shop-authz", f"sluice-{web}-auth-lambda-auth", None)]
+    assert authorizer_statements(lam, "shop-authz") == {f"sluice-{rest}-auth-tokens"}
+    assert authorizer_statements(lam, "shop-api") == {f"sluice-{rest}-auth-tenant"}
+    assert authorizer_statements(lam, "shop-custom") == {f"sluice-{web}-auth-lambda-auth"}
+    plan, summary = plan_and_summary_counts(p.stderr, "dev")
+    assert plan == summary, p.stderr
+    nothing_changes(moto, deploy)
+
+    # tokens moves to api and lambda-auth back to authz; the run fails removing tokens' old
+    # statement: the REST authorizer has moved, the HTTP API is not reached (it comes after).
+    point("tokens", "api")
+    point("lambda-auth", "authz")
+    proxy = FaultProxy(moto.port)
+    proxy.rules.append({
+        "match": lambda m, path, body: m == "DELETE" and f"/policy/sluice-{rest}-auth-tokens" in path,
+        "status": 400, "times": None, "body": json.dumps({"Type": "User", "message": "refused by the test"}),
+        "headers": {"content-type": "application/json", "x-amzn-ErrorType": "InvalidParameterValueException"}})
+    try:
+        p = deploy(endpoint=proxy.url)
+    finally:
+        proxy.stop()
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("sluice deploy: remove permission shop-authz failed: "), p.stderr
+    assert uri("tokens").endswith(":function:shop-api/invocations")
+    assert f"sluice-{rest}-auth-tokens" in authorizer_statements(lam, "shop-authz")
+
+    # The next run finds tokens' old function in the stage's record, lambda-auth's on the API.
+    moto.start_recording()
+    p = ok(deploy())
+    calls = moto.stop_recording()
+    assert (f"- remove permission shop-authz (sluice-{rest}-auth-tokens: authorizer tokens of shop-shop now invokes "
+            "shop-api)") in p.stderr, p.stderr
+    assert (f"- remove permission shop-custom (sluice-{web}-auth-lambda-auth: authorizer lambda-auth of shop-web now "
+            "invokes shop-authz)") in p.stderr, p.stderr
+    assert policy_removals(calls) == [("shop-authz", f"sluice-{rest}-auth-tokens", None),
+                                      ("shop-custom", f"sluice-{web}-auth-lambda-auth", None)]
+    assert authorizer_statements(lam, "shop-authz") == {f"sluice-{web}-auth-lambda-auth"}
+    assert authorizer_statements(lam, "shop-api") == {f"sluice-{rest}-auth-tenant", f"sluice-{rest}-auth-tokens"}
+    assert authorizer_statements(lam, "shop-custom") == set()
+    assert record_at(moto, "us-east-1", "shop", "dev")["apis"]["shop"]["authorizer_functions"] == {
+        "tenant": "shop-api", "tokens": "shop-api"}
+    nothing_changes(moto, deploy)
+
+    # A qualifier: the loader takes function names only, so the API is given one from outside,
+    # with the statement sluice adds for it (tokens on shop-api:dev); deploy points tokens back at
+    # shop-api and removes that statement from the alias's policy. moto's RemovePermission ignores
+    # the Qualifier (it looks in the function's own policy): the request sent is what is checked.
+    tokens = {a["name"]: a for a in apigw.get_authorizers(restApiId=rest)["items"]}["tokens"]
+    apigw.update_authorizer(restApiId=rest, authorizerId=tokens["id"], patchOperations=[
+        {"op": "replace", "path": "/authorizerUri", "value": tokens["authorizerUri"].replace(
+            ":function:shop-api/", ":function:shop-api:dev/")}])
+    lam.add_permission(FunctionName="shop-api", Qualifier="dev", StatementId=f"sluice-{rest}-auth-tokens-dev",
+                       Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com",
+                       SourceArn=f"arn:aws:execute-api:us-east-1:{ACCOUNT}:{rest}/authorizers/{tokens['id']}")
+    moto.start_recording()
+    p = ok(deploy())
+    calls = moto.stop_recording()
+    assert (f"- remove permission shop-api:dev (sluice-{rest}-auth-tokens-dev: authorizer tokens of shop-shop now "
+            "invokes shop-api)") in p.stderr, p.stderr
+    assert policy_removals(calls) == [("shop-api", f"sluice-{rest}-auth-tokens-dev", "dev")]
+    assert uri("tokens").endswith(":function:shop-api/invocations")
+    assert f"sluice-{rest}-auth-tokens" in authorizer_statements(lam, "shop-api")
+    nothing_changes(moto, deploy)
+
+
 def record_at(moto, region, stack, stage):
     s3 = moto.client("s3", region=region)
     name = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"sluice-{stack}-")][0]
@@ -1731,6 +1847,59 @@ def test_async_settings_go_on_every_alias_the_stack_deploys_as_events_come_throu
         assert "- remove async invoke config shop-custom:dev" in p.stderr, p.stderr
         configs.calls.clear()
         nothing_changes(moto, via_proxy)
+        assert configs.mutations() == []
+    finally:
+        proxy.stop()
+
+
+def test_async_settings_leave_an_alias_the_stage_no_longer_deploys(moto, tmp_path):
+    """The qualifiers whose event-invoke config a stage's deploy writes are in its record: one it
+    no longer writes (no route reaches the alias any more) loses its config once no other stage's
+    record names it. A config sluice never wrote is left alone."""
+    proxy = FaultProxy(moto.port)
+    configs = InvokeConfigsPerQualifier("us-east-1")
+    proxy.intercept = configs
+    try:
+        app, deploy = shop(tmp_path, moto)
+        stack = app / "sluice.yaml"
+        text = stack.read_text()
+        text = text.replace("    async: {max_retry_attempts: 0, max_event_age: 120}\n",
+                            "    async: {max_retry_attempts: 0, max_event_age: 120}\n    aliases:\n      live: $LATEST\n")
+        text = text.replace("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: custom\n      GET /live: custom:live\n")
+        stack.write_text(text)
+
+        def via_proxy(stage="dev"):
+            return deploy(endpoint=proxy.url, stage=stage)
+
+        ok(via_proxy())
+        ok(via_proxy("prod"))
+        assert sorted(q for fn, q in configs.configs if fn == "shop-custom") == ["", "dev", "live", "prod"]
+        assert record_at(moto, "us-east-1", "shop", "dev")["event_invoke_configs"] == {"custom": ["dev", "live"]}
+        assert record_at(moto, "us-east-1", "shop", "prod")["event_invoke_configs"] == {"custom": ["live", "prod"]}
+        configs.configs[("shop-custom", "manual")] = {
+            "FunctionArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:shop-custom:manual", "MaximumRetryAttempts": 1}
+
+        # No route reaches custom:live any more (the stack still defines the alias). Stage dev
+        # lets go of it, but prod's record still names it: its config stays.
+        stack.write_text(stack.read_text().replace("      GET /live: custom:live\n", ""))
+        configs.calls.clear()
+        p = ok(via_proxy())
+        assert configs.mutations() == [], (configs.mutations(), p.stderr)
+        assert ("shop-custom", "live") in configs.configs
+        assert record_at(moto, "us-east-1", "shop", "dev")["event_invoke_configs"] == {"custom": ["dev"]}
+
+        # Then prod lets go of it too: no stage's record names it, it goes.
+        configs.calls.clear()
+        p = ok(via_proxy("prod"))
+        assert configs.mutations() == [("DELETE", "live", None)], (configs.mutations(), p.stderr)
+        assert "- remove async invoke config shop-custom:live (stage prod no longer deploys this alias)" in p.stderr
+        assert sorted(q for fn, q in configs.configs if fn == "shop-custom") == ["", "dev", "manual", "prod"]
+        assert record_at(moto, "us-east-1", "shop", "prod")["event_invoke_configs"] == {"custom": ["prod"]}
+        assert plan_and_summary_counts(p.stderr, "prod")[0] == plan_and_summary_counts(p.stderr, "prod")[1]
+
+        configs.calls.clear()
+        nothing_changes(moto, via_proxy)
+        nothing_changes(moto, lambda: via_proxy("prod"))
         assert configs.mutations() == []
     finally:
         proxy.stop()

@@ -71,6 +71,9 @@ struct FnState {
 struct ApiOut {
   std::string type, id, stage, url;
   json authorizers = json::object();  // HTTP APIs: name -> id (moto cannot list them)
+  // Lambda authorizers: name -> the FUNCTION[:QUALIFIER] their URI invokes (for the next deploy
+  // to find the statement of one that invokes something else by then).
+  json authorizer_functions = json::object();
 };
 
 std::string git_commit(const fs::path& dir) {
@@ -323,18 +326,28 @@ class Deployer {
   std::vector<json> lambda_list(const std::string& path, const char* field);
   void remove_api_permissions(const std::string& api_id, const std::string& label);
   void remove_authorizer_permission(const stack::ApiSpec& api, const std::string& api_id, const std::string& label,
-                                    const std::string& authorizer, const std::string& authorizer_uri);
+                                    const std::string& authorizer, const std::string& target,
+                                    const std::string& now = "", const std::string& why = "is gone");
   // The API's authorizers (`remote`, by name; `id_field` names their id: REST "id", HTTP
   // "authorizerId") that the stack no longer has, and the permissions sluice gave them.
   void remove_gone_authorizers(const stack::ApiSpec& api, const std::string& api_id, const std::string& label,
                                const std::string& base, const std::map<std::string, json>& remote,
                                const char* id_field);
+  // The permissions of the API's Lambda authorizers that invoked another function or qualifier
+  // than they do now (`now`: name -> FUNCTION[:QUALIFIER], "" for JWT), as `remote` (the
+  // authorizers as this run found them) or the stage's record says; and of authorizers the
+  // record names that are gone from the stack and from the API already.
+  void remove_moved_authorizer_permissions(const stack::ApiSpec& api, const std::string& api_id,
+                                           const std::string& label, const std::map<std::string, json>& remote,
+                                           const std::map<std::string, std::string>& now);
   void step_schedule_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& rule,
                                 const std::string& rule_arn);
   void remove_schedule_rule(const std::string& rule, const json& targets, const std::string& target_id,
                             const std::string& recorded_target);
   json events(const std::string& action, const json& body) { return r_.target("events", "AWSEvents", action, body); }
   void step_removed();
+  // The other stages' current records (state/STAGE/current.json), by stage; read once a pass.
+  const std::map<std::string, json>& other_stage_records();
   void step_removed_plans(std::map<std::string, std::set<std::string>>& plan_users,
                           std::map<std::string, std::set<std::string>>& key_users);
   void detach_from_usage_plans(const std::string& api_id, const std::string& stage);
@@ -366,6 +379,10 @@ class Deployer {
   json plans_ = json::object();                    // usage plan name -> id, of plans bound to this stage
   // Function -> the aliases other than the stage's that this pass puts (step_reached_aliases).
   std::map<std::string, std::set<std::string>> reached_aliases_;
+  // Function -> the qualifiers whose event-invoke config step_destinations wrote (or found as
+  // the stack wants it): recorded, so that the next deploy removes those it no longer writes.
+  json invoke_configs_ = json::object();
+  std::optional<std::map<std::string, json>> other_records_;  // other_stage_records()
   json keys_ = json::object();                     // API key name -> id, of those plans' keys
   std::map<std::string, std::string> rest_stage_ready_;  // api -> api id once its stage exists
   json source_record_;                             // promote / rollback: the record applied
@@ -674,7 +691,10 @@ void Deployer::step_event_sources() {
 // through an alias (as API Gateway, event sources and destinations invoke the stage's) goes by
 // the alias's, not the function's: each alias gets the stack's settings. One left at AWS's
 // defaults with no destinations needs none, and an existing one is removed. Runs once every
-// function and alias of the stage exists, since AWS checks that a destination exists.
+// function and alias of the stage exists, since AWS checks that a destination exists. The
+// qualifiers configured are recorded: one the stage's record names and this run no longer
+// configures (an alias no route reaches any more) loses its config, unless another stage's
+// record names it too.
 void Deployer::step_destinations() {
   auto dest_of = [](const json& cfg, const char* side) {
     if (!cfg.is_object() || !cfg.contains("DestinationConfig") || !cfg["DestinationConfig"].is_object())
@@ -731,6 +751,31 @@ void Deployer::step_destinations() {
       }
       change(own ? Change::update : Change::create, kind, label, join(detail, ", "),
              [&] { retry_while_role_settles([&] { r_.call("PUT", "lambda", path, body, q); }); });
+    }
+    if (!defaults) invoke_configs_[name] = aliases;
+    const json& recorded = object_field(previous_current_, "event_invoke_configs");
+    if (!recorded.contains(name) || !recorded[name].is_array()) continue;
+    for (const auto& rq : recorded[name]) {
+      if (!rq.is_string() || aliases.count(rq.get<std::string>())) continue;
+      const std::string alias = rq.get<std::string>();
+      const std::string label = rn + ":" + alias;
+      std::set<std::string> users;
+      for (const auto& [other, rec] : other_stage_records()) {
+        const json& theirs = object_field(rec, "event_invoke_configs");
+        if (theirs.contains(name) && theirs[name].is_array() && std::count(theirs[name].begin(), theirs[name].end(), alias))
+          users.insert(other);
+      }
+      if (!users.empty()) {
+        same("async invoke config", label, "still configured by " + listing(users));
+        continue;
+      }
+      const aws::Pairs q = {{"Qualifier", alias}};
+      std::optional<json> have = r_.get("lambda", path, q);
+      // Only the alias's own config (see above): moto answers the function's for every qualifier.
+      if (!have || !ends_with(jstr(*have, "FunctionArn"), ":" + alias)) continue;
+      const bool had_destinations = !dest_of(*have, "OnSuccess").empty() || !dest_of(*have, "OnFailure").empty();
+      change(Change::remove, had_destinations ? "async destinations" : "async invoke config", label,
+             "stage " + stage_ + " no longer deploys this alias", [&] { r_.call("DELETE", "lambda", path, nullptr, q); });
     }
   }
 }
@@ -1302,30 +1347,37 @@ void Deployer::step_permission(const std::string& function_expr, const std::stri
   });
 }
 
-// The statement step_permission added for a Lambda authorizer the stack no longer has
-// ("sluice-API-auth-NAME", "-QUALIFIER" appended for a qualified function), found through the
-// authorizer's URI: its function, and its qualifier under each stage's variables when it names one.
+// The statement step_permission added for Lambda authorizer AUTHORIZER while it invoked `target`
+// (FUNCTION[:QUALIFIER] as its URI names it; "sluice-API-auth-NAME", "-QUALIFIER" appended for a
+// qualified function), resolved under each stage's variables. `now` is what the authorizer
+// invokes now ("" when none): a function and qualifier it still resolves to under some stage
+// keeps its statement, which has the same id. `why` ends the plan's line.
 void Deployer::remove_authorizer_permission(const stack::ApiSpec& api, const std::string& api_id,
                                             const std::string& label, const std::string& authorizer,
-                                            const std::string& authorizer_uri) {
-  const auto b = authorizer_uri.find(":function:");
-  const auto e = authorizer_uri.rfind("/invocations");
-  if (b == std::string::npos || e == std::string::npos || e < b) return;  // a JWT authorizer: no function
-  const std::string target = authorizer_uri.substr(b + 10, e - b - 10);  // NAME or NAME:QUALIFIER
+                                            const std::string& target, const std::string& now,
+                                            const std::string& why) {
+  if (target.empty()) return;  // a JWT authorizer: no function
   std::vector<std::map<std::string, std::string>> stage_variables;
   for (const auto& [sn, ss] : api.stages) stage_variables.push_back(ss.variables);
   if (!stage_spec(api)) stage_variables.emplace_back();
-  std::set<std::string> done;
-  for (const auto& variables : stage_variables) {
-    auto resolved = substitute_stage_variables(target, variables);
-    if (!resolved || !done.insert(*resolved).second) continue;
-    const auto [rn, resolved_qual] = split_target(*resolved);
-    const std::string qual = permission_qualifier(resolved_qual);
+  auto resolved = [&](const std::string& t) {  // {function, permission qualifier}, once each
+    std::set<std::pair<std::string, std::string>> out;
+    if (t.empty()) return out;
+    for (const auto& variables : stage_variables)
+      if (auto r = substitute_stage_variables(t, variables)) {
+        const auto [rn, qual] = split_target(*r);
+        out.insert({rn, permission_qualifier(qual)});
+      }
+    return out;
+  };
+  const auto kept = resolved(now);
+  for (const auto& [rn, qual] : resolved(target)) {
+    if (kept.count({rn, qual})) continue;
     const std::string sid = statement_id("sluice-" + api_id + "-auth-" + authorizer + (qual.empty() ? "" : "-" + qual));
     if (!has_permission(rn, qual, sid)) continue;
     change(Change::remove, "permission", rn + (qual.empty() ? "" : ":" + qual),
-           sid + ": authorizer " + authorizer + " of " + label + " is gone",
-           [this, rn, qual, sid] { remove_statement(rn, qual, sid); });
+           sid + ": authorizer " + authorizer + " of " + label + " " + why,
+           [this, rn = rn, qual = qual, sid] { remove_statement(rn, qual, sid); });
   }
 }
 
@@ -1336,8 +1388,34 @@ void Deployer::remove_gone_authorizers(const stack::ApiSpec& api, const std::str
     if (!api.authorizers.count(an)) {
       change(Change::remove, "authorizer", label + " " + an, "no longer in the stack",
              [&, aid = jstr(a, id_field)] { r_.call("DELETE", "apigateway", base + "/authorizers/" + aid); });
-      remove_authorizer_permission(api, api_id, label, an, jstr(a, "authorizerUri"));
+      remove_authorizer_permission(api, api_id, label, an, invoked_target(jstr(a, "authorizerUri")));
     }
+}
+
+// Runs once the new function has its permission and (REST) the stage serves the deployment that
+// invokes it, so the old one is not refused meanwhile. The stage's record is read too: it is
+// written last, so after a run killed between an authorizer's update (or deletion) and this
+// removal it still names what the authorizer invoked before.
+void Deployer::remove_moved_authorizer_permissions(const stack::ApiSpec& api, const std::string& api_id,
+                                                   const std::string& label, const std::map<std::string, json>& remote,
+                                                   const std::map<std::string, std::string>& now) {
+  if (api_id == kNew) return;
+  const json& recorded_api = object_field(object_field(previous_current_, "apis"), api.name.c_str());
+  // Statement ids name the API: a record of an API since replaced says nothing about this one.
+  const json recorded =
+      jstr(recorded_api, "id") == api_id ? object_field(recorded_api, "authorizer_functions") : json::object();
+  for (const auto& [an, target] : now) {
+    std::set<std::string> before;
+    if (auto it = remote.find(an); it != remote.end()) before.insert(invoked_target(jstr(it->second, "authorizerUri")));
+    before.insert(jstr(recorded, an.c_str()));
+    for (const auto& old : before)
+      if (old != target)
+        remove_authorizer_permission(api, api_id, label, an, old, target,
+                                     target.empty() ? "no longer invokes a function" : "now invokes " + target);
+  }
+  for (const auto& [an, target] : recorded.items())
+    if (!remote.count(an) && !api.authorizers.count(an) && target.is_string())
+      remove_authorizer_permission(api, api_id, label, an, target.get<std::string>());
 }
 
 const stack::StageSpec* Deployer::stage_spec(const stack::ApiSpec& api) const {
@@ -1482,6 +1560,7 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
   // Authorizers (Lambda TOKEN / REQUEST).
   std::map<std::string, std::string> auth_id;
   std::map<std::string, json> remote_auth;  // also those the stack no longer has: removed below
+  std::map<std::string, std::string> auth_target;  // name -> the FUNCTION[:QUALIFIER] it invokes
   {
     if (!fresh)
       for (const auto& a : r_.call("GET", "apigateway", base + "/authorizers").value("item", json::array()))
@@ -1502,6 +1581,7 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
                    {"authorizerResultTtlInSeconds", a.ttl_s}};
       if (!a.identity_validation_expression.empty()) body["identityValidationExpression"] = a.identity_validation_expression;
       fingerprint += "authorizer " + body.dump() + "\n";
+      auth_target[an] = invoked_target(body["authorizerUri"].get<std::string>());
       auto it = remote_auth.find(an);
       if (it == remote_auth.end()) {
         auth_id[an] = kNew;
@@ -1703,7 +1783,11 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
     step_permission(fn, qual, id, variables, "arn:aws:execute-api:" + region_ + ":" + account_ + ":" + id + "/authorizers/" + aid,
                     "auth-" + an);
   }
+  // Once the stage serves the new deployment and the functions the authorizers invoke now may be
+  // invoked: those they invoked before lose their statements.
+  remove_moved_authorizer_permissions(api, id, name, remote_auth, auth_target);
   apis_[api.name] = {"rest", id, stage_, stage_url(id, region_, stage_, o_.endpoint_url, false)};
+  for (const auto& [an, target] : auth_target) apis_[api.name].authorizer_functions[an] = target;
 }
 
 // ---- HTTP APIs (API Gateway v2) ----------------------------------------------------------
@@ -1773,6 +1857,7 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
         if (auto a = r_.get("apigateway", base + "/authorizers/" + aid)) remote_auth[jstr(*a, "name")] = *a;
     }
   }
+  std::map<std::string, std::string> auth_target;  // name -> the FUNCTION[:QUALIFIER] it invokes ("" JWT)
   for (const auto& [an, a] : api.authorizers) {
     // AWS requires an identity source for JWT authorizers and for cached Lambda ones.
     json sources = a.identity_sources;
@@ -1795,6 +1880,7 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
       body["authorizerResultTtlInSeconds"] = a.ttl_s;
       if (a.payload_format == "2.0") body["enableSimpleResponses"] = a.simple_responses;
     }
+    auth_target[an] = invoked_target(jstr(body, "authorizerUri"));
     auto it = remote_auth.find(an);
     if (it == remote_auth.end()) {
       auth_id[an] = kNew;
@@ -1967,8 +2053,11 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
     const auto [fn, qual] = split_target(a.function);
     step_permission(fn, qual, id, variables, source_arn, "auth-" + an);
   }
+  remove_moved_authorizer_permissions(api, id, name, remote_auth, auth_target);
   apis_[api.name] = {"http", id, stage_, stage_url(id, region_, stage_, o_.endpoint_url, true)};
   for (const auto& [an, aid] : auth_id) apis_[api.name].authorizers[an] = aid;
+  for (const auto& [an, target] : auth_target)
+    if (!target.empty()) apis_[api.name].authorizer_functions[an] = target;
 }
 
 // ---- API keys and usage plans ------------------------------------------------------------
@@ -2427,16 +2516,10 @@ void Deployer::step_removed() {
   bool gone_plans = dropped("usage_plans", plans_) || dropped("api_keys", keys_);
   if (gone_fns.empty() && gone_apis.empty() && !gone_plans) return;
 
-  // Who else uses them: the other stages' current records (state/STAGE/current.json).
+  // Who else uses them: the other stages' current records.
   std::map<std::string, std::set<std::string>> fn_users, api_users;  // remote name / API id -> stages
   std::map<std::string, std::set<std::string>> plan_users, key_users;  // name -> stages
-  for (const auto& key : r_.list_keys(bucket_, "state/")) {
-    const std::string tail = "/current.json";
-    if (key.size() <= 6 + tail.size() || key.compare(key.size() - tail.size(), tail.size(), tail) != 0) continue;
-    std::string other = key.substr(6, key.size() - 6 - tail.size());
-    if (other == stage_ || other.find('/') != std::string::npos) continue;
-    auto body = r_.get_object(bucket_, key);
-    auto rec = body ? json::parse(*body, nullptr, false) : json();
+  for (const auto& [other, rec] : other_stage_records()) {
     for (const auto& [fn, e] : object_field(rec, "functions").items())
       if (e.is_object()) fn_users[e.value("name", std::string())].insert(other);
     for (const auto& [an, e] : object_field(rec, "apis").items())
@@ -2497,6 +2580,21 @@ void Deployer::step_removed() {
       same("alias", rn + ":" + stage_, "already gone");
     }
   }
+}
+
+const std::map<std::string, json>& Deployer::other_stage_records() {
+  if (other_records_) return *other_records_;
+  other_records_.emplace();
+  if (!bucket_exists_) return *other_records_;
+  const std::string tail = "/current.json";
+  for (const auto& key : r_.list_keys(bucket_, "state/")) {
+    if (key.size() <= 6 + tail.size() || key.compare(key.size() - tail.size(), tail.size(), tail) != 0) continue;
+    std::string other = key.substr(6, key.size() - 6 - tail.size());
+    if (other == stage_ || other.find('/') != std::string::npos) continue;
+    auto body = r_.get_object(bucket_, key);
+    (*other_records_)[other] = body ? json::parse(*body, nullptr, false) : json();
+  }
+  return *other_records_;
 }
 
 // The statements step_permission added for an API that is about to be deleted (ids
@@ -2605,6 +2703,7 @@ json Deployer::build_record() const {
   for (const auto& [name, a] : apis_) {
     apis[name] = {{"type", a.type}, {"id", a.id}, {"stage", a.stage}, {"url", a.url}};
     if (!a.authorizers.empty()) apis[name]["authorizers"] = a.authorizers;
+    if (!a.authorizer_functions.empty()) apis[name]["authorizer_functions"] = a.authorizer_functions;
   }
   json rec = {{"stack", st_.name}, {"stage", stage_}, {"functions", fns}, {"apis", apis}};
   // Only when there are some, so records of stacks without schedules stay as they were.
@@ -2614,6 +2713,14 @@ json Deployer::build_record() const {
       rec["schedules"] = previous_current_["schedules"];
   } else if (!schedules_.empty()) {
     rec["schedules"] = schedules_;
+  }
+  // Likewise the event-invoke configs deploy wrote; promote and rollback write none, so the
+  // current record's stay.
+  if (o_.mode != Mode::deploy) {
+    if (previous_current_.is_object() && previous_current_.contains("event_invoke_configs"))
+      rec["event_invoke_configs"] = previous_current_["event_invoke_configs"];
+  } else if (!invoke_configs_.empty()) {
+    rec["event_invoke_configs"] = invoke_configs_;
   }
   // Likewise usage plans and keys: only when there are some.
   if (o_.mode == Mode::rollback) {
@@ -2634,7 +2741,8 @@ bool same_deployment(const json& a, const json& b) {
   return a.is_object() && b.is_object() && a.value("functions", json()) == b.value("functions", json()) &&
          a.value("apis", json()) == b.value("apis", json()) && a.value("schedules", json()) == b.value("schedules", json()) &&
          a.value("usage_plans", json()) == b.value("usage_plans", json()) &&
-         a.value("api_keys", json()) == b.value("api_keys", json());
+         a.value("api_keys", json()) == b.value("api_keys", json()) &&
+         a.value("event_invoke_configs", json()) == b.value("event_invoke_configs", json());
 }
 
 void Deployer::step_record() {
@@ -2736,6 +2844,8 @@ void Deployer::pass(bool apply) {
   keys_ = json::object();
   rest_stage_ready_.clear();
   reached_aliases_.clear();
+  invoke_configs_ = json::object();
+  other_records_.reset();  // the apply pass reads them again, under the lock
   // Applying creates the bucket before taking the lock; its item is the plan's, so that the
   // summary counts what the plan did.
   if (!apply) step_bucket();

@@ -90,6 +90,15 @@ std::pair<std::string, std::string> split_target(const std::string& target) {
   return {target.substr(0, colon), colon == std::string::npos ? std::string() : target.substr(colon + 1)};
 }
 
+std::string invoked_target(const std::string& uri) {
+  static const std::string function = ":function:", tail = "/invocations";
+  const auto b = uri.find(function);
+  const auto e = uri.rfind(tail);
+  if (b == std::string::npos || e == std::string::npos || e < b + function.size() || e + tail.size() != uri.size())
+    return "";
+  return uri.substr(b + function.size(), e - b - function.size());
+}
+
 std::string compact_timestamp() {
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);

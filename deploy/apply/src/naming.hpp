@@ -31,6 +31,9 @@ bool valid_alias_name(const std::string& name);
 std::string permission_qualifier(const std::string& qualifier);
 // "FUNCTION[:QUALIFIER]" (a target, an authorizer's function) as its function and qualifier ("" when none).
 std::pair<std::string, std::string> split_target(const std::string& target);
+// The "FUNCTION[:QUALIFIER]" an invocation URI (invocation_uri of a function_arn) invokes, stage
+// variables as written; "" when it names no function (a JWT authorizer has no URI).
+std::string invoked_target(const std::string& uri);
 // 20261121T080102123Z: sortable, used for history keys.
 std::string compact_timestamp();
 
