@@ -5,6 +5,7 @@ proxy in front of it that injects throttling, failures or a kill), deploys the w
 example (a REST API over a shared Python package, an HTTP API over a Node.js function, an
 API key and a usage plan), and checks the result with boto3 against the same moto."""
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -1524,14 +1525,19 @@ def authorizer_statements(lam, function, qualifier=None):
     return {s["Sid"] for s in doc["Statement"] if "-auth-" in s["Sid"]}
 
 
-def test_a_removed_authorizer_takes_its_invoke_permission_with_it(moto, tmp_path):
+def shop_with_authorizer_statements(tmp_path, moto):
+    """The shop deployed, with the invoke statements of its three Lambda authorizers checked."""
     app, deploy = shop(tmp_path, moto)
-    stack = app / "sluice.yaml"
     ok(deploy())
     lam, apigw, v2 = shop_clients(moto)
     rest, web = shop_api_ids(apigw, v2)
     assert authorizer_statements(lam, "shop-authz") == {
         f"sluice-{rest}-auth-tokens", f"sluice-{rest}-auth-tenant", f"sluice-{web}-auth-lambda-auth"}
+    return app / "sluice.yaml", deploy, lam, apigw, v2, rest, web
+
+
+def test_a_removed_authorizer_takes_its_invoke_permission_with_it(moto, tmp_path):
+    stack, deploy, lam, apigw, v2, rest, web = shop_with_authorizer_statements(tmp_path, moto)
 
     # A Lambda authorizer of the REST API and the HTTP API's one go; the others stay.
     drop_tenant_and_lambda_auth(stack)
@@ -1556,18 +1562,23 @@ def policy_removals(calls):
     return sorted(out, key=lambda r: (r[0], r[1], r[2] or ""))
 
 
+def assert_moved(p, calls, *moves):
+    """Each move (function, qualifier or None, statement id, authorizer, API, what it invokes now)
+    is in the plan, and those statements are exactly the RemovePermission requests sent."""
+    for fn, qual, sid, authorizer, api, now in moves:
+        line = (f"- remove permission {fn}{':' + qual if qual else ''} ({sid}: authorizer {authorizer} of {api} "
+                f"now invokes {now})")
+        assert line in p.stderr, (line, p.stderr)
+    assert policy_removals(calls) == sorted(((fn, sid, qual) for fn, qual, sid, *_ in moves),
+                                            key=lambda r: (r[0], r[1], r[2] or ""))
+
+
 def test_an_authorizer_moved_to_another_function_or_alias_leaves_no_permission_behind(moto, tmp_path):
     """REST and HTTP Lambda authorizers the stack keeps but points elsewhere: the statement on what
     they invoked before goes once what they invoke now is granted. A run that stops in between
     leaves it to the next, which finds the old target in the stage's record (the API already has
     the new one)."""
-    app, deploy = shop(tmp_path, moto)
-    stack = app / "sluice.yaml"
-    ok(deploy())
-    lam, apigw, v2 = shop_clients(moto)
-    rest, web = shop_api_ids(apigw, v2)
-    assert authorizer_statements(lam, "shop-authz") == {
-        f"sluice-{rest}-auth-tokens", f"sluice-{rest}-auth-tenant", f"sluice-{web}-auth-lambda-auth"}
+    stack, deploy, lam, apigw, v2, rest, web = shop_with_authorizer_statements(tmp_path, moto)
 
     def uri(name):
         if name == "lambda-auth":
@@ -1591,12 +1602,8 @@ def test_an_authorizer_moved_to_another_function_or_alias_leaves_no_permission_b
     calls = moto.stop_recording()
     assert uri("tenant").endswith(":function:shop-api/invocations"), uri("tenant")
     assert uri("lambda-auth").endswith(":function:shop-custom/invocations"), uri("lambda-auth")
-    assert (f"- remove permission shop-authz (sluice-{rest}-auth-tenant: authorizer tenant of shop-shop now invokes "
-            "shop-api)") in p.stderr, p.stderr
-    assert (f"- remove permission shop-authz (sluice-{web}-auth-lambda-auth: authorizer lambda-auth of shop-web now "
-            "invokes shop-custom)") in p.stderr, p.stderr
-    assert policy_removals(calls) == [("shop-authz", f"sluice-{rest}-auth-tenant", None),
-                                      ("shop-authz", f"sluice-{web}-auth-lambda-auth", None)]
+    assert_moved(p, calls, ("shop-authz", None, f"sluice-{rest}-auth-tenant", "tenant", "shop-shop", "shop-api"),
+                 ("shop-authz", None, f"sluice-{web}-auth-lambda-auth", "lambda-auth", "shop-web", "shop-custom"))
     assert authorizer_statements(lam, "shop-authz") == {f"sluice-{rest}-auth-tokens"}
     assert authorizer_statements(lam, "shop-api") == {f"sluice-{rest}-auth-tenant"}
     assert authorizer_statements(lam, "shop-custom") == {f"sluice-{web}-auth-lambda-auth"}
@@ -1626,12 +1633,8 @@ def test_an_authorizer_moved_to_another_function_or_alias_leaves_no_permission_b
     moto.start_recording()
     p = ok(deploy())
     calls = moto.stop_recording()
-    assert (f"- remove permission shop-authz (sluice-{rest}-auth-tokens: authorizer tokens of shop-shop now invokes "
-            "shop-api)") in p.stderr, p.stderr
-    assert (f"- remove permission shop-custom (sluice-{web}-auth-lambda-auth: authorizer lambda-auth of shop-web now "
-            "invokes shop-authz)") in p.stderr, p.stderr
-    assert policy_removals(calls) == [("shop-authz", f"sluice-{rest}-auth-tokens", None),
-                                      ("shop-custom", f"sluice-{web}-auth-lambda-auth", None)]
+    assert_moved(p, calls, ("shop-authz", None, f"sluice-{rest}-auth-tokens", "tokens", "shop-shop", "shop-api"),
+                 ("shop-custom", None, f"sluice-{web}-auth-lambda-auth", "lambda-auth", "shop-web", "shop-authz"))
     assert authorizer_statements(lam, "shop-authz") == {f"sluice-{web}-auth-lambda-auth"}
     assert authorizer_statements(lam, "shop-api") == {f"sluice-{rest}-auth-tenant", f"sluice-{rest}-auth-tokens"}
     assert authorizer_statements(lam, "shop-custom") == set()
@@ -1653,9 +1656,7 @@ def test_an_authorizer_moved_to_another_function_or_alias_leaves_no_permission_b
     moto.start_recording()
     p = ok(deploy())
     calls = moto.stop_recording()
-    assert (f"- remove permission shop-api:dev (sluice-{rest}-auth-tokens-dev: authorizer tokens of shop-shop now "
-            "invokes shop-api)") in p.stderr, p.stderr
-    assert policy_removals(calls) == [("shop-api", f"sluice-{rest}-auth-tokens-dev", "dev")]
+    assert_moved(p, calls, ("shop-api", "dev", f"sluice-{rest}-auth-tokens-dev", "tokens", "shop-shop", "shop-api"))
     assert uri("tokens").endswith(":function:shop-api/invocations")
     assert f"sluice-{rest}-auth-tokens" in authorizer_statements(lam, "shop-api")
     nothing_changes(moto, deploy)
@@ -1795,23 +1796,34 @@ class InvokeConfigsPerQualifier:
         return [(m, q, b) for m, q, b in self.calls if m != "GET"]
 
 
-def test_async_settings_go_on_every_alias_the_stack_deploys_as_events_come_through_them(moto, tmp_path):
+def give_custom_a_routed_alias(stack):
+    """custom (retries 0, max age 120) gets an alias of its own, `live`, that a route reaches."""
+    text = stack.read_text()
+    text = text.replace("    async: {max_retry_attempts: 0, max_event_age: 120}\n",
+                        "    async: {max_retry_attempts: 0, max_event_age: 120}\n    aliases:\n      live: $LATEST\n")
+    text = text.replace("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: custom\n      GET /live: custom:live\n")
+    stack.write_text(text)
+
+
+@contextlib.contextmanager
+def shop_with_configs_per_qualifier(tmp_path, moto):
+    """The shop with custom's routed alias (give_custom_a_routed_alias), deployed through a proxy
+    whose per-qualifier event-invoke configs stand in for moto's single one: yields the stack
+    file, that store and a deploy through the proxy (stage dev unless named)."""
     proxy = FaultProxy(moto.port)
     configs = InvokeConfigsPerQualifier("us-east-1")
     proxy.intercept = configs
     try:
         app, deploy = shop(tmp_path, moto)
         stack = app / "sluice.yaml"
-        # custom (retries 0, max age 120) also gets an alias of its own that a route reaches.
-        text = stack.read_text()
-        text = text.replace("    async: {max_retry_attempts: 0, max_event_age: 120}\n",
-                            "    async: {max_retry_attempts: 0, max_event_age: 120}\n    aliases:\n      live: $LATEST\n")
-        text = text.replace("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: custom\n      GET /live: custom:live\n")
-        stack.write_text(text)
+        give_custom_a_routed_alias(stack)
+        yield stack, configs, lambda stage="dev": deploy(endpoint=proxy.url, stage=stage)
+    finally:
+        proxy.stop()
 
-        def via_proxy():
-            return deploy(endpoint=proxy.url)
 
+def test_async_settings_go_on_every_alias_the_stack_deploys_as_events_come_through_them(moto, tmp_path):
+    with shop_with_configs_per_qualifier(tmp_path, moto) as (stack, configs, via_proxy):
         p = ok(via_proxy())
         want = {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 120}
         for qual in ("", "dev", "live"):
@@ -1848,29 +1860,13 @@ def test_async_settings_go_on_every_alias_the_stack_deploys_as_events_come_throu
         configs.calls.clear()
         nothing_changes(moto, via_proxy)
         assert configs.mutations() == []
-    finally:
-        proxy.stop()
 
 
 def test_async_settings_leave_an_alias_the_stage_no_longer_deploys(moto, tmp_path):
     """The qualifiers whose event-invoke config a stage's deploy writes are in its record: one it
     no longer writes (no route reaches the alias any more) loses its config once no other stage's
     record names it. A config sluice never wrote is left alone."""
-    proxy = FaultProxy(moto.port)
-    configs = InvokeConfigsPerQualifier("us-east-1")
-    proxy.intercept = configs
-    try:
-        app, deploy = shop(tmp_path, moto)
-        stack = app / "sluice.yaml"
-        text = stack.read_text()
-        text = text.replace("    async: {max_retry_attempts: 0, max_event_age: 120}\n",
-                            "    async: {max_retry_attempts: 0, max_event_age: 120}\n    aliases:\n      live: $LATEST\n")
-        text = text.replace("      ANY /{proxy+}: custom\n", "      ANY /{proxy+}: custom\n      GET /live: custom:live\n")
-        stack.write_text(text)
-
-        def via_proxy(stage="dev"):
-            return deploy(endpoint=proxy.url, stage=stage)
-
+    with shop_with_configs_per_qualifier(tmp_path, moto) as (stack, configs, via_proxy):
         ok(via_proxy())
         ok(via_proxy("prod"))
         assert sorted(q for fn, q in configs.configs if fn == "shop-custom") == ["", "dev", "live", "prod"]
@@ -1901,5 +1897,3 @@ def test_async_settings_leave_an_alias_the_stage_no_longer_deploys(moto, tmp_pat
         nothing_changes(moto, via_proxy)
         nothing_changes(moto, lambda: via_proxy("prod"))
         assert configs.mutations() == []
-    finally:
-        proxy.stop()
