@@ -1221,6 +1221,16 @@ def shop_api_ids(apigw, v2):
     return rest, web
 
 
+def deployed_shop(tmp_path, moto):
+    """The shop deployed to stage dev: its stack file, its deploy function, the Lambda, API
+    Gateway and API Gateway v2 clients, and the REST and HTTP API ids."""
+    app, deploy = shop(tmp_path, moto)
+    ok(deploy())
+    lam, apigw, v2 = shop_clients(moto)
+    rest, web = shop_api_ids(apigw, v2)
+    return app / "sluice.yaml", deploy, lam, apigw, v2, rest, web
+
+
 def apigateway_sources(lam, function, qualifier=None):
     """The source ARNs of the apigateway.amazonaws.com statements of a function's (or alias's) policy."""
     kw = {"Qualifier": qualifier} if qualifier else {}
@@ -1328,11 +1338,7 @@ def test_a_stage_that_cannot_be_an_alias_name_is_refused_before_any_call(moto, p
 
 
 def test_an_edited_rest_authorizer_or_integration_makes_a_new_deployment(moto, tmp_path):
-    app, deploy = shop(tmp_path, moto)
-    stack = app / "sluice.yaml"
-    ok(deploy())
-    lam, apigw, v2 = shop_clients(moto)
-    rest, _ = shop_api_ids(apigw, v2)
+    stack, deploy, _, apigw, v2, rest, _ = deployed_shop(tmp_path, moto)
 
     def deployment():
         dep_id = apigw.get_stage(restApiId=rest, stageName="dev")["deploymentId"]
@@ -1369,11 +1375,7 @@ def test_an_edited_rest_authorizer_or_integration_makes_a_new_deployment(moto, t
 
 
 def test_an_edited_http_lambda_authorizer_is_updated(moto, tmp_path):
-    app, deploy = shop(tmp_path, moto)
-    stack = app / "sluice.yaml"
-    ok(deploy())
-    lam, apigw, v2 = shop_clients(moto)
-    _, web = shop_api_ids(apigw, v2)
+    stack, deploy, _, apigw, v2, _, web = deployed_shop(tmp_path, moto)
     routes = {r["RouteKey"]: r for r in v2.get_routes(ApiId=web)["Items"]}
     auth_id = routes["POST /orders"]["AuthorizerId"]
     edits = [("        ttl: 30\n", "        ttl: 90\n", "ttl"),
@@ -1488,11 +1490,7 @@ def drop_tenant_and_lambda_auth(stack):
 
 
 def test_authorizers_and_integrations_the_stack_no_longer_uses_are_deleted(moto, tmp_path):
-    app, deploy = shop(tmp_path, moto)
-    stack = app / "sluice.yaml"
-    ok(deploy())
-    lam, apigw, v2 = shop_clients(moto)
-    rest, web = shop_api_ids(apigw, v2)
+    stack, deploy, _, apigw, v2, rest, web = deployed_shop(tmp_path, moto)
     lambda_auth = {r["RouteKey"]: r for r in v2.get_routes(ApiId=web)["Items"]}["POST /orders"]["AuthorizerId"]
     assert len(v2.get_integrations(ApiId=web)["Items"]) == 3
 
@@ -1527,13 +1525,10 @@ def authorizer_statements(lam, function, qualifier=None):
 
 def shop_with_authorizer_statements(tmp_path, moto):
     """The shop deployed, with the invoke statements of its three Lambda authorizers checked."""
-    app, deploy = shop(tmp_path, moto)
-    ok(deploy())
-    lam, apigw, v2 = shop_clients(moto)
-    rest, web = shop_api_ids(apigw, v2)
+    stack, deploy, lam, apigw, v2, rest, web = deployed_shop(tmp_path, moto)
     assert authorizer_statements(lam, "shop-authz") == {
         f"sluice-{rest}-auth-tokens", f"sluice-{rest}-auth-tenant", f"sluice-{web}-auth-lambda-auth"}
-    return app / "sluice.yaml", deploy, lam, apigw, v2, rest, web
+    return stack, deploy, lam, apigw, v2, rest, web
 
 
 def test_a_removed_authorizer_takes_its_invoke_permission_with_it(moto, tmp_path):
@@ -1741,11 +1736,7 @@ def test_an_http_api_that_never_had_authorizers_is_not_asked_for_them(moto, proj
 
 
 def test_the_api_key_source_is_deployed_and_updated(moto, tmp_path):
-    app, deploy = shop(tmp_path, moto)
-    stack = app / "sluice.yaml"
-    ok(deploy())
-    lam, apigw, v2 = shop_clients(moto)
-    rest, _ = shop_api_ids(apigw, v2)
+    stack, deploy, _, apigw, v2, rest, _ = deployed_shop(tmp_path, moto)
     assert apigw.get_rest_api(restApiId=rest).get("apiKeySource", "HEADER") == "HEADER"
     # Keys from the authorizers' usageIdentifierKey: the API says so, and a new deployment serves it.
     deployments = len(apigw.get_deployments(restApiId=rest)["items"])
