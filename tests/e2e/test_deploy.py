@@ -1568,6 +1568,16 @@ def assert_moved(p, calls, *moves):
                                             key=lambda r: (r[0], r[1], r[2] or ""))
 
 
+def point_authorizer(stack, name, function):
+    """Edit the shop stack: Lambda authorizer NAME (tokens, tenant or lambda-auth) invokes FUNCTION."""
+    text = stack.read_text()
+    if name == "lambda-auth":
+        text = re.sub(r"(\n      lambda-auth:\n        type: request\n        function: )\S+\n", rf"\g<1>{function}\n", text)
+    else:
+        text = re.sub(rf"({name}: {{type: \w+, function: )\w+,", rf"\g<1>{function},", text)
+    stack.write_text(text)
+
+
 def test_an_authorizer_moved_to_another_function_or_alias_leaves_no_permission_behind(moto, tmp_path):
     """REST and HTTP Lambda authorizers the stack keeps but points elsewhere: the statement on what
     they invoked before goes once what they invoke now is granted. A run that stops in between
@@ -1581,17 +1591,9 @@ def test_an_authorizer_moved_to_another_function_or_alias_leaves_no_permission_b
             return v2.get_authorizer(ApiId=web, AuthorizerId=routes["POST /orders"]["AuthorizerId"])["AuthorizerUri"]
         return {a["name"]: a for a in apigw.get_authorizers(restApiId=rest)["items"]}[name]["authorizerUri"]
 
-    def point(name, function):
-        text = stack.read_text()
-        if name == "lambda-auth":
-            text = re.sub(r"(\n      lambda-auth:\n        type: request\n        function: )\S+\n", rf"\g<1>{function}\n", text)
-        else:
-            text = re.sub(rf"({name}: {{type: \w+, function: )\w+,", rf"\g<1>{function},", text)
-        stack.write_text(text)
-
     # The REST API's tenant and the HTTP API's lambda-auth now invoke other functions.
-    point("tenant", "api")
-    point("lambda-auth", "custom")
+    point_authorizer(stack, "tenant", "api")
+    point_authorizer(stack, "lambda-auth", "custom")
     moto.start_recording()
     p = ok(deploy())
     calls = moto.stop_recording()
@@ -1608,8 +1610,8 @@ def test_an_authorizer_moved_to_another_function_or_alias_leaves_no_permission_b
 
     # tokens moves to api and lambda-auth back to authz; the run fails removing tokens' old
     # statement: the REST authorizer has moved, the HTTP API is not reached (it comes after).
-    point("tokens", "api")
-    point("lambda-auth", "authz")
+    point_authorizer(stack, "tokens", "api")
+    point_authorizer(stack, "lambda-auth", "authz")
     proxy = FaultProxy(moto.port)
     proxy.rules.append({
         "match": lambda m, path, body: m == "DELETE" and f"/policy/sluice-{rest}-auth-tokens" in path,
@@ -1655,6 +1657,89 @@ def test_an_authorizer_moved_to_another_function_or_alias_leaves_no_permission_b
     assert uri("tokens").endswith(":function:shop-api/invocations")
     assert f"sluice-{rest}-auth-tokens" in authorizer_statements(lam, "shop-api")
     nothing_changes(moto, deploy)
+
+
+def test_a_rest_stage_on_an_older_deployment_keeps_the_authorizer_permission_it_invokes(moto, tmp_path):
+    """A REST stage serves the deployment it was given, authorizers included, until it is deployed
+    again: what another stage's deploy moved an authorizer away from (or deleted it from) keeps
+    its statement until the last stage serving it is deployed. An HTTP API's stages all move at
+    once (auto-deploy), so its statements go at once."""
+    app, deploy = shop(tmp_path, moto)
+    stack = app / "sluice.yaml"
+    text = stack.read_text().replace("  web:\n", "      prod: {variables: {alias: prod}}\n  web:\n", 1)
+    stack.write_text(text.replace("      dev: $LATEST\n", "      dev: $LATEST\n      prod: $LATEST\n", 1))
+    ok(deploy())
+    ok(deploy(stage="prod"))
+    lam, apigw, v2 = shop_clients(moto)
+    rest, web = shop_api_ids(apigw, v2)
+    assert authorizer_statements(lam, "shop-authz") == {
+        f"sluice-{rest}-auth-tokens", f"sluice-{rest}-auth-tenant", f"sluice-{web}-auth-lambda-auth"}
+
+    def dev_forgets_what_it_kept():
+        """Once prod has moved on, dev's next deploy writes nothing but its record, which no longer
+        names what it kept; the one after writes nothing."""
+        p = ok(deploy())
+        assert re.search(r"plan for stage dev \(1 to create, 0 to update, 0 to remove", p.stderr), p.stderr
+        assert "retired_authorizer_functions" not in record_at(moto, "us-east-1", "shop", "dev")["apis"]["shop"]
+        nothing_changes(moto, deploy)
+
+    # dev's deploy moves tenant to api and lambda-auth to custom: prod still serves the deployment
+    # whose tenant invokes authz; the HTTP API's prod stage has moved with dev.
+    point_authorizer(stack, "tenant", "api")
+    point_authorizer(stack, "lambda-auth", "custom")
+    moto.start_recording()
+    p = ok(deploy())
+    calls = moto.stop_recording()
+    assert ("note: authorizer tenant of shop-shop keeps its permission on shop-authz: stage prod still serves a "
+            "deployment that invokes it (a deploy of prod removes it)") in p.stderr, p.stderr
+    assert_moved(p, calls, ("shop-authz", None, f"sluice-{web}-auth-lambda-auth", "lambda-auth", "shop-web", "shop-custom"))
+    assert authorizer_statements(lam, "shop-authz") == {f"sluice-{rest}-auth-tokens", f"sluice-{rest}-auth-tenant"}
+    assert authorizer_statements(lam, "shop-api") == {f"sluice-{rest}-auth-tenant"}
+    assert record_at(moto, "us-east-1", "shop", "dev")["apis"]["shop"]["retired_authorizer_functions"] == {
+        "tenant": ["shop-authz"]}
+    nothing_changes(moto, deploy)
+
+    # prod moves on: its deploy takes the statement away.
+    moto.start_recording()
+    p = ok(deploy(stage="prod"))
+    calls = moto.stop_recording()
+    assert_moved(p, calls, ("shop-authz", None, f"sluice-{rest}-auth-tenant", "tenant", "shop-shop", "shop-api"))
+    assert authorizer_statements(lam, "shop-authz") == {f"sluice-{rest}-auth-tokens"}
+    assert "retired_authorizer_functions" not in record_at(moto, "us-east-1", "shop", "prod")["apis"]["shop"]
+    dev_forgets_what_it_kept()
+
+    # tenant leaves the stack (and lambda-auth): dev's deploy deletes the authorizer, and the
+    # statement on api stays while prod's deployment invokes it; lambda-auth's goes at once.
+    point_authorizer(stack, "tenant", "authz")  # the line drop_tenant_and_lambda_auth() takes out
+    drop_tenant_and_lambda_auth(stack)
+    p = ok(deploy())
+    assert "- remove authorizer shop-shop tenant (no longer in the stack)" in p.stderr, p.stderr
+    assert "note: authorizer tenant of shop-shop keeps its permission on shop-api: stage prod" in p.stderr
+    assert (f"- remove permission shop-custom (sluice-{web}-auth-lambda-auth: authorizer lambda-auth of shop-web is "
+            "gone)") in p.stderr, p.stderr
+    assert authorizer_statements(lam, "shop-api") == {f"sluice-{rest}-auth-tenant"}
+    assert authorizer_statements(lam, "shop-custom") == set()
+    p = ok(deploy(stage="prod"))
+    assert f"- remove permission shop-api (sluice-{rest}-auth-tenant: authorizer tenant of shop-shop is gone)" in p.stderr
+    assert authorizer_statements(lam, "shop-api") == set()
+    dev_forgets_what_it_kept()
+
+    # A stage made outside sluice: what its deployment invokes is not known, so it keeps tokens'
+    # statement on authz too; once it is gone, prod's deploy (which moves tokens) removes it.
+    apigw.create_deployment(restApiId=rest, stageName="manual")
+    point_authorizer(stack, "tokens", "api")
+    p = ok(deploy())
+    assert ("note: authorizer tokens of shop-shop keeps its permission on shop-authz: stage manual serves a "
+            "deployment that sluice has no record of, which may invoke it (a deploy of manual with sluice removes "
+            "it)") in p.stderr, p.stderr
+    assert authorizer_statements(lam, "shop-authz") == {f"sluice-{rest}-auth-tokens"}
+    apigw.delete_stage(restApiId=rest, stageName="manual")
+    moto.start_recording()
+    p = ok(deploy(stage="prod"))
+    calls = moto.stop_recording()
+    assert_moved(p, calls, ("shop-authz", None, f"sluice-{rest}-auth-tokens", "tokens", "shop-shop", "shop-api"))
+    assert authorizer_statements(lam, "shop-authz") == set()
+    dev_forgets_what_it_kept()
 
 
 def record_at(moto, region, stack, stage):

@@ -15,6 +15,7 @@
 #include "sluice/package/package.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -74,6 +75,12 @@ struct ApiOut {
   // Lambda authorizers: name -> the FUNCTION[:QUALIFIER] their URI invokes (for the next deploy
   // to find the statement of one that invokes something else by then).
   json authorizer_functions = json::object();
+  // REST: the description (sluice's fingerprint tag) of the deployment the stage serves, so that
+  // another stage's deploy can tell what this stage's authorizers invoke.
+  std::string deployment = "";
+  // Lambda authorizers: name -> the FUNCTION[:QUALIFIER]s whose statements this deploy kept
+  // because another REST stage still serves a deployment that invokes them.
+  json retired_authorizer_functions = json::object();
 };
 
 std::string git_commit(const fs::path& dir) {
@@ -325,21 +332,29 @@ class Deployer {
   // Every item of a paged Lambda listing (Marker / NextMarker): path's `field` array, page by page.
   std::vector<json> lambda_list(const std::string& path, const char* field);
   void remove_api_permissions(const std::string& api_id, const std::string& label);
-  void remove_authorizer_permission(const stack::ApiSpec& api, const std::string& api_id, const std::string& label,
-                                    const std::string& authorizer, const std::string& target,
-                                    const std::string& now = "", const std::string& why = "is gone");
-  // The API's authorizers (`remote`, by name; `id_field` names their id: REST "id", HTTP
-  // "authorizerId") that the stack no longer has, and the permissions sluice gave them.
-  void remove_gone_authorizers(const stack::ApiSpec& api, const std::string& api_id, const std::string& label,
-                               const std::string& base, const std::map<std::string, json>& remote,
-                               const char* id_field);
-  // The permissions of the API's Lambda authorizers that invoked another function or qualifier
-  // than they do now (`now`: name -> FUNCTION[:QUALIFIER], "" for JWT), as `remote` (the
-  // authorizers as this run found them) or the stage's record says; and of authorizers the
-  // record names that are gone from the stack and from the API already.
-  void remove_moved_authorizer_permissions(const stack::ApiSpec& api, const std::string& api_id,
-                                           const std::string& label, const std::map<std::string, json>& remote,
-                                           const std::map<std::string, std::string>& now);
+  // The statements step_permission added for Lambda authorizer AUTHORIZER while it invoked
+  // `target`, as {function, qualifier, sid}; those `now` (what it invokes now) still needs stay out.
+  std::vector<std::array<std::string, 3>> authorizer_grants(const stack::ApiSpec& api, const std::string& api_id,
+                                                             const std::string& authorizer, const std::string& target,
+                                                             const std::string& now);
+  // Deletes the API's authorizers (`remote`, by name; `id_field` names their id: REST "id", HTTP
+  // "authorizerId") that the stack no longer has; retire_authorizer_permissions() takes their
+  // statements later.
+  void remove_gone_authorizers(const stack::ApiSpec& api, const std::string& label, const std::string& base,
+                               const std::map<std::string, json>& remote, const char* id_field);
+  // The statements of the API's Lambda authorizers on what they invoked before and no longer do
+  // (`now`: name -> FUNCTION[:QUALIFIER], "" for JWT; gone ones: not in the stack), as `remote`
+  // (the authorizers as this run found them), this stage's record and the other stages' say.
+  // REST (`rest_base` not empty): one that another stage still serves a deployment invoking
+  // (per its record; or one sluice cannot tell, not serving the definition tagged `tag`) stays,
+  // and is returned (name -> targets) for the record, so that a later deploy removes it.
+  json retire_authorizer_permissions(const stack::ApiSpec& api, const std::string& api_id, const std::string& label,
+                                     const std::map<std::string, json>& remote,
+                                     const std::map<std::string, std::string>& now, const std::string& rest_base = "",
+                                     const std::string& tag = "");
+  // The REST API's stages other than this one whose deployment is not tagged `tag`: stage ->
+  // the description of the deployment it serves.
+  std::map<std::string, std::string> rest_stages_elsewhere(const std::string& base, const std::string& tag);
   void step_schedule_permission(const std::string& remote_fn, const std::string& qualifier, const std::string& rule,
                                 const std::string& rule_arn);
   void remove_schedule_rule(const std::string& rule, const json& targets, const std::string& target_id,
@@ -1349,73 +1364,127 @@ void Deployer::step_permission(const std::string& function_expr, const std::stri
 
 // The statement step_permission added for Lambda authorizer AUTHORIZER while it invoked `target`
 // (FUNCTION[:QUALIFIER] as its URI names it; "sluice-API-auth-NAME", "-QUALIFIER" appended for a
-// qualified function), resolved under each stage's variables. `now` is what the authorizer
-// invokes now ("" when none): a function and qualifier it still resolves to under some stage
-// keeps its statement, which has the same id. `why` ends the plan's line.
-void Deployer::remove_authorizer_permission(const stack::ApiSpec& api, const std::string& api_id,
-                                            const std::string& label, const std::string& authorizer,
-                                            const std::string& target, const std::string& now,
-                                            const std::string& why) {
-  if (target.empty()) return;  // a JWT authorizer: no function
+// qualified function), resolved under each stage's variables, where the function's policy has it.
+// `now` is what the authorizer invokes now ("" when none): a function and qualifier it still
+// resolves to under some stage keeps its statement, which has the same id.
+std::vector<std::array<std::string, 3>> Deployer::authorizer_grants(const stack::ApiSpec& api,
+                                                                    const std::string& api_id,
+                                                                    const std::string& authorizer,
+                                                                    const std::string& target, const std::string& now) {
+  std::vector<std::array<std::string, 3>> out;
+  if (target.empty()) return out;  // a JWT authorizer: no function
   std::vector<std::map<std::string, std::string>> stage_variables;
   for (const auto& [sn, ss] : api.stages) stage_variables.push_back(ss.variables);
   if (!stage_spec(api)) stage_variables.emplace_back();
   auto resolved = [&](const std::string& t) {  // {function, permission qualifier}, once each
-    std::set<std::pair<std::string, std::string>> out;
-    if (t.empty()) return out;
+    std::set<std::pair<std::string, std::string>> found;
+    if (t.empty()) return found;
     for (const auto& variables : stage_variables)
       if (auto r = substitute_stage_variables(t, variables)) {
         const auto [rn, qual] = split_target(*r);
-        out.insert({rn, permission_qualifier(qual)});
+        found.insert({rn, permission_qualifier(qual)});
       }
-    return out;
+    return found;
   };
   const auto kept = resolved(now);
   for (const auto& [rn, qual] : resolved(target)) {
     if (kept.count({rn, qual})) continue;
     const std::string sid = statement_id("sluice-" + api_id + "-auth-" + authorizer + (qual.empty() ? "" : "-" + qual));
-    if (!has_permission(rn, qual, sid)) continue;
-    change(Change::remove, "permission", rn + (qual.empty() ? "" : ":" + qual),
-           sid + ": authorizer " + authorizer + " of " + label + " " + why,
-           [this, rn = rn, qual = qual, sid] { remove_statement(rn, qual, sid); });
+    if (has_permission(rn, qual, sid)) out.push_back({rn, qual, sid});
   }
+  return out;
 }
 
-void Deployer::remove_gone_authorizers(const stack::ApiSpec& api, const std::string& api_id, const std::string& label,
-                                       const std::string& base, const std::map<std::string, json>& remote,
-                                       const char* id_field) {
+void Deployer::remove_gone_authorizers(const stack::ApiSpec& api, const std::string& label, const std::string& base,
+                                       const std::map<std::string, json>& remote, const char* id_field) {
   for (const auto& [an, a] : remote)
-    if (!api.authorizers.count(an)) {
+    if (!api.authorizers.count(an))
       change(Change::remove, "authorizer", label + " " + an, "no longer in the stack",
              [&, aid = jstr(a, id_field)] { r_.call("DELETE", "apigateway", base + "/authorizers/" + aid); });
-      remove_authorizer_permission(api, api_id, label, an, invoked_target(jstr(a, "authorizerUri")));
-    }
 }
 
-// Runs once the new function has its permission and (REST) the stage serves the deployment that
-// invokes it, so the old one is not refused meanwhile. The stage's record is read too: it is
-// written last, so after a run killed between an authorizer's update (or deletion) and this
-// removal it still names what the authorizer invoked before.
-void Deployer::remove_moved_authorizer_permissions(const stack::ApiSpec& api, const std::string& api_id,
-                                                   const std::string& label, const std::map<std::string, json>& remote,
-                                                   const std::map<std::string, std::string>& now) {
-  if (api_id == kNew) return;
-  const json& recorded_api = object_field(object_field(previous_current_, "apis"), api.name.c_str());
-  // Statement ids name the API: a record of an API since replaced says nothing about this one.
-  const json recorded =
-      jstr(recorded_api, "id") == api_id ? object_field(recorded_api, "authorizer_functions") : json::object();
-  for (const auto& [an, target] : now) {
-    std::set<std::string> before;
-    if (auto it = remote.find(an); it != remote.end()) before.insert(invoked_target(jstr(it->second, "authorizerUri")));
-    before.insert(jstr(recorded, an.c_str()));
-    for (const auto& old : before)
-      if (old != target)
-        remove_authorizer_permission(api, api_id, label, an, old, target,
-                                     target.empty() ? "no longer invokes a function" : "now invokes " + target);
+std::map<std::string, std::string> Deployer::rest_stages_elsewhere(const std::string& base, const std::string& tag) {
+  std::map<std::string, std::string> out;
+  for (const auto& s : r_.call("GET", "apigateway", base + "/stages").value("item", json::array())) {
+    const std::string sn = jstr(s, "stageName");
+    if (sn.empty() || sn == stage_) continue;
+    std::string served;
+    if (auto dep = r_.get("apigateway", base + "/deployments/" + jstr(s, "deploymentId"))) served = jstr(*dep, "description");
+    if (served != tag) out[sn] = served;
   }
-  for (const auto& [an, target] : recorded.items())
-    if (!remote.count(an) && !api.authorizers.count(an) && target.is_string())
-      remove_authorizer_permission(api, api_id, label, an, target.get<std::string>());
+  return out;
+}
+
+// Runs once what the authorizers invoke now may be invoked and (REST) the stage serves the
+// deployment that invokes it, so the old one is not refused meanwhile. The stage's record is read
+// too: it is written last, so after a run killed between an authorizer's update (or deletion) and
+// this removal it still names what the authorizer invoked before. A REST stage serves the
+// deployment it was given, authorizers included, until it is deployed again (API Gateway:
+// "Updates to REST APIs that require redeployment"), so what another stage's deployment still
+// invokes keeps its statement until that stage moves on.
+json Deployer::retire_authorizer_permissions(const stack::ApiSpec& api, const std::string& api_id,
+                                             const std::string& label, const std::map<std::string, json>& remote,
+                                             const std::map<std::string, std::string>& now,
+                                             const std::string& rest_base, const std::string& tag) {
+  json kept = json::object();
+  if (api_id == kNew) return kept;
+  // Statement ids name the API: a record of an API since replaced says nothing about this one.
+  auto api_record = [&](const json& rec) {
+    const json& a = object_field(object_field(rec, "apis"), api.name.c_str());
+    return jstr(a, "id") == api_id ? a : json();
+  };
+  std::map<std::string, std::set<std::string>> before;  // name -> what it may have invoked
+  auto note_record = [&](const json& a) {
+    for (const auto& [an, t] : object_field(a, "authorizer_functions").items())
+      if (t.is_string()) before[an].insert(t.get<std::string>());
+    for (const auto& [an, ts] : object_field(a, "retired_authorizer_functions").items())
+      if (ts.is_array())
+        for (const auto& t : ts)
+          if (t.is_string()) before[an].insert(t.get<std::string>());
+  };
+  note_record(api_record(previous_current_));
+  for (const auto& [other, rec] : other_stage_records()) note_record(api_record(rec));
+  for (const auto& [an, a] : remote) before[an].insert(invoked_target(jstr(a, "authorizerUri")));
+
+  std::optional<std::map<std::string, std::string>> elsewhere;
+  // Why another REST stage's deployment may still invoke `old` through authorizer `an`, or "".
+  auto still_invoked_by = [&](const std::string& an, const std::string& old) -> std::string {
+    if (rest_base.empty()) return "";  // HTTP APIs: every stage is auto-deployed, all at once
+    if (!elsewhere) elsewhere = rest_stages_elsewhere(rest_base, tag);
+    for (const auto& [sn, served] : *elsewhere) {
+      auto it = other_stage_records().find(sn);
+      const json a = it == other_stage_records().end() ? json() : api_record(it->second);
+      if (served.empty() || jstr(a, "deployment") != served)
+        return "stage " + sn + " serves a deployment that sluice has no record of, which may invoke it (a deploy of " +
+               sn + " with sluice removes it)";
+      if (jstr(object_field(a, "authorizer_functions"), an.c_str()) == old)
+        return "stage " + sn + " still serves a deployment that invokes it (a deploy of " + sn + " removes it)";
+    }
+    return "";
+  };
+  for (const auto& [an, olds] : before) {
+    const bool in_stack = api.authorizers.count(an) > 0;
+    auto it = now.find(an);
+    const std::string target = in_stack && it != now.end() ? it->second : "";
+    for (const auto& old : olds) {
+      if (old == target) continue;
+      const auto grants = authorizer_grants(api, api_id, an, old, target);
+      if (grants.empty()) continue;
+      if (const std::string why_kept = still_invoked_by(an, old); !why_kept.empty()) {
+        kept[an].push_back(old);
+        if (!apply_)
+          p_.line("  note: authorizer " + an + " of " + label + " keeps its permission on " + old + ": " + why_kept);
+        continue;
+      }
+      const std::string why =
+          !in_stack ? "is gone" : target.empty() ? "no longer invokes a function" : "now invokes " + target;
+      for (const auto& [rn, qual, sid] : grants)
+        change(Change::remove, "permission", rn + (qual.empty() ? "" : ":" + qual),
+               sid + ": authorizer " + an + " of " + label + " " + why,
+               [this, rn = rn, qual = qual, sid = sid] { remove_statement(rn, qual, sid); });
+    }
+  }
+  return kept;
 }
 
 const stack::StageSpec* Deployer::stage_spec(const stack::ApiSpec& api) const {
@@ -1690,7 +1759,7 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
     });
   }
   // Authorizers the stack no longer has, once no method uses them (API Gateway refuses before).
-  remove_gone_authorizers(api, id, name, base, remote_auth, "id");
+  remove_gone_authorizers(api, name, base, remote_auth, "id");
 
   // The deployment and the stage.
   {
@@ -1784,10 +1853,12 @@ void Deployer::step_rest_api(const stack::ApiSpec& api) {
                     "auth-" + an);
   }
   // Once the stage serves the new deployment and the functions the authorizers invoke now may be
-  // invoked: those they invoked before lose their statements.
-  remove_moved_authorizer_permissions(api, id, name, remote_auth, auth_target);
+  // invoked: those they invoked before lose their statements, unless another stage still needs them.
+  json retired = retire_authorizer_permissions(api, id, name, remote_auth, auth_target, base, deployment_tag);
   apis_[api.name] = {"rest", id, stage_, stage_url(id, region_, stage_, o_.endpoint_url, false)};
   for (const auto& [an, target] : auth_target) apis_[api.name].authorizer_functions[an] = target;
+  apis_[api.name].deployment = deployment_tag;
+  apis_[api.name].retired_authorizer_functions = std::move(retired);
 }
 
 // ---- HTTP APIs (API Gateway v2) ----------------------------------------------------------
@@ -2007,7 +2078,7 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
              r_.call("DELETE", "apigateway", base + "/integrations/" + iid);
            });
   }
-  remove_gone_authorizers(api, id, name, base, remote_auth, "authorizerId");
+  remove_gone_authorizers(api, name, base, remote_auth, "authorizerId");
 
   // The stage: auto-deployed, with its variables and default throttle.
   std::optional<json> stage;
@@ -2053,7 +2124,7 @@ void Deployer::step_http_api(const stack::ApiSpec& api) {
     const auto [fn, qual] = split_target(a.function);
     step_permission(fn, qual, id, variables, source_arn, "auth-" + an);
   }
-  remove_moved_authorizer_permissions(api, id, name, remote_auth, auth_target);
+  retire_authorizer_permissions(api, id, name, remote_auth, auth_target);
   apis_[api.name] = {"http", id, stage_, stage_url(id, region_, stage_, o_.endpoint_url, true)};
   for (const auto& [an, aid] : auth_id) apis_[api.name].authorizers[an] = aid;
   for (const auto& [an, target] : auth_target)
@@ -2704,6 +2775,9 @@ json Deployer::build_record() const {
     apis[name] = {{"type", a.type}, {"id", a.id}, {"stage", a.stage}, {"url", a.url}};
     if (!a.authorizers.empty()) apis[name]["authorizers"] = a.authorizers;
     if (!a.authorizer_functions.empty()) apis[name]["authorizer_functions"] = a.authorizer_functions;
+    if (!a.deployment.empty()) apis[name]["deployment"] = a.deployment;
+    if (!a.retired_authorizer_functions.empty())
+      apis[name]["retired_authorizer_functions"] = a.retired_authorizer_functions;
   }
   json rec = {{"stack", st_.name}, {"stage", stage_}, {"functions", fns}, {"apis", apis}};
   // Only when there are some, so records of stacks without schedules stay as they were.
@@ -2873,9 +2947,17 @@ void Deployer::pass(bool apply) {
     step_schedules();
     step_removed();
   } else if (source_record_.contains("apis")) {
-    for (const auto& [name, a] : source_record_["apis"].items())
+    for (const auto& [name, a] : source_record_["apis"].items()) {
       apis_[name] = {a.value("type", ""), a.value("id", ""), a.value("stage", ""), a.value("url", ""),
                      a.value("authorizers", json::object())};
+      // Rollback leaves the APIs as they are: what their authorizers invoke stays as recorded.
+      const json& now = object_field(object_field(previous_current_, "apis"), name.c_str());
+      if (jstr(now, "id") == apis_[name].id) {
+        apis_[name].authorizer_functions = object_field(now, "authorizer_functions");
+        apis_[name].deployment = jstr(now, "deployment");
+        apis_[name].retired_authorizer_functions = object_field(now, "retired_authorizer_functions");
+      }
+    }
   }
   step_record();
 }
