@@ -1938,6 +1938,40 @@ def test_async_settings_go_on_every_alias_the_stack_deploys_as_events_come_throu
         assert configs.mutations() == []
 
 
+def test_a_function_the_stack_drops_while_another_stage_runs_it_loses_the_async_settings_only_this_stage_wrote(
+        moto, tmp_path):
+    """custom leaves the stack of stage dev while prod still runs it: the function stays, dev's
+    alias goes, and so does the config dev's deploy wrote on custom:live, which no route of prod
+    reaches (prod's own configs stay)."""
+    with shop_with_configs_per_qualifier(tmp_path, moto) as (stack, configs, via_proxy):
+        ok(via_proxy())
+        with_live = stack.read_text()
+        stack.write_text(with_live.replace("      GET /live: custom:live\n", ""))
+        ok(via_proxy("prod"))
+        stack.write_text(with_live)
+        assert record_at(moto, "us-east-1", "shop", "dev")["event_invoke_configs"] == {"custom": ["dev", "live"]}
+        assert record_at(moto, "us-east-1", "shop", "prod")["event_invoke_configs"] == {"custom": ["prod"]}
+
+        text = cut(stack.read_text(), "  custom:\n", "apis:\n")
+        for route in ("      ANY /{proxy+}: custom\n", "      GET /live: custom:live\n",
+                      '      POST /orders: {function: custom, authorizer: lambda-auth, payload_format: "1.0"}\n'):
+            assert route in text
+            text = text.replace(route, "")
+        stack.write_text(text)
+        configs.calls.clear()
+        p = ok(via_proxy())
+        assert "- remove alias shop-custom:dev (the function stays: still used by prod)" in p.stderr, p.stderr
+        assert ("- remove async invoke config shop-custom:live (custom is no longer in the stack of stage dev)"
+                in p.stderr), p.stderr
+        assert configs.mutations() == [("DELETE", "live", None)], (configs.mutations(), p.stderr)
+        # (AWS drops dev's config with the alias; this stand-in for Lambda keeps what it was given.)
+        assert sorted(q for fn, q in configs.configs if fn == "shop-custom") == ["", "dev", "prod"]
+        assert "custom" not in record_at(moto, "us-east-1", "shop", "dev").get("event_invoke_configs", {})
+        configs.calls.clear()
+        nothing_changes(moto, via_proxy)
+        assert configs.mutations() == []
+
+
 def test_async_settings_leave_an_alias_the_stage_no_longer_deploys(moto, tmp_path):
     """The qualifiers whose event-invoke config a stage's deploy writes are in its record: one it
     no longer writes (no route reaches the alias any more) loses its config once no other stage's

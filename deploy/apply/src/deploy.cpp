@@ -280,6 +280,11 @@ class Deployer {
   }
   void step_bucket();
   void step_role();
+  // The event-invoke configs this stage's record says its last deploy wrote on function NAME
+  // (remote RN), on qualifiers other than `keep`: removed unless another stage's record names
+  // them too (`why` ends the plan's line).
+  void remove_recorded_invoke_configs(const std::string& name, const std::string& rn,
+                                      const std::set<std::string>& keep, const std::string& why);
   void step_uploads();
   void step_layers();
   void step_functions();
@@ -710,13 +715,17 @@ void Deployer::step_event_sources() {
 // qualifiers configured are recorded: one the stage's record names and this run no longer
 // configures (an alias no route reaches any more) loses its config, unless another stage's
 // record names it too.
+namespace {
+// The destination of an event-invoke config's OnSuccess / OnFailure ("" when none).
+std::string dest_of(const json& cfg, const char* side) {
+  if (!cfg.is_object() || !cfg.contains("DestinationConfig") || !cfg["DestinationConfig"].is_object())
+    return std::string();
+  const auto& d = cfg["DestinationConfig"];
+  return d.contains(side) && d[side].is_object() ? jstr(d[side], "Destination") : std::string();
+}
+}  // namespace
+
 void Deployer::step_destinations() {
-  auto dest_of = [](const json& cfg, const char* side) {
-    if (!cfg.is_object() || !cfg.contains("DestinationConfig") || !cfg["DestinationConfig"].is_object())
-      return std::string();
-    const auto& d = cfg["DestinationConfig"];
-    return d.contains(side) && d[side].is_object() ? jstr(d[side], "Destination") : std::string();
-  };
   for (const auto& [name, f] : st_.functions) {
     const std::string rn = function_name(st_.name, name);
     const std::string path = "/2019-09-25/functions/" + rn + "/event-invoke-config";
@@ -768,30 +777,36 @@ void Deployer::step_destinations() {
              [&] { retry_while_role_settles([&] { r_.call("PUT", "lambda", path, body, q); }); });
     }
     if (!defaults) invoke_configs_[name] = aliases;
-    const json& recorded = object_field(previous_current_, "event_invoke_configs");
-    if (!recorded.contains(name) || !recorded[name].is_array()) continue;
-    for (const auto& rq : recorded[name]) {
-      if (!rq.is_string() || aliases.count(rq.get<std::string>())) continue;
-      const std::string alias = rq.get<std::string>();
-      const std::string label = rn + ":" + alias;
-      std::set<std::string> users;
-      for (const auto& [other, rec] : other_stage_records()) {
-        const json& theirs = object_field(rec, "event_invoke_configs");
-        if (theirs.contains(name) && theirs[name].is_array() && std::count(theirs[name].begin(), theirs[name].end(), alias))
-          users.insert(other);
-      }
-      if (!users.empty()) {
-        same("async invoke config", label, "still configured by " + listing(users));
-        continue;
-      }
-      const aws::Pairs q = {{"Qualifier", alias}};
-      std::optional<json> have = r_.get("lambda", path, q);
-      // Only the alias's own config (see above): moto answers the function's for every qualifier.
-      if (!have || !ends_with(jstr(*have, "FunctionArn"), ":" + alias)) continue;
-      const bool had_destinations = !dest_of(*have, "OnSuccess").empty() || !dest_of(*have, "OnFailure").empty();
-      change(Change::remove, had_destinations ? "async destinations" : "async invoke config", label,
-             "stage " + stage_ + " no longer deploys this alias", [&] { r_.call("DELETE", "lambda", path, nullptr, q); });
+    remove_recorded_invoke_configs(name, rn, aliases, "stage " + stage_ + " no longer deploys this alias");
+  }
+}
+
+void Deployer::remove_recorded_invoke_configs(const std::string& name, const std::string& rn,
+                                              const std::set<std::string>& keep, const std::string& why) {
+  const std::string path = "/2019-09-25/functions/" + rn + "/event-invoke-config";
+  const json& recorded = object_field(previous_current_, "event_invoke_configs");
+  if (!recorded.contains(name) || !recorded[name].is_array()) return;
+  for (const auto& rq : recorded[name]) {
+    if (!rq.is_string() || keep.count(rq.get<std::string>())) continue;
+    const std::string alias = rq.get<std::string>();
+    const std::string label = rn + ":" + alias;
+    std::set<std::string> users;
+    for (const auto& [other, rec] : other_stage_records()) {
+      const json& theirs = object_field(rec, "event_invoke_configs");
+      if (theirs.contains(name) && theirs[name].is_array() && std::count(theirs[name].begin(), theirs[name].end(), alias))
+        users.insert(other);
     }
+    if (!users.empty()) {
+      same("async invoke config", label, "still configured by " + listing(users));
+      continue;
+    }
+    const aws::Pairs q = {{"Qualifier", alias}};
+    std::optional<json> have = r_.get("lambda", path, q);
+    // Only the alias's own config (see step_destinations): moto answers the function's for every qualifier.
+    if (!have || !ends_with(jstr(*have, "FunctionArn"), ":" + alias)) continue;
+    const bool had_destinations = !dest_of(*have, "OnSuccess").empty() || !dest_of(*have, "OnFailure").empty();
+    change(Change::remove, had_destinations ? "async destinations" : "async invoke config", label, why,
+           [this, path, q] { r_.call("DELETE", "lambda", path, nullptr, q); });
   }
 }
 
@@ -2644,11 +2659,15 @@ void Deployer::step_removed() {
     if (users.empty()) {
       change(Change::remove, "function", rn, "with its versions and aliases; no stage uses it any more",
              [&, rn = rn] { r_.call("DELETE", "lambda", kLambdaApi + rn); });
-    } else if (r_.get("lambda", kLambdaApi + rn + "/aliases/" + stage_)) {
-      change(Change::remove, "alias", rn + ":" + stage_, "the function stays: still used by " + listing(users),
-             [&, rn = rn] { r_.call("DELETE", "lambda", kLambdaApi + rn + "/aliases/" + stage_); });
     } else {
-      same("alias", rn + ":" + stage_, "already gone");
+      if (r_.get("lambda", kLambdaApi + rn + "/aliases/" + stage_))
+        change(Change::remove, "alias", rn + ":" + stage_, "the function stays: still used by " + listing(users),
+               [&, rn = rn] { r_.call("DELETE", "lambda", kLambdaApi + rn + "/aliases/" + stage_); });
+      else
+        same("alias", rn + ":" + stage_, "already gone");
+      // The stage alias's config goes with it; those this stage wrote on other aliases do not.
+      if (o_.mode == Mode::deploy)
+        remove_recorded_invoke_configs(fn, rn, {stage_}, fn + " is no longer in the stack of stage " + stage_);
     }
   }
 }
