@@ -35,6 +35,8 @@ namespace fs = std::filesystem;
 
 const std::string kNew = "(new)";
 const std::string kLambdaApi = "/2015-03-31/functions/";
+// Lambda's event-invoke-config resource of function RN (a qualifier goes in the query).
+std::string invoke_config_path(const std::string& rn) { return "/2019-09-25/functions/" + rn + "/event-invoke-config"; }
 
 enum class Change { create, update, remove, unchanged };
 
@@ -728,7 +730,7 @@ std::string dest_of(const json& cfg, const char* side) {
 void Deployer::step_destinations() {
   for (const auto& [name, f] : st_.functions) {
     const std::string rn = function_name(st_.name, name);
-    const std::string path = "/2019-09-25/functions/" + rn + "/event-invoke-config";
+    const std::string path = invoke_config_path(rn);
     const std::string want_success = f.async.on_success ? destination_arn(*f.async.on_success) : "";
     const std::string want_failure = f.async.on_failure ? destination_arn(*f.async.on_failure) : "";
     const bool destinations = !want_success.empty() || !want_failure.empty();
@@ -783,7 +785,7 @@ void Deployer::step_destinations() {
 
 void Deployer::remove_recorded_invoke_configs(const std::string& name, const std::string& rn,
                                               const std::set<std::string>& keep, const std::string& why) {
-  const std::string path = "/2019-09-25/functions/" + rn + "/event-invoke-config";
+  const std::string path = invoke_config_path(rn);
   const json& recorded = object_field(previous_current_, "event_invoke_configs");
   if (!recorded.contains(name) || !recorded[name].is_array()) return;
   for (const auto& rq : recorded[name]) {
@@ -983,7 +985,7 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
   {
     json have_async;
     if (remote) {
-      if (auto cfg = r_.get("lambda", "/2019-09-25/functions/" + rn + "/event-invoke-config")) have_async = *cfg;
+      if (auto cfg = r_.get("lambda", invoke_config_path(rn))) have_async = *cfg;
     }
     long retries = have_async.is_object() ? jint(have_async, "MaximumRetryAttempts", 2) : 2;
     long age = have_async.is_object() ? jint(have_async, "MaximumEventAgeInSeconds", 21600) : 21600;
@@ -992,7 +994,7 @@ void Deployer::step_function(const stack::FunctionSpec& f) {
              "retries " + std::to_string(f.async.max_retry_attempts) + ", max age " +
                  std::to_string(f.async.max_event_age_s) + " s",
              [&] {
-               r_.call("PUT", "lambda", "/2019-09-25/functions/" + rn + "/event-invoke-config",
+               r_.call("PUT", "lambda", invoke_config_path(rn),
                        {{"MaximumRetryAttempts", f.async.max_retry_attempts},
                         {"MaximumEventAgeInSeconds", f.async.max_event_age_s}});
              });
